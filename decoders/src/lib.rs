@@ -1,0 +1,29 @@
+//! Sans-IO decoders for ECU telemetry: bytes and a channel map go in, timestamped samples come out.
+//!
+//! The contract every module keeps:
+//! - **No IO, no clock, no logging.** Nothing here opens a socket or file, reads `Instant::now`
+//!   (banned by `clippy.toml`) or logs. Time is always an argument (`time_ns`, nanoseconds since
+//!   the UNIX epoch), so the daemon decides between capture and receive time.
+//! - **Caller-owned output.** Decoders push into buffers the caller owns and reuses
+//!   ([`sample::RowBatch`]); the hot path allocates nothing per frame.
+//! - **Never panic on input.** Malformed bytes give a [`DecodeError`] carrying the offset;
+//!   "not enough bytes yet" is `Ok(None)`; an unrecognised message is a value the caller counts.
+//! - **Load-time errors name their place.** DBC problems carry file, line and column
+//!   ([`dbc::DbcError`]); survivable quirks of real files become [`dbc::DbcWarning`]s.
+//!
+//! Modules: [`can`] (the CAN frame type), [`wire`] (CAN transports: cannelloni, SLCAN,
+//! candump logs), [`dbc`] (DBC channel maps and signal bit-twiddling), [`channel_map`] (a DBC
+//! selection compiled into a dense decode plan), [`sample`] (decoded output).
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod can;
+pub mod channel_map;
+pub mod dbc;
+pub mod error;
+pub mod sample;
+pub mod wire;
+
+pub use can::{CanFlags, CanFrame, CanId};
+pub use error::DecodeError;
+pub use sample::{RowBatch, RowHeader};

@@ -1,0 +1,1 @@
+//! ecu-bridge library (skeleton).

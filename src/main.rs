@@ -1,0 +1,2 @@
+//! ecu-bridge binary (skeleton).
+fn main() {}
