@@ -1,1 +1,2 @@
 //! ecu-bridge library (skeleton).
+pub mod proto;
