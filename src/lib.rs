@@ -1,2 +1,3 @@
 //! ecu-bridge library (skeleton).
 pub mod proto;
+pub mod stream_api;

@@ -1,0 +1,2 @@
+//! Unit tests of the conformance checker, fed events directly (no gRPC).
+use super::*;
