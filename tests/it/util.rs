@@ -14,8 +14,8 @@ use api::packet_writer_service_client::PacketWriterServiceClient;
 use api::session_management_service_client::SessionManagementServiceClient;
 use key_generator::unique_key_generator_service_client::UniqueKeyGeneratorServiceClient;
 
-/// A plausible epoch-ns start time (2026-09-09T…Z), well inside B7's range.
-pub const T0: u64 = 1_789_000_000_000_000_000;
+/// A plausible epoch-ns start time (2023-11-14T22:13:20Z): in the past on any sane test clock.
+pub const T0: u64 = 1_700_000_000_000_000_000;
 /// 100 Hz in nanoseconds.
 pub const INTERVAL: u32 = 10_000_000;
 /// The data source used by the tests.
