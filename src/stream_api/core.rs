@@ -206,86 +206,115 @@ pub fn replay(core: &mut Core, parsed: &Parsed) -> Result<(), RecordingError> {
     let mut pending: Option<&RawRecord> = None;
     for (index, record) in parsed.records.iter().enumerate() {
         let Some(kind) = record.kind() else { continue };
-        let decode_err = |source| RecordingError::Decode {
+        let request = pending.take();
+        if is_paired_request(kind) {
+            pending = Some(record);
+            continue;
+        }
+        replay_one(core, record, kind, request).map_err(|source| RecordingError::Decode {
             index,
             kind,
             source,
-        };
-        let request = pending.take();
-        let paired = |want: RecordKind| request.filter(|r| r.kind() == Some(want));
-        let now = record.time_ns;
-        match kind {
-            RecordKind::CreateSessionRequest
+        })?;
+    }
+    Ok(())
+}
+
+/// Requests whose effect depends on the response recorded right after them.
+fn is_paired_request(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::CreateSessionRequest
             | RecordKind::EndSessionRequest
             | RecordKind::GetParameterDataFormatIdRequest
             | RecordKind::GetEventDataFormatIdRequest
             | RecordKind::UpdateSessionIdentifierRequest
             | RecordKind::UpdateSessionDetailsRequest
-            | RecordKind::AddAssociateSessionRequest => pending = Some(record),
-            RecordKind::CreateSessionResponse => {
-                if let Some(req) = paired(RecordKind::CreateSessionRequest) {
-                    let resp: api::CreateSessionResponse = record.decode().map_err(decode_err)?;
-                    let req: api::CreateSessionRequest = req.decode().map_err(decode_err)?;
-                    if resp.success {
-                        core.apply_create(now, &req, resp.session_key);
-                    }
-                }
-            }
-            RecordKind::EndSessionResponse => {
-                if let Some(req) = paired(RecordKind::EndSessionRequest) {
-                    core.apply_end(now, &req.decode().map_err(decode_err)?);
-                }
-            }
-            RecordKind::GetParameterDataFormatIdResponse => {
-                if let Some(req) = paired(RecordKind::GetParameterDataFormatIdRequest) {
-                    let req: api::GetParameterDataFormatIdRequest =
-                        req.decode().map_err(decode_err)?;
-                    let resp: api::GetParameterDataFormatIdResponse =
-                        record.decode().map_err(decode_err)?;
-                    let id = Some(resp.data_format_identifier);
-                    core.apply_format(
-                        now,
-                        &req.data_source,
-                        FormatKind::Parameter,
-                        &req.parameters,
-                        id,
-                    );
-                }
-            }
-            RecordKind::GetEventDataFormatIdResponse => {
-                if let Some(req) = paired(RecordKind::GetEventDataFormatIdRequest) {
-                    let req: api::GetEventDataFormatIdRequest = req.decode().map_err(decode_err)?;
-                    let resp: api::GetEventDataFormatIdResponse =
-                        record.decode().map_err(decode_err)?;
-                    let id = Some(resp.data_format_identifier);
-                    core.apply_format(now, &req.data_source, FormatKind::Event, &[req.event], id);
-                }
-            }
-            RecordKind::UpdateSessionIdentifierResponse
-            | RecordKind::UpdateSessionDetailsResponse
-            | RecordKind::AddAssociateSessionResponse => {
-                if let Some(req) = request {
-                    replay_update(core, req).map_err(decode_err)?;
-                }
-            }
-            RecordKind::DataPacketDetails => {
-                core.apply_packet(now, &record.decode().map_err(decode_err)?);
-            }
-            RecordKind::WriteInfoPacketRequest => {
-                let req: api::WriteInfoPacketRequest = record.decode().map_err(decode_err)?;
-                let _ = core.checker.handle(now, Event::InfoPacketWritten(&req));
-            }
-            RecordKind::GenerateUniqueKeyResponse => {
-                let resp: key_generator::GenerateUniqueKeyResponse =
-                    record.decode().map_err(decode_err)?;
-                if let Some(key_generator::generate_unique_key_response::Key::UlongKey(id)) =
-                    resp.key
-                {
-                    core.registry.observe_id(id);
-                }
-            }
-            _ => {}
+            | RecordKind::AddAssociateSessionRequest
+    )
+}
+
+/// Applies one unpaired record, or a response together with the request just before it.
+fn replay_one(
+    core: &mut Core,
+    record: &RawRecord,
+    kind: RecordKind,
+    request: Option<&RawRecord>,
+) -> Result<(), prost::DecodeError> {
+    let now = record.time_ns;
+    match kind {
+        RecordKind::DataPacketDetails => {
+            // Violations are already in the file; replay only rebuilds state.
+            let _ = core.apply_packet(now, &record.decode()?);
         }
+        RecordKind::WriteInfoPacketRequest => {
+            let req: api::WriteInfoPacketRequest = record.decode()?;
+            let _ = core.checker.handle(now, Event::InfoPacketWritten(&req));
+        }
+        RecordKind::GenerateUniqueKeyResponse => {
+            let resp: key_generator::GenerateUniqueKeyResponse = record.decode()?;
+            if let Some(key_generator::generate_unique_key_response::Key::UlongKey(id)) = resp.key {
+                core.registry.observe_id(id);
+            }
+        }
+        _ => {
+            // Request kinds are odd and their response is the next byte value.
+            if let Some(req) = request.filter(|r| r.kind + 1 == kind as u8) {
+                replay_pair(core, req, record, kind)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a request/response pair that changes state.
+fn replay_pair(
+    core: &mut Core,
+    req: &RawRecord,
+    resp: &RawRecord,
+    kind: RecordKind,
+) -> Result<(), prost::DecodeError> {
+    let now = resp.time_ns;
+    match kind {
+        RecordKind::CreateSessionResponse => {
+            let response: api::CreateSessionResponse = resp.decode()?;
+            if response.success {
+                let _ = core.apply_create(now, &req.decode()?, response.session_key);
+            }
+        }
+        RecordKind::EndSessionResponse => {
+            let _ = core.apply_end(now, &req.decode()?);
+        }
+        RecordKind::GetParameterDataFormatIdResponse => {
+            let req: api::GetParameterDataFormatIdRequest = req.decode()?;
+            let id = resp
+                .decode::<api::GetParameterDataFormatIdResponse>()?
+                .data_format_identifier;
+            core.apply_format(
+                now,
+                &req.data_source,
+                FormatKind::Parameter,
+                &req.parameters,
+                Some(id),
+            );
+        }
+        RecordKind::GetEventDataFormatIdResponse => {
+            let req: api::GetEventDataFormatIdRequest = req.decode()?;
+            let id = resp
+                .decode::<api::GetEventDataFormatIdResponse>()?
+                .data_format_identifier;
+            core.apply_format(
+                now,
+                &req.data_source,
+                FormatKind::Event,
+                &[req.event],
+                Some(id),
+            );
+        }
+        RecordKind::UpdateSessionIdentifierResponse
+        | RecordKind::UpdateSessionDetailsResponse
+        | RecordKind::AddAssociateSessionResponse => replay_update(core, req)?,
+        _ => {}
     }
     Ok(())
 }

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
-use prost::Message;
+use prost::{DecodeError, Message};
 
 use super::conformance::{Severity, Violation, rule_name};
 use super::lint::ListRef;
-use super::recording::{self, RecordKind, RecordingError};
+use super::recording::{self, RawRecord, RecordKind, RecordingError};
 use crate::proto::{api, open_data};
 use open_data::sample_data_format;
 
@@ -96,75 +96,21 @@ pub fn read_recording(path: impl AsRef<Path>) -> Result<Recording, RecordingErro
         records: parsed.records.len(),
         ..Recording::default()
     };
-    let mut pending: Option<&recording::RawRecord> = None;
+    let mut pending: Option<&RawRecord> = None;
     for (index, record) in parsed.records.iter().enumerate() {
         let Some(kind) = record.kind() else { continue };
-        let err = |source| RecordingError::Decode {
-            index,
-            kind,
-            source,
-        };
         let request = pending.take();
-        match kind {
-            RecordKind::CreateSessionRequest
-            | RecordKind::GetParameterDataFormatIdRequest
-            | RecordKind::EndSessionRequest
-            | RecordKind::UpdateSessionIdentifierRequest => pending = Some(record),
-            RecordKind::CreateSessionResponse => {
-                let resp: api::CreateSessionResponse = record.decode().map_err(err)?;
-                if let (Some(req), true) = (
-                    request.filter(|r| r.kind() == Some(RecordKind::CreateSessionRequest)),
-                    resp.success,
-                ) {
-                    let req: api::CreateSessionRequest = req.decode().map_err(err)?;
-                    rec.sessions.push(SessionSummary {
-                        key: resp.session_key,
-                        data_source: req.data_source,
-                        identifier: req.identifier,
-                        started_ns: record.time_ns,
-                        ended_ns: None,
-                        streams: BTreeMap::new(),
-                    });
-                }
-            }
-            RecordKind::EndSessionResponse => {
-                let resp: api::EndSessionResponse = record.decode().map_err(err)?;
-                if let (Some(req), true) = (request, resp.success) {
-                    let req: api::EndSessionRequest = req.decode().map_err(err)?;
-                    if let Some(s) = rec.session_mut(&req.session_key) {
-                        s.ended_ns.get_or_insert(record.time_ns);
-                    }
-                }
-            }
-            RecordKind::UpdateSessionIdentifierResponse => {
-                if let Some(req) = request {
-                    let req: api::UpdateSessionIdentifierRequest = req.decode().map_err(err)?;
-                    if let Some(s) = rec.session_mut(&req.session_key) {
-                        s.identifier = req.identifier;
-                    }
-                }
-            }
-            RecordKind::GetParameterDataFormatIdResponse => {
-                if let Some(req) = request {
-                    let req: api::GetParameterDataFormatIdRequest = req.decode().map_err(err)?;
-                    let resp: api::GetParameterDataFormatIdResponse =
-                        record.decode().map_err(err)?;
-                    rec.formats
-                        .insert(resp.data_format_identifier, req.parameters);
-                }
-            }
-            RecordKind::DataPacketDetails => {
-                let details: api::DataPacketDetails = record.decode().map_err(err)?;
-                if let Some(s) = rec.session_mut(&details.session_key) {
-                    *s.streams.entry(details.stream.clone()).or_insert(0) += 1;
-                }
-                rec.packets.push((record.time_ns, details));
-            }
-            RecordKind::Violation => rec
-                .violations
-                .push(violation_of(&record.decode().map_err(err)?)),
-            _ => {}
+        // Request kinds are odd; the ones whose meaning needs the response wait for it.
+        if record.kind % 2 == 1 && kind < RecordKind::DataPacketDetails {
+            pending = Some(record);
+            continue;
         }
+        rec.absorb(record, kind, request)
+            .map_err(|source| RecordingError::Decode {
+                index,
+                kind,
+                source,
+            })?;
     }
     Ok(rec)
 }
@@ -264,6 +210,61 @@ impl Recording {
             records: self.records,
             truncated: self.truncated,
         }
+    }
+
+    /// Takes in one record (a response together with its request).
+    fn absorb(
+        &mut self,
+        record: &RawRecord,
+        kind: RecordKind,
+        request: Option<&RawRecord>,
+    ) -> Result<(), DecodeError> {
+        let request = request.filter(|r| r.kind + 1 == record.kind);
+        match (kind, request) {
+            (RecordKind::CreateSessionResponse, Some(req)) => {
+                let resp: api::CreateSessionResponse = record.decode()?;
+                let req: api::CreateSessionRequest = req.decode()?;
+                if resp.success {
+                    self.sessions.push(SessionSummary {
+                        key: resp.session_key,
+                        data_source: req.data_source,
+                        identifier: req.identifier,
+                        started_ns: record.time_ns,
+                        ended_ns: None,
+                        streams: BTreeMap::new(),
+                    });
+                }
+            }
+            (RecordKind::EndSessionResponse, Some(req)) => {
+                let req: api::EndSessionRequest = req.decode()?;
+                let ended = record.decode::<api::EndSessionResponse>()?.success;
+                if let (Some(s), true) = (self.session_mut(&req.session_key), ended) {
+                    s.ended_ns.get_or_insert(record.time_ns);
+                }
+            }
+            (RecordKind::UpdateSessionIdentifierResponse, Some(req)) => {
+                let req: api::UpdateSessionIdentifierRequest = req.decode()?;
+                if let Some(s) = self.session_mut(&req.session_key) {
+                    s.identifier = req.identifier;
+                }
+            }
+            (RecordKind::GetParameterDataFormatIdResponse, Some(req)) => {
+                let req: api::GetParameterDataFormatIdRequest = req.decode()?;
+                let resp: api::GetParameterDataFormatIdResponse = record.decode()?;
+                self.formats
+                    .insert(resp.data_format_identifier, req.parameters);
+            }
+            (RecordKind::DataPacketDetails, _) => {
+                let details: api::DataPacketDetails = record.decode()?;
+                if let Some(s) = self.session_mut(&details.session_key) {
+                    *s.streams.entry(details.stream.clone()).or_insert(0) += 1;
+                }
+                self.packets.push((record.time_ns, details));
+            }
+            (RecordKind::Violation, _) => self.violations.push(violation_of(&record.decode()?)),
+            _ => {}
+        }
+        Ok(())
     }
 
     fn session_mut(&mut self, key: &str) -> Option<&mut SessionSummary> {
