@@ -43,10 +43,10 @@ pub async fn replay(
     captures: Vec<PathBuf>,
     pacing: Pacing,
 ) -> anyhow::Result<()> {
-    if let Pacing::Speed(speed) = pacing {
-        if !(speed.is_finite() && speed > 0.0) {
-            bail!("--speed must be a positive number, got {speed}");
-        }
+    if let Pacing::Speed(speed) = pacing
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        bail!("--speed must be a positive number, got {speed}");
     }
     let config = Config::load(config_path)?;
     let (map, warnings) = config.load_channel_map()?;
@@ -73,7 +73,10 @@ pub async fn replay(
     let summary =
         pipeline::replay(&config, map, endpoint, captures, pacing, shutdown_signal()).await;
     if let Some(server) = server {
-        server.shutdown().await;
+        server
+            .shutdown()
+            .await
+            .context("stopping the embedded Stream API")?;
     }
     let summary = summary?;
     print_run_summary(&summary);

@@ -19,4 +19,5 @@ pub mod producer;
 pub mod proto;
 pub mod publish;
 pub mod source;
+pub mod stream_api;
 pub mod telemetry;

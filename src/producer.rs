@@ -402,7 +402,8 @@ impl Producer {
             self.write(&stream, PacketKind::EndOfSession, &end).await?;
         }
         self.flush().await?;
-        self.writer.close(self.config.drain_timeout).await;
+        let retry = self.config.retry;
+        self.writer.close(self.config.drain_timeout, &retry).await?;
         let request = EndSessionRequest {
             data_source: self.config.data_source.clone(),
             session_key: self.session_key.clone(),
@@ -662,17 +663,49 @@ impl WriteStream {
 
     /// Half-closes the stream and waits up to `drain` for the server to finish reading; the
     /// real server may never answer after half-close, so a timeout counts as success (rule 49).
-    async fn close(&mut self, drain: Duration) {
+    /// If the call ends while requests are still queued (the server went away), another call
+    /// is opened to deliver them, with backoff, until the retry policy gives up.
+    async fn close(&mut self, drain: Duration, policy: &RetryPolicy) -> Result<(), PublishError> {
         self.requests = None;
-        if let Some(call) = self.call.take() {
-            match tokio::time::timeout(drain, call).await {
-                Ok(Ok(Ok(()))) | Err(_) => {}
-                Ok(Ok(Err(status))) => {
-                    tracing::warn!(%status, "write stream ended with an error at close");
-                }
-                Ok(Err(join)) => tracing::warn!(%join, "write stream task failed"),
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            let Some(call) = self.call.as_mut() else {
+                return Ok(());
+            };
+            let outcome = match tokio::time::timeout(drain, call).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(Ok(()))) => "completed".to_owned(),
+                Ok(Ok(Err(status))) => status.to_string(),
+                Ok(Err(join)) => join.to_string(),
+            };
+            self.call = None;
+            if self.queued_requests() == 0 {
+                return Ok(());
             }
+            if policy
+                .give_up_after
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                return Err(PublishError::Rpc {
+                    call: "WriteDataPackets",
+                    status: Box::new(Status::unavailable(format!(
+                        "{} requests undelivered at close",
+                        self.queued_requests()
+                    ))),
+                });
+            }
+            if attempt == 0 {
+                tracing::warn!(%outcome, "write stream ended with requests queued; reopening to deliver them");
+            }
+            tokio::time::sleep(policy.delay(attempt)).await;
+            attempt += 1;
+            self.open_call();
         }
+    }
+
+    fn queued_requests(&self) -> usize {
+        self.receiver.lock().map_or(0, |receiver| receiver.len())
     }
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use ecu_bridge::producer::{PacketKind, Producer, ProducerConfig, RetryPolicy};
 use ecu_bridge::proto::open_data::{
-    ConfigurationPacket, DataStatus, DoubleSample, DoubleSampleList, GroupDefinition,
+    ConfigurationPacket, DataStatus, DataType, DoubleSample, DoubleSampleList, GroupDefinition,
     MarkerPacket, ParameterDefinition, PeriodicDataPacket, RowDataPacket, SampleColumn,
-    SampleDataFormat, SampleRow, DataType, sample_column, sample_data_format, sample_row,
+    SampleDataFormat, SampleRow, sample_column, sample_data_format, sample_row,
 };
 use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use tokio::net::TcpListener;
@@ -85,7 +85,10 @@ fn configuration() -> ConfigurationPacket {
 fn doubles(values: impl Iterator<Item = f64>) -> DoubleSampleList {
     DoubleSampleList {
         samples: values
-            .map(|value| DoubleSample { value, status: DataStatus::Valid as i32 })
+            .map(|value| DoubleSample {
+                value,
+                status: DataStatus::Valid as i32,
+            })
             .collect(),
     }
 }
@@ -117,7 +120,9 @@ fn gear_rows(format: u64, times_and_gears: &[(u64, f64)]) -> RowDataPacket {
         rows: times_and_gears
             .iter()
             .map(|(_, gear)| SampleRow {
-                list: Some(sample_row::List::DoubleSamples(doubles(std::iter::once(*gear)))),
+                list: Some(sample_row::List::DoubleSamples(doubles(std::iter::once(
+                    *gear,
+                )))),
             })
             .collect(),
     }
@@ -136,8 +141,13 @@ fn lap(time: u64) -> MarkerPacket {
 
 async fn start_server(address: &str, record: &Path) -> stream_api::ServerHandle {
     let listener = TcpListener::bind(address).await.expect("bind loopback");
-    let options = ServerOptions { strict: false, record: Some(record.to_owned()) };
-    stream_api::spawn(listener, options).await.expect("server starts")
+    let options = ServerOptions {
+        strict: false,
+        record: Some(record.to_owned()),
+    };
+    stream_api::spawn(listener, options)
+        .await
+        .expect("server starts")
 }
 
 #[tokio::test]
@@ -153,36 +163,68 @@ async fn a_full_session_lands_with_zero_violations_and_exact_samples() {
         .data_format_id(&["Speed:Test".to_owned(), "Rpm:Test".to_owned()])
         .await
         .expect("format id");
-    let gear = producer.data_format_id(&["Gear:Test".to_owned()]).await.expect("format id");
+    let gear = producer
+        .data_format_id(&["Gear:Test".to_owned()])
+        .await
+        .expect("format id");
     assert_ne!(speed_rpm, gear);
     assert_eq!(
-        producer.data_format_id(&["Speed:Test".to_owned(), "Rpm:Test".to_owned()]).await.expect("cached"),
+        producer
+            .data_format_id(&["Speed:Test".to_owned(), "Rpm:Test".to_owned()])
+            .await
+            .expect("cached"),
         speed_rpm
     );
     for first in [0, 50, 100] {
-        producer.write(STREAM, PacketKind::PeriodicData, &periodic(speed_rpm, first)).await.expect("write");
+        producer
+            .write(
+                STREAM,
+                PacketKind::PeriodicData,
+                &periodic(speed_rpm, first),
+            )
+            .await
+            .expect("write");
     }
-    let gears = [(T0 + 123_456, 1.0), (T0 + 700_000_001, 2.0), (T0 + 1_234_567_890, 3.0)];
-    producer.write(STREAM, PacketKind::RowData, &gear_rows(gear, &gears)).await.expect("write");
-    producer.write_marker(STREAM, &lap(T0 + 1_000_000_000)).await.expect("marker");
+    let gears = [
+        (T0 + 123_456, 1.0),
+        (T0 + 700_000_001, 2.0),
+        (T0 + 1_234_567_890, 3.0),
+    ];
+    producer
+        .write(STREAM, PacketKind::RowData, &gear_rows(gear, &gears))
+        .await
+        .expect("write");
+    producer
+        .write_marker(STREAM, &lap(T0 + 1_000_000_000))
+        .await
+        .expect("marker");
     let stats = producer.finish().await.expect("session ends");
     assert_eq!(stats.reopened_streams, 0);
-    server.shutdown().await;
+    server.shutdown().await.expect("server stops cleanly");
 
     let recording = inspect::read_recording(&record).expect("recording readable");
     assert_eq!(recording.violations(), &[], "zero protocol violations");
     let samples = recording.samples();
-    let expected_speed: Vec<(u64, f64)> =
-        (0..150).map(|i| (T0 + i * 10_000_000, i as f64 * 0.5)).collect();
-    let expected_rpm: Vec<(u64, f64)> =
-        (0..150).map(|i| (T0 + i * 10_000_000, i as f64 * 10.0)).collect();
+    let expected_speed: Vec<(u64, f64)> = (0..150)
+        .map(|i| (T0 + i * 10_000_000, i as f64 * 0.5))
+        .collect();
+    let expected_rpm: Vec<(u64, f64)> = (0..150)
+        .map(|i| (T0 + i * 10_000_000, i as f64 * 10.0))
+        .collect();
     assert_eq!(samples.get("Speed:Test"), Some(&expected_speed));
     assert_eq!(samples.get("Rpm:Test"), Some(&expected_rpm));
     assert_eq!(samples.get("Gear:Test"), Some(&gears.to_vec()));
-    assert_eq!(samples.len(), 3, "no other parameters: {:?}", samples.keys());
+    assert_eq!(
+        samples.len(),
+        3,
+        "no other parameters: {:?}",
+        samples.keys()
+    );
     let markers = recording.markers();
     assert!(
-        markers.iter().any(|m| m.label == "Lap 1" && m.timestamp == T0 + 1_000_000_000),
+        markers
+            .iter()
+            .any(|m| m.marker.label == "Lap 1" && m.marker.timestamp == T0 + 1_000_000_000),
         "lap marker recorded: {markers:?}"
     );
     let summary = recording.summary().to_string();
@@ -196,17 +238,21 @@ async fn a_session_survives_a_server_restart() {
     let record = dir.path().join("restart.osrec");
     let first = start_server("127.0.0.1:0", &record).await;
     let address = first.local_addr();
-    let mut producer =
-        Producer::start(producer_config(address), configuration()).await.expect("session starts");
+    let mut producer = Producer::start(producer_config(address), configuration())
+        .await
+        .expect("session starts");
     let format = producer
         .data_format_id(&["Speed:Test".to_owned(), "Rpm:Test".to_owned()])
         .await
         .expect("format id");
-    producer.write(STREAM, PacketKind::PeriodicData, &periodic(format, 0)).await.expect("write");
+    producer
+        .write(STREAM, PacketKind::PeriodicData, &periodic(format, 0))
+        .await
+        .expect("write");
     producer.flush().await.expect("flush");
     // Let the server read the first packet before it goes away.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    first.shutdown().await;
+    first.shutdown().await.expect("server stops");
 
     // While the server is down the producer keeps writing; flush retries with backoff until
     // the server is back on the same address with the same recording.
@@ -219,24 +265,45 @@ async fn a_session_survives_a_server_restart() {
     });
     for first_sample in [50, 100] {
         producer
-            .write(STREAM, PacketKind::PeriodicData, &periodic(format, first_sample))
+            .write(
+                STREAM,
+                PacketKind::PeriodicData,
+                &periodic(format, first_sample),
+            )
             .await
             .expect("write");
         producer.flush().await.expect("flush survives the restart");
     }
-    let stats = producer.finish().await.expect("session completes after the restart");
-    assert!(stats.reopened_streams >= 1, "the write stream was reopened: {stats:?}");
+    let stats = producer
+        .finish()
+        .await
+        .expect("session completes after the restart");
+    assert!(
+        stats.reopened_streams >= 1,
+        "the write stream was reopened: {stats:?}"
+    );
     let second = restart.await.expect("restart task");
-    second.shutdown().await;
+    second.shutdown().await.expect("server stops");
 
     let recording = inspect::read_recording(&record).expect("recording readable");
-    assert_eq!(recording.violations(), &[], "the restarted server knew the session");
+    assert_eq!(
+        recording.violations(),
+        &[],
+        "the restarted server knew the session"
+    );
     let speed = recording.samples().remove("Speed:Test").unwrap_or_default();
     let times: Vec<u64> = speed.iter().map(|(t, _)| *t).collect();
     let mut sorted = times.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), times.len(), "no sample duplicated");
     assert!(times.contains(&T0), "samples from before the restart kept");
-    assert!(times.contains(&(T0 + 149 * 10_000_000)), "samples from after the restart landed");
-    assert_eq!(speed.len(), 150, "nothing lost: queued requests moved to the new stream");
+    assert!(
+        times.contains(&(T0 + 149 * 10_000_000)),
+        "samples from after the restart landed"
+    );
+    assert_eq!(
+        speed.len(),
+        150,
+        "nothing lost: queued requests moved to the new stream"
+    );
 }

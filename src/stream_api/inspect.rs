@@ -1,0 +1,457 @@
+//! Reading a recording back: sessions, streams, parameters, samples, markers and the protocol
+//! violations the server recorded, as data ([`Recording`]) and as a human summary ([`Summary`]).
+//!
+//! Only reads; tolerates a torn last record (reported as [`Recording::truncated`]). Packets whose
+//! content does not decode are skipped here (the server recorded a B1 violation for them).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use prost::{DecodeError, Message};
+
+use super::conformance::{Severity, Violation, rule_name};
+use super::lint::ListRef;
+use super::recording::{self, RawRecord, RecordKind, RecordingError};
+use crate::proto::{api, open_data};
+use open_data::sample_data_format;
+
+/// A decoded recording.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    sessions: Vec<SessionSummary>,
+    /// Data-format id → parameter identifiers (from GetParameterDataFormatId pairs).
+    formats: HashMap<u64, Vec<String>>,
+    packets: Vec<(u64, api::DataPacketDetails)>,
+    violations: Vec<Violation>,
+    truncated: bool,
+    records: usize,
+}
+
+/// One session as seen by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    /// The key CreateSession returned.
+    pub key: String,
+    /// Data source it was created for.
+    pub data_source: String,
+    /// Its identifier (after any UpdateSessionIdentifier).
+    pub identifier: String,
+    /// When CreateSession was received (epoch ns).
+    pub started_ns: u64,
+    /// When a successful EndSession was received, if it was.
+    pub ended_ns: Option<u64>,
+    /// Packets written per stream (`""` = main).
+    pub streams: BTreeMap<String, u64>,
+}
+
+/// One parameter's data across the recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterSummary {
+    /// `"Name:App"`.
+    pub identifier: String,
+    /// Units from its ParameterDefinition (empty if none was sent).
+    pub units: String,
+    /// Numeric samples seen.
+    pub samples: usize,
+    /// Time of the first and last sample (epoch ns).
+    pub range_ns: (u64, u64),
+    /// (samples − 1) / span, in Hz; 0 with fewer than two samples.
+    pub mean_rate_hz: f64,
+}
+
+/// A marker packet and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerRecord {
+    /// Session key of the write.
+    pub session_key: String,
+    /// Stream it was written to.
+    pub stream: String,
+    /// The marker.
+    pub marker: open_data::MarkerPacket,
+}
+
+/// What a recording holds, for people ([`fmt::Display`]) and tests (fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Sessions in creation order.
+    pub sessions: Vec<SessionSummary>,
+    /// Parameters by identifier.
+    pub parameters: Vec<ParameterSummary>,
+    /// Markers in write order.
+    pub markers: Vec<MarkerRecord>,
+    /// Protocol violations the server recorded.
+    pub violations: Vec<Violation>,
+    /// Records read.
+    pub records: usize,
+    /// Whether a torn last record was ignored.
+    pub truncated: bool,
+}
+
+/// Reads and decodes a recording file.
+pub fn read_recording(path: impl AsRef<Path>) -> Result<Recording, RecordingError> {
+    let parsed = recording::read_file(path.as_ref())?;
+    let mut rec = Recording {
+        truncated: parsed.truncated,
+        records: parsed.records.len(),
+        ..Recording::default()
+    };
+    let mut pending: Option<&RawRecord> = None;
+    for (index, record) in parsed.records.iter().enumerate() {
+        let Some(kind) = record.kind() else { continue };
+        let request = pending.take();
+        // Request kinds are odd; the ones whose meaning needs the response wait for it.
+        if record.kind % 2 == 1 && kind < RecordKind::DataPacketDetails {
+            pending = Some(record);
+            continue;
+        }
+        rec.absorb(record, kind, request)
+            .map_err(|source| RecordingError::Decode {
+                index,
+                kind,
+                source,
+            })?;
+    }
+    Ok(rec)
+}
+
+/// The violation an ErrorPacket record stands for (inverse of the server's encoding).
+fn violation_of(e: &open_data::ErrorPacket) -> Violation {
+    let severity = if e.r#type == open_data::ErrorType::Logged as i32 {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    Violation {
+        rule: rule_name(&e.error_identifier).unwrap_or("?"),
+        severity,
+        session_key: e.group.clone(),
+        stream: e.name.clone(),
+        message: e.description.clone(),
+    }
+}
+
+impl Recording {
+    /// Sessions in creation order.
+    pub fn sessions(&self) -> &[SessionSummary] {
+        &self.sessions
+    }
+
+    /// Whether a torn last record was ignored.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Protocol violations the server recorded, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.violations.clone()
+    }
+
+    /// Every numeric sample per parameter identifier as `(time_ns, value)`, sorted by time
+    /// (stable, so equal times keep write order). Row, periodic and synchro packets are decoded
+    /// through their data-format id or inline list; bools count as 0/1, strings are skipped.
+    pub fn samples(&self) -> BTreeMap<String, Vec<(u64, f64)>> {
+        let mut out: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+        for packet in self.packets.iter().filter_map(|(_, d)| d.message.as_ref()) {
+            self.packet_samples(packet, &mut out);
+        }
+        for samples in out.values_mut() {
+            samples.sort_by_key(|(t, _)| *t);
+        }
+        out
+    }
+
+    /// Every marker packet, in write order (a marker sent to two streams appears twice).
+    pub fn markers(&self) -> Vec<MarkerRecord> {
+        self.packets
+            .iter()
+            .filter_map(|(_, d)| {
+                let p = d.message.as_ref().filter(|p| p.r#type == "Marker")?;
+                let marker = open_data::MarkerPacket::decode(p.content.as_slice()).ok()?;
+                Some(MarkerRecord {
+                    session_key: d.session_key.clone(),
+                    stream: d.stream.clone(),
+                    marker,
+                })
+            })
+            .collect()
+    }
+
+    /// The human-readable overview.
+    pub fn summary(&self) -> Summary {
+        let units = self.units();
+        let parameters = self
+            .samples()
+            .into_iter()
+            .map(|(identifier, samples)| {
+                let first = samples.first().map_or(0, |s| s.0);
+                let last = samples.last().map_or(0, |s| s.0);
+                let span_s = (last - first) as f64 / 1e9;
+                let mean_rate_hz = if samples.len() > 1 && span_s > 0.0 {
+                    (samples.len() - 1) as f64 / span_s
+                } else {
+                    0.0
+                };
+                let units = units.get(&identifier).cloned().unwrap_or_default();
+                ParameterSummary {
+                    identifier,
+                    units,
+                    samples: samples.len(),
+                    range_ns: (first, last),
+                    mean_rate_hz,
+                }
+            })
+            .collect();
+        Summary {
+            sessions: self.sessions.clone(),
+            parameters,
+            markers: self.markers(),
+            violations: self.violations(),
+            records: self.records,
+            truncated: self.truncated,
+        }
+    }
+
+    /// Takes in one record (a response together with its request).
+    fn absorb(
+        &mut self,
+        record: &RawRecord,
+        kind: RecordKind,
+        request: Option<&RawRecord>,
+    ) -> Result<(), DecodeError> {
+        let request = request.filter(|r| r.kind + 1 == record.kind);
+        match (kind, request) {
+            (RecordKind::CreateSessionResponse, Some(req)) => {
+                let resp: api::CreateSessionResponse = record.decode()?;
+                let req: api::CreateSessionRequest = req.decode()?;
+                if resp.success {
+                    self.sessions.push(SessionSummary {
+                        key: resp.session_key,
+                        data_source: req.data_source,
+                        identifier: req.identifier,
+                        started_ns: record.time_ns,
+                        ended_ns: None,
+                        streams: BTreeMap::new(),
+                    });
+                }
+            }
+            (RecordKind::EndSessionResponse, Some(req)) => {
+                let req: api::EndSessionRequest = req.decode()?;
+                let ended = record.decode::<api::EndSessionResponse>()?.success;
+                if let (Some(s), true) = (self.session_mut(&req.session_key), ended) {
+                    s.ended_ns.get_or_insert(record.time_ns);
+                }
+            }
+            (RecordKind::UpdateSessionIdentifierResponse, Some(req)) => {
+                let req: api::UpdateSessionIdentifierRequest = req.decode()?;
+                if let Some(s) = self.session_mut(&req.session_key) {
+                    s.identifier = req.identifier;
+                }
+            }
+            (RecordKind::GetParameterDataFormatIdResponse, Some(req)) => {
+                let req: api::GetParameterDataFormatIdRequest = req.decode()?;
+                let resp: api::GetParameterDataFormatIdResponse = record.decode()?;
+                self.formats
+                    .insert(resp.data_format_identifier, req.parameters);
+            }
+            (RecordKind::DataPacketDetails, _) => {
+                let details: api::DataPacketDetails = record.decode()?;
+                if let Some(s) = self.session_mut(&details.session_key) {
+                    *s.streams.entry(details.stream.clone()).or_insert(0) += 1;
+                }
+                self.packets.push((record.time_ns, details));
+            }
+            (RecordKind::Violation, _) => self.violations.push(violation_of(&record.decode()?)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn session_mut(&mut self, key: &str) -> Option<&mut SessionSummary> {
+        self.sessions.iter_mut().find(|s| s.key == key)
+    }
+
+    /// Units per parameter from every Configuration packet (last definition wins).
+    fn units(&self) -> HashMap<String, String> {
+        let configs = self.packets.iter().filter_map(|(_, d)| {
+            let p = d.message.as_ref().filter(|p| p.r#type == "Configuration")?;
+            open_data::ConfigurationPacket::decode(p.content.as_slice()).ok()
+        });
+        configs
+            .flat_map(|c| c.parameter_definitions)
+            .map(|d| (d.identifier, d.units))
+            .collect()
+    }
+
+    fn identifiers(&self, format: Option<&open_data::SampleDataFormat>) -> Vec<String> {
+        match format.and_then(|f| f.format.as_ref()) {
+            Some(sample_data_format::Format::DataFormatIdentifier(id)) => {
+                self.formats.get(id).cloned().unwrap_or_default()
+            }
+            Some(sample_data_format::Format::ParameterIdentifiers(list)) => {
+                list.parameter_identifiers.clone()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn packet_samples(
+        &self,
+        packet: &open_data::Packet,
+        out: &mut BTreeMap<String, Vec<(u64, f64)>>,
+    ) {
+        let content = packet.content.as_slice();
+        let mut push =
+            |id: &String, times: &mut dyn Iterator<Item = u64>, list: Option<ListRef<'_>>| {
+                let values = list.map(|l| l.values()).unwrap_or_default();
+                let samples = times.zip(values).filter_map(|(t, v)| Some((t, v?)));
+                out.entry(id.clone()).or_default().extend(samples);
+            };
+        match packet.r#type.as_str() {
+            "PeriodicData" => {
+                let Ok(p) = open_data::PeriodicDataPacket::decode(content) else {
+                    return;
+                };
+                for (id, column) in self
+                    .identifiers(p.data_format.as_ref())
+                    .iter()
+                    .zip(&p.columns)
+                {
+                    let mut times = (0u64..).map(|i| p.start_time + i * u64::from(p.interval));
+                    push(id, &mut times, ListRef::of_column(column));
+                }
+            }
+            "SynchroData" => {
+                let Ok(p) = open_data::SynchroDataPacket::decode(content) else {
+                    return;
+                };
+                let times: Vec<u64> = std::iter::once(0)
+                    .chain(p.intervals.iter().map(|i| u64::from(*i)))
+                    .scan(p.start_time, |t, d| {
+                        *t += d;
+                        Some(*t)
+                    })
+                    .collect();
+                for (id, column) in self
+                    .identifiers(p.data_format.as_ref())
+                    .iter()
+                    .zip(&p.columns)
+                {
+                    push(id, &mut times.iter().copied(), ListRef::of_column(column));
+                }
+            }
+            "RowData" => {
+                let Ok(p) = open_data::RowDataPacket::decode(content) else {
+                    return;
+                };
+                let ids = self.identifiers(p.data_format.as_ref());
+                for (t, row) in p.timestamps.iter().zip(&p.rows) {
+                    let values = ListRef::of_row(row).map(|l| l.values()).unwrap_or_default();
+                    for (id, v) in ids.iter().zip(values) {
+                        if let Some(v) = v {
+                            out.entry(id.clone()).or_default().push((*t, v));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let torn = if self.truncated {
+            " (torn last record ignored)"
+        } else {
+            ""
+        };
+        writeln!(f, "{} records{torn}", self.records)?;
+        writeln!(f, "Sessions ({}):", self.sessions.len())?;
+        for s in &self.sessions {
+            let end = s.ended_ns.map_or_else(|| "not ended".to_owned(), utc);
+            writeln!(
+                f,
+                "  {} {:?} data source {:?}: {} → {end}",
+                s.key,
+                s.identifier,
+                s.data_source,
+                utc(s.started_ns)
+            )?;
+            for (stream, n) in &s.streams {
+                writeln!(f, "    stream {stream:?}: {n} packets")?;
+            }
+        }
+        writeln!(f, "Parameters ({}):", self.parameters.len())?;
+        for p in &self.parameters {
+            let (a, b) = p.range_ns;
+            writeln!(
+                f,
+                "  {} [{}]: {} samples, {} → {}, mean {:.3} Hz",
+                p.identifier,
+                p.units,
+                p.samples,
+                utc(a),
+                utc(b),
+                p.mean_rate_hz
+            )?;
+        }
+        writeln!(f, "Markers ({}):", self.markers.len())?;
+        for m in &self.markers {
+            let k = &m.marker;
+            writeln!(
+                f,
+                "  {} {:?} {:?} value {} source {:?} on stream {:?}",
+                utc(k.timestamp),
+                k.r#type,
+                k.label,
+                k.value,
+                k.source,
+                m.stream
+            )?;
+        }
+        writeln!(f, "Protocol violations ({}):", self.violations.len())?;
+        for v in &self.violations {
+            writeln!(f, "  {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Epoch ns as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (proleptic Gregorian, Howard Hinnant's algorithm).
+fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:09}Z",
+        ns % 1_000_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            utc(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
+        assert_eq!(
+            utc(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+}

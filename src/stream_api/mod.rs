@@ -1,0 +1,198 @@
+//! The project's own test Stream API server (`ecu-bridge stream-api`): an h2c gRPC server that
+//! answers like Motion Applied's v1.3 Stream API, lints every producer request against
+//! producer-rules.md §10 (B1–B14), and optionally records everything it sees.
+//!
+//! Layout:
+//! - [`conformance`] + `lint`: the sans-IO checker (events in, [`Violation`]s out);
+//! - `registry`: sessions, data-format ids and offsets (the real server's Kafka-backed state);
+//! - `core` + `server`: the lock-guarded state and the tonic services over it;
+//! - [`recording`]: the on-disk framing; [`inspect`]: reading a recording back.
+//!
+//! It never talks to Kafka and never changes an answer because of a violation unless
+//! [`ServerOptions::strict`] is set. Shutdown ends open client streams, stops serving and
+//! flushes the recording; a recording present at start is replayed first, so sessions survive
+//! a restart.
+
+pub mod conformance;
+pub mod inspect;
+pub mod recording;
+
+mod core;
+mod lint;
+mod packet;
+mod registry;
+mod server;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::proto::{api, key_generator};
+pub use conformance::{Severity, Violation};
+pub use recording::RecordingError;
+
+/// How long [`ServerHandle::shutdown`] waits for connections to drain before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How to run the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Reject requests with an error-severity violation with INVALID_ARGUMENT (the real server
+    /// accepts them silently; tests use this to fail fast).
+    pub strict: bool,
+    /// Append every request/response to this file (replayed first if it exists).
+    pub record: Option<PathBuf>,
+}
+
+/// Failure to start or run the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamApiError {
+    /// The listener's address could not be read.
+    #[error("reading the listener address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    /// The recording could not be opened, replayed or written.
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    /// The gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The server task panicked.
+    #[error("server task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A server running in the background (from [`spawn`]).
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<core::Shared>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), StreamApiError>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Every violation found since this server started, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// Number of violations per rule (`"B3"` → 2) since this server started.
+    pub fn violation_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.shared.lock().counts.clone()
+    }
+
+    /// Stops accepting, ends open streams, waits (up to 5 s) for connections to drain, and
+    /// flushes the recording. Reports a recording failure that happened while serving.
+    pub async fn shutdown(self) -> Result<(), StreamApiError> {
+        // The task may already have ended (transport error); its result is reported below.
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(joined) => joined?,
+            Err(_) => {
+                task.abort();
+                Ok(())
+            }
+        };
+        finish(&self.shared)?;
+        result
+    }
+}
+
+/// Starts a server on `listener` in the background. A recording given in `options` is opened
+/// (and replayed) before this returns, so its errors surface here.
+pub async fn spawn(
+    listener: TcpListener,
+    options: ServerOptions,
+) -> Result<ServerHandle, StreamApiError> {
+    let local_addr = listener.local_addr().map_err(StreamApiError::LocalAddr)?;
+    let shared = Arc::new(open_shared(&options)?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, Arc::clone(&shared), async {
+        // A dropped handle also stops the server.
+        let _ = stopped.await;
+    }));
+    Ok(ServerHandle {
+        local_addr,
+        shared,
+        stop,
+        task,
+    })
+}
+
+/// Runs a server on `listener` until `shutdown` completes, then flushes the recording (for the CLI).
+pub async fn serve(
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StreamApiError> {
+    let shared = Arc::new(open_shared(&options)?);
+    let result = run(listener, Arc::clone(&shared), shutdown).await;
+    finish(&shared)?;
+    result
+}
+
+/// Builds the shared state, opening and replaying the recording if any.
+fn open_shared(options: &ServerOptions) -> Result<core::Shared, StreamApiError> {
+    let mut state = core::Core::default();
+    if let Some(path) = &options.record {
+        let (recorder, parsed) = recording::Recorder::open(path)?;
+        core::replay(&mut state, &parsed)?;
+        if parsed.truncated {
+            tracing::warn!(path = %path.display(), "recording ended in a torn record; cut back to the last whole one");
+        }
+        tracing::info!(path = %path.display(), records = parsed.records.len(), "replayed recording");
+        state.recorder = Some(recorder);
+    }
+    Ok(core::Shared::new(options.strict, state))
+}
+
+/// Serves all services until `shutdown`, then ends open streams so the graceful drain finishes.
+async fn run(
+    listener: TcpListener,
+    shared: Arc<core::Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StreamApiError> {
+    let (stop_streams, streams_stopped) = watch::channel(false);
+    let services = server::StreamApi::new(Arc::clone(&shared), streams_stopped);
+    let limit = server::TRANSPORT_LIMIT_BYTES;
+    let signal_shared = Arc::clone(&shared);
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_streams.send(true);
+        let mut core = signal_shared.lock();
+        core.start_subs.clear();
+        core.stop_subs.clear();
+    };
+    tonic::transport::Server::builder()
+        .add_service(api::session_management_service_server::SessionManagementServiceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(api::data_format_manager_service_server::DataFormatManagerServiceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(api::packet_writer_service_server::PacketWriterServiceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(key_generator::unique_key_generator_service_server::UniqueKeyGeneratorServiceServer::new(services).max_decoding_message_size(limit))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    Ok(())
+}
+
+/// Flushes the recording and surfaces the first recording failure.
+fn finish(shared: &core::Shared) -> Result<(), StreamApiError> {
+    let mut core = shared.lock();
+    core.flush();
+    match core.record_error.take() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,684 @@
+//! The test Stream API over real TCP: server behaviour (§10 A), one negative test per checked
+//! B-rule (plain and strict), recording, inspect and restart.
+
+use ecu_bridge::proto::{api, key_generator, open_data};
+use ecu_bridge::stream_api::inspect::read_recording;
+use tonic::Code;
+
+use crate::util::{self, DS, INTERVAL, Producer, RPM, SPEED, STREAM, T0};
+
+/// 100 samples of SPEED from `start`, values `base + i`.
+fn speed_values(base: f64) -> Vec<f64> {
+    (0..100).map(|i| base + f64::from(i)).collect()
+}
+
+#[tokio::test]
+async fn conforming_session_has_no_violations_and_round_trips_samples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec.osr");
+    let (server, clients) = util::start(true, Some(path.clone())).await;
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+
+    // Two contiguous periodic packets over WriteDataPackets (half-closed, answered promptly).
+    let second_start = T0 + 100 * u64::from(INTERVAL);
+    let batch = vec![
+        p.details(
+            STREAM,
+            "PeriodicData",
+            false,
+            &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+        ),
+        p.details(
+            STREAM,
+            "PeriodicData",
+            false,
+            &util::periodic(p.speed_fid, second_start, &speed_values(100.0)),
+        ),
+    ];
+    let request = api::WriteDataPacketsRequest { details: batch };
+    let mut writer = clients.writer.clone();
+    writer
+        .write_data_packets(tokio_stream::iter(vec![request]))
+        .await
+        .expect("write packets");
+
+    let rows = open_data::RowDataPacket {
+        data_format: util::by_id(p.both_fid),
+        timestamps: vec![T0 + 5, T0 + 15_000_005],
+        rows: vec![util::row(&[7.5, 3000.0]), util::row(&[8.5, 3100.0])],
+    };
+    p.write(STREAM, "RowData", false, &rows)
+        .await
+        .expect("row data");
+    for stream in ["", STREAM] {
+        p.write(stream, "Marker", true, &util::lap(T0 + 1_000_000_000, 1))
+            .await
+            .expect("lap");
+    }
+    assert!(p.finish().await.success);
+    assert_eq!(
+        server.violations(),
+        vec![],
+        "a conforming producer is clean"
+    );
+    server.shutdown().await.expect("shutdown");
+
+    let recording = read_recording(&path).expect("read recording");
+    let samples = recording.samples();
+    let mut expected: Vec<(u64, f64)> = (0..200)
+        .map(|i| (T0 + i * u64::from(INTERVAL), i as f64))
+        .collect();
+    expected.extend([(T0 + 5, 7.5), (T0 + 15_000_005, 8.5)]);
+    expected.sort_by_key(|s| s.0);
+    assert_eq!(samples[SPEED], expected);
+    assert_eq!(
+        samples[RPM],
+        vec![(T0 + 5, 3000.0), (T0 + 15_000_005, 3100.0)]
+    );
+    let markers = recording.markers();
+    assert_eq!(markers.len(), 2);
+    assert_eq!(markers[1].stream, STREAM);
+    assert_eq!(markers[1].marker.value, 1);
+    let summary = recording.summary();
+    assert_eq!(summary.sessions.len(), 1);
+    assert!(summary.sessions[0].ended_ns.is_some());
+    assert_eq!(summary.sessions[0].streams[STREAM], 7);
+    assert_eq!(summary.sessions[0].streams[""], 4);
+    let speed = summary
+        .parameters
+        .iter()
+        .find(|s| s.identifier == SPEED)
+        .expect("speed summary");
+    assert_eq!((speed.samples, speed.units.as_str()), (202, "u"));
+    assert!(
+        (speed.mean_rate_hz - 201.0 / 1.99).abs() < 1e-6,
+        "{}",
+        speed.mean_rate_hz
+    );
+    let text = summary.to_string();
+    assert!(
+        text.contains("Test run") && text.contains("Speed:Car [u]: 202 samples"),
+        "{text}"
+    );
+    assert!(text.contains("Protocol violations (0)"), "{text}");
+}
+
+/// Commits the violation of `rule` after a conforming prelude.
+async fn violate(rule: &str, p: &mut Producer) -> Result<(), tonic::Status> {
+    let fid = p.speed_fid;
+    match rule {
+        "B1" => {
+            p.write(
+                STREAM,
+                "PeriodicDataPacket",
+                false,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B2" => {
+            let mut d = p.details(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            );
+            if let Some(packet) = d.message.as_mut() {
+                packet.session_key = "someone-else".into();
+            }
+            p.write_details(d).await
+        }
+        "B3" => {
+            p.write(
+                "brakes",
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B4" => {
+            let mut cfg = util::config("two-groups", &[SPEED]);
+            cfg.group_definitions.push(cfg.group_definitions[0].clone());
+            p.write(STREAM, "Configuration", true, &cfg).await
+        }
+        "B5" => {
+            p.write(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(987_654, T0, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B6" => {
+            let rows = open_data::RowDataPacket {
+                data_format: util::by_id(fid),
+                timestamps: vec![T0, T0 + 1],
+                rows: vec![util::row(&[1.0])],
+            };
+            p.write(STREAM, "RowData", false, &rows).await
+        }
+        "B7" => {
+            p.write(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0 / 1_000_000, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B8" => {
+            p.write(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            )
+            .await?;
+            p.write(
+                STREAM,
+                "Marker",
+                true,
+                &util::lap(T0 + 3_600_000_000_000, 1),
+            )
+            .await
+        }
+        "B9" => {
+            p.write(
+                STREAM,
+                "PeriodicData",
+                true,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B10" => {
+            let big: Vec<f64> = (0..100_000).map(f64::from).collect();
+            p.write(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0, &big),
+            )
+            .await
+        }
+        "B11" => {
+            p.write(
+                "Main",
+                "NewSession",
+                false,
+                &open_data::NewSessionPacket {
+                    data_source: DS.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        "B12" => {
+            let request = api::CreateSessionRequest {
+                version: 0,
+                ..util::create_request()
+            };
+            p.clients.session.create_session(request).await.map(|_| ())
+        }
+        "B13" => {
+            p.next_id = 1;
+            p.write(
+                STREAM,
+                "PeriodicData",
+                false,
+                &util::periodic(fid, T0, &speed_values(0.0)),
+            )
+            .await
+        }
+        "B14" => {
+            let request = api::WriteInfoPacketRequest {
+                message: None,
+                r#type: api::InfoType::SessionInfo as i32,
+            };
+            p.clients
+                .writer
+                .write_info_packet(request)
+                .await
+                .map(|_| ())
+        }
+        other => panic!("no negative case for {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_checked_rule_has_a_negative_case() {
+    let warnings_only = ["B13", "B14"];
+    for rule in [
+        "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14",
+    ] {
+        for strict in [false, true] {
+            let (server, clients) = util::start(strict, None).await;
+            let mut p = Producer::create(clients, util::create_request()).await;
+            p.prelude().await;
+            assert_eq!(server.violations(), vec![], "{rule}: prelude is clean");
+            let result = violate(rule, &mut p).await;
+            let counts = server.violation_counts();
+            assert!(
+                counts.get(rule).copied().unwrap_or(0) >= 1,
+                "{rule} (strict={strict}) not flagged: {counts:?}"
+            );
+            // Only the rule under test (B3's stray stream also lacks the parameter definitions: B5).
+            let stray: Vec<_> = counts
+                .keys()
+                .filter(|r| **r != rule && !(rule == "B3" && **r == "B5"))
+                .collect();
+            assert!(stray.is_empty(), "{rule}: also flagged {stray:?}");
+            let flagged = server
+                .violations()
+                .into_iter()
+                .find(|v| v.rule == rule)
+                .expect("violation");
+            assert!(!flagged.message.is_empty());
+            match (strict && !warnings_only.contains(&rule), result) {
+                (true, Err(status)) => {
+                    assert_eq!(status.code(), Code::InvalidArgument, "{rule}: {status:?}")
+                }
+                (true, Ok(())) => panic!("{rule}: strict mode accepted a violating request"),
+                (false, result) => assert!(result.is_ok(), "{rule} (strict={strict}): {result:?}"),
+            }
+            server.shutdown().await.expect("shutdown");
+        }
+    }
+}
+
+#[tokio::test]
+async fn end_session_without_end_of_session_is_b3_and_late_writes_are_b2() {
+    let (server, clients) = util::start(false, None).await;
+    let mut p = Producer::create(clients, util::create_request()).await;
+    p.prelude().await;
+    assert!(p.end_session().await.success);
+    let v = server.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(
+        v[0].rule == "B3" && v[0].message.contains("\"chassis\""),
+        "{v:?}"
+    );
+    p.write(
+        STREAM,
+        "PeriodicData",
+        false,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    )
+    .await
+    .expect("accepted");
+    assert!(
+        server
+            .violations()
+            .iter()
+            .any(|v| v.rule == "B2" && v.message.contains("after EndSession"))
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn oversized_request_is_resource_exhausted_and_b10() {
+    let (server, clients) = util::start(false, None).await;
+    let mut p = Producer::create(clients, util::create_request()).await;
+    let big: Vec<f64> = (0..400_000).map(f64::from).collect();
+    let status = p
+        .write(STREAM, "PeriodicData", false, &util::periodic(1, T0, &big))
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(server.violation_counts().get("B10"), Some(&1));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn strict_write_data_packets_ends_the_stream_with_invalid_argument() {
+    let (server, clients) = util::start(true, None).await;
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+    let bad = p.details(
+        STREAM,
+        "RowDataPacket",
+        false,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    );
+    let mut writer = clients.writer.clone();
+    let request = api::WriteDataPacketsRequest { details: vec![bad] };
+    let status = writer
+        .write_data_packets(tokio_stream::iter(vec![request]))
+        .await
+        .expect_err("rejected");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("B1"), "{}", status.message());
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn session_management_mirrors_the_real_server() {
+    let (server, mut clients) = util::start(false, None).await;
+    let mut starts = clients
+        .session
+        .get_session_start_notification(api::GetSessionStartNotificationRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let request = api::CreateSessionRequest {
+        r#type: String::new(),
+        version: 0,
+        ..util::create_request()
+    };
+    let created = clients
+        .session
+        .create_session(request)
+        .await
+        .expect("create")
+        .into_inner();
+    assert!(created.success);
+    uuid::Uuid::parse_str(&created.session_key).expect("session key is a GUID");
+    let new_session = created.new_session.expect("NewSessionPacket echoed");
+    let info = new_session.session_info.expect("session info");
+    assert_eq!(
+        (info.r#type.as_str(), info.version, info.identifier.as_str()),
+        ("Session", 0, "Test run")
+    );
+    assert_eq!(new_session.utc_offset.map(|d| d.seconds), Some(3600));
+    assert!(
+        new_session.topic_partition_offsets.contains_key("car1:0"),
+        "{:?}",
+        new_session.topic_partition_offsets
+    );
+    let note = starts.message().await.expect("notification").expect("open");
+    assert_eq!(note.session_key, created.session_key);
+
+    let key = created.session_key.clone();
+    let got = clients
+        .session
+        .get_session_info(api::GetSessionInfoRequest {
+            session_key: key.clone(),
+        })
+        .await
+        .expect("info")
+        .into_inner();
+    assert!(got.success && !got.is_complete && got.data_source == DS);
+    let current = clients
+        .session
+        .get_current_sessions(api::GetCurrentSessionsRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("current")
+        .into_inner();
+    assert_eq!(current.session_keys, vec![key.clone()]);
+    let renamed = api::UpdateSessionIdentifierRequest {
+        session_key: key.clone(),
+        identifier: "Renamed".into(),
+    };
+    assert!(
+        clients
+            .session
+            .update_session_identifier(renamed)
+            .await
+            .expect("rename")
+            .into_inner()
+            .success
+    );
+
+    let unknown = "00000000-0000-0000-0000-000000000000".to_owned();
+    let end = api::EndSessionRequest {
+        session_key: unknown.clone(),
+        ..Default::default()
+    };
+    assert!(
+        !clients
+            .session
+            .end_session(end)
+            .await
+            .expect("OK status")
+            .into_inner()
+            .success
+    );
+    let info = clients
+        .session
+        .get_session_info(api::GetSessionInfoRequest {
+            session_key: unknown.clone(),
+        })
+        .await
+        .expect("OK status");
+    assert!(!info.into_inner().success);
+    let rename = api::UpdateSessionIdentifierRequest {
+        session_key: unknown.clone(),
+        identifier: "x".into(),
+    };
+    assert!(
+        !clients
+            .session
+            .update_session_identifier(rename)
+            .await
+            .expect("OK status")
+            .into_inner()
+            .success
+    );
+    let details = api::UpdateSessionDetailsRequest {
+        session_key: unknown,
+        details: Default::default(),
+    };
+    assert!(
+        !clients
+            .session
+            .update_session_details(details)
+            .await
+            .expect("OK status")
+            .into_inner()
+            .success
+    );
+    drop(starts);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn data_format_ids_are_memoised_and_round_trip() {
+    let (server, mut clients) = util::start(false, None).await;
+    let mut ask = async |params: &[&str]| {
+        let request = api::GetParameterDataFormatIdRequest {
+            data_source: DS.into(),
+            parameters: params.iter().map(|p| p.to_string()).collect(),
+        };
+        clients
+            .formats
+            .get_parameter_data_format_id(request)
+            .await
+            .expect("id")
+            .into_inner()
+            .data_format_identifier
+    };
+    let ab = ask(&[SPEED, RPM]).await;
+    let again = ask(&[SPEED, RPM]).await;
+    let ba = ask(&[RPM, SPEED]).await;
+    assert!(ab != 0 && ab == again && ba != ab, "{ab} {again} {ba}");
+    let list = clients
+        .formats
+        .get_parameters_list(api::GetParametersListRequest {
+            data_source: DS.into(),
+            data_format_identifier: ba,
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(list.parameters, vec![RPM.to_owned(), SPEED.to_owned()]);
+    let unknown = api::GetParametersListRequest {
+        data_source: DS.into(),
+        data_format_identifier: 424_242,
+    };
+    assert!(
+        clients
+            .formats
+            .get_parameters_list(unknown)
+            .await
+            .expect("OK")
+            .into_inner()
+            .parameters
+            .is_empty()
+    );
+    let event = api::GetEventDataFormatIdRequest {
+        data_source: DS.into(),
+        event: "1A:Car".into(),
+    };
+    let eid = clients
+        .formats
+        .get_event_data_format_id(event)
+        .await
+        .expect("event id")
+        .into_inner()
+        .data_format_identifier;
+    assert!(eid != 0 && eid != ab && eid != ba);
+    let got = clients
+        .formats
+        .get_event(api::GetEventRequest {
+            data_source: DS.into(),
+            data_format_identifier: eid,
+        })
+        .await
+        .expect("event");
+    assert_eq!(got.into_inner().event, "1A:Car");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn key_generator_issues_unique_keys() {
+    use key_generator::generate_unique_key_response::Key;
+    let (server, mut clients) = util::start(false, None).await;
+    let mut keys = Vec::new();
+    for ty in [
+        key_generator::KeyType::Ulong,
+        key_generator::KeyType::Ulong,
+        key_generator::KeyType::String,
+    ] {
+        let resp = clients
+            .keys
+            .generate_unique_key(key_generator::GenerateUniqueKeyRequest { r#type: ty as i32 })
+            .await
+            .expect("key");
+        keys.push(resp.into_inner().key.expect("key set"));
+    }
+    match keys.as_slice() {
+        [Key::UlongKey(a), Key::UlongKey(b), Key::StringKey(s)] => {
+            assert!(*a != 0 && *b != 0 && a != b);
+            uuid::Uuid::parse_str(s).expect("GUID");
+        }
+        other => panic!("unexpected keys {other:?}"),
+    }
+    let bad = key_generator::GenerateUniqueKeyRequest {
+        r#type: key_generator::KeyType::Unspecified as i32,
+    };
+    let status = clients
+        .keys
+        .generate_unique_key(bad)
+        .await
+        .expect_err("unspecified");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_session_survives_a_server_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec.osr");
+    let (server, clients) = util::start(true, Some(path.clone())).await;
+    let mut p = Producer::create(clients, util::create_request()).await;
+    p.prelude().await;
+    p.write(
+        STREAM,
+        "PeriodicData",
+        false,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    )
+    .await
+    .expect("data");
+    server.shutdown().await.expect("shutdown");
+
+    let (server, clients) = util::start(true, Some(path.clone())).await;
+    p.clients = clients;
+    let info = p
+        .clients
+        .session
+        .get_session_info(api::GetSessionInfoRequest {
+            session_key: p.key.clone(),
+        })
+        .await
+        .expect("info");
+    assert!(
+        info.into_inner().success,
+        "session rebuilt from the recording"
+    );
+    assert_eq!(p.format_id(&[SPEED]).await, p.speed_fid, "memo rebuilt");
+    let fresh = p.format_id(&[RPM]).await;
+    assert!(fresh > p.both_fid, "id counter rebuilt: {fresh}");
+    let next = T0 + 100 * u64::from(INTERVAL);
+    p.write(
+        STREAM,
+        "PeriodicData",
+        false,
+        &util::periodic(p.speed_fid, next, &speed_values(100.0)),
+    )
+    .await
+    .expect("continue");
+    assert!(p.finish().await.success);
+    assert_eq!(server.violations(), vec![], "no B2/B3/B7 after restart");
+    server.shutdown().await.expect("shutdown");
+    let samples = read_recording(&path).expect("read").samples();
+    assert_eq!(samples[SPEED].len(), 200);
+}
+
+#[tokio::test]
+async fn a_torn_recording_is_read_and_resumed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec.osr");
+    let (server, clients) = util::start(false, Some(path.clone())).await;
+    let mut p = Producer::create(clients, util::create_request()).await;
+    p.prelude().await;
+    server.shutdown().await.expect("shutdown");
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("tear");
+
+    let torn = read_recording(&path).expect("torn recording still reads");
+    assert!(torn.truncated());
+    assert_eq!(torn.sessions().len(), 1);
+    assert!(
+        torn.summary()
+            .to_string()
+            .contains("torn last record ignored")
+    );
+
+    let (server, clients) = util::start(false, Some(path.clone())).await;
+    p.clients = clients;
+    p.finish().await;
+    server.shutdown().await.expect("shutdown");
+    let resumed = read_recording(&path).expect("resumed");
+    assert!(!resumed.truncated());
+    assert!(resumed.sessions()[0].ended_ns.is_some());
+}
+
+#[tokio::test]
+async fn violations_are_recorded_as_error_packets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec.osr");
+    let (server, clients) = util::start(false, Some(path.clone())).await;
+    let mut p = Producer::create(clients, util::create_request()).await;
+    p.prelude().await;
+    p.write(
+        STREAM,
+        "PeriodicData",
+        true,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    )
+    .await
+    .expect("accepted");
+    let live = server.violations();
+    server.shutdown().await.expect("shutdown");
+    let recorded = read_recording(&path).expect("read").violations();
+    assert_eq!(recorded, live);
+    assert_eq!(recorded[0].rule, "B9");
+}
