@@ -191,3 +191,76 @@ pub async fn first_frame_time(path: &Path) -> Result<Option<u64>, ReplayError> {
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    const T0: u64 = 1_778_936_400_000_000_000;
+
+    fn capture(times_ms: &[u64]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        for ms in times_ms {
+            let t = T0 + ms * 1_000_000;
+            writeln!(file, "({}.{:06}) can0 123#{:02X}", t / 1_000_000_000, t % 1_000_000_000 / 1000, ms % 256)
+                .expect("write");
+        }
+        writeln!(file, "(1778936400.000000) can0 123#GG").expect("write");
+        file
+    }
+
+    /// Runs a replay and returns, per frame, its capture time and when (from start) it arrived.
+    async fn replay(file: &Path, pacing: Pacing) -> (Vec<(u64, Duration)>, Arc<Metrics>) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (_cancel_tx, cancel) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let start = Instant::now();
+        let source = ReplaySource { path: file.to_owned(), pacing, origin_ns: T0, start };
+        let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
+        let mut arrivals = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            let at = start.elapsed();
+            arrivals.extend(batch.iter().map(|timed| (timed.time_ns, at)));
+        }
+        assert_eq!(task.await.expect("task").expect("replay ok"), 4);
+        (arrivals, metrics)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn speed_scales_the_captured_timing() {
+        let file = capture(&[0, 500, 1000, 2000]);
+        let (arrivals, metrics) = replay(file.path(), Pacing::Speed(2.0)).await;
+        assert_eq!(arrivals.len(), 4);
+        for (time, at) in &arrivals {
+            let due = Duration::from_nanos(time - T0) / 2;
+            assert!(*at + Duration::from_millis(1) >= due, "frame at {time} came early: {at:?} < {due:?}");
+            assert!(*at <= due + Duration::from_millis(5), "frame at {time} came late: {at:?} > {due:?}");
+        }
+        assert_eq!(Metrics::get(&metrics.rejected_inputs), 1, "the bad line is counted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_speed_does_not_wait() {
+        let file = capture(&[0, 500, 1000, 2000]);
+        let (arrivals, _) = replay(file.path(), Pacing::MaxSpeed).await;
+        assert!(arrivals.iter().all(|(_, at)| *at < Duration::from_millis(1)), "{arrivals:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_format_is_refused_with_its_first_line() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        writeln!(file, "\n  \nTIME,ID,DATA").expect("write");
+        let (tx, _rx) = mpsc::channel(1);
+        let (_cancel_tx, cancel) = watch::channel(false);
+        let source = ReplaySource {
+            path: file.path().to_owned(),
+            pacing: Pacing::MaxSpeed,
+            origin_ns: 0,
+            start: Instant::now(),
+        };
+        let error = source.run(tx, Arc::default(), cancel).await.expect_err("not candump");
+        assert!(error.to_string().contains("TIME,ID,DATA"), "{error}");
+    }
+}
