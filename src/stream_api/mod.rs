@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`conformance`] + `lint`: the sans-IO checker (events in, [`Violation`]s out);
 //! - `registry`: sessions, data-format ids and offsets (the real server's Kafka-backed state);
-//! - `core` + `server`: the lock-guarded state and the tonic services over it;
+//! - `core` + `server` + `keys`: the lock-guarded state and the tonic services over it;
 //! - [`recording`]: the on-disk framing; [`inspect`]: reading a recording back.
 //!
 //! It never talks to Kafka and never changes an answer because of a violation unless
@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod recording;
 
 mod core;
+mod keys;
 mod lint;
 mod packet;
 mod registry;

@@ -51,6 +51,16 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     p.write(STREAM, "RowData", false, &rows)
         .await
         .expect("row data");
+    let rpm_fid = p.format_id(&[RPM]).await;
+    let synchro = open_data::SynchroDataPacket {
+        data_format: util::by_id(rpm_fid),
+        start_time: T0 + 20_000_000,
+        intervals: vec![1_000, 2_000],
+        columns: vec![util::column(&[3200.0, 3300.0, 3400.0])],
+    };
+    p.write(STREAM, "SynchroData", false, &synchro)
+        .await
+        .expect("synchro data");
     for stream in ["", STREAM] {
         p.write(stream, "Marker", true, &util::lap(T0 + 1_000_000_000, 1))
             .await
@@ -74,7 +84,13 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     assert_eq!(samples[SPEED], expected);
     assert_eq!(
         samples[RPM],
-        vec![(T0 + 5, 3000.0), (T0 + 15_000_005, 3100.0)]
+        vec![
+            (T0 + 5, 3000.0),
+            (T0 + 15_000_005, 3100.0),
+            (T0 + 20_000_000, 3200.0),
+            (T0 + 20_001_000, 3300.0),
+            (T0 + 20_003_000, 3400.0),
+        ]
     );
     let markers = recording.markers();
     assert_eq!(markers.len(), 2);
@@ -83,7 +99,7 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     let summary = recording.summary();
     assert_eq!(summary.sessions.len(), 1);
     assert!(summary.sessions[0].ended_ns.is_some());
-    assert_eq!(summary.sessions[0].streams[STREAM], 7);
+    assert_eq!(summary.sessions[0].streams[STREAM], 8);
     assert_eq!(summary.sessions[0].streams[""], 4);
     let speed = summary
         .parameters
