@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::conformance::{Checker, Event, FormatKind, Severity, Violation};
 use super::recording::{Parsed, RawRecord, RecordKind, Recorder, RecordingError};
@@ -25,6 +25,50 @@ pub struct Shared {
     /// Reject requests with error-severity violations (INVALID_ARGUMENT).
     pub strict: bool,
     core: Mutex<Core>,
+    /// Latest [`Stats`], republished whenever a lock is released, for `ServerHandle::wait_until`.
+    stats: watch::Sender<Stats>,
+}
+
+/// Progress counters of one server run (replayed records are not counted), so tests can await
+/// "the server has seen N packets" instead of sleeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Successful CreateSession calls.
+    pub sessions_created: u64,
+    /// Successful EndSession calls.
+    pub sessions_ended: u64,
+    /// Packets written (WriteDataPacket + every packet inside WriteDataPackets).
+    pub packets: u64,
+    /// Violations found.
+    pub violations: u64,
+}
+
+/// The locked state; publishes changed [`Stats`] when dropped.
+#[derive(Debug)]
+pub struct CoreGuard<'a> {
+    guard: MutexGuard<'a, Core>,
+    stats: &'a watch::Sender<Stats>,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.guard
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        let now = self.guard.stats;
+        self.stats
+            .send_if_modified(|published| std::mem::replace(published, now) != now);
+    }
 }
 
 /// Everything mutable, guarded by [`Shared`]'s lock.
@@ -46,22 +90,35 @@ pub struct Core {
     pub stop_subs: Vec<Subscriber<api::GetSessionStopNotificationResponse>>,
     /// First recording failure (reported by shutdown; the server keeps serving).
     pub record_error: Option<RecordingError>,
+    /// Progress of this run.
+    pub stats: Stats,
 }
 
 impl Shared {
     /// Shared state over `core`.
     pub fn new(strict: bool, core: Core) -> Self {
+        let stats = watch::Sender::new(core.stats);
         Shared {
             strict,
             core: Mutex::new(core),
+            stats,
         }
     }
 
     /// The state, locked.
-    pub fn lock(&self) -> MutexGuard<'_, Core> {
+    pub fn lock(&self) -> CoreGuard<'_> {
         // A panic while holding the lock leaves state that is still structurally valid (every
         // update is a single insert/push), so a poisoned lock is safe to keep using.
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        CoreGuard {
+            guard,
+            stats: &self.stats,
+        }
+    }
+
+    /// A receiver of every [`Stats`] change.
+    pub fn subscribe(&self) -> watch::Receiver<Stats> {
+        self.stats.subscribe()
     }
 }
 
@@ -109,6 +166,7 @@ impl Core {
                 &violation_packet(&v, time_ns),
             );
             self.violations.push(v);
+            self.stats.violations += 1;
         }
         any_error
     }
@@ -121,6 +179,7 @@ impl Core {
         key: String,
     ) -> (api::CreateSessionResponse, Vec<Violation>) {
         let response = self.registry.create_session(req, key, now);
+        self.stats.sessions_created += 1;
         let found = self.checker.handle(
             now,
             Event::SessionCreated {
@@ -138,6 +197,7 @@ impl Core {
         req: &api::EndSessionRequest,
     ) -> (api::EndSessionResponse, Vec<Violation>) {
         let response = self.registry.end_session(req, now);
+        self.stats.sessions_ended += u64::from(response.success);
         let found = self.checker.handle(
             now,
             Event::SessionEnded {
@@ -178,6 +238,7 @@ impl Core {
     /// Applies one written packet.
     pub fn apply_packet(&mut self, now: u64, details: &api::DataPacketDetails) -> Vec<Violation> {
         self.registry.on_packet(details);
+        self.stats.packets += 1;
         self.checker.handle(now, Event::PacketWritten(details))
     }
 }

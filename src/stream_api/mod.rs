@@ -38,6 +38,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::proto::{api, key_generator};
 pub use conformance::{Severity, Violation};
+pub use core::Stats;
 pub use recording::RecordingError;
 
 /// How long [`ServerHandle::shutdown`] waits for connections to drain before cutting them.
@@ -93,6 +94,22 @@ impl ServerHandle {
     /// Number of violations per rule (`"B3"` → 2) since this server started.
     pub fn violation_counts(&self) -> BTreeMap<&'static str, u64> {
         self.shared.lock().counts.clone()
+    }
+
+    /// Progress counters of this run.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+
+    /// Waits until `condition` holds for the server's [`Stats`] (e.g. `|s| s.packets >= 10`) and
+    /// returns them: the way to wait for writes whose RPC gives no acknowledgement.
+    pub async fn wait_until(&self, mut condition: impl FnMut(&Stats) -> bool) -> Stats {
+        let mut changes = self.shared.subscribe();
+        // The sender lives in `self.shared`, which outlives this borrow, so the wait cannot fail.
+        match changes.wait_for(|s| condition(s)).await {
+            Ok(stats) => *stats,
+            Err(_) => self.stats(),
+        }
     }
 
     /// Stops accepting, ends open streams, waits (up to 5 s) for connections to drain, and
@@ -152,6 +169,8 @@ fn open_shared(options: &ServerOptions) -> Result<core::Shared, StreamApiError> 
     if let Some(path) = &options.record {
         let (recorder, parsed) = recording::Recorder::open(path)?;
         core::replay(&mut state, &parsed)?;
+        // Stats count this run only.
+        state.stats = Stats::default();
         if parsed.truncated {
             tracing::warn!(path = %path.display(), "recording ended in a torn record; cut back to the last whole one");
         }

@@ -698,3 +698,38 @@ async fn violations_are_recorded_as_error_packets() {
     assert_eq!(recorded, live);
     assert_eq!(recorded[0].rule, "B9");
 }
+
+#[tokio::test]
+async fn an_open_write_stream_is_awaited_by_stats_and_ended_by_shutdown() {
+    let (server, clients) = util::start(false, None).await;
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+    let before = server.stats().packets;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut writer = clients.writer.clone();
+    // The producer never half-closes: the call stays open, as rule 49 recommends.
+    let call = tokio::spawn(async move {
+        writer
+            .write_data_packets(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let bad = p.details(
+        STREAM,
+        "PeriodicData",
+        true,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    );
+    tx.send(api::WriteDataPacketsRequest { details: vec![bad] })
+        .await
+        .expect("send");
+    let stats = server.wait_until(|s| s.packets > before).await;
+    assert_eq!(stats.packets, before + 1);
+    assert_eq!(server.violation_counts().get("B9"), Some(&1));
+    server
+        .shutdown()
+        .await
+        .expect("shutdown with an open stream");
+    // The server ended the call; whatever status the client saw, it is no longer pending.
+    let _ = call.await.expect("call task");
+    drop(tx);
+}
