@@ -309,7 +309,10 @@ impl Recording {
                         .and_then(ListRef::of_column)
                         .map_or(0, |l| l.len());
                     let times: Vec<u64> = (0..n as u64)
-                        .map(|i| p.start_time + i * u64::from(p.interval))
+                        .map(|i| {
+                            p.start_time
+                                .saturating_add(i.saturating_mul(u64::from(p.interval)))
+                        })
                         .collect();
                     self.columns(p.data_format.as_ref(), &p.columns, &times, out);
                 }
@@ -319,7 +322,7 @@ impl Recording {
                     let steps = std::iter::once(0).chain(p.intervals.iter().map(|i| u64::from(*i)));
                     let times: Vec<u64> = steps
                         .scan(p.start_time, |t, d| {
-                            *t += d;
+                            *t = t.saturating_add(d);
                             Some(*t)
                         })
                         .collect();

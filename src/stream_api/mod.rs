@@ -3,7 +3,7 @@
 //! producer-rules.md §10 (B1–B14), and optionally records everything it sees.
 //!
 //! Layout:
-//! - [`conformance`] + `lint`: the sans-IO checker (events in, [`Violation`]s out);
+//! - [`conformance`] + `lint` + `packet`: the sans-IO checker (events in, [`Violation`]s out);
 //! - `registry`: sessions, data-format ids and offsets (the real server's Kafka-backed state);
 //! - `core` + `server` + `keys`: the lock-guarded state and the tonic services over it;
 //! - [`recording`]: the on-disk framing; [`inspect`]: reading a recording back.
@@ -12,6 +12,11 @@
 //! [`ServerOptions::strict`] is set. Shutdown ends open client streams, stops serving and
 //! flushes the recording; a recording present at start is replayed first, so sessions survive
 //! a restart.
+//!
+//! Served: SessionManagementService, DataFormatManagerService, PacketWriterService and the Key
+//! Generator on one port. Not served (UNIMPLEMENTED): PacketReaderService and
+//! ConnectionManagerService. The server models topic-based mode, so B11's partition-mode checks
+//! (stream in PartitionMappings, one data source per server) are not made.
 
 pub mod conformance;
 pub mod inspect;
