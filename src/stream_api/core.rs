@@ -6,6 +6,7 @@
 //! touches gRPC beyond `tonic::Status` for notification channels.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -263,7 +264,7 @@ pub fn violation_packet(v: &Violation, time_ns: u64) -> open_data::ErrorPacket {
 
 /// Rebuilds state by feeding a recording's records through the same code paths as live RPCs.
 /// Violations found again are dropped: they are already in the file.
-pub fn replay(core: &mut Core, parsed: &Parsed) -> Result<(), RecordingError> {
+pub fn replay(core: &mut Core, parsed: &Parsed, path: &Path) -> Result<(), RecordingError> {
     let mut pending: Option<&RawRecord> = None;
     for (index, record) in parsed.records.iter().enumerate() {
         let Some(kind) = record.kind() else { continue };
@@ -273,6 +274,7 @@ pub fn replay(core: &mut Core, parsed: &Parsed) -> Result<(), RecordingError> {
             continue;
         }
         replay_one(core, record, kind, request).map_err(|source| RecordingError::Decode {
+            path: path.to_owned(),
             index,
             kind,
             source,

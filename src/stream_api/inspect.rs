@@ -110,6 +110,7 @@ pub fn read_recording(path: impl AsRef<Path>) -> Result<Recording, RecordingErro
         }
         rec.absorb(record, kind, request)
             .map_err(|source| RecordingError::Decode {
+                path: path.as_ref().to_owned(),
                 index,
                 kind,
                 source,

@@ -173,7 +173,7 @@ fn open_shared(options: &ServerOptions) -> Result<core::Shared, StreamApiError> 
     let mut state = core::Core::default();
     if let Some(path) = &options.record {
         let (recorder, parsed) = recording::Recorder::open(path)?;
-        core::replay(&mut state, &parsed)?;
+        core::replay(&mut state, &parsed, path)?;
         // Stats count this run only.
         state.stats = Stats::default();
         if parsed.truncated {

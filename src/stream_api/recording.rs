@@ -158,7 +158,7 @@ pub struct Parsed {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The file could not be opened, read or written.
-    #[error("recording {path}: {source}")]
+    #[error("recording {}: {source}", path.display())]
     Io {
         /// The recording file.
         path: PathBuf,
@@ -166,14 +166,16 @@ pub enum RecordingError {
         source: io::Error,
     },
     /// The file does not start with [`MAGIC`].
-    #[error("recording {path}: not an ecu-bridge Stream API recording (bad magic)")]
+    #[error("recording {}: not an ecu-bridge Stream API recording (bad magic)", path.display())]
     BadMagic {
         /// The recording file.
         path: PathBuf,
     },
     /// A record's payload did not decode as the message its kind names.
-    #[error("record {index} ({kind:?}): {source}")]
+    #[error("recording {}: record {index} ({kind:?}): {source}", path.display())]
     Decode {
+        /// The recording file.
+        path: PathBuf,
         /// Position of the record in the file (0-based).
         index: usize,
         /// The record kind.

@@ -733,3 +733,47 @@ async fn an_open_write_stream_is_awaited_by_stats_and_ended_by_shutdown() {
     let _ = call.await.expect("call task");
     drop(tx);
 }
+
+#[tokio::test]
+async fn a_foreign_or_corrupt_recording_is_a_clear_error() {
+    use ecu_bridge::stream_api::{ServerOptions, StreamApiError, recording::RecordingError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let foreign = dir.path().join("notes.txt");
+    std::fs::write(&foreign, "hello, not a recording").expect("write");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = ServerOptions {
+        strict: false,
+        record: Some(foreign.clone()),
+    };
+    let err = ecu_bridge::stream_api::spawn(listener, options)
+        .await
+        .expect_err("bad magic");
+    assert!(matches!(
+        err,
+        StreamApiError::Recording(RecordingError::BadMagic { .. })
+    ));
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert_eq!(
+        std::fs::read(&foreign).expect("read"),
+        b"hello, not a recording",
+        "left untouched"
+    );
+
+    // A whole record whose payload is not a DataPacketDetails (field 1 claims 5 bytes, has 1).
+    let corrupt = dir.path().join("corrupt.osr");
+    let mut bytes = b"ECUBSAR\x01".to_vec();
+    bytes.push(23);
+    bytes.extend_from_slice(&T0.to_le_bytes());
+    bytes.extend_from_slice(&[3, 0x0a, 0x05, 0x00]);
+    std::fs::write(&corrupt, &bytes).expect("write");
+    let err = read_recording(&corrupt).expect_err("undecodable payload");
+    let text = err.to_string();
+    assert!(
+        text.contains("corrupt.osr")
+            && text.contains("record 0")
+            && text.contains("DataPacketDetails"),
+        "{text}"
+    );
+}
