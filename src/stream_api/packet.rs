@@ -82,11 +82,17 @@ pub(super) fn decode_content(packet: &open_data::Packet) -> Result<Content, Stri
 
 /// Everything the per-type checks of one packet need, borrowed from the checker.
 pub(super) struct PacketCtx<'c, 'f> {
+    /// Server receive time (B7's "now").
     pub(super) now_ns: u64,
+    /// The envelope being checked.
     pub(super) packet: &'c open_data::Packet,
+    /// `DataPacketDetails.data_source` (data-format ids are per data source).
     pub(super) data_source: &'c str,
+    /// Every id issued so far.
     pub(super) formats: &'c HashMap<u64, IssuedFormat>,
+    /// Every config id seen, across sessions.
     pub(super) config_ids: &'c mut HashMap<String, open_data::ConfigurationPacket>,
+    /// Where violations go.
     pub(super) f: &'c mut Findings<'f>,
 }
 
@@ -153,6 +159,7 @@ impl PacketCtx<'_, '_> {
         stream.data_seen |= is_data || is_marker;
     }
 
+    /// Per-type checks (B4–B9) and the stream-state updates they imply.
     pub(super) fn check_content(
         &mut self,
         content: &Content,
@@ -440,6 +447,7 @@ impl PacketCtx<'_, '_> {
     }
 }
 
+/// Widens the stream's data range to cover `lo..=hi`.
 pub(super) fn extend_range(s: &mut StreamState, lo: u64, hi: u64) {
     s.data_range = Some(s.data_range.map_or((lo, hi), |r| merge_range(r, (lo, hi))));
 }

@@ -34,6 +34,7 @@ type Notifications<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 's
 /// One server's services; cheap to clone (all state is in [`Shared`]).
 #[derive(Debug, Clone)]
 pub struct StreamApi {
+    /// The state all services share.
     pub(super) shared: Arc<Shared>,
     /// Flips to true on shutdown so open client streams end and graceful shutdown completes.
     shutdown: watch::Receiver<bool>,
