@@ -200,7 +200,8 @@ impl Checker {
                     .as_ref()
                     .map_or("", |p| p.session_key.as_str());
                 let mut f = Findings::new(key, "");
-                f.warn("B14", "WriteInfoPacket(s) used: v1.3 files it under data source \"Info\"; use the Update* RPCs".into());
+                let why = "v1.3 files it under data source \"Info\"; use the Update* RPCs";
+                f.warn("B14", format!("WriteInfoPacket(s) used: {why}"));
                 f.out
             }
             Event::RequestTooLarge { method, bytes } => {

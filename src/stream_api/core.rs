@@ -158,7 +158,8 @@ impl Core {
     pub fn report(&mut self, time_ns: u64, violations: Vec<Violation>) -> bool {
         let mut any_error = false;
         for v in violations {
-            tracing::warn!(rule = v.rule, session = %v.session_key, stream = %v.stream, "{}", v.message);
+            let (rule, session, stream) = (v.rule, &v.session_key, &v.stream);
+            tracing::warn!(rule, %session, %stream, "{}", v.message);
             any_error |= v.severity == Severity::Error;
             *self.counts.entry(v.rule).or_insert(0) += 1;
             self.record(
@@ -244,7 +245,7 @@ impl Core {
     }
 }
 
-/// A violation as the official ErrorPacket stored in recordings (format in docs/recording-format.md).
+/// A violation as the official ErrorPacket stored in recordings (docs/recording-format.md).
 pub fn violation_packet(v: &Violation, time_ns: u64) -> open_data::ErrorPacket {
     let severity = match v.severity {
         Severity::Error => open_data::ErrorType::Current,

@@ -1,6 +1,7 @@
 //! The Key Generator service (`ma.streaming.key_generator.v1.UniqueKeyGeneratorService`), served
 //! on the Stream API's port: GUID string keys, unique non-zero ulong keys (shared counter with the
-//! data-format ids, so also unique across both), INVALID_ARGUMENT for KEY_TYPE_UNSPECIFIED (rule 93).
+//! data-format ids, so also unique across both), INVALID_ARGUMENT for KEY_TYPE_UNSPECIFIED
+//! (rule 93).
 
 use tonic::{Request, Response, Status};
 

@@ -46,7 +46,7 @@ pub use conformance::{Severity, Violation};
 pub use core::Stats;
 pub use recording::RecordingError;
 
-/// How long [`ServerHandle::shutdown`] waits for connections to drain before cutting them.
+/// How long shutdown waits for connections to drain before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How to run the server.
@@ -122,14 +122,7 @@ impl ServerHandle {
     pub async fn shutdown(self) -> Result<(), StreamApiError> {
         // The task may already have ended (transport error); its result is reported below.
         let _ = self.stop.send(());
-        let mut task = self.task;
-        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-            Ok(joined) => joined?,
-            Err(_) => {
-                task.abort();
-                Ok(())
-            }
-        };
+        let result = self.task.await?;
         finish(&self.shared)?;
         result
     }
@@ -156,7 +149,8 @@ pub async fn spawn(
     })
 }
 
-/// Runs a server on `listener` until `shutdown` completes, then flushes the recording (for the CLI).
+/// Runs a server on `listener` until `shutdown` completes, then flushes the recording (the CLI's
+/// entry point).
 pub async fn serve(
     listener: TcpListener,
     options: ServerOptions,
@@ -177,9 +171,11 @@ fn open_shared(options: &ServerOptions) -> Result<core::Shared, StreamApiError> 
         // Stats count this run only.
         state.stats = Stats::default();
         if parsed.truncated {
-            tracing::warn!(path = %path.display(), "recording ended in a torn record; cut back to the last whole one");
+            let path = path.display();
+            tracing::warn!(%path, "recording ended in a torn record; cut back to the last whole record");
         }
-        tracing::info!(path = %path.display(), records = parsed.records.len(), "replayed recording");
+        let records = parsed.records.len();
+        tracing::info!(path = %path.display(), records, "replayed recording");
         state.recorder = Some(recorder);
     }
     Ok(core::Shared::new(options.strict, state))
@@ -191,24 +187,45 @@ async fn run(
     shared: Arc<core::Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StreamApiError> {
+    use api::data_format_manager_service_server::DataFormatManagerServiceServer;
+    use api::packet_writer_service_server::PacketWriterServiceServer;
+    use api::session_management_service_server::SessionManagementServiceServer;
+    use key_generator::unique_key_generator_service_server::UniqueKeyGeneratorServiceServer;
+
     let (stop_streams, streams_stopped) = watch::channel(false);
+    let mut drain_started = stop_streams.subscribe();
     let services = server::StreamApi::new(Arc::clone(&shared), streams_stopped);
     let limit = server::TRANSPORT_LIMIT_BYTES;
-    let signal_shared = Arc::clone(&shared);
     let signal = async move {
         shutdown.await;
         let _ = stop_streams.send(true);
-        let mut core = signal_shared.lock();
+        let mut core = shared.lock();
         core.start_subs.clear();
         core.stop_subs.clear();
     };
-    tonic::transport::Server::builder()
-        .add_service(api::session_management_service_server::SessionManagementServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(api::data_format_manager_service_server::DataFormatManagerServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(api::packet_writer_service_server::PacketWriterServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(key_generator::unique_key_generator_service_server::UniqueKeyGeneratorServiceServer::new(services).max_decoding_message_size(limit))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-        .await?;
+    let serving = tonic::transport::Server::builder()
+        .add_service(
+            SessionManagementServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            DataFormatManagerServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            PacketWriterServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            UniqueKeyGeneratorServiceServer::new(services).max_decoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    // Graceful drain waits for every connection; a client that never closes gets SHUTDOWN_GRACE.
+    let grace = async {
+        let _ = drain_started.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = grace => tracing::warn!("connections did not drain in {SHUTDOWN_GRACE:?}; closing"),
+    }
     Ok(())
 }
 

@@ -281,7 +281,11 @@ impl PacketCtx<'_, '_> {
                 .filter(|p| !s.parameters.contains(*p))
                 .collect();
             if !undefined.is_empty() {
-                self.f.error("B5", format!("packet {id}: parameter(s) {undefined:?} have no ParameterDefinition on this stream"));
+                let what = "have no ParameterDefinition on this stream";
+                self.f.error(
+                    "B5",
+                    format!("packet {id}: parameter(s) {undefined:?} {what}"),
+                );
             }
         }
         Some(resolved)
@@ -440,7 +444,13 @@ impl PacketCtx<'_, '_> {
                 format!("packet {id}: Lap Trigger at {t} before any data was sent"),
             ),
             Some((lo, hi)) if ok && !(lo..=hi).contains(&t) => {
-                self.f.error("B8", format!("packet {id}: Lap Trigger at {t} outside the data range {lo}..={hi} sent so far"));
+                let range = format!("{lo}..={hi}");
+                self.f.error(
+                    "B8",
+                    format!(
+                        "packet {id}: Lap Trigger at {t} outside the data range {range} sent so far"
+                    ),
+                );
             }
             _ => {}
         }
