@@ -8,7 +8,7 @@
 mod parse;
 mod signal;
 
-pub use parse::{DbcSource, Parsed, parse_dbc, parse_dbc_set};
+pub use parse::{parse_dbc, parse_dbc_set, DbcSource, Parsed};
 pub use signal::EncodeError;
 
 use crate::can::CanId;
