@@ -1,2 +1,100 @@
-//! ecu-bridge binary (skeleton).
-fn main() {}
+//! The `ecu-bridge` command line: parses arguments, sets up logging, and hands over to the
+//! library's commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use commands::LogFormat;
+use ecu_bridge::source::replay::Pacing;
+
+/// Carries ECU telemetry (CAN captures today) into the Open Streaming Stream API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log line format: `plain` (no colours or timestamps under systemd) or `json`.
+    #[arg(long, global = true, default_value = "plain")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay capture files (candump -L logs) through the pipeline into the Stream API.
+    Replay {
+        /// The car's bridge configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Replay speed relative to the captured timing (1 = real time).
+        #[arg(long, conflicts_with = "max_speed", default_value_t = 1.0)]
+        speed: f64,
+        /// Replay as fast as the pipeline accepts.
+        #[arg(long)]
+        max_speed: bool,
+        /// Capture files.
+        #[arg(required = true)]
+        captures: Vec<PathBuf>,
+    },
+    /// Run our test Stream API server (h2c gRPC), checking every producer rule it can see.
+    StreamApi {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:13579")]
+        listen: SocketAddr,
+        /// Reject protocol violations with INVALID_ARGUMENT instead of only counting them.
+        #[arg(long)]
+        strict: bool,
+        /// Append everything received to this recording (rebuilds state from it if it exists).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Summarise a Stream API recording: sessions, parameters, samples, markers, violations.
+    Inspect {
+        /// The recording.
+        file: PathBuf,
+    },
+    /// Check a configuration and the DBC files it names; exits non-zero on any error.
+    Validate {
+        /// The car's bridge configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Replay {
+            config,
+            speed,
+            max_speed,
+            captures,
+        } => {
+            let pacing = if max_speed {
+                Pacing::MaxSpeed
+            } else {
+                Pacing::Speed(speed)
+            };
+            commands::replay(&config, captures, pacing).await
+        }
+        Command::StreamApi {
+            listen,
+            strict,
+            record,
+        } => commands::stream_api(listen, strict, record).await,
+        Command::Inspect { file } => commands::inspect(&file),
+        Command::Validate { config } => commands::validate(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

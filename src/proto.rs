@@ -25,9 +25,9 @@ pub mod ma {
     }
 }
 
-/// `ma.streaming.open_data.v1`: packets and their contents.
-pub use ma::streaming::open_data::v1 as open_data;
 /// `ma.streaming.api.v1`: the Stream API services.
 pub use ma::streaming::api::v1 as api;
 /// `ma.streaming.key_generator.v1`: the Key Generator service.
 pub use ma::streaming::key_generator::v1 as key_generator;
+/// `ma.streaming.open_data.v1`: packets and their contents.
+pub use ma::streaming::open_data::v1 as open_data;

@@ -1,1 +1,791 @@
-//! Placeholder: the compiled channel map.
+//! A car's channel map compiled for decoding: which DBC signals become which Open Streaming
+//! parameters (names, units, limits), and a dense id → message plan so that decoding a frame
+//! does no string work and no allocation.
+//!
+//! Naming rule (stable whatever the include/exclude patterns): a signal's parameter name is
+//! its signal name when no other message in the loaded DBC set has a signal of that name, and
+//! `<Message>_<Signal>` otherwise; a rename in the map replaces either. The identifier is
+//! `<Name>:<Application>`. Two parameters ending with the same identifier is a map error.
+//!
+//! Data formats: a frame's values form one row. A message without multiplexing has one format
+//! (its selected signals in DBC order). A multiplexed message has one format per set of signals
+//! actually present (the always-present ones plus those the switch selects), registered the first
+//! time that set is seen, so rows never carry absent signals.
+
+use std::collections::HashMap;
+
+use crate::can::{CanFrame, CanId};
+use crate::dbc::{BitLayout, Dbc, Message, Multiplexing, Signal};
+use crate::sample::RowBatch;
+
+/// Which signals to publish and how to present them; read from the car's map by the daemon.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// Application name: the `App` part of every identifier and the top-level group.
+    pub application: String,
+    /// Glob patterns (`*`, `?`) a signal must match to be published; empty means all.
+    /// A pattern with a `.` matches `Message.Signal`; without, it matches the message name.
+    pub include: Vec<String>,
+    /// Glob patterns that remove signals the include patterns let in.
+    pub exclude: Vec<String>,
+    /// `Message.Signal` → parameter name.
+    pub renames: Vec<(String, String)>,
+    /// `Message.Signal` → presentation overrides.
+    pub overrides: Vec<(String, Override)>,
+}
+
+/// Unit, limit and description overrides for one signal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Override {
+    /// Replaces the DBC unit.
+    pub unit: Option<String>,
+    /// Replaces the DBC minimum.
+    pub min: Option<f64>,
+    /// Replaces the DBC maximum.
+    pub max: Option<f64>,
+    /// Replaces the DBC comment.
+    pub description: Option<String>,
+}
+
+/// One published parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    /// `Name:Application`.
+    pub identifier: String,
+    /// The `Name` part.
+    pub name: String,
+    /// The DBC message it comes from (its subgroup).
+    pub message: String,
+    /// The DBC signal it comes from.
+    pub signal: String,
+    /// Physical unit.
+    pub unit: String,
+    /// Description (the DBC comment unless overridden).
+    pub description: String,
+    /// Display minimum; always below `max`.
+    pub min: f64,
+    /// Display maximum.
+    pub max: f64,
+    /// Decimal places worth showing, from the signal's scale.
+    pub decimals: u8,
+    /// Expected update rate from `GenMsgCycleTime`.
+    pub frequency_hz: Option<f64>,
+    /// Value → text table.
+    pub value_descriptions: Vec<(i64, String)>,
+}
+
+/// A problem in the channel map; names the signal or key involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelMapError {
+    /// The application name is empty or contains ':'.
+    #[error("application name {0:?} must be non-empty and contain no ':'")]
+    BadApplication(String),
+    /// A rename or override names a signal the DBC set does not have.
+    #[error("{key:?} in [{section}] names no signal of the loaded DBCs (write Message.Signal)")]
+    UnknownSignal {
+        /// The map section (`rename` or `override`).
+        section: &'static str,
+        /// The key as written.
+        key: String,
+    },
+    /// A parameter name is empty or contains ':'.
+    #[error("parameter name {name:?} (from {signal}) must be non-empty and contain no ':'")]
+    BadName {
+        /// The name.
+        name: String,
+        /// `Message.Signal`.
+        signal: String,
+    },
+    /// Two signals end up with the same identifier.
+    #[error("{first} and {second} would both publish as {identifier:?}: rename one of them")]
+    DuplicateIdentifier {
+        /// The identifier.
+        identifier: String,
+        /// One `Message.Signal`.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A message has more selected signals than a row format can track.
+    #[error("message {message} has {count} selected signals; at most 128 are supported")]
+    TooManySignals {
+        /// The message.
+        message: String,
+        /// How many were selected.
+        count: usize,
+    },
+    /// Nothing matched the include patterns.
+    #[error("the include/exclude patterns select no signal")]
+    NothingSelected,
+}
+
+/// What decoding one frame did, for the caller's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// A row was added with this many samples; `short` if the frame was shorter than the DBC
+    /// size (only the signals that fit were decoded).
+    Decoded {
+        /// Samples in the row.
+        samples: usize,
+        /// The frame was shorter than its message.
+        short: bool,
+    },
+    /// No selected message has this id.
+    Unknown,
+    /// Remote or error frames carry no signal values.
+    NoData,
+    /// The frame was too short for any selected signal.
+    Empty,
+    /// The message produced a new combination of present signals but the format table is full.
+    FormatLimit,
+}
+
+/// The compiled map: parameters, formats, and the decode plan.
+#[derive(Debug, Clone)]
+pub struct ChannelMap {
+    application: String,
+    parameters: Vec<Parameter>,
+    formats: Vec<Format>,
+    messages: Vec<MessagePlan>,
+    standard: Vec<u32>,
+    extended: HashMap<u32, u32>,
+    format_by_mask: HashMap<(u32, u128), u32>,
+}
+
+/// An ordered list of parameters that share rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Format {
+    /// The message the rows come from.
+    pub message: String,
+    /// Indices into [`ChannelMap::parameters`], in row order.
+    pub parameters: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct MessagePlan {
+    size: usize,
+    signals: Vec<SignalPlan>,
+    /// The format of rows where every signal is present; for messages without multiplexing
+    /// this is the only one.
+    full_format: u32,
+    multiplexed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct SignalPlan {
+    layout: BitLayout,
+    parameter: u32,
+    /// For multiplexed signals: the switch's layout (published or not) and the raw ranges of
+    /// the switch for which this signal is present.
+    condition: Option<(BitLayout, Vec<(u64, u64)>)>,
+}
+
+/// Upper bound on formats, so a hostile bus cannot grow the table without end.
+const MAX_FORMATS: usize = 65_536;
+
+impl ChannelMap {
+    /// Compiles `selection` over the DBC set.
+    pub fn compile(dbc: &Dbc, selection: &Selection) -> Result<Self, ChannelMapError> {
+        let app = selection.application.trim();
+        if app.is_empty() || app.contains(':') {
+            return Err(ChannelMapError::BadApplication(app.to_owned()));
+        }
+        check_keys_exist(dbc, "rename", selection.renames.iter().map(|(k, _)| k))?;
+        check_keys_exist(dbc, "override", selection.overrides.iter().map(|(k, _)| k))?;
+        let mut map = Self {
+            application: app.to_owned(),
+            parameters: Vec::new(),
+            formats: Vec::new(),
+            messages: Vec::new(),
+            standard: vec![0; CanId::MAX_STANDARD as usize + 1],
+            extended: HashMap::new(),
+            format_by_mask: HashMap::new(),
+        };
+        let shared_names = shared_signal_names(dbc);
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for message in &dbc.messages {
+            let chosen: Vec<&Signal> = message
+                .signals
+                .iter()
+                .filter(|signal| is_selected(selection, message, signal))
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            if chosen.len() > 128 {
+                return Err(ChannelMapError::TooManySignals {
+                    message: message.name.clone(),
+                    count: chosen.len(),
+                });
+            }
+            let mut parameters = Vec::with_capacity(chosen.len());
+            for signal in &chosen {
+                let parameter = map.parameter(message, signal, selection, &shared_names)?;
+                let key = format!("{}.{}", message.name, signal.name);
+                if let Some(first) = seen.insert(parameter.identifier.clone(), key.clone()) {
+                    return Err(ChannelMapError::DuplicateIdentifier {
+                        identifier: parameter.identifier,
+                        first,
+                        second: key,
+                    });
+                }
+                parameters.push(map.parameters.len() as u32);
+                map.parameters.push(parameter);
+            }
+            map.add_message(message, &chosen, parameters);
+        }
+        if map.parameters.is_empty() {
+            return Err(ChannelMapError::NothingSelected);
+        }
+        Ok(map)
+    }
+
+    /// The application name (`App` of every identifier).
+    pub fn application(&self) -> &str {
+        &self.application
+    }
+
+    /// All published parameters, grouped by message in DBC order.
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.parameters
+    }
+
+    /// Format `index` (as found in [`crate::RowHeader::format`]).
+    pub fn format(&self, index: u32) -> Option<&Format> {
+        self.formats.get(index as usize)
+    }
+
+    /// Number of formats registered so far.
+    pub fn format_count(&self) -> usize {
+        self.formats.len()
+    }
+
+    /// The messages that have at least one published parameter, in DBC order.
+    pub fn messages(&self) -> impl Iterator<Item = &str> {
+        let mut last: Option<&str> = None;
+        self.parameters.iter().filter_map(move |parameter| {
+            let name = parameter.message.as_str();
+            (last != Some(name)).then(|| {
+                last = Some(name);
+                name
+            })
+        })
+    }
+
+    /// Decodes one frame received at `time_ns` into a row of `out`.
+    pub fn decode(&mut self, time_ns: u64, frame: &CanFrame, out: &mut RowBatch) -> FrameOutcome {
+        if frame.is_remote() || frame.flags.contains(crate::can::CanFlags::ERROR) {
+            return FrameOutcome::NoData;
+        }
+        let Some(plan_index) = self.plan_index(frame.id) else {
+            return FrameOutcome::Unknown;
+        };
+        let plan = &self.messages[plan_index];
+        let data = frame.data();
+        let short = data.len() < plan.size;
+        let (mask, full) = presence_mask(plan, data);
+        if mask == 0 {
+            return FrameOutcome::Empty;
+        }
+        let format = if full {
+            plan.full_format
+        } else {
+            match self.format_for_mask(plan_index, mask) {
+                Some(format) => format,
+                None => return FrameOutcome::FormatLimit,
+            }
+        };
+        let plan = &self.messages[plan_index];
+        out.begin_row(time_ns, format);
+        let mut samples = 0;
+        for (index, signal) in plan.signals.iter().enumerate() {
+            if mask & (1u128 << index) != 0 {
+                // Presence implies the signal fits, so `physical` cannot be `None` here.
+                out.push_value(signal.layout.physical(data).unwrap_or(f64::NAN));
+                samples += 1;
+            }
+        }
+        FrameOutcome::Decoded { samples, short }
+    }
+
+    fn plan_index(&self, id: CanId) -> Option<usize> {
+        let slot = if id.is_extended() {
+            self.extended.get(&id.id()).copied().unwrap_or(0)
+        } else {
+            self.standard.get(id.id() as usize).copied().unwrap_or(0)
+        };
+        (slot != 0).then(|| slot as usize - 1)
+    }
+
+    fn format_for_mask(&mut self, plan_index: usize, mask: u128) -> Option<u32> {
+        if let Some(format) = self.format_by_mask.get(&(plan_index as u32, mask)) {
+            return Some(*format);
+        }
+        if self.formats.len() >= MAX_FORMATS {
+            return None;
+        }
+        let plan = &self.messages[plan_index];
+        let parameters = plan
+            .signals
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| mask & (1u128 << index) != 0)
+            .map(|(_, signal)| signal.parameter)
+            .collect();
+        let message = self.formats[plan.full_format as usize].message.clone();
+        let format = self.formats.len() as u32;
+        self.formats.push(Format {
+            message,
+            parameters,
+        });
+        self.format_by_mask
+            .insert((plan_index as u32, mask), format);
+        Some(format)
+    }
+
+    fn add_message(&mut self, message: &Message, chosen: &[&Signal], parameters: Vec<u32>) {
+        let full_format = self.formats.len() as u32;
+        self.formats.push(Format {
+            message: message.name.clone(),
+            parameters: parameters.clone(),
+        });
+        let signals = chosen
+            .iter()
+            .zip(&parameters)
+            .map(|(signal, parameter)| SignalPlan {
+                layout: signal.layout(),
+                parameter: *parameter,
+                condition: condition(message, signal),
+            })
+            .collect::<Vec<_>>();
+        let multiplexed = signals.iter().any(|signal| signal.condition.is_some());
+        let slot = self.messages.len() as u32 + 1;
+        self.messages.push(MessagePlan {
+            size: usize::from(message.size),
+            signals,
+            full_format,
+            multiplexed,
+        });
+        // Pseudo ids above 0x7FF without the extended flag never occur on a bus: not indexed.
+        if message.id.is_extended() {
+            self.extended.insert(message.id.id(), slot);
+        } else if let Some(entry) = self.standard.get_mut(message.id.id() as usize) {
+            *entry = slot;
+        }
+    }
+
+    fn parameter(
+        &self,
+        message: &Message,
+        signal: &Signal,
+        selection: &Selection,
+        shared_names: &HashMap<&str, usize>,
+    ) -> Result<Parameter, ChannelMapError> {
+        let key = format!("{}.{}", message.name, signal.name);
+        let renamed = selection.renames.iter().find(|(k, _)| *k == key);
+        let name = match renamed {
+            Some((_, name)) => name.trim().to_owned(),
+            None if shared_names.get(signal.name.as_str()).copied().unwrap_or(0) > 1 => {
+                format!("{}_{}", message.name, signal.name)
+            }
+            None => signal.name.clone(),
+        };
+        if name.is_empty() || name.contains(':') {
+            return Err(ChannelMapError::BadName { name, signal: key });
+        }
+        let over = selection
+            .overrides
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default();
+        let (raw_min, raw_max) = physical_range(signal);
+        let (dbc_min, dbc_max) = if signal.min < signal.max {
+            (signal.min, signal.max)
+        } else {
+            (raw_min, raw_max)
+        };
+        let min = over.min.unwrap_or(dbc_min);
+        let mut max = over.max.unwrap_or(dbc_max);
+        if max <= min {
+            max = min + 1.0;
+        }
+        Ok(Parameter {
+            identifier: format!("{name}:{}", self.application),
+            name,
+            message: message.name.clone(),
+            signal: signal.name.clone(),
+            unit: over.unit.unwrap_or_else(|| signal.unit.clone()),
+            description: over
+                .description
+                .or_else(|| signal.comment.clone())
+                .unwrap_or_default(),
+            min,
+            max,
+            decimals: decimals(signal.scale),
+            frequency_hz: message
+                .cycle_time_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| 1000.0 / f64::from(ms)),
+            value_descriptions: signal.value_descriptions.clone(),
+        })
+    }
+}
+
+/// Which multiplexed signals are present, as a bit mask over the plan's signals, and whether
+/// every signal is present (the common, pre-registered case).
+fn presence_mask(plan: &MessagePlan, data: &[u8]) -> (u128, bool) {
+    let mut mask = 0u128;
+    let mut all = true;
+    for (index, signal) in plan.signals.iter().enumerate() {
+        let fits = signal.layout.bytes_needed() <= data.len();
+        let selected = !plan.multiplexed
+            || match &signal.condition {
+                None => true,
+                Some((switch, ranges)) => switch
+                    .raw(data)
+                    .is_some_and(|raw| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&raw))),
+            };
+        if fits && selected {
+            mask |= 1u128 << index;
+        } else {
+            all = false;
+        }
+    }
+    (mask, all)
+}
+
+fn condition(message: &Message, signal: &Signal) -> Option<(BitLayout, Vec<(u64, u64)>)> {
+    let Multiplexing::Multiplexed { switch, ranges, .. } = &signal.mux else {
+        return None;
+    };
+    // A switch missing from the DBC makes the signal's presence unknowable: never present.
+    let layout = message
+        .signals
+        .iter()
+        .find(|candidate| &candidate.name == switch)
+        .map(Signal::layout);
+    Some(match layout {
+        Some(layout) => (layout, ranges.clone()),
+        None => (signal.layout(), Vec::new()),
+    })
+}
+
+fn check_keys_exist<'a>(
+    dbc: &Dbc,
+    section: &'static str,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), ChannelMapError> {
+    for key in keys {
+        let found = key.split_once('.').is_some_and(|(message, signal)| {
+            dbc.message_by_name(message)
+                .is_some_and(|m| m.signals.iter().any(|s| s.name == signal))
+        });
+        if !found {
+            return Err(ChannelMapError::UnknownSignal {
+                section,
+                key: key.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn shared_signal_names(dbc: &Dbc) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for message in &dbc.messages {
+        for signal in &message.signals {
+            *counts.entry(signal.name.as_str()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn is_selected(selection: &Selection, message: &Message, signal: &Signal) -> bool {
+    let matches = |pattern: &String| match pattern.split_once('.') {
+        Some((m, s)) => glob(m, &message.name) && glob(s, &signal.name),
+        None => glob(pattern, &message.name),
+    };
+    let included = selection.include.is_empty() || selection.include.iter().any(matches);
+    included && !selection.exclude.iter().any(matches)
+}
+
+/// Matches `*` (any run) and `?` (one character); everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), text.chars().collect());
+    let (mut p, mut t) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                backtrack = Some((p, t));
+                p += 1;
+            }
+            Some(c) if *c == '?' || *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                Some((star, matched)) => {
+                    p = star + 1;
+                    t = matched + 1;
+                    backtrack = Some((star, matched + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// The physical values the raw field can express (for DBCs that leave `[0|0]`).
+fn physical_range(signal: &Signal) -> (f64, f64) {
+    let bits = u32::from(signal.length.min(64));
+    let (raw_lo, raw_hi) = if signal.signed {
+        (
+            -(2f64.powi(bits as i32 - 1)),
+            2f64.powi(bits as i32 - 1) - 1.0,
+        )
+    } else {
+        (0.0, 2f64.powi(bits as i32) - 1.0)
+    };
+    let a = raw_lo * signal.scale + signal.offset;
+    let b = raw_hi * signal.scale + signal.offset;
+    (a.min(b), a.max(b))
+}
+
+/// Decimal places that a value of this resolution deserves (0.01 → 2, 0.5 → 1, 1 → 0).
+fn decimals(scale: f64) -> u8 {
+    let scale = scale.abs();
+    if scale == 0.0 || !scale.is_finite() {
+        return 0;
+    }
+    let mut places = 0u8;
+    let mut value = scale;
+    while places < 9 && (value - value.round()).abs() > 1e-9 * value.max(1.0) {
+        value *= 10.0;
+        places += 1;
+    }
+    places
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::can::CanFlags;
+    use crate::dbc::parse_dbc;
+
+    const DBC: &str = r#"
+BO_ 256 ENGINE: 8 ECU
+ SG_ RPM : 0|16@1+ (0.25,0) [0|0] "rpm" X
+ SG_ CHECKSUM : 56|8@1+ (1,0) [0|255] "" X
+
+BO_ 512 GEARBOX: 8 ECU
+ SG_ GEAR : 0|4@1+ (1,0) [0|8] "" X
+ SG_ CHECKSUM : 56|8@1+ (1,0) [0|255] "" X
+
+BO_ 2566844672 TYRES: 4 ECU
+ SG_ CORNER M : 0|8@1+ (1,0) [0|3] "" X
+ SG_ TEMP_FL m0 : 8|16@1+ (0.1,-50) [-50|200] "degC" X
+ SG_ TEMP_FR m1 : 8|16@1+ (0.1,-50) [-50|200] "degC" X
+ SG_ STATUS : 24|8@1+ (1,0) [0|255] "" X
+
+BA_ "GenMsgCycleTime" BO_ 256 10;
+VAL_ 512 GEAR 0 "N" 1 "1st" ;
+"#;
+
+    fn selection() -> Selection {
+        Selection {
+            application: "Car".into(),
+            ..Selection::default()
+        }
+    }
+
+    fn compile(selection: &Selection) -> Result<ChannelMap, ChannelMapError> {
+        let dbc = parse_dbc("test.dbc", DBC).expect("parses").dbc;
+        ChannelMap::compile(&dbc, selection)
+    }
+
+    fn frame(id: CanId, data: &[u8]) -> CanFrame {
+        CanFrame::new(id, CanFlags::empty(), data).expect("classic")
+    }
+
+    fn identifiers(map: &ChannelMap) -> Vec<&str> {
+        map.parameters()
+            .iter()
+            .map(|p| p.identifier.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn names_are_qualified_only_when_a_signal_name_repeats() {
+        let map = compile(&selection()).expect("compiles");
+        assert_eq!(
+            identifiers(&map),
+            [
+                "RPM:Car",
+                "ENGINE_CHECKSUM:Car",
+                "GEAR:Car",
+                "GEARBOX_CHECKSUM:Car",
+                "CORNER:Car",
+                "TEMP_FL:Car",
+                "TEMP_FR:Car",
+                "STATUS:Car"
+            ]
+        );
+        let rpm = &map.parameters()[0];
+        assert_eq!(rpm.frequency_hz, Some(100.0));
+        assert_eq!(
+            (rpm.min, rpm.max),
+            (0.0, 65535.0 * 0.25),
+            "range from the raw field"
+        );
+        assert_eq!(rpm.decimals, 2);
+        assert_eq!(map.parameters()[2].value_descriptions.len(), 2);
+    }
+
+    #[test]
+    fn selection_does_not_change_names_and_renames_apply() {
+        let mut only_engine = selection();
+        only_engine.include = vec!["ENGINE".into()];
+        only_engine.exclude = vec!["*.CHECKSUM".into()];
+        only_engine.renames = vec![("ENGINE.RPM".into(), "EngineSpeed".into())];
+        let map = compile(&only_engine).expect("compiles");
+        assert_eq!(identifiers(&map), ["EngineSpeed:Car"]);
+        let mut checksums = selection();
+        checksums.include = vec!["*.CHECKSUM".into()];
+        let map = compile(&checksums).expect("compiles");
+        assert_eq!(
+            identifiers(&map),
+            ["ENGINE_CHECKSUM:Car", "GEARBOX_CHECKSUM:Car"]
+        );
+    }
+
+    #[test]
+    fn map_errors_name_the_culprit() {
+        let mut clash = selection();
+        clash.renames = vec![("GEARBOX.GEAR".into(), "RPM".into())];
+        let error = compile(&clash).expect_err("duplicate");
+        assert!(error.to_string().contains("ENGINE.RPM"), "{error}");
+        assert!(error.to_string().contains("GEARBOX.GEAR"), "{error}");
+        let mut unknown = selection();
+        unknown.overrides = vec![("ENGINE.NOPE".into(), Override::default())];
+        assert!(matches!(
+            compile(&unknown),
+            Err(ChannelMapError::UnknownSignal { .. })
+        ));
+        let mut nothing = selection();
+        nothing.include = vec!["ABS*".into()];
+        assert_eq!(
+            compile(&nothing).err(),
+            Some(ChannelMapError::NothingSelected)
+        );
+        let mut colon = selection();
+        colon.application = "A:B".into();
+        assert!(matches!(
+            compile(&colon),
+            Err(ChannelMapError::BadApplication(_))
+        ));
+    }
+
+    #[test]
+    fn frames_become_rows_and_short_frames_decode_what_fits() {
+        let mut map = compile(&selection()).expect("compiles");
+        let mut rows = RowBatch::new();
+        let engine = CanId::standard(256).expect("id");
+        let full = map.decode(
+            5,
+            &frame(engine, &[0x10, 0x27, 0, 0, 0, 0, 0, 0xAB]),
+            &mut rows,
+        );
+        assert_eq!(
+            full,
+            FrameOutcome::Decoded {
+                samples: 2,
+                short: false
+            }
+        );
+        let short = map.decode(6, &frame(engine, &[0x10, 0x27]), &mut rows);
+        assert_eq!(
+            short,
+            FrameOutcome::Decoded {
+                samples: 1,
+                short: true
+            }
+        );
+        let (first, values) = rows.row(0).expect("row");
+        assert_eq!((first.time_ns, values), (5, &[2500.0, 171.0][..]));
+        let (second, values) = rows.row(1).expect("row");
+        assert_eq!(values, &[2500.0]);
+        assert_ne!(second.format, first.format, "a subset gets its own format");
+        let subset = map.format(second.format).expect("format");
+        assert_eq!(subset.parameters, vec![0]);
+        assert_eq!(
+            map.decode(
+                7,
+                &frame(CanId::standard(0x7FF).expect("id"), &[1]),
+                &mut rows
+            ),
+            FrameOutcome::Unknown
+        );
+        let remote = CanFrame::remote(engine, 8).expect("remote");
+        assert_eq!(map.decode(8, &remote, &mut rows), FrameOutcome::NoData);
+        assert_eq!(
+            map.decode(9, &frame(engine, &[]), &mut rows),
+            FrameOutcome::Empty
+        );
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn multiplexed_rows_carry_only_present_signals() {
+        let mut map = compile(&selection()).expect("compiles");
+        let tyres = CanId::extended(0x18FE_F100).expect("id");
+        let mut rows = RowBatch::new();
+        // Corner 0: TEMP_FL = 1000 raw → 50.0 degC; STATUS 7.
+        map.decode(1, &frame(tyres, &[0, 0xE8, 0x03, 7]), &mut rows);
+        map.decode(2, &frame(tyres, &[1, 0xE8, 0x03, 9]), &mut rows);
+        map.decode(3, &frame(tyres, &[0, 0xE8, 0x03, 8]), &mut rows);
+        // A switch value no signal is defined for: only the always-present signals.
+        map.decode(4, &frame(tyres, &[3, 0, 0, 1]), &mut rows);
+        let formats: Vec<_> = rows.rows().map(|(h, _)| h.format).collect();
+        assert_eq!(formats[0], formats[2]);
+        assert_ne!(formats[0], formats[1]);
+        let names = |format: u32| -> Vec<String> {
+            map.format(format)
+                .expect("format")
+                .parameters
+                .iter()
+                .map(|p| map.parameters()[*p as usize].name.clone())
+                .collect()
+        };
+        assert_eq!(names(formats[0]), ["CORNER", "TEMP_FL", "STATUS"]);
+        assert_eq!(names(formats[1]), ["CORNER", "TEMP_FR", "STATUS"]);
+        let (_, values) = rows.row(1).expect("row");
+        assert_eq!(values, &[1.0, 50.0, 9.0]);
+        let (header, values) = rows.row(3).expect("row");
+        assert_eq!(names(header.format), ["CORNER", "STATUS"]);
+        assert_eq!(values, &[3.0, 1.0]);
+    }
+
+    #[test]
+    fn glob_matches_stars_and_marks() {
+        assert!(glob("*", "ENGINE"));
+        assert!(glob("ENG*", "ENGINE"));
+        assert!(glob("*GIN?", "ENGINE"));
+        assert!(glob("E*N*E", "ENGINE"));
+        assert!(!glob("E*X", "ENGINE"));
+        assert!(!glob("ENGINE?", "ENGINE"));
+        assert!(glob("", ""));
+    }
+
+    #[test]
+    fn decimals_follow_the_resolution() {
+        assert_eq!(decimals(1.0), 0);
+        assert_eq!(decimals(0.5), 1);
+        assert_eq!(decimals(0.01), 2);
+        assert_eq!(decimals(0.0625), 4);
+        assert_eq!(decimals(2.0), 0);
+    }
+}

@@ -77,6 +77,23 @@ pub enum DecodeError {
         /// How many bytes are left over.
         extra: usize,
     },
+    /// Flags that contradict each other or the frame kind (a remote CAN FD frame).
+    #[error("invalid flags at byte {offset}: {reason}")]
+    BadFlags {
+        /// Where the flag-carrying field starts.
+        offset: usize,
+        /// Which combination was seen.
+        reason: &'static str,
+    },
+    /// A stream line longer than the framer's bound; its bytes up to the next terminator are
+    /// dropped.
+    #[error("line at stream byte {offset} exceeds {max} bytes; dropped")]
+    LineTooLong {
+        /// Stream position of the line's first byte (counted from the framer's creation).
+        offset: usize,
+        /// The framer's line bound.
+        max: usize,
+    },
 }
 
 impl DecodeError {
@@ -90,7 +107,9 @@ impl DecodeError {
             | Self::BadHex { offset, .. }
             | Self::BadCanId { offset, .. }
             | Self::Syntax { offset, .. }
-            | Self::TrailingBytes { offset, .. } => offset,
+            | Self::TrailingBytes { offset, .. }
+            | Self::BadFlags { offset, .. }
+            | Self::LineTooLong { offset, .. } => offset,
         }
     }
 
@@ -105,14 +124,29 @@ impl DecodeError {
             Self::BadCanId { .. } => "bad_can_id",
             Self::Syntax { .. } => "syntax",
             Self::TrailingBytes { .. } => "trailing_bytes",
+            Self::BadFlags { .. } => "bad_flags",
+            Self::LineTooLong { .. } => "line_too_long",
         }
     }
 
     /// Whether the caller can skip this unit and go on with the next one.
     ///
-    /// All current variants concern one self-delimited unit (a datagram or a line), so the
-    /// answer is yes; stream framers that must resynchronise will add variants that say no.
+    /// Variants about one self-delimited unit (a datagram or a line) say yes: skip it and go
+    /// on. [`DecodeError::LineTooLong`] says no: the stream lost bytes up to the next line
+    /// terminator (the framer has already resynchronised there), so state that spans lines,
+    /// such as timestamp unwrapping, should be treated as after a gap.
     pub fn is_recoverable(&self) -> bool {
-        true
+        match self {
+            Self::Truncated { .. }
+            | Self::BadVersion { .. }
+            | Self::UnsupportedType { .. }
+            | Self::BadLength { .. }
+            | Self::BadHex { .. }
+            | Self::BadCanId { .. }
+            | Self::Syntax { .. }
+            | Self::TrailingBytes { .. }
+            | Self::BadFlags { .. } => true,
+            Self::LineTooLong { .. } => false,
+        }
     }
 }

@@ -110,7 +110,10 @@ mod tests {
         batch.begin_row(30, 2);
         batch.push_value(9.0);
         batch.cancel_row();
-        let rows: Vec<_> = batch.rows().map(|(h, v)| (h.time_ns, h.format, v.to_vec())).collect();
+        let rows: Vec<_> = batch
+            .rows()
+            .map(|(h, v)| (h.time_ns, h.format, v.to_vec()))
+            .collect();
         assert_eq!(rows, vec![(10, 0, vec![1.0, 2.0]), (20, 1, vec![3.0])]);
         assert_eq!(batch.sample_count(), 3);
         batch.clear();

@@ -1,3 +1,5 @@
 //! Integration tests: one binary, modules per area.
+mod producer;
+mod replay_can;
 mod stream_api;
 mod util;

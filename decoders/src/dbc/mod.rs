@@ -5,11 +5,14 @@
 //! [`DbcWarning`] naming file and line, never an error. A line that cannot be understood at all
 //! is a [`DbcError`] with file, line and column.
 
+mod assemble;
 mod parse;
 mod signal;
+mod syntax;
+mod token;
 
-pub use parse::{parse_dbc, parse_dbc_set, DbcSource, Parsed};
-pub use signal::EncodeError;
+pub use parse::{DbcSource, Parsed, parse_dbc, parse_dbc_set};
+pub use signal::{BitLayout, EncodeError};
 
 use crate::can::CanId;
 
@@ -191,6 +194,16 @@ pub enum WarningKind {
     UnsupportedSection,
     /// A signal that does not fit in its message's declared size.
     SignalOutsideMessage,
-    /// Two messages with the same id, or two signals with the same name in a message.
+    /// Two messages with the same id (the later one is dropped) or name, two signals with the
+    /// same name in a message (the later one is dropped), or a second, different comment,
+    /// value table or switch for the same item.
     Duplicate,
+    /// An `m<n>` signal whose switch cannot be found (no single `M` signal, no
+    /// `SG_MUL_VAL_`); the signal is dropped because its presence is unknowable.
+    UnresolvedMultiplexer,
+    /// `SIG_VALTYPE_` naming an unknown type, or a float type on a signal of the wrong width;
+    /// the signal stays an integer.
+    ValueTypeMismatch,
+    /// A `VAL_` list that ends at the end of its line without the closing `;`.
+    MissingSemicolon,
 }

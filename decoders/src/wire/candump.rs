@@ -1,1 +1,501 @@
-//! Placeholder until the candump transport lands.
+//! `candump -L` capture lines (can-utils log format): a borrowed line parser and a writer that
+//! prints exactly what candump prints.
+//!
+//! Owns the grammar `(SECONDS.MICROS) IFACE FRAME`, where FRAME is `ID#DATA`, `ID#R[dlc]` or
+//! `ID##F` + FD data (`shared/formats/can.md` §4). Never does IO and never reads a clock: the
+//! timestamp in the line *is* the capture time, parsed as integers to exact nanoseconds (never
+//! through `f64`, which cannot hold microseconds of a current epoch exactly).
+//!
+//! Invariants: [`parse_line`] never panics, borrows the interface name from the line, and
+//! reports malformed input with the byte offset within the line. Error frames are written with
+//! an 8-digit id carrying `0x20000000`, as candump does; they parse to an extended [`CanId`]
+//! holding the error class plus [`CanFlags::ERROR`].
+//!
+//! Tolerated beyond what candump writes (all seen in real logs or other writers): lower-case
+//! hex, `.` between data bytes, several spaces between fields, a raw-DLC suffix `_X` on classic
+//! frames (ignored), candump `-x`'s trailing ` R`/` T` direction, and a trailing CR/LF.
+
+use std::fmt::Write;
+
+use super::slcan::{HEX_DIGITS, hex_value};
+use crate::can::{CanFlags, CanFrame, CanId};
+use crate::error::DecodeError;
+
+/// One parsed log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandumpLine<'a> {
+    /// Capture time, nanoseconds since the UNIX epoch (microsecond resolution in practice).
+    pub time_ns: u64,
+    /// The interface the frame was captured on (`can0`); selects the channel map.
+    pub interface: &'a str,
+    /// The frame.
+    pub frame: CanFrame,
+}
+
+/// Linux `CAN_ERR_FLAG`, as candump prints it inside an 8-digit id.
+const ID_ERROR: u32 = 0x2000_0000;
+/// `CAN_EFF_FLAG | CAN_RTR_FLAG`: never printed inside an id.
+const ID_INVALID: u32 = 0xC000_0000;
+/// CAN FD flags digit.
+const FD_BRS: u32 = 0x1;
+const FD_ESI: u32 = 0x2;
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Parses one `candump -L` line; a trailing CR and/or LF is ignored.
+pub fn parse_line(line: &[u8]) -> Result<CandumpLine<'_>, DecodeError> {
+    let end = line
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |i| i + 1);
+    let line = &line[..end];
+    let (time_ns, pos) = parse_time(line)?;
+    let pos = skip_spaces(line, pos, "a space after the timestamp")?;
+    let (iface, pos) = token(line, pos);
+    let interface = std::str::from_utf8(iface).map_err(|e| DecodeError::Syntax {
+        offset: pos - iface.len() + e.valid_up_to(),
+        expected: "an ASCII interface name",
+    })?;
+    let pos = skip_spaces(line, pos, "a space after the interface")?;
+    let (frame_text, after) = token(line, pos);
+    let frame = parse_frame(frame_text, pos)?;
+    check_tail(line, after)?;
+    Ok(CandumpLine {
+        time_ns,
+        interface,
+        frame,
+    })
+}
+
+/// Appends the line `candump -L` prints for `frame`, newline included.
+///
+/// The time is truncated to microseconds, as the kernel's `timeval` is. candump pads the
+/// interface to the longest name it listens on; this writer, like candump on one interface,
+/// does not pad. CAN FD flags are written as BRS (1) and ESI (2).
+pub fn write_line(time_ns: u64, interface: &str, frame: &CanFrame, out: &mut String) {
+    let secs = time_ns / NS_PER_SEC;
+    let micros = time_ns % NS_PER_SEC / 1000;
+    // Writing into a `String` cannot fail.
+    let _ = write!(out, "({secs:010}.{micros:06}) {interface} ");
+    let id = frame.id.id();
+    if frame.flags.contains(CanFlags::ERROR) {
+        push_hex(out, id | ID_ERROR, 8);
+    } else if frame.id.is_extended() {
+        push_hex(out, id, 8);
+    } else {
+        push_hex(out, id, 3);
+    }
+    out.push('#');
+    if frame.is_remote() {
+        out.push('R');
+        if (1..=CanFrame::MAX_CLASSIC_LEN).contains(&frame.len()) {
+            push_hex(out, frame.len() as u32, 1);
+        }
+    } else {
+        if frame.is_fd() {
+            let brs = if frame.flags.contains(CanFlags::BRS) {
+                FD_BRS
+            } else {
+                0
+            };
+            let esi = if frame.flags.contains(CanFlags::ESI) {
+                FD_ESI
+            } else {
+                0
+            };
+            out.push('#');
+            push_hex(out, brs | esi, 1);
+        }
+        for &byte in frame.data() {
+            push_hex(out, u32::from(byte), 2);
+        }
+    }
+    out.push('\n');
+}
+
+/// `(SECONDS.FRACTION)` at the start of the line; returns nanoseconds and the next offset.
+fn parse_time(line: &[u8]) -> Result<(u64, usize), DecodeError> {
+    expect(line, 0, b'(', "'(' opening the timestamp")?;
+    let (secs, digits) = decimal(line, 1, 20)?;
+    let dot = 1 + digits;
+    expect(line, dot, b'.', "'.' in the timestamp")?;
+    let (fraction, frac_digits) = decimal(line, dot + 1, 9)?;
+    let close = dot + 1 + frac_digits;
+    expect(line, close, b')', "')' closing the timestamp")?;
+    // 9 fraction digits at most, so the exponent is 0..=8 and the scale cannot overflow.
+    let scale = 10u64.pow(9 - frac_digits as u32);
+    let time_ns = secs
+        .checked_mul(NS_PER_SEC)
+        .and_then(|ns| ns.checked_add(fraction * scale))
+        .ok_or(DecodeError::Syntax {
+            offset: 1,
+            expected: "a timestamp before the year 2554",
+        })?;
+    Ok((time_ns, close + 1))
+}
+
+/// 1..=`max` decimal digits at `at`; returns the value and the digit count.
+fn decimal(line: &[u8], at: usize, max: usize) -> Result<(u64, usize), DecodeError> {
+    let digits = line
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > max {
+        return Err(DecodeError::Syntax {
+            offset: at,
+            expected: "decimal digits",
+        });
+    }
+    let value = line[at..at + digits].iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    });
+    let value = value.ok_or(DecodeError::Syntax {
+        offset: at,
+        expected: "a timestamp before the year 2554",
+    })?;
+    Ok((value, digits))
+}
+
+/// `ID#...` starting at line offset `at`.
+fn parse_frame(text: &[u8], at: usize) -> Result<CanFrame, DecodeError> {
+    let hash = text.iter().position(|&b| b == b'#');
+    let (id, flags) = match hash {
+        Some(n @ (3 | 8)) => parse_id(&text[..n], at)?,
+        _ => {
+            let expected = "a 3 or 8 hex digit id and '#'";
+            return Err(DecodeError::Syntax {
+                offset: at,
+                expected,
+            });
+        }
+    };
+    let body_at = hash.map_or(0, |n| n + 1);
+    let body = &text[body_at..];
+    let frame = match body.first() {
+        Some(b'#') => parse_fd(id, flags, &body[1..], at + body_at + 1)?,
+        Some(b'R' | b'r') => parse_remote(id, &body[1..], at + body_at + 1)?,
+        _ => {
+            let mut data = [0u8; CanFrame::MAX_FD_LEN];
+            let max = CanFrame::MAX_CLASSIC_LEN;
+            let len = parse_data(body, at + body_at, max, &mut data, true)?;
+            CanFrame::new(id, flags, &data[..len])
+        }
+    };
+    // `parse_data` and `parse_remote` already bound the length, so this only guards the
+    // invariant instead of unwrapping.
+    let mut frame = frame.ok_or(DecodeError::Syntax {
+        offset: at + body_at,
+        expected: "a payload that fits the frame kind",
+    })?;
+    frame.flags = frame.flags.with(flags);
+    Ok(frame)
+}
+
+/// A 3-digit (standard) or 8-digit (extended or error) id.
+fn parse_id(digits: &[u8], at: usize) -> Result<(CanId, CanFlags), DecodeError> {
+    let raw = hex_value(digits, at)?;
+    let bad = DecodeError::BadCanId {
+        offset: at,
+        id: raw,
+    };
+    if digits.len() == 3 {
+        return CanId::standard(raw)
+            .map(|id| (id, CanFlags::empty()))
+            .ok_or(bad);
+    }
+    if raw & ID_INVALID != 0 {
+        return Err(bad);
+    }
+    let flags = if raw & ID_ERROR != 0 {
+        CanFlags::ERROR
+    } else {
+        CanFlags::empty()
+    };
+    let id = CanId::extended(raw & CanId::MAX_EXTENDED).ok_or(bad)?;
+    Ok((id, flags))
+}
+
+/// After `##`: one flags digit, then up to 64 data bytes.
+fn parse_fd(
+    id: CanId,
+    flags: CanFlags,
+    text: &[u8],
+    at: usize,
+) -> Result<Option<CanFrame>, DecodeError> {
+    let Some(digit) = text.first() else {
+        return Err(DecodeError::Truncated {
+            offset: at,
+            need: 1,
+            have: 0,
+        });
+    };
+    let fd_bits = hex_value(std::slice::from_ref(digit), at)?;
+    let mut flags = flags.with(CanFlags::FD);
+    if fd_bits & FD_BRS != 0 {
+        flags = flags.with(CanFlags::BRS);
+    }
+    if fd_bits & FD_ESI != 0 {
+        flags = flags.with(CanFlags::ESI);
+    }
+    let mut data = [0u8; CanFrame::MAX_FD_LEN];
+    let len = parse_data(&text[1..], at + 1, CanFrame::MAX_FD_LEN, &mut data, false)?;
+    Ok(CanFrame::new(id, flags, &data[..len]))
+}
+
+/// After `#R`: an optional DLC digit 0..=8, and after `8` an optional raw DLC `_X` (ignored).
+fn parse_remote(id: CanId, text: &[u8], at: usize) -> Result<Option<CanFrame>, DecodeError> {
+    let dlc = match text {
+        [] => 0,
+        [digit] => hex_value(std::slice::from_ref(digit), at)?,
+        [b'8', b'_', raw] => {
+            hex_value(std::slice::from_ref(raw), at + 2)?;
+            8
+        }
+        [_, ..] => {
+            let extra = text.len() - 1;
+            return Err(DecodeError::TrailingBytes {
+                offset: at + 1,
+                extra,
+            });
+        }
+    };
+    if dlc > 8 {
+        let len = dlc as usize;
+        return Err(DecodeError::BadLength {
+            offset: at,
+            len,
+            max: 8,
+        });
+    }
+    Ok(CanFrame::remote(id, dlc as u8))
+}
+
+/// Hex byte pairs (`.` separators skipped) into `data`; returns the byte count.
+///
+/// `raw_dlc` allows the classic `_X` suffix, which candump adds for DLCs 9..F on 8-byte frames.
+fn parse_data(
+    text: &[u8],
+    at: usize,
+    max: usize,
+    data: &mut [u8; CanFrame::MAX_FD_LEN],
+    raw_dlc: bool,
+) -> Result<usize, DecodeError> {
+    let mut len = 0;
+    let mut pos = 0;
+    while pos < text.len() {
+        match text[pos] {
+            b'.' => pos += 1,
+            b'_' if raw_dlc && len == max => {
+                let dlc_at = at + pos + 1;
+                match text.get(pos + 1..) {
+                    Some([digit]) => hex_value(std::slice::from_ref(digit), dlc_at)?,
+                    _ => {
+                        return Err(DecodeError::Syntax {
+                            offset: dlc_at,
+                            expected: "one raw DLC digit",
+                        });
+                    }
+                };
+                return Ok(len);
+            }
+            _ => {
+                let Some(pair) = text.get(pos..pos + 2) else {
+                    return Err(DecodeError::Truncated {
+                        offset: at + pos,
+                        need: 2,
+                        have: 1,
+                    });
+                };
+                if len == max {
+                    return Err(DecodeError::BadLength {
+                        offset: at,
+                        len: len + 1,
+                        max,
+                    });
+                }
+                data[len] = hex_value(pair, at + pos)? as u8;
+                len += 1;
+                pos += 2;
+            }
+        }
+    }
+    Ok(len)
+}
+
+/// Only spaces and one optional `R`/`T` direction marker (candump `-x`) may follow the frame.
+fn check_tail(line: &[u8], at: usize) -> Result<(), DecodeError> {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let rest = &line[at..];
+    let lead = rest.iter().take_while(|b| is_space(b)).count();
+    let body = &rest[lead..];
+    let body_len = body.iter().rposition(|b| !is_space(b)).map_or(0, |i| i + 1);
+    match &body[..body_len] {
+        [] | [b'R' | b'T'] => Ok(()),
+        _ => Err(DecodeError::TrailingBytes {
+            offset: at + lead,
+            extra: body.len(),
+        }),
+    }
+}
+
+/// The bytes up to the next space or tab, and the offset after them.
+fn token(line: &[u8], at: usize) -> (&[u8], usize) {
+    let rest = line.get(at..).unwrap_or_default();
+    let n = rest
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(rest.len());
+    (&rest[..n], at + n)
+}
+
+/// One or more spaces or tabs at `at`; returns the offset after them.
+fn skip_spaces(line: &[u8], at: usize, expected: &'static str) -> Result<usize, DecodeError> {
+    let rest = line.get(at..).unwrap_or_default();
+    let n = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let next_is_text = rest.get(n).is_some();
+    if n == 0 || !next_is_text {
+        return Err(DecodeError::Syntax {
+            offset: at + n,
+            expected,
+        });
+    }
+    Ok(at + n)
+}
+
+fn expect(line: &[u8], at: usize, want: u8, expected: &'static str) -> Result<(), DecodeError> {
+    match line.get(at) {
+        Some(&b) if b == want => Ok(()),
+        Some(_) => Err(DecodeError::Syntax {
+            offset: at,
+            expected,
+        }),
+        None => Err(DecodeError::Truncated {
+            offset: at,
+            need: 1,
+            have: 0,
+        }),
+    }
+}
+
+fn push_hex(out: &mut String, value: u32, digits: u32) {
+    for shift in (0..digits).rev() {
+        out.push(char::from(
+            HEX_DIGITS[(value >> (shift * 4) & 0xF) as usize],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CLASSIC: &[u8] = b"(1436509052.249713) can0 1A4#FFF1000007FFF124\n";
+    static EXTENDED_REMOTE: &[u8] = b"(0000000001.000001) vcan1 18FEF100#R8";
+    static FD: &[u8] = b"(1436509052.000000) can1 123##10102030405060708090A0B0C";
+    static ERROR: &[u8] = b"(1436509052.500000) can0 20000004#0000100000000000";
+
+    #[test]
+    fn deconstruct() {
+        let line = parse_line(CLASSIC).expect("valid");
+        assert_eq!(
+            (line.time_ns, line.interface),
+            (1_436_509_052_249_713_000, "can0")
+        );
+        assert_eq!(line.frame.id, CanId::standard(0x1A4).expect("id"));
+        assert_eq!(
+            line.frame.data(),
+            &[0xFF, 0xF1, 0, 0, 0x07, 0xFF, 0xF1, 0x24]
+        );
+        let line = parse_line(EXTENDED_REMOTE).expect("valid");
+        assert_eq!(line.time_ns, 1_000_001_000);
+        assert!(line.frame.is_remote() && line.frame.id.is_extended());
+        assert_eq!((line.frame.id.id(), line.frame.len()), (0x18FE_F100, 8));
+        let line = parse_line(FD).expect("valid");
+        assert!(line.frame.is_fd() && line.frame.flags.contains(CanFlags::BRS));
+        assert_eq!(line.frame.len(), 12);
+        let line = parse_line(ERROR).expect("valid");
+        assert!(line.frame.flags.contains(CanFlags::ERROR));
+        assert_eq!(line.frame.id.id(), 4);
+        let tolerant = parse_line(b"(1.5)  can0  1a4#01.02 R\r\n").expect("tolerated");
+        assert_eq!(
+            (tolerant.time_ns, tolerant.frame.data()),
+            (1_500_000_000, &[1, 2][..])
+        );
+        let raw_dlc = parse_line(b"(1.0) can0 1A4#0102030405060708_C").expect("tolerated");
+        assert_eq!(raw_dlc.frame.len(), 8);
+        let raw_dlc = parse_line(b"(1.0) can0 1A4#R8_F").expect("tolerated");
+        assert_eq!((raw_dlc.frame.is_remote(), raw_dlc.frame.len()), (true, 8));
+    }
+
+    #[test]
+    fn construct_round_trips_into_a_dirty_buffer() {
+        for text in [CLASSIC, EXTENDED_REMOTE, FD, ERROR] {
+            let line = parse_line(text).expect("valid");
+            let mut out = String::from("junk");
+            write_line(line.time_ns, line.interface, &line.frame, &mut out);
+            assert_eq!(&out[..4], "junk");
+            let want = std::str::from_utf8(text).expect("ascii").trim_end();
+            assert_eq!(&out[4..], format!("{want}\n"));
+        }
+        let mut out = String::new();
+        let rtr = CanFrame::remote(CanId::standard(0x7DF).expect("id"), 0).expect("rtr");
+        write_line(999, "can0", &rtr, &mut out);
+        assert_eq!(out, "(0000000000.000000) can0 7DF#R\n");
+    }
+
+    #[test]
+    fn truncated_and_impossible_lengths() {
+        let bad = |line: &[u8]| parse_line(line).expect_err("malformed");
+        assert_eq!(
+            bad(b"(1436509052"),
+            DecodeError::Truncated {
+                offset: 11,
+                need: 1,
+                have: 0
+            }
+        );
+        assert_eq!(
+            bad(b"(1.0) can0 1A4#0102030405060708FF").kind(),
+            "bad_length"
+        );
+        assert_eq!(
+            bad(b"(1.0) can0 1A4#010"),
+            DecodeError::Truncated {
+                offset: 17,
+                need: 2,
+                have: 1
+            }
+        );
+        assert_eq!(
+            bad(b"(1.0) can0 800#"),
+            DecodeError::BadCanId {
+                offset: 11,
+                id: 0x800
+            }
+        );
+        assert_eq!(bad(b"(1.0) can0 1A45#").kind(), "syntax");
+        assert_eq!(
+            bad(b"(1.0) can0 1A4#R9"),
+            DecodeError::BadLength {
+                offset: 16,
+                len: 9,
+                max: 8
+            }
+        );
+        assert_eq!(bad(b"(1.0) can0 1A4#01 junk").kind(), "trailing_bytes");
+        assert_eq!(bad(b"(99999999999.0) can0 1A4#").kind(), "syntax");
+        let fd65 = [&b"(1.0) can0 1A4##0"[..], &[b'0'; 130]].concat();
+        assert_eq!(
+            bad(&fd65),
+            DecodeError::BadLength {
+                offset: 17,
+                len: 65,
+                max: 64
+            }
+        );
+    }
+}

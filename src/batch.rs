@@ -1,0 +1,275 @@
+//! Batch stage: rows → Open Streaming row packets, one pending packet per data format,
+//! flushed when it is `max_age` old (by arrival, so a replay at any speed keeps latency
+//! bounded) or when it would pass `max_packet_bytes`. Rows keep their exact frame timestamps.
+//!
+//! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::decode::{Decoded, FormatAnnouncement};
+
+/// What the batch stage hands to the publish stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// Data formats to resolve before the rows that use them.
+    Formats(Vec<FormatAnnouncement>),
+    /// One row packet's worth of rows of one format.
+    Rows(RowPacket),
+}
+
+/// Rows of one data format, ready to become a `RowDataPacket`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPacket {
+    /// The format index.
+    pub format: u32,
+    /// One timestamp per row, ns since the UNIX epoch.
+    pub timestamps: Vec<u64>,
+    /// Row-major values: `timestamps.len() × width`.
+    pub values: Vec<f64>,
+    /// Values per row.
+    pub width: usize,
+}
+
+/// Estimated encoded bytes of one timestamp plus row framing, and of one double sample with
+/// its status and framing; deliberately generous so packets stay under the limit.
+const ROW_OVERHEAD_BYTES: usize = 16;
+const SAMPLE_BYTES: usize = 14;
+
+/// The batch stage.
+#[derive(Debug)]
+pub struct BatchStage {
+    /// Flush a packet this long after its first row arrived.
+    pub max_age: Duration,
+    /// Flush a packet before it would pass this many encoded bytes.
+    pub max_packet_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    packet: RowPacket,
+    opened: Instant,
+}
+
+impl BatchStage {
+    /// Runs until the input closes, then flushes everything.
+    pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
+        let mut pending: HashMap<u32, Pending> = HashMap::new();
+        let mut tick = tokio::time::interval((self.max_age / 4).max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                received = input.recv() => {
+                    let Some(decoded) = received else { break };
+                    if self.take(decoded, &mut pending, &output).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let due: Vec<u32> = pending
+                        .iter()
+                        .filter(|(_, p)| now.duration_since(p.opened) >= self.max_age)
+                        .map(|(format, _)| *format)
+                        .collect();
+                    for format in due {
+                        if let Some(p) = pending.remove(&format)
+                            && output.send(Batch::Rows(p.packet)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let mut rest: Vec<_> = pending.into_values().collect();
+        rest.sort_by_key(|p| p.opened);
+        for p in rest {
+            if output.send(Batch::Rows(p.packet)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn take(
+        &self,
+        decoded: Decoded,
+        pending: &mut HashMap<u32, Pending>,
+        output: &mpsc::Sender<Batch>,
+    ) -> Result<(), mpsc::error::SendError<Batch>> {
+        if !decoded.new_formats.is_empty() {
+            output.send(Batch::Formats(decoded.new_formats)).await?;
+        }
+        for (header, values) in decoded.rows.rows() {
+            let row_bytes = ROW_OVERHEAD_BYTES + SAMPLE_BYTES * values.len();
+            let full = pending.get(&header.format).is_some_and(|p| {
+                let rows = p.packet.timestamps.len() + 1;
+                rows * (ROW_OVERHEAD_BYTES + SAMPLE_BYTES * p.packet.width) > self.max_packet_bytes
+            });
+            if full && let Some(p) = pending.remove(&header.format) {
+                output.send(Batch::Rows(p.packet)).await?;
+            }
+            let entry = pending.entry(header.format).or_insert_with(|| Pending {
+                packet: RowPacket {
+                    format: header.format,
+                    timestamps: Vec::with_capacity(self.max_packet_bytes / row_bytes.max(1)),
+                    values: Vec::new(),
+                    width: values.len(),
+                },
+                opened: Instant::now(),
+            });
+            entry.packet.timestamps.push(header.time_ns);
+            entry.packet.values.extend_from_slice(values);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use decoders::RowBatch;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+    }
+
+    /// Rows as (format, time, values); each format keeps one width, as the decoder guarantees.
+    fn rows_strategy() -> impl Strategy<Value = Vec<(u32, u64, Vec<f64>)>> {
+        prop::collection::vec((0u32..4, any::<u32>()), 0..400).prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (format, noise))| {
+                    let width = format as usize + 1;
+                    let values = (0..width).map(|k| f64::from(noise) + k as f64).collect();
+                    (format, i as u64 * 1000, values)
+                })
+                .collect()
+        })
+    }
+
+    fn run_stage(rows: &[(u32, u64, Vec<f64>)], chunk: usize, max_bytes: usize) -> Vec<RowPacket> {
+        runtime().block_on(async {
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(4);
+            let stage = BatchStage {
+                max_age: Duration::from_millis(100),
+                max_packet_bytes: max_bytes,
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let feeder = {
+                let rows = rows.to_vec();
+                tokio::spawn(async move {
+                    for part in rows.chunks(chunk.max(1)) {
+                        let mut batch = RowBatch::new();
+                        for (format, time, values) in part {
+                            batch.begin_row(*time, *format);
+                            values.iter().for_each(|v| batch.push_value(*v));
+                        }
+                        let decoded = Decoded {
+                            new_formats: Vec::new(),
+                            rows: batch,
+                        };
+                        if in_tx.send(decoded).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+            };
+            let mut packets = Vec::new();
+            while let Some(batch) = out_rx.recv().await {
+                if let Batch::Rows(packet) = batch {
+                    packets.push(packet);
+                }
+            }
+            feeder.await.expect("feeder");
+            task.await.expect("stage");
+            packets
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn no_row_is_lost_reordered_or_oversized(
+            rows in rows_strategy(),
+            chunk in 1usize..50,
+            max_bytes in 64usize..2048,
+        ) {
+            let packets = run_stage(&rows, chunk, max_bytes);
+            for format in 0..4u32 {
+                let sent: Vec<(u64, Vec<f64>)> = rows
+                    .iter()
+                    .filter(|(f, _, _)| *f == format)
+                    .map(|(_, t, v)| (*t, v.clone()))
+                    .collect();
+                let mut got = Vec::new();
+                for packet in packets.iter().filter(|p| p.format == format) {
+                    prop_assert_eq!(packet.values.len(), packet.timestamps.len() * packet.width);
+                    let bytes = packet.timestamps.len() * (ROW_OVERHEAD_BYTES + SAMPLE_BYTES * packet.width);
+                    prop_assert!(bytes <= max_bytes || packet.timestamps.len() == 1, "{} bytes", bytes);
+                    for (k, time) in packet.timestamps.iter().enumerate() {
+                        got.push((*time, packet.values[k * packet.width..(k + 1) * packet.width].to_vec()));
+                    }
+                }
+                prop_assert_eq!(got, sent);
+            }
+        }
+    }
+
+    #[test]
+    fn a_lone_row_is_flushed_once_it_is_max_age_old() {
+        runtime().block_on(async {
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(4);
+            let stage = BatchStage {
+                max_age: Duration::from_millis(100),
+                max_packet_bytes: 1 << 20,
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let mut batch = RowBatch::new();
+            batch.begin_row(42, 0);
+            batch.push_value(1.5);
+            let sent_at = Instant::now();
+            in_tx
+                .send(Decoded {
+                    new_formats: Vec::new(),
+                    rows: batch,
+                })
+                .await
+                .expect("send");
+            let packet = out_rx
+                .recv()
+                .await
+                .expect("flushed while the input stays open");
+            let waited = sent_at.elapsed();
+            assert!(
+                waited >= Duration::from_millis(100),
+                "not before max_age: {waited:?}"
+            );
+            assert!(
+                waited <= Duration::from_millis(130),
+                "within a tick of max_age: {waited:?}"
+            );
+            assert_eq!(
+                packet,
+                Batch::Rows(RowPacket {
+                    format: 0,
+                    timestamps: vec![42],
+                    values: vec![1.5],
+                    width: 1
+                })
+            );
+            drop(in_tx);
+            task.await.expect("stage ends when its input closes");
+        });
+    }
+}

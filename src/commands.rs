@@ -1,0 +1,199 @@
+//! The binary's commands: each loads what it needs, runs the library, and reports to the
+//! terminal. The only place (with main.rs) that uses `anyhow`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ecu_bridge::config::{Config, StreamApiTarget};
+use ecu_bridge::pipeline::{self, RunSummary};
+use ecu_bridge::source::replay::Pacing;
+use ecu_bridge::stream_api::{self, ServerOptions, inspect};
+use ecu_bridge::telemetry::Metrics;
+use tokio::net::TcpListener;
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (no timestamps or colours under systemd, which adds its own).
+    Plain,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Sets up tracing; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.without_time().with_ansi(false).init();
+        }
+        LogFormat::Plain => builder.with_ansi(false).init(),
+    }
+}
+
+/// `ecu-bridge replay`.
+pub async fn replay(
+    config_path: &Path,
+    captures: Vec<PathBuf>,
+    pacing: Pacing,
+) -> anyhow::Result<()> {
+    if let Pacing::Speed(speed) = pacing
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        bail!("--speed must be a positive number, got {speed}");
+    }
+    let config = Config::load(config_path)?;
+    let (map, warnings) = config.load_channel_map()?;
+    tracing::info!(
+        parameters = map.parameters().len(),
+        dbc_warnings = warnings.len(),
+        "channel map loaded (`ecu-bridge validate` lists DBC warnings)"
+    );
+    let (endpoint, server, record) = match &config.stream_api {
+        StreamApiTarget::Remote(url) => (url.clone(), None, None),
+        StreamApiTarget::Embedded { record, strict } => {
+            let record = record.clone().unwrap_or_else(temporary_recording);
+            let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+            let options = ServerOptions {
+                strict: *strict,
+                record: Some(record.clone()),
+            };
+            let server = stream_api::spawn(listener, options).await?;
+            let endpoint = format!("http://{}", server.local_addr());
+            tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
+            (endpoint, Some(server), Some(record))
+        }
+    };
+    let summary =
+        pipeline::replay(&config, map, endpoint, captures, pacing, shutdown_signal()).await;
+    if let Some(server) = server {
+        server
+            .shutdown()
+            .await
+            .context("stopping the embedded Stream API")?;
+    }
+    let summary = summary?;
+    print_run_summary(&summary);
+    if let Some(record) = record {
+        let recording = inspect::read_recording(&record)
+            .with_context(|| format!("reading recording {}", record.display()))?;
+        println!("\n{}", recording.summary());
+        let violations = recording.violations().len();
+        if violations > 0 {
+            bail!("the embedded Stream API recorded {violations} protocol violations");
+        }
+    }
+    Ok(())
+}
+
+/// `ecu-bridge stream-api`.
+pub async fn stream_api(
+    listen: SocketAddr,
+    strict: bool,
+    record: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, strict, "Stream API listening (h2c)");
+    stream_api::serve(
+        listener,
+        ServerOptions { strict, record },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `ecu-bridge inspect`.
+pub fn inspect(file: &Path) -> anyhow::Result<()> {
+    let recording = inspect::read_recording(file)
+        .with_context(|| format!("reading recording {}", file.display()))?;
+    println!("{}", recording.summary());
+    Ok(())
+}
+
+/// `ecu-bridge validate`.
+pub fn validate(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let (map, warnings) = config.load_channel_map()?;
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    println!(
+        "{}: ok — {} parameters from {} DBC file(s), {} warning(s)",
+        config_path.display(),
+        map.parameters().len(),
+        config.car.dbc.len(),
+        warnings.len()
+    );
+    Ok(())
+}
+
+fn temporary_recording() -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    std::env::temp_dir().join(format!("ecu-bridge-{}-{stamp}.osrec", std::process::id()))
+}
+
+fn print_run_summary(summary: &RunSummary) {
+    let m = &summary.metrics;
+    let seconds = summary.elapsed.as_secs_f64().max(1e-9);
+    let published = Metrics::get(&m.samples_published);
+    println!(
+        "replay finished in {:.2} s — session {}",
+        seconds, summary.session_key
+    );
+    for (path, frames) in &summary.frames_per_source {
+        println!("  {}: {frames} frames", path.display());
+    }
+    println!(
+        "  decoded {} rows, {} samples; published {} samples in {} packets ({:.0} samples/s)",
+        Metrics::get(&m.rows_decoded),
+        Metrics::get(&m.samples_decoded),
+        published,
+        Metrics::get(&m.packets_published),
+        published as f64 / seconds,
+    );
+    println!(
+        "  frames with unknown id {}, short {}, without values {}; rejected input lines {}",
+        Metrics::get(&m.unknown_ids),
+        Metrics::get(&m.short_frames),
+        Metrics::get(&m.frames_without_values),
+        Metrics::get(&m.rejected_inputs),
+    );
+    for (kind, count) in m.decode_errors() {
+        println!("    {kind}: {count}");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,546 @@
+//! The bridge's configuration file (one per car): TOML parsed into `RawConfig` (serde, unknown
+//! keys rejected), then validated into [`Config`]. Errors name the file, line, column and key.
+//! The format is documented in `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use decoders::channel_map::{ChannelMap, ChannelMapError, Override, Selection};
+use decoders::dbc::{DbcError, DbcSource, DbcWarning, parse_dbc_set};
+use serde::Deserialize;
+
+/// A validated bridge configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; relative paths inside it are relative to its folder.
+    pub path: PathBuf,
+    /// Where packets go.
+    pub stream_api: StreamApiTarget,
+    /// Key Generator URL for configuration ids; a local UUID is used when absent.
+    pub key_generator: Option<String>,
+    /// Deadline of session and data-format calls.
+    pub call_timeout: Duration,
+    /// How long to wait at the end for the server to take the last writes.
+    pub drain_timeout: Duration,
+    /// The session's identity.
+    pub session: SessionConfig,
+    /// The car's channel map.
+    pub car: CarConfig,
+    /// The batching stage's flush policy.
+    pub batch: BatchConfig,
+}
+
+/// Where the Stream API is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamApiTarget {
+    /// Start `ecu-bridge stream-api` in-process on 127.0.0.1 (quick start, map testing).
+    Embedded {
+        /// Record everything it receives to this file (a temporary file when absent).
+        record: Option<PathBuf>,
+        /// Reject protocol violations instead of only counting them.
+        strict: bool,
+    },
+    /// A running Stream API at this URL (`http://host:13579`).
+    Remote(String),
+}
+
+/// Session identity (producer rules §2.1).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Data source: Kafka topic root; must match the ATLAS recorder's.
+    pub data_source: String,
+    /// Identifier template: `{data_source}`, `{date}` (UTC, YYYY-MM-DD), `{time}` (UTC, HH:MM:SS).
+    pub identifier: String,
+    /// Session type ("Session" when empty, as the server does).
+    pub session_type: String,
+    /// Seconds east of Greenwich of the recording location.
+    pub utc_offset_seconds: i64,
+    /// Session details.
+    pub details: BTreeMap<String, String>,
+}
+
+/// The car: DBC files, which signals to publish, and as what.
+#[derive(Debug, Clone)]
+pub struct CarConfig {
+    /// DBC files (resolved paths), loaded as one set in this order.
+    pub dbc: Vec<PathBuf>,
+    /// The data stream CAN samples are written to.
+    pub stream: String,
+    /// Selection and presentation of signals.
+    pub selection: Selection,
+}
+
+/// When the batching stage flushes a packet.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// A packet is sent at the latest this long after its first row arrived.
+    pub max_age: Duration,
+    /// A packet is sent once its encoded size would pass this (well under 1 MB: rule 52).
+    pub max_packet_bytes: usize,
+    /// Capacity, in batches, of each channel between stages.
+    pub channel_capacity: usize,
+}
+
+/// A configuration problem, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys or wrong types.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What serde/toml said.
+        message: String,
+    },
+    /// A value that parses but is not acceptable.
+    #[error("{path}: [{key}] {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key, dotted.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A DBC file failed to parse.
+    #[error("{0}")]
+    Dbc(#[from] DbcError),
+    /// The channel map does not fit the DBCs.
+    #[error("{path}: [car] {source}")]
+    ChannelMap {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        source: ChannelMapError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    stream_api: RawStreamApi,
+    session: RawSession,
+    car: RawCar,
+    #[serde(default)]
+    batch: RawBatch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStreamApi {
+    endpoint: String,
+    key_generator: Option<String>,
+    record: Option<PathBuf>,
+    #[serde(default)]
+    strict: bool,
+    #[serde(default = "default_call_timeout_ms")]
+    call_timeout_ms: u64,
+    #[serde(default = "default_drain_timeout_ms")]
+    drain_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    data_source: String,
+    #[serde(default = "default_identifier")]
+    identifier: String,
+    #[serde(default, rename = "type")]
+    session_type: String,
+    #[serde(default)]
+    utc_offset_minutes: i64,
+    #[serde(default)]
+    details: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCar {
+    application: String,
+    dbc: Vec<PathBuf>,
+    #[serde(default = "default_stream")]
+    stream: String,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    rename: BTreeMap<String, String>,
+    #[serde(default, rename = "override")]
+    overrides: BTreeMap<String, RawOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    unit: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    #[serde(default = "default_max_age_ms")]
+    max_age_ms: u64,
+    #[serde(default = "default_max_packet_bytes")]
+    max_packet_bytes: usize,
+    #[serde(default = "default_channel_capacity")]
+    channel_capacity: usize,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            max_age_ms: default_max_age_ms(),
+            max_packet_bytes: default_max_packet_bytes(),
+            channel_capacity: default_channel_capacity(),
+        }
+    }
+}
+
+fn default_call_timeout_ms() -> u64 {
+    10_000
+}
+fn default_drain_timeout_ms() -> u64 {
+    2_000
+}
+fn default_identifier() -> String {
+    "{data_source} {date} {time}".to_owned()
+}
+fn default_stream() -> String {
+    "can".to_owned()
+}
+fn default_max_age_ms() -> u64 {
+    100
+}
+fn default_max_packet_bytes() -> usize {
+    256 * 1024
+}
+fn default_channel_capacity() -> usize {
+    64
+}
+
+/// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
+const PACKET_LIMIT: usize = 900_000;
+
+impl Config {
+    /// Reads and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates configuration `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
+            let (line, column) = error
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: error.message().to_owned(),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        let stream_api = match raw.stream_api.endpoint.as_str() {
+            "embedded" => StreamApiTarget::Embedded {
+                record: raw.stream_api.record.map(|p| base.join(p)),
+                strict: raw.stream_api.strict,
+            },
+            url if url.starts_with("http://") => StreamApiTarget::Remote(url.to_owned()),
+            other => {
+                return Err(invalid(
+                    "stream_api.endpoint",
+                    format!(
+                        "{other:?} is neither \"embedded\" nor an http://host:port URL (the Stream API speaks h2c)"
+                    ),
+                ));
+            }
+        };
+        check_name(&raw.session.data_source, false)
+            .map_err(|m| invalid("session.data_source", m))?;
+        check_name(&raw.car.stream, true).map_err(|m| invalid("car.stream", m))?;
+        if raw.session.identifier.trim().is_empty() {
+            return Err(invalid(
+                "session.identifier",
+                "must not be empty (rule 8)".into(),
+            ));
+        }
+        if raw.session.utc_offset_minutes.abs() > 14 * 60 {
+            return Err(invalid(
+                "session.utc_offset_minutes",
+                "must be within ±840".into(),
+            ));
+        }
+        if raw.car.dbc.is_empty() {
+            return Err(invalid("car.dbc", "list at least one DBC file".into()));
+        }
+        if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
+            return Err(invalid(
+                "batch.max_packet_bytes",
+                format!("must be 1..={PACKET_LIMIT}"),
+            ));
+        }
+        if raw.batch.max_age_ms == 0 || raw.batch.channel_capacity == 0 {
+            return Err(invalid(
+                "batch",
+                "max_age_ms and channel_capacity must be positive".into(),
+            ));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            stream_api,
+            key_generator: raw.stream_api.key_generator,
+            call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
+            drain_timeout: Duration::from_millis(raw.stream_api.drain_timeout_ms),
+            session: SessionConfig {
+                data_source: raw.session.data_source,
+                identifier: raw.session.identifier,
+                session_type: raw.session.session_type,
+                utc_offset_seconds: raw.session.utc_offset_minutes * 60,
+                details: raw.session.details,
+            },
+            car: CarConfig {
+                dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
+                stream: raw.car.stream,
+                selection: Selection {
+                    application: raw.car.application,
+                    include: raw.car.include,
+                    exclude: raw.car.exclude,
+                    renames: raw.car.rename.into_iter().collect(),
+                    overrides: raw
+                        .car
+                        .overrides
+                        .into_iter()
+                        .map(|(key, o)| {
+                            let o = Override {
+                                unit: o.unit,
+                                min: o.min,
+                                max: o.max,
+                                description: o.description,
+                            };
+                            (key, o)
+                        })
+                        .collect(),
+                },
+            },
+            batch: BatchConfig {
+                max_age: Duration::from_millis(raw.batch.max_age_ms),
+                max_packet_bytes: raw.batch.max_packet_bytes,
+                channel_capacity: raw.batch.channel_capacity,
+            },
+        })
+    }
+
+    /// Loads the car's DBC files (imports first) and compiles the channel map.
+    pub fn load_channel_map(&self) -> Result<(ChannelMap, Vec<DbcWarning>), ConfigError> {
+        let mut files: Vec<(String, String)> = Vec::new();
+        for path in &self.car.dbc {
+            load_with_imports(path, &mut files, 0)?;
+        }
+        let sources: Vec<DbcSource<'_>> = files
+            .iter()
+            .map(|(name, text)| DbcSource { name, text })
+            .collect();
+        let parsed = parse_dbc_set(&sources)?;
+        let map = ChannelMap::compile(&parsed.dbc, &self.car.selection).map_err(|source| {
+            ConfigError::ChannelMap {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        Ok((map, parsed.warnings))
+    }
+
+    /// The session identifier with its template filled in for `unix_seconds` (UTC).
+    pub fn session_identifier(&self, unix_seconds: u64) -> String {
+        let (date, time) = utc_date_time(unix_seconds);
+        self.session
+            .identifier
+            .replace("{data_source}", &self.session.data_source)
+            .replace("{date}", &date)
+            .replace("{time}", &time)
+    }
+}
+
+/// Imports nest at most this deep (opendbc stubs import one level).
+const MAX_IMPORT_DEPTH: usize = 4;
+
+fn load_with_imports(
+    path: &Path,
+    files: &mut Vec<(String, String)>,
+    depth: usize,
+) -> Result<(), ConfigError> {
+    let name = path.display().to_string();
+    if files.iter().any(|(loaded, _)| *loaded == name) || depth > MAX_IMPORT_DEPTH {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parsed = decoders::dbc::parse_dbc(&name, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for import in &parsed.imports {
+        load_with_imports(&base.join(import), files, depth + 1)?;
+    }
+    files.push((name, text));
+    Ok(())
+}
+
+/// Data source and stream names become Kafka topic names (rule 61).
+fn check_name(name: &str, is_stream: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty (the main stream is implicit)".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("{name:?} contains {bad:?}; use A-Z a-z 0-9 . _ -"));
+    }
+    if is_stream && name.contains('.') {
+        return Err(format!("{name:?}: stream names must not contain '.'"));
+    }
+    if !is_stream && (name.ends_with("_essential") || name == "Info") {
+        return Err(format!("{name:?} is reserved by the Stream API"));
+    }
+    Ok(())
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// `YYYY-MM-DD` and `HH:MM:SS` in UTC for a UNIX time (proleptic Gregorian calendar).
+pub fn utc_date_time(unix_seconds: u64) -> (String, String) {
+    let days = (unix_seconds / 86_400) as i64;
+    let seconds = unix_seconds % 86_400;
+    // Days since 1970-01-01 to a civil date, counting in 400-year eras from 0000-03-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!(
+            "{:02}:{:02}:{:02}",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[stream_api]
+endpoint = "embedded"
+
+[session]
+data_source = "DemoCar"
+
+[car]
+application = "Demo"
+dbc = ["car.dbc"]
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = Config::parse(Path::new("cars/demo.toml"), MINIMAL).expect("valid");
+        assert_eq!(config.car.dbc, vec![PathBuf::from("cars/car.dbc")]);
+        assert_eq!(config.car.stream, "can");
+        assert_eq!(config.batch.max_age, Duration::from_millis(100));
+        assert_eq!(config.call_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.stream_api,
+            StreamApiTarget::Embedded {
+                record: None,
+                strict: false
+            }
+        );
+        assert_eq!(
+            config.session_identifier(1_700_000_000),
+            "DemoCar 2023-11-14 22:13:20"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_located() {
+        let text = MINIMAL.replace(
+            "application = \"Demo\"",
+            "application = \"Demo\"\ncolour = 3",
+        );
+        let error = Config::parse(Path::new("car.toml"), &text).expect_err("unknown key");
+        let message = error.to_string();
+        assert!(message.starts_with("car.toml:10:"), "{message}");
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn bad_names_are_rejected_with_their_key() {
+        let text = MINIMAL.replace("\"DemoCar\"", "\"Demo Car\"");
+        let error = Config::parse(Path::new("car.toml"), &text).expect_err("space");
+        assert!(
+            error.to_string().contains("[session.data_source]"),
+            "{error}"
+        );
+        let text = MINIMAL.replace("endpoint = \"embedded\"", "endpoint = \"grpc://x\"");
+        let error = Config::parse(Path::new("car.toml"), &text).expect_err("scheme");
+        assert!(
+            error.to_string().contains("[stream_api.endpoint]"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn civil_dates_are_right_across_leap_years() {
+        assert_eq!(utc_date_time(0).0, "1970-01-01");
+        assert_eq!(utc_date_time(951_782_400).0, "2000-02-29");
+        assert_eq!(
+            utc_date_time(1_798_761_599),
+            ("2026-12-31".into(), "23:59:59".into())
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Decode stage: frame batches → rows, through the compiled channel map.
+//!
+//! Edge policy: input and output both **block** when full (backpressure reaches the sources;
+//! only the UDP source converts it into counted drops). New data formats (multiplexed
+//! combinations seen for the first time) travel in-band ahead of the rows that use them.
+
+use std::sync::Arc;
+
+use decoders::RowBatch;
+use decoders::channel_map::{ChannelMap, FrameOutcome};
+use tokio::sync::mpsc;
+
+use crate::source::TimedFrame;
+use crate::telemetry::Metrics;
+
+/// A format's index and its ordered parameter identifiers.
+pub type FormatAnnouncement = (u32, Vec<String>);
+
+/// What the decode stage hands to the batch stage.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Formats first used by `rows` (or all formats, in the first batch).
+    pub new_formats: Vec<FormatAnnouncement>,
+    /// The decoded rows.
+    pub rows: RowBatch,
+}
+
+/// The decode stage.
+#[derive(Debug)]
+pub struct DecodeStage {
+    /// The compiled map (owned: multiplexed messages register formats as they are seen).
+    pub map: ChannelMap,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl DecodeStage {
+    /// Runs until the input closes.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Vec<TimedFrame>>,
+        output: mpsc::Sender<Decoded>,
+    ) {
+        let mut announced = 0usize;
+        while let Some(frames) = input.recv().await {
+            let mut decoded = Decoded {
+                new_formats: Vec::new(),
+                rows: RowBatch::with_capacity(frames.len(), 8),
+            };
+            self.decode_batch(&frames, &mut decoded.rows);
+            decoded.new_formats = self.announce_from(&mut announced);
+            if decoded.rows.is_empty() && decoded.new_formats.is_empty() {
+                continue;
+            }
+            if output.send(decoded).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn decode_batch(&mut self, frames: &[TimedFrame], rows: &mut RowBatch) {
+        let (mut unknown, mut short, mut without_values, mut limit) = (0, 0, 0, 0);
+        for timed in frames {
+            match self.map.decode(timed.time_ns, &timed.frame, rows) {
+                FrameOutcome::Decoded { short: true, .. } => short += 1,
+                FrameOutcome::Decoded { .. } => {}
+                FrameOutcome::Unknown => unknown += 1,
+                FrameOutcome::NoData | FrameOutcome::Empty => without_values += 1,
+                FrameOutcome::FormatLimit => limit += 1,
+            }
+        }
+        let metrics = &self.metrics;
+        Metrics::add(&metrics.frames_in, frames.len() as u64);
+        Metrics::add(&metrics.unknown_ids, unknown);
+        Metrics::add(&metrics.short_frames, short);
+        Metrics::add(&metrics.frames_without_values, without_values);
+        Metrics::add(&metrics.format_limit_drops, limit);
+        Metrics::add(&metrics.rows_decoded, rows.len() as u64);
+        Metrics::add(&metrics.samples_decoded, rows.sample_count() as u64);
+    }
+
+    fn announce_from(&self, announced: &mut usize) -> Vec<FormatAnnouncement> {
+        let count = self.map.format_count();
+        let new = (*announced..count)
+            .filter_map(|index| {
+                let format = self.map.format(index as u32)?;
+                let identifiers = format
+                    .parameters
+                    .iter()
+                    .map(|p| self.map.parameters()[*p as usize].identifier.clone())
+                    .collect();
+                Some((index as u32, identifiers))
+            })
+            .collect();
+        *announced = count;
+        new
+    }
+}

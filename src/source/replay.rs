@@ -1,0 +1,193 @@
+//! Replay source: reads capture files (`candump -L` logs) and emits their frames at the
+//! captured timing scaled by a speed factor, or as fast as the pipeline accepts.
+//!
+//! Edge policy: this source **blocks** on a full channel (backpressure), so a replay never drops.
+//! Malformed lines are counted by kind and the first few are logged with file, line and byte
+//! offset; they never stop the replay.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use decoders::wire::candump;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{FRAMES_PER_BATCH, TimedFrame};
+use crate::telemetry::Metrics;
+
+/// How fast to replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// As fast as the pipeline accepts.
+    MaxSpeed,
+    /// Captured timing divided by this factor (1.0 = real time, 2.0 = twice as fast).
+    Speed(f64),
+}
+
+/// Why a replay source stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The capture.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The capture's format was not recognised.
+    #[error("{path}: not a candump -L log (first line: {first_line:?})")]
+    UnknownFormat {
+        /// The capture.
+        path: PathBuf,
+        /// Start of the first non-empty line.
+        first_line: String,
+    },
+}
+
+/// Malformed lines logged individually before the rest are only counted.
+const LOGGED_BAD_LINES: u64 = 10;
+
+/// One capture file being replayed.
+#[derive(Debug)]
+pub struct ReplaySource {
+    /// The capture.
+    pub path: PathBuf,
+    /// Pacing.
+    pub pacing: Pacing,
+    /// Capture time that maps to `start` (the earliest first frame of all captures).
+    pub origin_ns: u64,
+    /// When the replay started.
+    pub start: Instant,
+}
+
+impl ReplaySource {
+    /// Reads the capture to the end (or until `cancel` turns true), sending frame batches.
+    pub async fn run(
+        self,
+        output: mpsc::Sender<Vec<TimedFrame>>,
+        metrics: Arc<Metrics>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<u64, ReplayError> {
+        let io = |source| ReplayError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut reader = BufReader::with_capacity(
+            1 << 16,
+            tokio::fs::File::open(&self.path).await.map_err(io)?,
+        );
+        let mut line = Vec::with_capacity(128);
+        let mut batch = Vec::with_capacity(FRAMES_PER_BATCH);
+        let (mut line_number, mut frames, mut checked_format) = (0u64, 0u64, false);
+        let mut bad_lines = 0u64;
+        loop {
+            line.clear();
+            if *cancel.borrow() || reader.read_until(b'\n', &mut line).await.map_err(io)? == 0 {
+                break;
+            }
+            line_number += 1;
+            let text = trim_line_end(&line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if !checked_format {
+                checked_format = true;
+                if text.first() != Some(&b'(') {
+                    return Err(ReplayError::UnknownFormat {
+                        path: self.path.clone(),
+                        first_line: String::from_utf8_lossy(&text[..text.len().min(40)])
+                            .into_owned(),
+                    });
+                }
+            }
+            match candump::parse_line(text) {
+                Ok(parsed) => {
+                    batch.push(TimedFrame {
+                        time_ns: parsed.time_ns,
+                        frame: parsed.frame,
+                    });
+                    frames += 1;
+                    if let Some(wait) = self.delay_for(parsed.time_ns) {
+                        send(&output, &mut batch).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            _ = cancel.changed() => {}
+                        }
+                    }
+                }
+                Err(error) => {
+                    metrics.count_decode_error(error.kind());
+                    bad_lines += 1;
+                    if bad_lines <= LOGGED_BAD_LINES {
+                        tracing::warn!(
+                            file = %self.path.display(),
+                            line = line_number,
+                            offset = error.offset(),
+                            %error,
+                            "malformed capture line skipped"
+                        );
+                    }
+                }
+            }
+            if batch.len() >= FRAMES_PER_BATCH {
+                send(&output, &mut batch).await;
+            }
+        }
+        send(&output, &mut batch).await;
+        if bad_lines > LOGGED_BAD_LINES {
+            tracing::warn!(file = %self.path.display(), bad_lines, "malformed capture lines skipped in total");
+        }
+        Ok(frames)
+    }
+
+    /// How long to wait before the frame captured at `time_ns` is due, if at all.
+    fn delay_for(&self, time_ns: u64) -> Option<Duration> {
+        let Pacing::Speed(speed) = self.pacing else {
+            return None;
+        };
+        let offset = Duration::from_nanos(time_ns.saturating_sub(self.origin_ns)).div_f64(speed);
+        let due = self.start + offset;
+        let now = Instant::now();
+        (due > now + Duration::from_micros(500)).then(|| due - now)
+    }
+}
+
+async fn send(output: &mpsc::Sender<Vec<TimedFrame>>, batch: &mut Vec<TimedFrame>) {
+    if batch.is_empty() {
+        return;
+    }
+    let full = std::mem::replace(batch, Vec::with_capacity(FRAMES_PER_BATCH));
+    // A closed channel means the pipeline is shutting down; the rest of the capture is moot.
+    let _ = output.send(full).await;
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    &line[..end]
+}
+
+/// The capture time of the first frame in `path`, to align several captures on one clock.
+pub async fn first_frame_time(path: &Path) -> Result<Option<u64>, ReplayError> {
+    let io = |source| ReplayError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = BufReader::new(tokio::fs::File::open(path).await.map_err(io)?);
+    let mut line = Vec::new();
+    for _ in 0..1000 {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await.map_err(io)? == 0 {
+            break;
+        }
+        if let Ok(parsed) = candump::parse_line(trim_line_end(&line)) {
+            return Ok(Some(parsed.time_ns));
+        }
+    }
+    Ok(None)
+}
