@@ -777,3 +777,55 @@ async fn a_foreign_or_corrupt_recording_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn end_session_notifies_and_completes_the_session_info() {
+    let (server, mut clients) = util::start(false, None).await;
+    let mut stops = clients
+        .session
+        .get_session_stop_notification(api::GetSessionStopNotificationRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+    let ended = p.finish().await;
+    assert!(ended.success);
+    let offsets = ended
+        .end_session
+        .expect("EndOfSessionPacket")
+        .topic_partition_offsets;
+    assert_eq!(
+        offsets.get("car1.chassis:0"),
+        Some(&3),
+        "NewSession, Configuration, EndOfSession"
+    );
+    let note = stops.message().await.expect("notification").expect("open");
+    assert_eq!(
+        (note.session_key.as_str(), note.data_source.as_str()),
+        (p.key.as_str(), DS)
+    );
+    let info = clients
+        .session
+        .get_session_info(api::GetSessionInfoRequest {
+            session_key: p.key.clone(),
+        })
+        .await
+        .expect("info")
+        .into_inner();
+    assert!(info.is_complete && info.termination_time.is_some());
+    assert_eq!(info.streams, vec![STREAM.to_owned()]);
+    let current = clients
+        .session
+        .get_current_sessions(api::GetCurrentSessionsRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("current");
+    assert!(current.into_inner().session_keys.is_empty());
+    assert_eq!(server.stats().sessions_ended, 1);
+    drop(stops);
+    server.shutdown().await.expect("shutdown");
+}
