@@ -128,9 +128,13 @@ pub struct Checker {
 }
 
 #[derive(Debug, Clone)]
+/// A data-format id as issued: what B5 compares a packet's use of the id against.
 pub(super) struct IssuedFormat {
+    /// Data source it was issued for (ids are per data source).
     pub(super) data_source: String,
+    /// Parameter list or event.
     pub(super) kind: FormatKind,
+    /// The ordered identifiers it stands for.
     pub(super) identifiers: Vec<String>,
 }
 
@@ -144,12 +148,19 @@ struct SessionState {
 /// What one (session, stream) has been sent so far.
 #[derive(Debug, Default)]
 pub(super) struct StreamState {
+    /// Anything was written here (NewSession must be first, B3).
     pub(super) any_packet: bool,
+    /// A NewSession packet was written here (B3).
     pub(super) new_session: bool,
+    /// A Configuration was written here (B3, B8).
     pub(super) configured: bool,
+    /// EndOfSession was written here (B3 at EndSession; nothing may follow it).
     pub(super) end_of_session: bool,
+    /// Data or a marker was written here (the main-stream config check runs once, B4).
     pub(super) data_seen: bool,
+    /// Parameter ids defined by configurations on this stream (B5).
     pub(super) parameters: BTreeSet<String>,
+    /// Event ids defined by configurations on this stream (B5).
     pub(super) events: BTreeSet<String>,
     /// First and last sample time of data sent on the stream (B8 marker range).
     pub(super) data_range: Option<(u64, u64)>,
@@ -189,7 +200,8 @@ impl Checker {
                     .as_ref()
                     .map_or("", |p| p.session_key.as_str());
                 let mut f = Findings::new(key, "");
-                f.warn("B14", "WriteInfoPacket(s) used: v1.3 files it under data source \"Info\"; use the Update* RPCs".into());
+                let why = "v1.3 files it under data source \"Info\"; use the Update* RPCs";
+                f.warn("B14", format!("WriteInfoPacket(s) used: {why}"));
                 f.out
             }
             Event::RequestTooLarge { method, bytes } => {
@@ -369,6 +381,7 @@ impl Checker {
     }
 }
 
+/// The smallest range covering both.
 pub(super) fn merge_range(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
     (a.0.min(b.0), a.1.max(b.1))
 }

@@ -143,7 +143,7 @@ fn rules(found: &[Violation]) -> Vec<&'static str> {
     found.iter().map(|v| v.rule).collect()
 }
 
-use open_data::sample_data_format;
+use open_data::{event_data_format, sample_data_format};
 
 #[test]
 fn contiguous_periodic_packets_are_clean_and_gaps_overlaps_are_b7() {
@@ -337,5 +337,43 @@ fn order_within_a_stream_is_b3() {
     assert!(
         late[0].rule == "B3" && late[0].message.contains("after EndOfSession"),
         "{late:?}"
+    );
+}
+
+#[test]
+fn events_need_an_event_format_and_definition() {
+    let mut h = Harness::new();
+    let ids = ["1A:Car".to_owned()];
+    let issued = Event::DataFormatIssued {
+        data_source: DS,
+        kind: FormatKind::Event,
+        identifiers: &ids,
+        id: 9,
+    };
+    h.checker.handle(NOW, issued);
+    let by_id = |id| open_data::EventDataFormat {
+        format: Some(event_data_format::Format::DataFormatIdentifier(id)),
+    };
+    let event = |id| open_data::EventPacket {
+        data_format: Some(by_id(id)),
+        timestamp: T0,
+        raw_values: vec![1.0],
+    };
+    let undefined = h.send(S, "Event", false, &event(9));
+    assert!(
+        undefined[0].rule == "B5" && undefined[0].message.contains("no EventDefinition"),
+        "{undefined:?}"
+    );
+    let mut cfg = config("c-ev", "Speed:Car", "Car");
+    cfg.event_definitions.push(open_data::EventDefinition {
+        identifier: "1A:Car".into(),
+        ..Default::default()
+    });
+    assert_eq!(h.send(S, "Configuration", true, &cfg), vec![]);
+    assert_eq!(h.send(S, "Event", false, &event(9)), vec![]);
+    let wrong_kind = h.send(S, "Event", false, &event(FID));
+    assert!(
+        wrong_kind[0].message.contains("Parameter format"),
+        "{wrong_kind:?}"
     );
 }

@@ -6,10 +6,11 @@
 //! touches gRPC beyond `tonic::Status` for notification channels.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::conformance::{Checker, Event, FormatKind, Severity, Violation};
 use super::recording::{Parsed, RawRecord, RecordKind, Recorder, RecordingError};
@@ -25,6 +26,50 @@ pub struct Shared {
     /// Reject requests with error-severity violations (INVALID_ARGUMENT).
     pub strict: bool,
     core: Mutex<Core>,
+    /// Latest [`Stats`], republished whenever a lock is released, for `ServerHandle::wait_until`.
+    stats: watch::Sender<Stats>,
+}
+
+/// Progress counters of one server run (replayed records are not counted), so tests can await
+/// "the server has seen N packets" instead of sleeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Successful CreateSession calls.
+    pub sessions_created: u64,
+    /// Successful EndSession calls.
+    pub sessions_ended: u64,
+    /// Packets written (WriteDataPacket + every packet inside WriteDataPackets).
+    pub packets: u64,
+    /// Violations found.
+    pub violations: u64,
+}
+
+/// The locked state; publishes changed [`Stats`] when dropped.
+#[derive(Debug)]
+pub struct CoreGuard<'a> {
+    guard: MutexGuard<'a, Core>,
+    stats: &'a watch::Sender<Stats>,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.guard
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        let now = self.guard.stats;
+        self.stats
+            .send_if_modified(|published| std::mem::replace(published, now) != now);
+    }
 }
 
 /// Everything mutable, guarded by [`Shared`]'s lock.
@@ -46,22 +91,35 @@ pub struct Core {
     pub stop_subs: Vec<Subscriber<api::GetSessionStopNotificationResponse>>,
     /// First recording failure (reported by shutdown; the server keeps serving).
     pub record_error: Option<RecordingError>,
+    /// Progress of this run.
+    pub stats: Stats,
 }
 
 impl Shared {
     /// Shared state over `core`.
     pub fn new(strict: bool, core: Core) -> Self {
+        let stats = watch::Sender::new(core.stats);
         Shared {
             strict,
             core: Mutex::new(core),
+            stats,
         }
     }
 
     /// The state, locked.
-    pub fn lock(&self) -> MutexGuard<'_, Core> {
+    pub fn lock(&self) -> CoreGuard<'_> {
         // A panic while holding the lock leaves state that is still structurally valid (every
         // update is a single insert/push), so a poisoned lock is safe to keep using.
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        CoreGuard {
+            guard,
+            stats: &self.stats,
+        }
+    }
+
+    /// A receiver of every [`Stats`] change.
+    pub fn subscribe(&self) -> watch::Receiver<Stats> {
+        self.stats.subscribe()
     }
 }
 
@@ -100,7 +158,8 @@ impl Core {
     pub fn report(&mut self, time_ns: u64, violations: Vec<Violation>) -> bool {
         let mut any_error = false;
         for v in violations {
-            tracing::warn!(rule = v.rule, session = %v.session_key, stream = %v.stream, "{}", v.message);
+            let (rule, session, stream) = (v.rule, &v.session_key, &v.stream);
+            tracing::warn!(rule, %session, %stream, "{}", v.message);
             any_error |= v.severity == Severity::Error;
             *self.counts.entry(v.rule).or_insert(0) += 1;
             self.record(
@@ -109,6 +168,7 @@ impl Core {
                 &violation_packet(&v, time_ns),
             );
             self.violations.push(v);
+            self.stats.violations += 1;
         }
         any_error
     }
@@ -121,6 +181,7 @@ impl Core {
         key: String,
     ) -> (api::CreateSessionResponse, Vec<Violation>) {
         let response = self.registry.create_session(req, key, now);
+        self.stats.sessions_created += 1;
         let found = self.checker.handle(
             now,
             Event::SessionCreated {
@@ -138,6 +199,7 @@ impl Core {
         req: &api::EndSessionRequest,
     ) -> (api::EndSessionResponse, Vec<Violation>) {
         let response = self.registry.end_session(req, now);
+        self.stats.sessions_ended += u64::from(response.success);
         let found = self.checker.handle(
             now,
             Event::SessionEnded {
@@ -178,11 +240,12 @@ impl Core {
     /// Applies one written packet.
     pub fn apply_packet(&mut self, now: u64, details: &api::DataPacketDetails) -> Vec<Violation> {
         self.registry.on_packet(details);
+        self.stats.packets += 1;
         self.checker.handle(now, Event::PacketWritten(details))
     }
 }
 
-/// A violation as the official ErrorPacket stored in recordings (format in docs/recording-format.md).
+/// A violation as the official ErrorPacket stored in recordings (docs/recording-format.md).
 pub fn violation_packet(v: &Violation, time_ns: u64) -> open_data::ErrorPacket {
     let severity = match v.severity {
         Severity::Error => open_data::ErrorType::Current,
@@ -202,7 +265,7 @@ pub fn violation_packet(v: &Violation, time_ns: u64) -> open_data::ErrorPacket {
 
 /// Rebuilds state by feeding a recording's records through the same code paths as live RPCs.
 /// Violations found again are dropped: they are already in the file.
-pub fn replay(core: &mut Core, parsed: &Parsed) -> Result<(), RecordingError> {
+pub fn replay(core: &mut Core, parsed: &Parsed, path: &Path) -> Result<(), RecordingError> {
     let mut pending: Option<&RawRecord> = None;
     for (index, record) in parsed.records.iter().enumerate() {
         let Some(kind) = record.kind() else { continue };
@@ -212,6 +275,7 @@ pub fn replay(core: &mut Core, parsed: &Parsed) -> Result<(), RecordingError> {
             continue;
         }
         replay_one(core, record, kind, request).map_err(|source| RecordingError::Decode {
+            path: path.to_owned(),
             index,
             kind,
             source,

@@ -16,6 +16,9 @@ use super::recording::{self, RawRecord, RecordKind, RecordingError};
 use crate::proto::{api, open_data};
 use open_data::sample_data_format;
 
+/// Samples per parameter identifier, `(time_ns, value)`.
+type SampleMap = BTreeMap<String, Vec<(u64, f64)>>;
+
 /// A decoded recording.
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
@@ -107,6 +110,7 @@ pub fn read_recording(path: impl AsRef<Path>) -> Result<Recording, RecordingErro
         }
         rec.absorb(record, kind, request)
             .map_err(|source| RecordingError::Decode {
+                path: path.as_ref().to_owned(),
                 index,
                 kind,
                 source,
@@ -295,66 +299,68 @@ impl Recording {
         }
     }
 
-    fn packet_samples(
-        &self,
-        packet: &open_data::Packet,
-        out: &mut BTreeMap<String, Vec<(u64, f64)>>,
-    ) {
+    fn packet_samples(&self, packet: &open_data::Packet, out: &mut SampleMap) {
         let content = packet.content.as_slice();
-        let mut push =
-            |id: &String, times: &mut dyn Iterator<Item = u64>, list: Option<ListRef<'_>>| {
-                let values = list.map(|l| l.values()).unwrap_or_default();
-                let samples = times.zip(values).filter_map(|(t, v)| Some((t, v?)));
-                out.entry(id.clone()).or_default().extend(samples);
-            };
         match packet.r#type.as_str() {
             "PeriodicData" => {
-                let Ok(p) = open_data::PeriodicDataPacket::decode(content) else {
-                    return;
-                };
-                for (id, column) in self
-                    .identifiers(p.data_format.as_ref())
-                    .iter()
-                    .zip(&p.columns)
-                {
-                    let mut times = (0u64..).map(|i| p.start_time + i * u64::from(p.interval));
-                    push(id, &mut times, ListRef::of_column(column));
+                if let Ok(p) = open_data::PeriodicDataPacket::decode(content) {
+                    let n = p
+                        .columns
+                        .first()
+                        .and_then(ListRef::of_column)
+                        .map_or(0, |l| l.len());
+                    let times: Vec<u64> = (0..n as u64)
+                        .map(|i| {
+                            p.start_time
+                                .saturating_add(i.saturating_mul(u64::from(p.interval)))
+                        })
+                        .collect();
+                    self.columns(p.data_format.as_ref(), &p.columns, &times, out);
                 }
             }
             "SynchroData" => {
-                let Ok(p) = open_data::SynchroDataPacket::decode(content) else {
-                    return;
-                };
-                let times: Vec<u64> = std::iter::once(0)
-                    .chain(p.intervals.iter().map(|i| u64::from(*i)))
-                    .scan(p.start_time, |t, d| {
-                        *t += d;
-                        Some(*t)
-                    })
-                    .collect();
-                for (id, column) in self
-                    .identifiers(p.data_format.as_ref())
-                    .iter()
-                    .zip(&p.columns)
-                {
-                    push(id, &mut times.iter().copied(), ListRef::of_column(column));
+                if let Ok(p) = open_data::SynchroDataPacket::decode(content) {
+                    let steps = std::iter::once(0).chain(p.intervals.iter().map(|i| u64::from(*i)));
+                    let times: Vec<u64> = steps
+                        .scan(p.start_time, |t, d| {
+                            *t = t.saturating_add(d);
+                            Some(*t)
+                        })
+                        .collect();
+                    self.columns(p.data_format.as_ref(), &p.columns, &times, out);
                 }
             }
             "RowData" => {
-                let Ok(p) = open_data::RowDataPacket::decode(content) else {
-                    return;
-                };
-                let ids = self.identifiers(p.data_format.as_ref());
-                for (t, row) in p.timestamps.iter().zip(&p.rows) {
-                    let values = ListRef::of_row(row).map(|l| l.values()).unwrap_or_default();
-                    for (id, v) in ids.iter().zip(values) {
-                        if let Some(v) = v {
-                            out.entry(id.clone()).or_default().push((*t, v));
+                if let Ok(p) = open_data::RowDataPacket::decode(content) {
+                    let ids = self.identifiers(p.data_format.as_ref());
+                    for (t, row) in p.timestamps.iter().zip(&p.rows) {
+                        let values = ListRef::of_row(row).map(|l| l.values()).unwrap_or_default();
+                        for (id, v) in ids.iter().zip(values) {
+                            out.entry(id.clone())
+                                .or_default()
+                                .extend(v.map(|v| (*t, v)));
                         }
                     }
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Column-wise samples (periodic, synchro): column i belongs to parameter i of the format.
+    fn columns(
+        &self,
+        format: Option<&open_data::SampleDataFormat>,
+        columns: &[open_data::SampleColumn],
+        times: &[u64],
+        out: &mut SampleMap,
+    ) {
+        for (id, column) in self.identifiers(format).iter().zip(columns) {
+            let values = ListRef::of_column(column)
+                .map(|l| l.values())
+                .unwrap_or_default();
+            let samples = times.iter().zip(values).filter_map(|(t, v)| Some((*t, v?)));
+            out.entry(id.clone()).or_default().extend(samples);
         }
     }
 }

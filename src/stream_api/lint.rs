@@ -232,7 +232,10 @@ fn check_parameter(
         if def.application_name != *app {
             f.error(
                 "B4",
-                format!("parameter {id:?}: application_name {:?} differs from the id's App part {app:?}", def.application_name),
+                format!(
+                    "parameter {id:?}: application_name {:?} differs from the id's App part {app:?}",
+                    def.application_name
+                ),
             );
         }
     } else {
@@ -273,7 +276,7 @@ fn check_parameter(
     }
 }
 
-/// B6: one sample list's length against the expected count, its statuses and its type (rules 30–32).
+/// B6: one sample list's length against the expected count, its statuses, its type (30–32).
 pub fn check_list(what: &str, list: Option<ListRef<'_>>, expected: usize, f: &mut Findings<'_>) {
     let Some(list) = list else {
         f.error("B6", format!("{what}: no sample list set"));

@@ -3,21 +3,27 @@
 //! producer-rules.md §10 (B1–B14), and optionally records everything it sees.
 //!
 //! Layout:
-//! - [`conformance`] + `lint`: the sans-IO checker (events in, [`Violation`]s out);
+//! - [`conformance`] + `lint` + `packet`: the sans-IO checker (events in, [`Violation`]s out);
 //! - `registry`: sessions, data-format ids and offsets (the real server's Kafka-backed state);
-//! - `core` + `server`: the lock-guarded state and the tonic services over it;
+//! - `core` + `server` + `keys`: the lock-guarded state and the tonic services over it;
 //! - [`recording`]: the on-disk framing; [`inspect`]: reading a recording back.
 //!
 //! It never talks to Kafka and never changes an answer because of a violation unless
 //! [`ServerOptions::strict`] is set. Shutdown ends open client streams, stops serving and
 //! flushes the recording; a recording present at start is replayed first, so sessions survive
 //! a restart.
+//!
+//! Served: SessionManagementService, DataFormatManagerService, PacketWriterService and the Key
+//! Generator on one port. Not served (UNIMPLEMENTED): PacketReaderService and
+//! ConnectionManagerService. The server models topic-based mode, so B11's partition-mode checks
+//! (stream in PartitionMappings, one data source per server) are not made.
 
 pub mod conformance;
 pub mod inspect;
 pub mod recording;
 
 mod core;
+mod keys;
 mod lint;
 mod packet;
 mod registry;
@@ -37,9 +43,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::proto::{api, key_generator};
 pub use conformance::{Severity, Violation};
+pub use core::Stats;
 pub use recording::RecordingError;
 
-/// How long [`ServerHandle::shutdown`] waits for connections to drain before cutting them.
+/// How long shutdown waits for connections to drain before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How to run the server.
@@ -94,19 +101,28 @@ impl ServerHandle {
         self.shared.lock().counts.clone()
     }
 
+    /// Progress counters of this run.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+
+    /// Waits until `condition` holds for the server's [`Stats`] (e.g. `|s| s.packets >= 10`) and
+    /// returns them: the way to wait for writes whose RPC gives no acknowledgement.
+    pub async fn wait_until(&self, mut condition: impl FnMut(&Stats) -> bool) -> Stats {
+        let mut changes = self.shared.subscribe();
+        // The sender lives in `self.shared`, which outlives this borrow, so the wait cannot fail.
+        match changes.wait_for(|s| condition(s)).await {
+            Ok(stats) => *stats,
+            Err(_) => self.stats(),
+        }
+    }
+
     /// Stops accepting, ends open streams, waits (up to 5 s) for connections to drain, and
     /// flushes the recording. Reports a recording failure that happened while serving.
     pub async fn shutdown(self) -> Result<(), StreamApiError> {
         // The task may already have ended (transport error); its result is reported below.
         let _ = self.stop.send(());
-        let mut task = self.task;
-        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-            Ok(joined) => joined?,
-            Err(_) => {
-                task.abort();
-                Ok(())
-            }
-        };
+        let result = self.task.await?;
         finish(&self.shared)?;
         result
     }
@@ -133,7 +149,8 @@ pub async fn spawn(
     })
 }
 
-/// Runs a server on `listener` until `shutdown` completes, then flushes the recording (for the CLI).
+/// Runs a server on `listener` until `shutdown` completes, then flushes the recording (the CLI's
+/// entry point).
 pub async fn serve(
     listener: TcpListener,
     options: ServerOptions,
@@ -150,11 +167,15 @@ fn open_shared(options: &ServerOptions) -> Result<core::Shared, StreamApiError> 
     let mut state = core::Core::default();
     if let Some(path) = &options.record {
         let (recorder, parsed) = recording::Recorder::open(path)?;
-        core::replay(&mut state, &parsed)?;
+        core::replay(&mut state, &parsed, path)?;
+        // Stats count this run only.
+        state.stats = Stats::default();
         if parsed.truncated {
-            tracing::warn!(path = %path.display(), "recording ended in a torn record; cut back to the last whole one");
+            let path = path.display();
+            tracing::warn!(%path, "recording ended in a torn record; cut back to the last whole record");
         }
-        tracing::info!(path = %path.display(), records = parsed.records.len(), "replayed recording");
+        let records = parsed.records.len();
+        tracing::info!(path = %path.display(), records, "replayed recording");
         state.recorder = Some(recorder);
     }
     Ok(core::Shared::new(options.strict, state))
@@ -166,24 +187,45 @@ async fn run(
     shared: Arc<core::Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StreamApiError> {
+    use api::data_format_manager_service_server::DataFormatManagerServiceServer;
+    use api::packet_writer_service_server::PacketWriterServiceServer;
+    use api::session_management_service_server::SessionManagementServiceServer;
+    use key_generator::unique_key_generator_service_server::UniqueKeyGeneratorServiceServer;
+
     let (stop_streams, streams_stopped) = watch::channel(false);
+    let mut drain_started = stop_streams.subscribe();
     let services = server::StreamApi::new(Arc::clone(&shared), streams_stopped);
     let limit = server::TRANSPORT_LIMIT_BYTES;
-    let signal_shared = Arc::clone(&shared);
     let signal = async move {
         shutdown.await;
         let _ = stop_streams.send(true);
-        let mut core = signal_shared.lock();
+        let mut core = shared.lock();
         core.start_subs.clear();
         core.stop_subs.clear();
     };
-    tonic::transport::Server::builder()
-        .add_service(api::session_management_service_server::SessionManagementServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(api::data_format_manager_service_server::DataFormatManagerServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(api::packet_writer_service_server::PacketWriterServiceServer::new(services.clone()).max_decoding_message_size(limit))
-        .add_service(key_generator::unique_key_generator_service_server::UniqueKeyGeneratorServiceServer::new(services).max_decoding_message_size(limit))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-        .await?;
+    let serving = tonic::transport::Server::builder()
+        .add_service(
+            SessionManagementServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            DataFormatManagerServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            PacketWriterServiceServer::new(services.clone()).max_decoding_message_size(limit),
+        )
+        .add_service(
+            UniqueKeyGeneratorServiceServer::new(services).max_decoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    // Graceful drain waits for every connection; a client that never closes gets SHUTDOWN_GRACE.
+    let grace = async {
+        let _ = drain_started.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = grace => tracing::warn!("connections did not drain in {SHUTDOWN_GRACE:?}; closing"),
+    }
     Ok(())
 }
 

@@ -82,11 +82,17 @@ pub(super) fn decode_content(packet: &open_data::Packet) -> Result<Content, Stri
 
 /// Everything the per-type checks of one packet need, borrowed from the checker.
 pub(super) struct PacketCtx<'c, 'f> {
+    /// Server receive time (B7's "now").
     pub(super) now_ns: u64,
+    /// The envelope being checked.
     pub(super) packet: &'c open_data::Packet,
+    /// `DataPacketDetails.data_source` (data-format ids are per data source).
     pub(super) data_source: &'c str,
+    /// Every id issued so far.
     pub(super) formats: &'c HashMap<u64, IssuedFormat>,
+    /// Every config id seen, across sessions.
     pub(super) config_ids: &'c mut HashMap<String, open_data::ConfigurationPacket>,
+    /// Where violations go.
     pub(super) f: &'c mut Findings<'f>,
 }
 
@@ -153,6 +159,7 @@ impl PacketCtx<'_, '_> {
         stream.data_seen |= is_data || is_marker;
     }
 
+    /// Per-type checks (B4–B9) and the stream-state updates they imply.
     pub(super) fn check_content(
         &mut self,
         content: &Content,
@@ -274,7 +281,11 @@ impl PacketCtx<'_, '_> {
                 .filter(|p| !s.parameters.contains(*p))
                 .collect();
             if !undefined.is_empty() {
-                self.f.error("B5", format!("packet {id}: parameter(s) {undefined:?} have no ParameterDefinition on this stream"));
+                let what = "have no ParameterDefinition on this stream";
+                self.f.error(
+                    "B5",
+                    format!("packet {id}: parameter(s) {undefined:?} {what}"),
+                );
             }
         }
         Some(resolved)
@@ -433,13 +444,20 @@ impl PacketCtx<'_, '_> {
                 format!("packet {id}: Lap Trigger at {t} before any data was sent"),
             ),
             Some((lo, hi)) if ok && !(lo..=hi).contains(&t) => {
-                self.f.error("B8", format!("packet {id}: Lap Trigger at {t} outside the data range {lo}..={hi} sent so far"));
+                let range = format!("{lo}..={hi}");
+                self.f.error(
+                    "B8",
+                    format!(
+                        "packet {id}: Lap Trigger at {t} outside the data range {range} sent so far"
+                    ),
+                );
             }
             _ => {}
         }
     }
 }
 
+/// Widens the stream's data range to cover `lo..=hi`.
 pub(super) fn extend_range(s: &mut StreamState, lo: u64, hi: u64) {
     s.data_range = Some(s.data_range.map_or((lo, hi), |r| merge_range(r, (lo, hi))));
 }

@@ -158,7 +158,7 @@ pub struct Parsed {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The file could not be opened, read or written.
-    #[error("recording {path}: {source}")]
+    #[error("recording {}: {source}", path.display())]
     Io {
         /// The recording file.
         path: PathBuf,
@@ -166,14 +166,16 @@ pub enum RecordingError {
         source: io::Error,
     },
     /// The file does not start with [`MAGIC`].
-    #[error("recording {path}: not an ecu-bridge Stream API recording (bad magic)")]
+    #[error("recording {}: not an ecu-bridge Stream API recording (bad magic)", path.display())]
     BadMagic {
         /// The recording file.
         path: PathBuf,
     },
     /// A record's payload did not decode as the message its kind names.
-    #[error("record {index} ({kind:?}): {source}")]
+    #[error("recording {}: record {index} ({kind:?}): {source}", path.display())]
     Decode {
+        /// The recording file.
+        path: PathBuf,
         /// Position of the record in the file (0-based).
         index: usize,
         /// The record kind.
@@ -392,6 +394,32 @@ mod tests {
             again.records.iter().map(|r| r.time_ns).collect::<Vec<_>>(),
             [42, 44]
         );
+    }
+
+    proptest::proptest! {
+        /// Any cut of a valid file parses to a prefix of its records, flagged truncated unless the
+        /// cut falls on a record boundary; arbitrary bytes never panic.
+        #[test]
+        fn any_cut_is_a_prefix(times in proptest::collection::vec(0u64..u64::MAX, 1..8), cut in 0usize..400, junk in proptest::collection::vec(0u8..=255, 0..64)) {
+            let mut bytes = MAGIC.to_vec();
+            let mut ends = vec![bytes.len()];
+            for t in &times {
+                bytes.push(RecordKind::EndSessionRequest as u8);
+                bytes.extend_from_slice(&t.to_le_bytes());
+                sample_request().encode_length_delimited(&mut bytes).expect("vec grows");
+                ends.push(bytes.len());
+            }
+            let cut = cut.min(bytes.len());
+            let parsed = parse(&bytes[..cut], Path::new("p")).expect("valid prefix");
+            let whole = ends.iter().filter(|e| **e <= cut).count().saturating_sub(1);
+            proptest::prop_assert_eq!(parsed.records.len(), whole);
+            proptest::prop_assert_eq!(parsed.truncated, !ends.contains(&cut) && cut > 0);
+            let got: Vec<u64> = parsed.records.iter().map(|r| r.time_ns).collect();
+            proptest::prop_assert_eq!(&got[..], &times[..whole]);
+            let mut noisy = MAGIC.to_vec();
+            noisy.extend_from_slice(&junk);
+            let _ = parse(&noisy, Path::new("p"));
+        }
     }
 
     #[test]

@@ -18,11 +18,10 @@ use super::conformance::{Event, FormatKind, Violation};
 use super::core::{Shared, now_ns};
 use super::lint::{self, Findings};
 use super::recording::RecordKind;
-use crate::proto::{api, key_generator};
+use crate::proto::api;
 use api::data_format_manager_service_server::DataFormatManagerService;
 use api::packet_writer_service_server::PacketWriterService;
 use api::session_management_service_server::SessionManagementService;
-use key_generator::unique_key_generator_service_server::UniqueKeyGeneratorService;
 
 /// Largest request the real server accepts (ASP.NET Core's default MaxReceiveMessageSize).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -35,7 +34,8 @@ type Notifications<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 's
 /// One server's services; cheap to clone (all state is in [`Shared`]).
 #[derive(Debug, Clone)]
 pub struct StreamApi {
-    shared: Arc<Shared>,
+    /// The state all services share.
+    pub(super) shared: Arc<Shared>,
     /// Flips to true on shutdown so open client streams end and graceful shutdown completes.
     shutdown: watch::Receiver<bool>,
 }
@@ -497,33 +497,5 @@ impl PacketWriterService for StreamApi {
             });
         }
         Ok(Response::new(api::WriteInfoPacketsResponse {}))
-    }
-}
-
-#[tonic::async_trait]
-impl UniqueKeyGeneratorService for StreamApi {
-    async fn generate_unique_key(
-        &self,
-        request: Request<key_generator::GenerateUniqueKeyRequest>,
-    ) -> Result<Response<key_generator::GenerateUniqueKeyResponse>, Status> {
-        use key_generator::generate_unique_key_response::Key;
-        let req = request.into_inner();
-        let mut core = self.shared.lock();
-        let key = match key_generator::KeyType::try_from(req.r#type) {
-            Ok(key_generator::KeyType::String) => Key::StringKey(uuid::Uuid::new_v4().to_string()),
-            Ok(key_generator::KeyType::Ulong) => Key::UlongKey(core.registry.next_id()),
-            _ => {
-                return Err(Status::invalid_argument(format!(
-                    "GenerateUniqueKey: unsupported key type {}",
-                    req.r#type
-                )));
-            }
-        };
-        let resp = key_generator::GenerateUniqueKeyResponse { key: Some(key) };
-        let now = now_ns();
-        core.record(RecordKind::GenerateUniqueKeyRequest, now, &req);
-        core.record(RecordKind::GenerateUniqueKeyResponse, now, &resp);
-        core.flush();
-        Ok(Response::new(resp))
     }
 }

@@ -51,6 +51,16 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     p.write(STREAM, "RowData", false, &rows)
         .await
         .expect("row data");
+    let rpm_fid = p.format_id(&[RPM]).await;
+    let synchro = open_data::SynchroDataPacket {
+        data_format: util::by_id(rpm_fid),
+        start_time: T0 + 20_000_000,
+        intervals: vec![1_000, 2_000],
+        columns: vec![util::column(&[3200.0, 3300.0, 3400.0])],
+    };
+    p.write(STREAM, "SynchroData", false, &synchro)
+        .await
+        .expect("synchro data");
     for stream in ["", STREAM] {
         p.write(stream, "Marker", true, &util::lap(T0 + 1_000_000_000, 1))
             .await
@@ -74,7 +84,13 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     assert_eq!(samples[SPEED], expected);
     assert_eq!(
         samples[RPM],
-        vec![(T0 + 5, 3000.0), (T0 + 15_000_005, 3100.0)]
+        vec![
+            (T0 + 5, 3000.0),
+            (T0 + 15_000_005, 3100.0),
+            (T0 + 20_000_000, 3200.0),
+            (T0 + 20_001_000, 3300.0),
+            (T0 + 20_003_000, 3400.0),
+        ]
     );
     let markers = recording.markers();
     assert_eq!(markers.len(), 2);
@@ -83,7 +99,7 @@ async fn conforming_session_has_no_violations_and_round_trips_samples() {
     let summary = recording.summary();
     assert_eq!(summary.sessions.len(), 1);
     assert!(summary.sessions[0].ended_ns.is_some());
-    assert_eq!(summary.sessions[0].streams[STREAM], 7);
+    assert_eq!(summary.sessions[0].streams[STREAM], 8);
     assert_eq!(summary.sessions[0].streams[""], 4);
     let speed = summary
         .parameters
@@ -681,4 +697,135 @@ async fn violations_are_recorded_as_error_packets() {
     let recorded = read_recording(&path).expect("read").violations();
     assert_eq!(recorded, live);
     assert_eq!(recorded[0].rule, "B9");
+}
+
+#[tokio::test]
+async fn an_open_write_stream_is_awaited_by_stats_and_ended_by_shutdown() {
+    let (server, clients) = util::start(false, None).await;
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+    let before = server.stats().packets;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut writer = clients.writer.clone();
+    // The producer never half-closes: the call stays open, as rule 49 recommends.
+    let call = tokio::spawn(async move {
+        writer
+            .write_data_packets(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let bad = p.details(
+        STREAM,
+        "PeriodicData",
+        true,
+        &util::periodic(p.speed_fid, T0, &speed_values(0.0)),
+    );
+    tx.send(api::WriteDataPacketsRequest { details: vec![bad] })
+        .await
+        .expect("send");
+    let stats = server.wait_until(|s| s.packets > before).await;
+    assert_eq!(stats.packets, before + 1);
+    assert_eq!(server.violation_counts().get("B9"), Some(&1));
+    server
+        .shutdown()
+        .await
+        .expect("shutdown with an open stream");
+    // The server ended the call; whatever status the client saw, it is no longer pending.
+    let _ = call.await.expect("call task");
+    drop(tx);
+}
+
+#[tokio::test]
+async fn a_foreign_or_corrupt_recording_is_a_clear_error() {
+    use ecu_bridge::stream_api::{ServerOptions, StreamApiError, recording::RecordingError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let foreign = dir.path().join("notes.txt");
+    std::fs::write(&foreign, "hello, not a recording").expect("write");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let options = ServerOptions {
+        strict: false,
+        record: Some(foreign.clone()),
+    };
+    let err = ecu_bridge::stream_api::spawn(listener, options)
+        .await
+        .expect_err("bad magic");
+    assert!(matches!(
+        err,
+        StreamApiError::Recording(RecordingError::BadMagic { .. })
+    ));
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert_eq!(
+        std::fs::read(&foreign).expect("read"),
+        b"hello, not a recording",
+        "left untouched"
+    );
+
+    // A whole record whose payload is not a DataPacketDetails (field 1 claims 5 bytes, has 1).
+    let corrupt = dir.path().join("corrupt.osr");
+    let mut bytes = b"ECUBSAR\x01".to_vec();
+    bytes.push(23);
+    bytes.extend_from_slice(&T0.to_le_bytes());
+    bytes.extend_from_slice(&[3, 0x0a, 0x05, 0x00]);
+    std::fs::write(&corrupt, &bytes).expect("write");
+    let err = read_recording(&corrupt).expect_err("undecodable payload");
+    let text = err.to_string();
+    assert!(
+        text.contains("corrupt.osr")
+            && text.contains("record 0")
+            && text.contains("DataPacketDetails"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn end_session_notifies_and_completes_the_session_info() {
+    let (server, mut clients) = util::start(false, None).await;
+    let mut stops = clients
+        .session
+        .get_session_stop_notification(api::GetSessionStopNotificationRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut p = Producer::create(clients.clone(), util::create_request()).await;
+    p.prelude().await;
+    let ended = p.finish().await;
+    assert!(ended.success);
+    let offsets = ended
+        .end_session
+        .expect("EndOfSessionPacket")
+        .topic_partition_offsets;
+    assert_eq!(
+        offsets.get("car1.chassis:0"),
+        Some(&3),
+        "NewSession, Configuration, EndOfSession"
+    );
+    let note = stops.message().await.expect("notification").expect("open");
+    assert_eq!(
+        (note.session_key.as_str(), note.data_source.as_str()),
+        (p.key.as_str(), DS)
+    );
+    let info = clients
+        .session
+        .get_session_info(api::GetSessionInfoRequest {
+            session_key: p.key.clone(),
+        })
+        .await
+        .expect("info")
+        .into_inner();
+    assert!(info.is_complete && info.termination_time.is_some());
+    assert_eq!(info.streams, vec![STREAM.to_owned()]);
+    let current = clients
+        .session
+        .get_current_sessions(api::GetCurrentSessionsRequest {
+            data_source: DS.into(),
+        })
+        .await
+        .expect("current");
+    assert!(current.into_inner().session_keys.is_empty());
+    assert_eq!(server.stats().sessions_ended, 1);
+    drop(stops);
+    server.shutdown().await.expect("shutdown");
 }
