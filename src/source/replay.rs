@@ -105,11 +105,7 @@ impl ReplaySource {
             }
             match candump::parse_line(text) {
                 Ok(parsed) => {
-                    batch.push(TimedFrame {
-                        time_ns: parsed.time_ns,
-                        frame: parsed.frame,
-                    });
-                    frames += 1;
+                    // Frames already due go out before waiting for this one.
                     if let Some(wait) = self.delay_for(parsed.time_ns) {
                         send(&output, &mut batch).await;
                         tokio::select! {
@@ -117,6 +113,11 @@ impl ReplaySource {
                             _ = cancel.changed() => {}
                         }
                     }
+                    batch.push(TimedFrame {
+                        time_ns: parsed.time_ns,
+                        frame: parsed.frame,
+                    });
+                    frames += 1;
                 }
                 Err(error) => {
                     metrics.count_decode_error(error.kind());
@@ -204,8 +205,14 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         for ms in times_ms {
             let t = T0 + ms * 1_000_000;
-            writeln!(file, "({}.{:06}) can0 123#{:02X}", t / 1_000_000_000, t % 1_000_000_000 / 1000, ms % 256)
-                .expect("write");
+            writeln!(
+                file,
+                "({}.{:06}) can0 123#{:02X}",
+                t / 1_000_000_000,
+                t % 1_000_000_000 / 1000,
+                ms % 256
+            )
+            .expect("write");
         }
         writeln!(file, "(1778936400.000000) can0 123#GG").expect("write");
         file
@@ -217,7 +224,12 @@ mod tests {
         let (_cancel_tx, cancel) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let start = Instant::now();
-        let source = ReplaySource { path: file.to_owned(), pacing, origin_ns: T0, start };
+        let source = ReplaySource {
+            path: file.to_owned(),
+            pacing,
+            origin_ns: T0,
+            start,
+        };
         let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
         let mut arrivals = Vec::new();
         while let Some(batch) = rx.recv().await {
@@ -235,17 +247,32 @@ mod tests {
         assert_eq!(arrivals.len(), 4);
         for (time, at) in &arrivals {
             let due = Duration::from_nanos(time - T0) / 2;
-            assert!(*at + Duration::from_millis(1) >= due, "frame at {time} came early: {at:?} < {due:?}");
-            assert!(*at <= due + Duration::from_millis(5), "frame at {time} came late: {at:?} > {due:?}");
+            assert!(
+                *at + Duration::from_millis(1) >= due,
+                "frame at {time} came early: {at:?} < {due:?}"
+            );
+            assert!(
+                *at <= due + Duration::from_millis(5),
+                "frame at {time} came late: {at:?} > {due:?}"
+            );
         }
-        assert_eq!(Metrics::get(&metrics.rejected_inputs), 1, "the bad line is counted");
+        assert_eq!(
+            Metrics::get(&metrics.rejected_inputs),
+            1,
+            "the bad line is counted"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn max_speed_does_not_wait() {
         let file = capture(&[0, 500, 1000, 2000]);
         let (arrivals, _) = replay(file.path(), Pacing::MaxSpeed).await;
-        assert!(arrivals.iter().all(|(_, at)| *at < Duration::from_millis(1)), "{arrivals:?}");
+        assert!(
+            arrivals
+                .iter()
+                .all(|(_, at)| *at < Duration::from_millis(1)),
+            "{arrivals:?}"
+        );
     }
 
     #[tokio::test]
@@ -260,7 +287,10 @@ mod tests {
             origin_ns: 0,
             start: Instant::now(),
         };
-        let error = source.run(tx, Arc::default(), cancel).await.expect_err("not candump");
+        let error = source
+            .run(tx, Arc::default(), cancel)
+            .await
+            .expect_err("not candump");
         assert!(error.to_string().contains("TIME,ID,DATA"), "{error}");
     }
 }

@@ -250,8 +250,9 @@ async fn a_session_survives_a_server_restart() {
         .await
         .expect("write");
     producer.flush().await.expect("flush");
-    // Let the server read the first packet before it goes away.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // NewSession and Configuration on two streams, then the data packet: wait until the
+    // server has read all five before it goes away.
+    first.wait_until(|stats| stats.packets >= 5).await;
     first.shutdown().await.expect("server stops");
 
     // While the server is down the producer keeps writing; flush retries with backoff until
@@ -259,6 +260,7 @@ async fn a_session_survives_a_server_restart() {
     let restart = tokio::spawn({
         let record = record.clone();
         async move {
+            // The outage: the server stays away while the producer keeps writing.
             tokio::time::sleep(Duration::from_millis(500)).await;
             start_server(&address.to_string(), &record).await
         }
