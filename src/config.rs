@@ -29,6 +29,106 @@ pub struct Config {
     pub car: CarConfig,
     /// The batching stage's flush policy.
     pub batch: BatchConfig,
+    /// Live sources (`ecu-bridge run` and `record`); replay ignores them.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One live source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// Unique name: metrics label, capture file name.
+    pub name: String,
+    /// What it reads.
+    pub kind: SourceKind,
+}
+
+/// The kinds of live source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// Datagrams on a UDP socket.
+    Udp(UdpSourceConfig),
+    /// A serial device.
+    Serial(SerialSourceConfig),
+}
+
+/// A UDP socket carrying CAN frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpSourceConfig {
+    /// Local address to bind (use the group's port for multicast).
+    pub bind: std::net::SocketAddr,
+    /// Requested `SO_RCVBUF` in bytes; the kernel may grant less (logged).
+    pub receive_buffer_bytes: usize,
+    /// Multicast group to join, and the interface to join it on.
+    pub multicast: Option<Multicast>,
+    /// Largest datagram expected; larger ones are counted as truncated.
+    pub max_datagram_bytes: usize,
+}
+
+/// A multicast membership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Multicast {
+    /// The group (IPv4 or IPv6, same family as `bind`).
+    pub group: std::net::IpAddr,
+    /// Interface name (`eth0`) or, for IPv4, a local address; the system's choice when absent.
+    pub interface: Option<String>,
+}
+
+/// A serial device carrying SLCAN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SerialSourceConfig {
+    /// Device path; stable `/dev/serial/by-id/...` names are recommended.
+    pub device: PathBuf,
+    /// Line speed.
+    pub baud: u32,
+    /// 5, 6, 7 or 8.
+    pub data_bits: u8,
+    /// Parity.
+    pub parity: Parity,
+    /// 1 or 2.
+    pub stop_bits: u8,
+    /// Flow control.
+    pub flow_control: FlowControl,
+    /// SLCAN adapter set-up.
+    pub slcan: SlcanSetup,
+    /// First retry delay after the device disappears; doubles up to `reconnect_max`.
+    pub reconnect_initial: Duration,
+    /// Longest delay between retries.
+    pub reconnect_max: Duration,
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    /// No parity bit.
+    None,
+    /// Odd parity.
+    Odd,
+    /// Even parity.
+    Even,
+}
+
+/// Serial flow control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowControl {
+    /// None.
+    None,
+    /// XON/XOFF.
+    Software,
+    /// RTS/CTS.
+    Hardware,
+}
+
+/// How an SLCAN adapter is initialised: close, set bitrate, timestamps, open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlcanSetup {
+    /// CAN bitrate in bit/s (10 k … 1 M, one of the `S0`…`S8` rates).
+    pub bitrate: u32,
+    /// Open listen-only (`L`, never acknowledges frames) instead of normal (`O`).
+    pub listen_only: bool,
+    /// Ask for millisecond timestamps (`Z1`).
+    pub timestamps: bool,
 }
 
 /// Where the Stream API is.
@@ -136,6 +236,52 @@ struct RawConfig {
     car: RawCar,
     #[serde(default)]
     batch: RawBatch,
+    #[serde(default, rename = "source")]
+    sources: Vec<RawSource>,
+}
+
+/// Unknown keys are rejected by the tagged kind (serde cannot deny them across `flatten`).
+#[derive(Debug, Deserialize)]
+struct RawSource {
+    name: String,
+    #[serde(flatten)]
+    kind: RawSourceKind,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum RawSourceKind {
+    Udp {
+        bind: std::net::SocketAddr,
+        #[serde(default = "default_receive_buffer")]
+        receive_buffer_bytes: usize,
+        multicast_group: Option<std::net::IpAddr>,
+        multicast_interface: Option<String>,
+        #[serde(default = "default_max_datagram")]
+        max_datagram_bytes: usize,
+    },
+    Serial {
+        device: PathBuf,
+        #[serde(default = "default_baud")]
+        baud: u32,
+        #[serde(default = "default_data_bits")]
+        data_bits: u8,
+        #[serde(default = "default_parity")]
+        parity: Parity,
+        #[serde(default = "default_stop_bits")]
+        stop_bits: u8,
+        #[serde(default = "default_flow_control")]
+        flow_control: FlowControl,
+        can_bitrate: u32,
+        #[serde(default = "default_true")]
+        listen_only: bool,
+        #[serde(default = "default_true")]
+        timestamps: bool,
+        #[serde(default = "default_reconnect_initial_ms")]
+        reconnect_initial_ms: u64,
+        #[serde(default = "default_reconnect_max_ms")]
+        reconnect_max_ms: u64,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +359,36 @@ impl Default for RawBatch {
     }
 }
 
+fn default_receive_buffer() -> usize {
+    8 * 1024 * 1024
+}
+fn default_max_datagram() -> usize {
+    65_535
+}
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_parity() -> Parity {
+    Parity::None
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_flow_control() -> FlowControl {
+    FlowControl::None
+}
+fn default_true() -> bool {
+    true
+}
+fn default_reconnect_initial_ms() -> u64 {
+    250
+}
+fn default_reconnect_max_ms() -> u64 {
+    5_000
+}
 fn default_call_timeout_ms() -> u64 {
     10_000
 }
@@ -312,8 +488,10 @@ impl Config {
                 "max_age_ms and channel_capacity must be positive".into(),
             ));
         }
+        let sources = sources(raw.sources).map_err(|(key, message)| invalid(key, message))?;
         Ok(Self {
             path: path.to_owned(),
+            sources,
             stream_api,
             key_generator: raw.stream_api.key_generator,
             call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
@@ -386,6 +564,112 @@ impl Config {
             .replace("{date}", &date)
             .replace("{time}", &time)
     }
+}
+
+/// SLCAN's `S0`…`S8` bitrates.
+const SLCAN_BITRATES: [u32; 9] = [
+    10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000,
+];
+
+fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, (&'static str, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    raw.into_iter()
+        .map(|source| {
+            check_name(&source.name, true).map_err(|m| ("source.name", m))?;
+            if !seen.insert(source.name.clone()) {
+                return Err(("source.name", format!("{:?} is used twice", source.name)));
+            }
+            let kind = match source.kind {
+                RawSourceKind::Udp {
+                    bind,
+                    receive_buffer_bytes,
+                    multicast_group,
+                    multicast_interface,
+                    max_datagram_bytes,
+                } => {
+                    if let Some(group) = multicast_group
+                        && (!group.is_multicast() || group.is_ipv4() != bind.is_ipv4())
+                    {
+                        return Err((
+                            "source.multicast_group",
+                            format!(
+                                "{group} is not a multicast group of the bind address's family"
+                            ),
+                        ));
+                    }
+                    if multicast_group.is_none() && multicast_interface.is_some() {
+                        return Err(("source.multicast_interface", "needs multicast_group".into()));
+                    }
+                    if !(1..=65_535).contains(&max_datagram_bytes) || receive_buffer_bytes == 0 {
+                        return Err((
+                            "source.max_datagram_bytes",
+                            "must be 1..=65535, and the buffer positive".into(),
+                        ));
+                    }
+                    SourceKind::Udp(UdpSourceConfig {
+                        bind,
+                        receive_buffer_bytes,
+                        multicast: multicast_group.map(|group| Multicast {
+                            group,
+                            interface: multicast_interface,
+                        }),
+                        max_datagram_bytes,
+                    })
+                }
+                RawSourceKind::Serial {
+                    device,
+                    baud,
+                    data_bits,
+                    parity,
+                    stop_bits,
+                    flow_control,
+                    can_bitrate,
+                    listen_only,
+                    timestamps,
+                    reconnect_initial_ms,
+                    reconnect_max_ms,
+                } => {
+                    if !(5..=8).contains(&data_bits) || !(1..=2).contains(&stop_bits) || baud == 0 {
+                        return Err((
+                            "source.data_bits",
+                            "data_bits 5-8, stop_bits 1-2, baud > 0".into(),
+                        ));
+                    }
+                    if !SLCAN_BITRATES.contains(&can_bitrate) {
+                        return Err((
+                            "source.can_bitrate",
+                            format!("{can_bitrate} is not one of {SLCAN_BITRATES:?}"),
+                        ));
+                    }
+                    if reconnect_initial_ms == 0 || reconnect_max_ms < reconnect_initial_ms {
+                        return Err((
+                            "source.reconnect_initial_ms",
+                            "must be positive and ≤ reconnect_max_ms".into(),
+                        ));
+                    }
+                    SourceKind::Serial(SerialSourceConfig {
+                        device,
+                        baud,
+                        data_bits,
+                        parity,
+                        stop_bits,
+                        flow_control,
+                        slcan: SlcanSetup {
+                            bitrate: can_bitrate,
+                            listen_only,
+                            timestamps,
+                        },
+                        reconnect_initial: Duration::from_millis(reconnect_initial_ms),
+                        reconnect_max: Duration::from_millis(reconnect_max_ms),
+                    })
+                }
+            };
+            Ok(SourceConfig {
+                name: source.name,
+                kind,
+            })
+        })
+        .collect()
 }
 
 /// Imports nest at most this deep (opendbc stubs import one level).
@@ -532,6 +816,34 @@ dbc = ["car.dbc"]
             error.to_string().contains("[stream_api.endpoint]"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn sources_parse_into_validated_kinds() {
+        let text = format!(
+            "{MINIMAL}\n[[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"0.0.0.0:20000\"\nmulticast_group = \"239.1.2.3\"\n\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/ttyACM0\"\ncan_bitrate = 500000\n"
+        );
+        let config = Config::parse(Path::new("car.toml"), &text).expect("valid");
+        assert_eq!(config.sources.len(), 2);
+        let SourceKind::Udp(udp) = &config.sources[0].kind else {
+            panic!("udp")
+        };
+        assert_eq!(udp.receive_buffer_bytes, 8 * 1024 * 1024);
+        let SourceKind::Serial(serial) = &config.sources[1].kind else {
+            panic!("serial")
+        };
+        assert_eq!(
+            (serial.baud, serial.slcan.bitrate, serial.slcan.listen_only),
+            (115_200, 500_000, true)
+        );
+        let bad = text.replace("500000", "33333");
+        let error = Config::parse(Path::new("car.toml"), &bad).expect_err("bitrate");
+        assert!(
+            error.to_string().contains("[source.can_bitrate]"),
+            "{error}"
+        );
+        let twice = text.replace("name = \"usb\"", "name = \"gw\"");
+        assert!(Config::parse(Path::new("car.toml"), &twice).is_err());
     }
 
     #[test]

@@ -58,3 +58,56 @@ impl Metrics {
             .unwrap_or_default()
     }
 }
+
+/// Counters for one source (a UDP socket, a serial device, a capture file).
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    /// The source's configured name (metrics label).
+    pub name: String,
+    /// Datagrams (UDP) or reads (serial) received.
+    pub datagrams: AtomicU64,
+    /// Bytes received.
+    pub bytes: AtomicU64,
+    /// Datagrams larger than the receive buffer, cut short by the kernel.
+    pub truncated: AtomicU64,
+    /// Datagrams the kernel dropped for this socket (cumulative `SO_RXQ_OVFL` count).
+    pub kernel_drops: AtomicU64,
+    /// Datagrams lost according to the transport's sequence numbers (cannelloni).
+    pub sequence_gaps: AtomicU64,
+    /// CAN frames decoded from the transport and handed on.
+    pub frames: AtomicU64,
+    /// Frame batches dropped because the decode stage's channel was full (UDP only).
+    pub channel_drops: AtomicU64,
+    /// Frames inside those dropped batches.
+    pub frames_dropped: AtomicU64,
+    /// Times the device or socket was lost.
+    pub outages: AtomicU64,
+    /// Times it came back.
+    pub reconnects: AtomicU64,
+    decode_errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl SourceMetrics {
+    /// Counters for the source called `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one malformed datagram, line or frame of `kind`.
+    pub fn count_decode_error(&self, kind: &'static str) {
+        if let Ok(mut errors) = self.decode_errors.lock() {
+            *errors.entry(kind).or_insert(0) += 1;
+        }
+    }
+
+    /// Malformed inputs by kind.
+    pub fn decode_errors(&self) -> BTreeMap<&'static str, u64> {
+        self.decode_errors
+            .lock()
+            .map(|errors| errors.clone())
+            .unwrap_or_default()
+    }
+}

@@ -1,9 +1,19 @@
 //! Sources: the only stage that touches captures, sockets or serial lines. Each emits batches of
-//! [`TimedFrame`]s, stamped with capture time (replay) or receive time (live).
+//! [`TimedFrame`]s, stamped with capture time (replay) or receive time (live), and may hand
+//! every raw input to a [`CaptureTap`] for `ecu-bridge record`.
+//!
+//! Edge policies (toward the decode stage): UDP never blocks its socket reader — a full
+//! channel drops the batch and counts it (`channel_drops`, `frames_dropped`), because an ECU
+//! cannot be slowed down; serial and replay sources block (backpressure).
 
 pub mod replay;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use decoders::CanFrame;
+use tokio::sync::mpsc;
 
 /// A CAN frame and when it was seen, in nanoseconds since the UNIX epoch.
 #[derive(Debug, Clone, Copy)]
@@ -17,3 +27,20 @@ pub struct TimedFrame {
 /// Frames per batch sent to the decode stage: large enough to amortise channel costs, small
 /// enough to keep latency far below the flush window.
 pub const FRAMES_PER_BATCH: usize = 256;
+
+/// One input exactly as received, for recording.
+#[derive(Debug, Clone)]
+pub struct RawCapture {
+    /// The source's configured name.
+    pub source: Arc<str>,
+    /// Receive time (kernel timestamp where available), ns since the UNIX epoch.
+    pub time_ns: u64,
+    /// The bytes: one datagram (UDP) or one read (serial).
+    pub bytes: Bytes,
+    /// For UDP: who sent it and where it arrived.
+    pub addresses: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// Where sources send raw inputs when recording. Bounded; UDP uses `try_send` and counts
+/// what it cannot hand over, serial awaits.
+pub type CaptureTap = mpsc::Sender<RawCapture>;
