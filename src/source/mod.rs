@@ -45,3 +45,27 @@ pub struct RawCapture {
 /// Where sources send raw inputs when recording. Bounded; UDP uses `try_send` and counts
 /// what it cannot hand over, serial awaits.
 pub type CaptureTap = mpsc::Sender<RawCapture>;
+
+/// Why a live source stopped or could not start. (A malformed datagram or line is not an
+/// error: it is counted in the source's metrics and skipped.)
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A system call failed.
+    #[error("source {source_name}: {action}: {error}")]
+    Io {
+        /// The source's configured name.
+        source_name: String,
+        /// What was being done ("binding 0.0.0.0:20000", "opening /dev/ttyACM0").
+        action: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The source could not be set up as configured.
+    #[error("source {source_name}: {message}")]
+    Setup {
+        /// The source's configured name.
+        source_name: String,
+        /// What went wrong, specifically.
+        message: String,
+    },
+}
