@@ -32,6 +32,8 @@ pub struct RowPacket {
     pub values: Vec<f64>,
     /// Values per row.
     pub width: usize,
+    /// When the first of these rows reached the pipeline (publish latency starts here).
+    pub first_received: Instant,
 }
 
 /// Estimated encoded bytes of one timestamp plus row framing, and of one double sample with
@@ -96,13 +98,15 @@ impl BatchStage {
 
     async fn take(
         &self,
-        decoded: Decoded,
+        mut decoded: Decoded,
         pending: &mut HashMap<u32, Pending>,
         output: &mpsc::Sender<Batch>,
     ) -> Result<(), mpsc::error::SendError<Batch>> {
         if !decoded.new_formats.is_empty() {
-            output.send(Batch::Formats(decoded.new_formats)).await?;
+            let formats = std::mem::take(&mut decoded.new_formats);
+            output.send(Batch::Formats(formats)).await?;
         }
+        let decoded = &decoded;
         for (header, values) in decoded.rows.rows() {
             let row_bytes = ROW_OVERHEAD_BYTES + SAMPLE_BYTES * values.len();
             let full = pending.get(&header.format).is_some_and(|p| {
@@ -118,8 +122,9 @@ impl BatchStage {
                     timestamps: Vec::with_capacity(self.max_packet_bytes / row_bytes.max(1)),
                     values: Vec::new(),
                     width: values.len(),
+                    first_received: decoded.received,
                 },
-                opened: Instant::now(),
+                opened: decoded.received,
             });
             entry.packet.timestamps.push(header.time_ns);
             entry.packet.values.extend_from_slice(values);
@@ -178,6 +183,7 @@ mod tests {
                         let decoded = Decoded {
                             new_formats: Vec::new(),
                             rows: batch,
+                            received: Instant::now(),
                         };
                         if in_tx.send(decoded).await.is_err() {
                             return;
@@ -243,6 +249,7 @@ mod tests {
                 .send(Decoded {
                     new_formats: Vec::new(),
                     rows: batch,
+                    received: sent_at,
                 })
                 .await
                 .expect("send");
@@ -259,15 +266,19 @@ mod tests {
                 waited <= Duration::from_millis(130),
                 "within a tick of max_age: {waited:?}"
             );
+            let Batch::Rows(packet) = packet else {
+                panic!("rows expected")
+            };
             assert_eq!(
-                packet,
-                Batch::Rows(RowPacket {
-                    format: 0,
-                    timestamps: vec![42],
-                    values: vec![1.5],
-                    width: 1
-                })
+                (
+                    packet.format,
+                    packet.timestamps,
+                    packet.values,
+                    packet.width
+                ),
+                (0, vec![42], vec![1.5], 1)
             );
+            assert_eq!(packet.first_received, sent_at);
             drop(in_tx);
             task.await.expect("stage ends when its input closes");
         });

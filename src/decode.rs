@@ -17,12 +17,14 @@ use crate::telemetry::Metrics;
 pub type FormatAnnouncement = (u32, Vec<String>);
 
 /// What the decode stage hands to the batch stage.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoded {
     /// Formats first used by `rows` (or all formats, in the first batch).
     pub new_formats: Vec<FormatAnnouncement>,
     /// The decoded rows.
     pub rows: RowBatch,
+    /// When the decode stage received the frames: the start of the publish latency.
+    pub received: tokio::time::Instant,
 }
 
 /// The decode stage.
@@ -46,6 +48,7 @@ impl DecodeStage {
             let mut decoded = Decoded {
                 new_formats: Vec::new(),
                 rows: RowBatch::with_capacity(frames.len(), 8),
+                received: tokio::time::Instant::now(),
             };
             self.decode_batch(&frames, &mut decoded.rows);
             decoded.new_formats = self.announce_from(&mut announced);

@@ -78,36 +78,44 @@ impl PublishStage {
         packet: RowPacket,
     ) -> Result<(), PublishError> {
         let samples = packet.values.len() as u64;
-        let rows = packet
-            .values
-            .chunks(packet.width.max(1))
-            .map(|values| SampleRow {
-                list: Some(sample_row::List::DoubleSamples(DoubleSampleList {
-                    samples: values
-                        .iter()
-                        .map(|value| DoubleSample {
-                            value: *value,
-                            status: DataStatus::Valid as i32,
-                        })
-                        .collect(),
-                })),
-            })
-            .collect();
-        let content = RowDataPacket {
-            data_format: Some(SampleDataFormat {
-                format: Some(sample_data_format::Format::DataFormatIdentifier(
-                    data_format,
-                )),
-            }),
-            timestamps: packet.timestamps,
-            rows,
-        };
+        let received = packet.first_received;
+        let content = row_data_packet(data_format, packet);
         self.producer
             .write(&self.stream, crate::producer::PacketKind::RowData, &content)
             .await?;
+        self.metrics.publish_latency.record(received.elapsed());
         Metrics::add(&self.metrics.packets_published, 1);
         Metrics::add(&self.metrics.samples_published, samples);
         Ok(())
+    }
+}
+
+/// The `RowData` packet for a batch of rows: one row per frame at its exact timestamp, every
+/// sample a VALID double (rule 32).
+pub fn row_data_packet(data_format: u64, packet: RowPacket) -> RowDataPacket {
+    let rows = packet
+        .values
+        .chunks(packet.width.max(1))
+        .map(|values| SampleRow {
+            list: Some(sample_row::List::DoubleSamples(DoubleSampleList {
+                samples: values
+                    .iter()
+                    .map(|value| DoubleSample {
+                        value: *value,
+                        status: DataStatus::Valid as i32,
+                    })
+                    .collect(),
+            })),
+        })
+        .collect();
+    RowDataPacket {
+        data_format: Some(SampleDataFormat {
+            format: Some(sample_data_format::Format::DataFormatIdentifier(
+                data_format,
+            )),
+        }),
+        timestamps: packet.timestamps,
+        rows,
     }
 }
 

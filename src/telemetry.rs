@@ -28,6 +28,8 @@ pub struct Metrics {
     pub packets_published: AtomicU64,
     /// Samples in those packets.
     pub samples_published: AtomicU64,
+    /// Frame batch received by decode → its packet handed to the Stream API.
+    pub publish_latency: LatencyHistogram,
     decode_errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -109,5 +111,99 @@ impl SourceMetrics {
             .lock()
             .map(|errors| errors.clone())
             .unwrap_or_default()
+    }
+}
+
+/// Publish latency (frame batch received by the decode stage → packet handed to the Stream API
+/// write stream): 1 ms buckets up to 1 s, then one overflow bucket, plus the exact maximum.
+/// Lock-free; recorded once per packet, not per sample.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: Vec<AtomicU64>,
+    max_ns: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+/// Width of one histogram bucket.
+const BUCKET_NS: u64 = 1_000_000;
+/// Buckets of `BUCKET_NS`; one more holds everything slower.
+const BUCKETS: usize = 1000;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: (0..=BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max_ns: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// Records one latency.
+    pub fn record(&self, latency: std::time::Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let index = usize::try_from(ns / BUCKET_NS)
+            .unwrap_or(BUCKETS)
+            .min(BUCKETS);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// How many latencies were recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The largest latency recorded.
+    pub fn max(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.max_ns.load(Ordering::Relaxed))
+    }
+
+    /// Sum of all latencies (for a Prometheus `_sum`).
+    pub fn sum(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed))
+    }
+
+    /// The `q` quantile (0..=1) as the upper edge of its bucket (1 ms resolution), capped at
+    /// the maximum; `None` when nothing was recorded.
+    pub fn quantile(&self, q: f64) -> Option<std::time::Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Ordering::Relaxed);
+            if seen >= rank && index < BUCKETS {
+                let edge = std::time::Duration::from_nanos((index as u64 + 1) * BUCKET_NS);
+                return Some(edge.min(self.max()));
+            }
+        }
+        Some(self.max())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_millisecond_buckets() {
+        let histogram = LatencyHistogram::default();
+        assert_eq!(histogram.quantile(0.5), None);
+        for ms in 1..=100u64 {
+            histogram.record(Duration::from_micros(ms * 1000 - 500));
+        }
+        histogram.record(Duration::from_secs(3));
+        assert_eq!(histogram.count(), 101);
+        assert_eq!(histogram.quantile(0.5), Some(Duration::from_millis(51)));
+        assert_eq!(histogram.quantile(0.99), Some(Duration::from_millis(100)));
+        assert_eq!(histogram.quantile(1.0), Some(Duration::from_secs(3)));
+        assert_eq!(histogram.max(), Duration::from_secs(3));
     }
 }

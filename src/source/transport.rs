@@ -87,7 +87,9 @@ impl SlcanReceiver {
         }
         self.last_receive_ns = time_ns;
         let before = out.len();
-        let Self { framer, unwrapper, .. } = self;
+        let Self {
+            framer, unwrapper, ..
+        } = self;
         framer.push(bytes, |line| {
             let parsed = line.and_then(parse_line);
             match parsed {
@@ -141,13 +143,21 @@ mod tests {
         let mut out = Vec::new();
         for sequence in [7u8, 8, 11, 12] {
             let mut datagram = Vec::new();
-            encode_datagram(sequence, &[frame(0x100, &[sequence]), frame(0x200, &[])], &mut datagram);
+            encode_datagram(
+                sequence,
+                &[frame(0x100, &[sequence]), frame(0x200, &[])],
+                &mut datagram,
+            );
             receiver.handle_datagram(u64::from(sequence) * 1000, &datagram, &metrics, &mut out);
         }
         receiver.handle_datagram(99, &[3, 0, 0, 0, 0], &metrics, &mut out);
         assert_eq!(out.len(), 8);
         assert_eq!((out[4].time_ns, out[4].frame.data()), (11_000, &[11u8][..]));
-        assert_eq!(Metrics::get(&metrics.sequence_gaps), 2, "9 and 10 were lost");
+        assert_eq!(
+            Metrics::get(&metrics.sequence_gaps),
+            2,
+            "9 and 10 were lost"
+        );
         assert_eq!(Metrics::get(&metrics.frames), 8);
         assert_eq!(metrics.decode_errors().get("bad_version"), Some(&1));
     }
@@ -165,8 +175,16 @@ mod tests {
         receiver.handle_bytes(1_000_000_000, first, &metrics, &mut out);
         receiver.handle_bytes(1_000_500_000, rest, &metrics, &mut out);
         let times: Vec<u64> = out.iter().map(|f| f.time_ns).collect();
-        assert_eq!(times, [1_000_500_000, 1_015_500_000], "15 ms after the wrap");
+        assert_eq!(
+            times,
+            [1_000_500_000, 1_015_500_000],
+            "15 ms after the wrap"
+        );
         assert_eq!(out[1].frame.data(), &[3]);
-        assert_eq!(metrics.decode_errors().values().sum::<u64>(), 1, "the garbage line");
+        assert_eq!(
+            metrics.decode_errors().values().sum::<u64>(),
+            1,
+            "the garbage line"
+        );
     }
 }
