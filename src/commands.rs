@@ -153,7 +153,7 @@ fn print_run_summary(summary: &RunSummary) {
         seconds, summary.session_key
     );
     for (path, frames) in &summary.frames_per_source {
-        println!("  {}: {frames} frames", path.display());
+        println!("  {path}: {frames} frames");
     }
     println!(
         "  decoded {} rows, {} samples; published {} samples in {} packets ({:.0} samples/s)",

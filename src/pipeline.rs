@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,7 @@ use crate::configuration::configuration_packet;
 use crate::decode::DecodeStage;
 use crate::producer::{Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy};
 use crate::publish::PublishStage;
+use crate::source::TimedFrame;
 use crate::source::replay::{Pacing, ReplayError, ReplaySource, first_frame_time};
 use crate::telemetry::Metrics;
 
@@ -29,8 +31,8 @@ pub struct RunSummary {
     pub metrics: Arc<Metrics>,
     /// What the producer sent.
     pub producer: ProducerStats,
-    /// Frames read per capture.
-    pub frames_per_source: Vec<(PathBuf, u64)>,
+    /// Frames read per source.
+    pub frames_per_source: Vec<(String, u64)>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -38,9 +40,12 @@ pub struct RunSummary {
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// A source failed.
+    /// A replay source failed.
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// A live source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     /// Publishing failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -50,7 +55,7 @@ pub enum PipelineError {
 }
 
 enum StageResult {
-    Source(PathBuf, Result<u64, ReplayError>),
+    Source(String, Result<u64, PipelineError>),
     Publish(Result<(String, ProducerStats), PublishError>),
     Done,
 }
@@ -76,6 +81,32 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
     }
 }
 
+/// A source ready to start: given the frame channel, the shared counters and the cancel
+/// signal, it reads until its input ends or it is cancelled, and returns how many frames it
+/// read. Closed set chosen by the caller (replay files, UDP sockets, serial devices).
+pub struct SourceSpec {
+    /// Name for logs and the summary (a path or the configured source name).
+    pub name: String,
+    /// Starts the source.
+    pub start: SourceStart,
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The edge from sources to the decode stage.
+pub type FrameSender = mpsc::Sender<Vec<TimedFrame>>;
+/// Starts a source on the frame channel, with the shared counters and the cancel signal.
+pub type SourceStart =
+    Box<dyn FnOnce(FrameSender, Arc<Metrics>, watch::Receiver<bool>) -> SourceFuture + Send>;
+/// A running source.
+pub type SourceFuture = Pin<Box<dyn Future<Output = Result<u64, PipelineError>> + Send>>;
+
 /// Replays `captures` through the whole pipeline into the Stream API at `endpoint`.
 pub async fn replay(
     config: &Config,
@@ -83,6 +114,42 @@ pub async fn replay(
     endpoint: String,
     captures: Vec<PathBuf>,
     pacing: Pacing,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunSummary, PipelineError> {
+    let mut origin_ns = u64::MAX;
+    for capture in &captures {
+        if let Some(first) = first_frame_time(capture).await? {
+            origin_ns = origin_ns.min(first);
+        }
+    }
+    let start = tokio::time::Instant::now();
+    let sources = captures
+        .into_iter()
+        .map(|path| {
+            let source = ReplaySource {
+                path: path.clone(),
+                pacing,
+                origin_ns,
+                start,
+            };
+            SourceSpec {
+                name: path.display().to_string(),
+                start: Box::new(move |frames, metrics, cancel| {
+                    Box::pin(async move { Ok(source.run(frames, metrics, cancel).await?) })
+                }),
+            }
+        })
+        .collect();
+    run(config, map, endpoint, sources, shutdown).await
+}
+
+/// Runs `sources` through decode, batch and publish into the Stream API at `endpoint`, until
+/// every source ends or `shutdown` resolves (which cancels the sources; the rest drains).
+pub async fn run(
+    config: &Config,
+    map: ChannelMap,
+    endpoint: String,
+    sources: Vec<SourceSpec>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
     let started = std::time::Instant::now();
@@ -96,24 +163,11 @@ pub async fn replay(
     let producer_config = producer_config(config, endpoint);
     let stream = config.car.stream.clone();
 
-    let mut origin_ns = u64::MAX;
-    for capture in &captures {
-        if let Some(first) = first_frame_time(capture).await? {
-            origin_ns = origin_ns.min(first);
-        }
-    }
-    let start = tokio::time::Instant::now();
     let mut stages = JoinSet::new();
-    for path in captures {
-        let source = ReplaySource {
-            path: path.clone(),
-            pacing,
-            origin_ns,
-            start,
-        };
-        let (tx, metrics, cancel) = (frames_tx.clone(), metrics.clone(), cancel_rx.clone());
-        stages
-            .spawn(async move { StageResult::Source(path, source.run(tx, metrics, cancel).await) });
+    for source in sources {
+        let running = (source.start)(frames_tx.clone(), metrics.clone(), cancel_rx.clone());
+        let name = source.name;
+        stages.spawn(async move { StageResult::Source(name, running.await) });
     }
     drop(frames_tx);
     let decode = DecodeStage {
@@ -175,7 +229,7 @@ async fn collect(
         match joined {
             Ok(StageResult::Source(path, Ok(frames))) => frames_per_source.push((path, frames)),
             Ok(StageResult::Source(_, Err(error))) => {
-                first_error.get_or_insert(error.into());
+                first_error.get_or_insert(error);
             }
             Ok(StageResult::Publish(Ok(done))) => published = Some(done),
             Ok(StageResult::Publish(Err(error))) => {
