@@ -36,6 +36,14 @@ pub struct RowPacket {
     pub first_received: Instant,
 }
 
+/// Sleeps until `due`, or for ever when nothing is pending.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Estimated encoded bytes of one timestamp plus row framing, and of one double sample with
 /// its status and framing; deliberately generous so packets stay under the limit.
 const ROW_OVERHEAD_BYTES: usize = 16;
@@ -60,9 +68,13 @@ impl BatchStage {
     /// Runs until the input closes, then flushes everything.
     pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
         let mut pending: HashMap<u32, Pending> = HashMap::new();
-        let mut tick = tokio::time::interval((self.max_age / 4).max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The oldest pending packet is due exactly `max_age` after its first row arrived.
+            let next_due = pending
+                .values()
+                .map(|p| p.opened)
+                .min()
+                .map(|opened| opened + self.max_age);
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
@@ -70,14 +82,15 @@ impl BatchStage {
                         return;
                     }
                 }
-                _ = tick.tick() => {
+                () = sleep_until_due(next_due) => {
                     let now = Instant::now();
-                    let due: Vec<u32> = pending
+                    let mut due: Vec<(Instant, u32)> = pending
                         .iter()
                         .filter(|(_, p)| now.duration_since(p.opened) >= self.max_age)
-                        .map(|(format, _)| *format)
+                        .map(|(format, p)| (p.opened, *format))
                         .collect();
-                    for format in due {
+                    due.sort_unstable();
+                    for (_, format) in due {
                         if let Some(p) = pending.remove(&format)
                             && output.send(Batch::Rows(p.packet)).await.is_err()
                         {
@@ -263,8 +276,8 @@ mod tests {
                 "not before max_age: {waited:?}"
             );
             assert!(
-                waited <= Duration::from_millis(130),
-                "within a tick of max_age: {waited:?}"
+                waited <= Duration::from_millis(101),
+                "at max_age, not a tick later: {waited:?}"
             );
             let Batch::Rows(packet) = packet else {
                 panic!("rows expected")
