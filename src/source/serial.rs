@@ -319,6 +319,7 @@ impl Reader {
             let read = tokio::select! {
                 biased;
                 () = cancelled(cancel) => return SessionEnd::Stop,
+                () = self.output.closed() => return SessionEnd::Stop,
                 read = port.read_buf(&mut self.buf) => read,
                 _ = path_check.tick(), if device.is_some() => {
                     let exists = match device {
@@ -739,5 +740,21 @@ mod tests {
             1,
             "the garbage line"
         );
+    }
+
+    #[tokio::test]
+    async fn session_stops_when_the_output_closes_even_if_the_line_is_idle() {
+        let (mut port, _adapter) = duplex(64);
+        let (tx, rx) = mpsc::channel(1);
+        let (_cancel_tx, mut cancel) = watch::channel(false);
+        let mut reader = test_reader(tx, None);
+        drop(rx);
+        let end = tokio::time::timeout(
+            LIMIT,
+            reader.read_session(&mut port, Bytes::new(), None, &mut cancel),
+        )
+        .await
+        .expect("in time");
+        assert!(matches!(end, SessionEnd::Stop), "{end:?}");
     }
 }

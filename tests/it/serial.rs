@@ -323,3 +323,48 @@ async fn cancel_stops_the_reconnect_backoff() {
     assert_eq!(Metrics::get(&metrics.outages), 1);
     assert_eq!(Metrics::get(&metrics.reconnects), 0);
 }
+
+#[tokio::test]
+async fn vanished_device_path_is_an_outage_even_if_reads_do_not_fail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("adapter");
+    let (mut adapter, slave) = FakeAdapter::new();
+    point(&link, &slave);
+    let logs = Logs::default();
+    let metrics = Arc::new(SourceMetrics::new("usb"));
+    let (tx, mut rx) = mpsc::channel(1);
+    let (cancel_tx, cancel) = watch::channel(false);
+    let source = SerialSource::new("usb", config(&link), metrics.clone());
+    let task = tokio::spawn(
+        source
+            .run(tx, None, cancel)
+            .with_subscriber(logs.subscriber()),
+    );
+    tokio::time::timeout(LIMIT, adapter.serve_init(ok))
+        .await
+        .expect("init in time");
+    adapter.write_all(b"t1230\r").await;
+    receive(&mut rx, 1).await;
+
+    // The pty stays up (reads never fail); only the path goes, then comes back.
+    std::fs::remove_file(&link).expect("remove symlink");
+    tokio::time::timeout(LIMIT, logs.logged("device path vanished"))
+        .await
+        .expect("vanishing noticed by the path check");
+    point(&link, &slave);
+    let seen = tokio::time::timeout(LIMIT, adapter.serve_init(ok))
+        .await
+        .expect("re-init in time");
+    assert_eq!(seen, b"C\rS6\rZ1\rL\r");
+    adapter.write_all(b"t4560\r").await;
+    assert_eq!(receive(&mut rx, 1).await[0].frame.id.id(), 0x456);
+    assert_eq!(Metrics::get(&metrics.outages), 1);
+    assert_eq!(Metrics::get(&metrics.reconnects), 1);
+
+    cancel_tx.send(true).expect("source listening");
+    tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("stops when cancelled")
+        .expect("task")
+        .expect("clean stop");
+}
