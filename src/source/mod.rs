@@ -7,6 +7,7 @@
 //! cannot be slowed down; serial and replay sources block (backpressure).
 
 pub mod replay;
+pub mod serial;
 pub mod transport;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, modules per area.
 mod producer;
 mod replay_can;
+mod serial;
 mod stream_api;
 mod util;
