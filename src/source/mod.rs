@@ -8,6 +8,7 @@
 
 pub mod replay;
 pub mod transport;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

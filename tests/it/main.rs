@@ -2,4 +2,5 @@
 mod producer;
 mod replay_can;
 mod stream_api;
+mod udp;
 mod util;
