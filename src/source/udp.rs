@@ -71,46 +71,18 @@ impl UdpSource {
         config: &UdpSourceConfig,
         metrics: Arc<SourceMetrics>,
     ) -> Result<Self, SourceError> {
-        let io = |action: &str| {
-            let action = format!("{action} ({})", config.bind);
-            move |error| SourceError::Io {
-                source_name: name.to_owned(),
-                action,
-                error,
-            }
-        };
-        let socket = Socket::new(
-            Domain::for_address(config.bind),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )
-        .map_err(io("creating socket"))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(io("setting SO_REUSEADDR"))?;
-        socket
-            .set_recv_buffer_size(config.receive_buffer_bytes)
-            .map_err(io("setting SO_RCVBUF"))?;
-        let granted_receive_buffer = socket.recv_buffer_size().map_err(io("reading SO_RCVBUF"))?;
-        setsockopt(&socket, sockopt::RxqOvfl, &1)
-            .map_err(|errno| io("setting SO_RXQ_OVFL")(errno.into()))?;
-        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
-            .map_err(|errno| io("setting SO_TIMESTAMPNS")(errno.into()))?;
-        socket
-            .set_nonblocking(true)
-            .map_err(io("setting O_NONBLOCK"))?;
-        socket.bind(&config.bind.into()).map_err(io("binding"))?;
-        if let Some(multicast) = &config.multicast {
-            join_multicast(&socket, config.bind, multicast).map_err(|error| match error {
-                JoinError::Io(action, error) => io(action)(error),
-                JoinError::Setup(message) => SourceError::Setup {
+        let (socket, local_addr, granted_receive_buffer) =
+            open_socket(config).map_err(|error| match error {
+                SetupError::Io(action, error) => SourceError::Io {
+                    source_name: name.to_owned(),
+                    action: format!("{action} ({})", config.bind),
+                    error,
+                },
+                SetupError::Setup(message) => SourceError::Setup {
                     source_name: name.to_owned(),
                     message,
                 },
             })?;
-        }
-        let socket = std::net::UdpSocket::from(socket);
-        let local_addr = socket.local_addr().map_err(io("reading local address"))?;
         tracing::info!(
             source = name,
             %local_addr,
@@ -413,10 +385,46 @@ fn now_ns() -> u64 {
         })
 }
 
-/// Why a multicast membership could not be set up.
-enum JoinError {
+/// Why the socket could not be set up: a failed call (and what it was doing), or a
+/// configuration this system cannot honour.
+enum SetupError {
     Io(&'static str, io::Error),
     Setup(String),
+}
+
+/// Creates, configures and binds the socket; returns it with its address and granted
+/// `SO_RCVBUF`.
+fn open_socket(
+    config: &UdpSourceConfig,
+) -> Result<(std::net::UdpSocket, SocketAddr, usize), SetupError> {
+    let io = |action| move |error| SetupError::Io(action, error);
+    let errno = |action| move |errno: nix::Error| SetupError::Io(action, errno.into());
+    let socket = Socket::new(
+        Domain::for_address(config.bind),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(io("creating socket"))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(io("setting SO_REUSEADDR"))?;
+    socket
+        .set_recv_buffer_size(config.receive_buffer_bytes)
+        .map_err(io("setting SO_RCVBUF"))?;
+    let granted = socket.recv_buffer_size().map_err(io("reading SO_RCVBUF"))?;
+    setsockopt(&socket, sockopt::RxqOvfl, &1).map_err(errno("setting SO_RXQ_OVFL"))?;
+    setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
+        .map_err(errno("setting SO_TIMESTAMPNS"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(io("setting O_NONBLOCK"))?;
+    socket.bind(&config.bind.into()).map_err(io("binding"))?;
+    if let Some(multicast) = &config.multicast {
+        join_multicast(&socket, config.bind, multicast)?;
+    }
+    let socket = std::net::UdpSocket::from(socket);
+    let local_addr = socket.local_addr().map_err(io("reading local address"))?;
+    Ok((socket, local_addr, granted))
 }
 
 /// Joins `multicast.group` on the named interface (or, for IPv4, the interface holding an
@@ -425,10 +433,10 @@ fn join_multicast(
     socket: &Socket,
     bind: SocketAddr,
     multicast: &Multicast,
-) -> Result<(), JoinError> {
+) -> Result<(), SetupError> {
     let interface_index = |name: &str| {
         nix::net::if_::if_nametoindex(name)
-            .map_err(|_| JoinError::Setup(format!("no network interface named {name:?}")))
+            .map_err(|_| SetupError::Setup(format!("no network interface named {name:?}")))
     };
     match (multicast.group, bind) {
         (IpAddr::V4(group), SocketAddr::V4(_)) if group.is_multicast() => {
@@ -441,10 +449,10 @@ fn join_multicast(
             };
             socket
                 .join_multicast_v4_n(&group, &interface)
-                .map_err(|error| JoinError::Io("joining multicast group", error))?;
+                .map_err(|error| SetupError::Io("joining multicast group", error))?;
             socket
                 .set_multicast_all_v4(false)
-                .map_err(|error| JoinError::Io("clearing IP_MULTICAST_ALL", error))
+                .map_err(|error| SetupError::Io("clearing IP_MULTICAST_ALL", error))
         }
         (IpAddr::V6(group), SocketAddr::V6(_)) if group.is_multicast() => {
             let index = match multicast.interface.as_deref() {
@@ -453,12 +461,12 @@ fn join_multicast(
             };
             socket
                 .join_multicast_v6(&group, index)
-                .map_err(|error| JoinError::Io("joining multicast group", error))?;
+                .map_err(|error| SetupError::Io("joining multicast group", error))?;
             socket
                 .set_multicast_all_v6(false)
-                .map_err(|error| JoinError::Io("clearing IPV6_MULTICAST_ALL", error))
+                .map_err(|error| SetupError::Io("clearing IPV6_MULTICAST_ALL", error))
         }
-        (group, _) => Err(JoinError::Setup(format!(
+        (group, _) => Err(SetupError::Setup(format!(
             "multicast group {group} is not a multicast address of the same family as bind {bind}"
         ))),
     }

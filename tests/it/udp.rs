@@ -2,7 +2,7 @@
 //! frames and timestamps, counters by kind, kernel drops, the full-speed burst and its edge
 //! policy, multicast membership.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,8 +10,9 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::cannelloni::encode_datagram;
 use ecu_bridge::config::{Multicast, UdpSourceConfig};
 use ecu_bridge::source::udp::UdpSource;
-use ecu_bridge::source::{SourceError, TimedFrame};
+use ecu_bridge::source::{CaptureTap, SourceError, TimedFrame};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
+use nix::errno::Errno;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -57,9 +58,17 @@ struct Running {
 
 impl Running {
     fn start(source: UdpSource, output: mpsc::Sender<Vec<TimedFrame>>) -> Self {
+        Self::start_with_tap(source, output, None)
+    }
+
+    fn start_with_tap(
+        source: UdpSource,
+        output: mpsc::Sender<Vec<TimedFrame>>,
+        tap: Option<CaptureTap>,
+    ) -> Self {
         let (cancel, cancel_rx) = watch::channel(false);
         let addr = source.local_addr();
-        let task = tokio::spawn(source.run(output, None, cancel_rx));
+        let task = tokio::spawn(source.run(output, tap, cancel_rx));
         Self { addr, cancel, task }
     }
 
@@ -257,9 +266,13 @@ const FRAMES_PER_DATAGRAM: usize = 4;
 
 /// 100 000 datagrams at full speed from one task into one source; the output goes to a
 /// channel of `capacity`, consumed with `delay` per batch.
-async fn burst(capacity: usize, delay: Option<Duration>) -> BurstFigures {
+async fn burst(
+    capacity: usize,
+    delay: Option<Duration>,
+    receive_buffer_bytes: usize,
+) -> BurstFigures {
     let rss_before = vm_rss_kib();
-    let (source, metrics) = bind(&config(1 << 20, 1500));
+    let (source, metrics) = bind(&config(receive_buffer_bytes, 1500));
     let addr = source.local_addr();
     let (tx, mut rx) = mpsc::channel::<Vec<TimedFrame>>(capacity);
     let consumer = tokio::spawn(async move {
@@ -350,13 +363,13 @@ fn check_burst(name: &str, figures: &BurstFigures) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_100k_datagrams_with_a_consumed_output() {
-    let figures = burst(64, None).await;
+    let figures = burst(64, None, 1 << 20).await;
     check_burst("burst, consumed output", &figures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_100k_datagrams_into_a_tiny_slow_channel() {
-    let figures = burst(1, Some(Duration::from_millis(1))).await;
+    let figures = burst(1, Some(Duration::from_millis(1)), 1 << 20).await;
     check_burst("burst, tiny slow channel", &figures);
     assert!(
         figures.channel_drops > 0,
@@ -364,10 +377,72 @@ async fn burst_of_100k_datagrams_into_a_tiny_slow_channel() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_100k_datagrams_into_a_small_socket_buffer() {
+    let figures = burst(64, None, 16 * 1024).await;
+    check_burst("burst, 16 KiB socket buffer", &figures);
+}
+
+#[tokio::test]
+async fn tap_gets_each_datagram_and_a_full_tap_never_blocks() {
+    let (source, _) = bind(&config(1 << 16, 1500));
+    let (tx, mut rx) = mpsc::channel(64);
+    let (tap, mut captures) = mpsc::channel(2);
+    let running = Running::start_with_tap(source, tx, Some(tap));
+    let send = sender().await;
+    let datagrams: Vec<Vec<u8>> = (0..5u8)
+        .map(|sequence| datagram(sequence, &[frame(0x10, &[sequence])]))
+        .collect();
+    for payload in &datagrams {
+        send.send_to(payload, running.addr).await.expect("send");
+    }
+    let mut frames = Vec::new();
+    while frames.len() < datagrams.len() {
+        frames.extend(next_batch(&mut rx).await);
+    }
+    // The tap holds two; the other three were dropped rather than waited for.
+    for (payload, timed) in datagrams.iter().zip(&frames).take(2) {
+        let capture = captures.try_recv().expect("captured");
+        assert_eq!(&capture.bytes[..], &payload[..]);
+        assert_eq!(&*capture.source, "gw");
+        assert_eq!(capture.time_ns, timed.time_ns, "same stamp as the frames");
+        let peer = send.local_addr().expect("sender address");
+        assert_eq!(capture.addresses, Some((peer, running.addr)));
+    }
+    assert!(captures.try_recv().is_err(), "a full tap drops");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn ipv6_loopback() {
+    let config = UdpSourceConfig {
+        bind: "[::1]:0".parse().expect("address"),
+        ..config(1 << 16, 1500)
+    };
+    let metrics = Arc::new(SourceMetrics::new("gw6"));
+    let source = match UdpSource::bind("gw6", &config, metrics) {
+        Ok(source) => source,
+        Err(error) => {
+            eprintln!("IPV6 UNAVAILABLE in this sandbox: {error}; the IPv6 path is not exercised");
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(4);
+    let (tap, mut captures) = mpsc::channel(4);
+    let running = Running::start_with_tap(source, tx, Some(tap));
+    let send = UdpSocket::bind("[::1]:0").await.expect("sender");
+    let payload = datagram(0, &[frame(0x66, &[6])]);
+    send.send_to(&payload, running.addr).await.expect("send");
+    assert_eq!(next_batch(&mut rx).await[0].frame.data(), &[6]);
+    let capture = captures.recv().await.expect("captured");
+    let peer = send.local_addr().expect("sender address");
+    assert_eq!(capture.addresses, Some((peer, running.addr)));
+    running.stop().await;
+}
+
 /// Whether joining failed because this system cannot do multicast at all (no multicast
 /// route or interface support), as opposed to a bug.
 fn multicast_unsupported(error: &SourceError) -> Option<&std::io::Error> {
-    use nix::errno::Errno;
     match error {
         SourceError::Io { error, .. }
             if [Errno::ENODEV, Errno::EADDRNOTAVAIL, Errno::ENOPROTOOPT]
@@ -380,47 +455,81 @@ fn multicast_unsupported(error: &SourceError) -> Option<&std::io::Error> {
     }
 }
 
-#[tokio::test]
-async fn multicast_group_joined_on_loopback() {
-    let group = Ipv4Addr::new(239, 255, 77, 19);
-    for interface in ["lo", "127.0.0.1"] {
-        let config = UdpSourceConfig {
-            bind: SocketAddr::new(IpAddr::V4(group), 0),
-            multicast: Some(Multicast {
-                group: IpAddr::V4(group),
-                interface: Some(interface.to_owned()),
-            }),
-            ..config(1 << 16, 1500)
-        };
-        let metrics = Arc::new(SourceMetrics::new("mc"));
-        let source = match UdpSource::bind("mc", &config, metrics.clone()) {
-            Ok(source) => source,
-            Err(error) => match multicast_unsupported(&error) {
-                Some(os_error) => {
-                    eprintln!(
-                        "MULTICAST UNAVAILABLE in this sandbox (join on {interface}): {os_error}; \
-                         the membership path is not exercised here"
-                    );
-                    return;
-                }
-                None => panic!("join on {interface}: {error}"),
-            },
-        };
-        let (tx, mut rx) = mpsc::channel(4);
-        let running = Running::start(source, tx);
-        let send = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-            .expect("socket");
-        send.set_multicast_if_v4(&LOCALHOST)
-            .expect("IP_MULTICAST_IF");
-        send.bind(&SocketAddr::new(IpAddr::V4(LOCALHOST), 0).into())
-            .expect("bind");
-        let payload = datagram(1, &[frame(0x42, &[4, 2])]);
-        let to = SocketAddr::new(IpAddr::V4(group), running.addr.port());
-        send.send_to(&payload, &to.into()).expect("send to group");
-        let batch = next_batch(&mut rx).await;
-        assert_eq!(batch[0].frame.data(), &[4, 2], "via {interface}");
-        running.stop().await;
+/// Joins `group` on `interface` (a name, or an IPv4 address), sends one datagram to the group
+/// from the loopback address, and checks it arrives. Returns false, saying so, when this system
+/// cannot do multicast at all.
+async fn multicast_round_trip(group: IpAddr, interface: &str) -> bool {
+    let config = UdpSourceConfig {
+        bind: SocketAddr::new(group, 0),
+        multicast: Some(Multicast {
+            group,
+            interface: Some(interface.to_owned()),
+        }),
+        ..config(1 << 16, 1500)
+    };
+    let source = match UdpSource::bind("mc", &config, Arc::default()) {
+        Ok(source) => source,
+        Err(error) => match multicast_unsupported(&error) {
+            Some(os_error) => {
+                eprintln!(
+                    "MULTICAST UNAVAILABLE in this sandbox (join {group} on {interface}): \
+                     {os_error}; the membership path is not exercised here"
+                );
+                return false;
+            }
+            None => panic!("join {group} on {interface}: {error}"),
+        },
+    };
+    let (tx, mut rx) = mpsc::channel(4);
+    let running = Running::start(source, tx);
+    let (domain, from) = match group {
+        IpAddr::V4(_) => (socket2::Domain::IPV4, IpAddr::V4(LOCALHOST)),
+        IpAddr::V6(_) => (socket2::Domain::IPV6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    };
+    let send = socket2::Socket::new(domain, socket2::Type::DGRAM, None).expect("socket");
+    match group {
+        IpAddr::V4(_) => send.set_multicast_if_v4(&LOCALHOST),
+        IpAddr::V6(_) => send.set_multicast_if_v6(nix::net::if_::if_nametoindex("lo").expect("lo")),
     }
+    .expect("multicast interface");
+    send.bind(&SocketAddr::new(from, 0).into()).expect("bind");
+    let payload = datagram(1, &[frame(0x42, &[4, 2])]);
+    let to = SocketAddr::new(group, running.addr.port());
+    if let Err(error) = send.send_to(&payload, &to.into()) {
+        // Linux routes multicast only through interfaces flagged MULTICAST, which `lo` is not;
+        // IPv4 sends anyway once IP_MULTICAST_IF names it, IPv6 needs an ff00::/8 route on it.
+        assert_eq!(
+            error.raw_os_error(),
+            Some(Errno::ENETUNREACH as i32),
+            "{error}"
+        );
+        eprintln!(
+            "MULTICAST UNAVAILABLE in this sandbox: joined {group} on {interface}, but sending \
+             to it over lo fails ({error}): no multicast route on lo; delivery not exercised"
+        );
+        running.stop().await;
+        return false;
+    }
+    let batch = next_batch(&mut rx).await;
+    assert_eq!(batch[0].frame.data(), &[4, 2], "{group} via {interface}");
+    running.stop().await;
+    true
+}
+
+#[tokio::test]
+async fn multicast_v4_group_joined_on_loopback_by_name_and_by_address() {
+    let group = IpAddr::V4(Ipv4Addr::new(239, 255, 77, 19));
+    for interface in ["lo", "127.0.0.1"] {
+        if !multicast_round_trip(group, interface).await {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn multicast_v6_group_joined_on_loopback() {
+    let group = IpAddr::V6("ff15::7713".parse().expect("group"));
+    multicast_round_trip(group, "lo").await;
 }
 
 #[test]
