@@ -145,19 +145,7 @@ impl UdpSource {
             }
         };
         let socket = UdpSocket::from_std(socket).map_err(io("registering socket"))?;
-        let mut reader = Reader {
-            name: name.clone(),
-            local_addr,
-            metrics,
-            receiver: CannelloniReceiver::default(),
-            pending: Vec::with_capacity(FRAMES_PER_BATCH),
-            buffer: vec![0; max_datagram_bytes + 1],
-            control: nix::cmsg_space!(TimeSpec, u32),
-            max_datagram_bytes,
-            tap,
-            tap_drops: 0,
-            episode_drops: 0,
-        };
+        let mut reader = Reader::new(name.clone(), local_addr, metrics, max_datagram_bytes, tap);
         while !*cancel.borrow_and_update() {
             tokio::select! {
                 biased;
@@ -185,9 +173,12 @@ impl UdpSource {
 /// The receive loop's state, kept apart from the socket set-up.
 #[derive(Debug)]
 struct Reader {
+    /// Log field and capture label.
     name: Arc<str>,
+    /// The capture's "arrived at" address (the bound one: the group's for multicast).
     local_addr: SocketAddr,
     metrics: Arc<SourceMetrics>,
+    /// Keeps the last sequence number, to count gaps across datagrams.
     receiver: CannelloniReceiver,
     /// Frames not yet sent; replaced by a fresh Vec only when a batch is handed on.
     pending: Vec<TimedFrame>,
@@ -220,6 +211,28 @@ struct Datagram {
 }
 
 impl Reader {
+    fn new(
+        name: Arc<str>,
+        local_addr: SocketAddr,
+        metrics: Arc<SourceMetrics>,
+        max_datagram_bytes: usize,
+        tap: Option<CaptureTap>,
+    ) -> Self {
+        Self {
+            name,
+            local_addr,
+            metrics,
+            receiver: CannelloniReceiver::default(),
+            pending: Vec::with_capacity(FRAMES_PER_BATCH),
+            buffer: vec![0; max_datagram_bytes + 1],
+            control: nix::cmsg_space!(TimeSpec, u32),
+            max_datagram_bytes,
+            tap,
+            tap_drops: 0,
+            episode_drops: 0,
+        }
+    }
+
     /// Reads what the socket has ready (at most [`DATAGRAMS_PER_PASS`]), then sends the
     /// pending frames so latency stays low when traffic is light.
     fn read_pass(
