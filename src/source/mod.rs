@@ -9,6 +9,7 @@
 pub mod replay;
 pub mod serial;
 pub mod transport;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

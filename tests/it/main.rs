@@ -3,4 +3,5 @@ mod producer;
 mod replay_can;
 mod serial;
 mod stream_api;
+mod udp;
 mod util;
