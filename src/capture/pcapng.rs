@@ -550,6 +550,23 @@ mod tests {
     }
 
     #[test]
+    fn ethernet_vlan_and_cooked_frames_are_unwrapped() {
+        let mut epb = Vec::new();
+        assert!(write_packet(0, 1, addresses(), b"xy", &mut epb));
+        let ip = &epb[28..28 + 30];
+        let ethernet = [&[0xFF; 12][..], &[0x81, 0x00, 0, 5, 0x08, 0x00], ip].concat();
+        let cooked = [&[0; 14][..], &[0x08, 0x00], ip].concat();
+        let want = Ok((addresses().0, addresses().1, &b"xy"[..]));
+        assert_eq!(parse_link(Linktype::ETHERNET, &ethernet), want);
+        assert_eq!(parse_link(Linktype::LINUX_SLL, &cooked), want);
+        assert_eq!(parse_link(Linktype::NULL, ip), Err("pcapng_linktype"));
+        let mut fragment = ip.to_vec();
+        fragment[6] = 0x20;
+        assert_eq!(parse_link(Linktype::RAW, &fragment), Err("ip_fragment"));
+        assert_eq!(parse_link(Linktype::RAW, &ip[..27]), Err("udp_header"));
+    }
+
+    #[test]
     fn headers_have_valid_checksums() {
         let bytes = file(&[(5, b"odd")], addresses());
         // SHB (56 with the user application option) + IDB (40) + EPB header (28).

@@ -234,6 +234,55 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn pcapng_is_paced_by_its_receive_times_and_counts_bad_datagrams() {
+        use decoders::can::{CanFlags, CanFrame, CanId};
+        use decoders::wire::cannelloni::encode_datagram;
+
+        use crate::capture::pcapng;
+
+        let mut bytes = Vec::new();
+        pcapng::write_section_header(&mut bytes);
+        pcapng::write_interface("gw", &mut bytes);
+        let addresses = (
+            "10.0.0.1:1".parse().expect("addr"),
+            "10.0.0.2:2".parse().expect("addr"),
+        );
+        for (sequence, ms) in [0u64, 500, 1000, 2000].into_iter().enumerate() {
+            let frame = CanFrame::new(CanId::standard(0x123).expect("id"), CanFlags::empty(), &[1])
+                .expect("frame");
+            let mut datagram = Vec::new();
+            encode_datagram(sequence as u8, &[frame], &mut datagram);
+            let time = T0 + ms * 1_000_000;
+            assert!(pcapng::write_packet(
+                0, time, addresses, &datagram, &mut bytes
+            ));
+        }
+        assert!(pcapng::write_packet(
+            0,
+            T0 + 3,
+            addresses,
+            b"junk",
+            &mut bytes
+        ));
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), &bytes).expect("write");
+        assert_eq!(
+            first_frame_time(file.path()).await.expect("reads"),
+            Some(T0)
+        );
+        let (arrivals, metrics) = replay(file.path(), Pacing::Speed(1.0)).await;
+        for (time, at) in &arrivals {
+            let due = Duration::from_nanos(time - T0);
+            assert!(*at + Duration::from_millis(1) >= due && *at <= due + Duration::from_millis(5));
+        }
+        assert_eq!(
+            Metrics::get(&metrics.rejected_inputs),
+            1,
+            "the junk datagram"
+        );
+    }
+
     #[tokio::test]
     async fn an_unknown_format_is_refused_with_its_first_line() {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
