@@ -385,4 +385,16 @@ async fn tshark_reads_the_recordings() {
         8,
         "one packet per frame"
     );
+    // A pcapng written by Wireshark's own code (its options, its block layout) reads back the same.
+    let rewritten = dir.path().join("rewritten.pcapng");
+    let status = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(dir.path().join("gw.pcapng"))
+        .arg("-w")
+        .arg(&rewritten)
+        .args(["-F", "pcapng"])
+        .status()
+        .expect("tshark runs");
+    assert!(status.success());
+    assert_eq!(replay(&rewritten).await.0, live_frames(&udp));
 }
