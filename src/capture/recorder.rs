@@ -146,7 +146,8 @@ impl Recorder {
         mut self,
         mut input: mpsc::Receiver<RawCapture>,
     ) -> Result<RecordStats, CaptureError> {
-        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        let first = tokio::time::Instant::now() + FLUSH_INTERVAL;
+        let mut flush = tokio::time::interval_at(first, FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {

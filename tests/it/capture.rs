@@ -398,3 +398,27 @@ async fn tshark_reads_the_recordings() {
     assert!(status.success());
     assert_eq!(replay(&rewritten).await.0, live_frames(&udp));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_running_recording_is_readable_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recorder = Recorder::create(dir.path(), &[udp_source("gw")]).expect("create");
+    let (tx, rx) = mpsc::channel(4);
+    let task = tokio::spawn(recorder.run(rx));
+    let udp = udp_captures();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(udp[0].clone()).await.expect("recorder running");
+    let start = tokio::time::Instant::now();
+    let path = dir.path().join("gw.pcapng");
+    loop {
+        // Virtual time: each sleep returns as soon as the runtime is idle.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if !replay(&path).await.0.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1000), "not flushed");
+    }
+    assert_eq!(replay(&path).await.0, live_frames(&udp[..1]));
+    drop(tx);
+    task.await.expect("task").expect("recorded");
+}
