@@ -11,6 +11,7 @@
 //! each later stage ends when its input closes, and publish ends the Open Streaming session.
 
 pub mod batch;
+pub mod capture;
 pub mod config;
 pub mod configuration;
 pub mod decode;

@@ -1,20 +1,22 @@
-//! Replay source: reads capture files (`candump -L` logs) and emits their frames at the
-//! captured timing scaled by a speed factor, or as fast as the pipeline accepts.
+//! Replay source: reads capture files — `candump -L` logs, and the pcapng and serial byte logs
+//! `ecu-bridge record` writes (format detected by content, see [`crate::capture`]) — and emits
+//! their frames at the captured timing scaled by a speed factor, or as fast as the pipeline
+//! accepts. pcapng datagrams and serial reads go through the live transport receivers with
+//! their recorded receive times, so a replay yields the frames the live run produced.
 //!
 //! Edge policy: this source **blocks** on a full channel (backpressure), so a replay never drops.
-//! Malformed lines are counted by kind and the first few are logged with file, line and byte
-//! offset; they never stop the replay.
+//! Malformed input is counted by kind and the first few are logged with file and byte offset
+//! (and line, for candump logs); it never stops the replay.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use decoders::wire::candump;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{FRAMES_PER_BATCH, TimedFrame};
+use crate::capture::{CaptureReadError, CaptureReader};
 use crate::telemetry::Metrics;
 
 /// How fast to replay.
@@ -38,7 +40,9 @@ pub enum ReplayError {
         source: std::io::Error,
     },
     /// The capture's format was not recognised.
-    #[error("{path}: not a candump -L log (first line: {first_line:?})")]
+    #[error(
+        "{path}: not a capture (pcapng, ECUBSER1 serial log or candump -L log; first line: {first_line:?})"
+    )]
     UnknownFormat {
         /// The capture.
         path: PathBuf,
@@ -47,8 +51,19 @@ pub enum ReplayError {
     },
 }
 
-/// Malformed lines logged individually before the rest are only counted.
-const LOGGED_BAD_LINES: u64 = 10;
+impl From<CaptureReadError> for ReplayError {
+    fn from(error: CaptureReadError) -> Self {
+        match error {
+            CaptureReadError::Io { path, source } => Self::Io { path, source },
+            CaptureReadError::UnknownFormat { path, first_line } => {
+                Self::UnknownFormat { path, first_line }
+            }
+        }
+    }
+}
+
+/// Input units (lines, packets, records) scanned by [`first_frame_time`] before giving up.
+const FIRST_FRAME_SCAN: usize = 1000;
 
 /// One capture file being replayed.
 #[derive(Debug)]
@@ -65,82 +80,36 @@ pub struct ReplaySource {
 
 impl ReplaySource {
     /// Reads the capture to the end (or until `cancel` turns true), sending frame batches.
+    /// Returns the number of frames sent.
     pub async fn run(
         self,
         output: mpsc::Sender<Vec<TimedFrame>>,
         metrics: Arc<Metrics>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<u64, ReplayError> {
-        let io = |source| ReplayError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut reader = BufReader::with_capacity(
-            1 << 16,
-            tokio::fs::File::open(&self.path).await.map_err(io)?,
-        );
-        let mut line = Vec::with_capacity(128);
+        let mut reader = CaptureReader::open(&self.path).await?;
         let mut batch = Vec::with_capacity(FRAMES_PER_BATCH);
-        let (mut line_number, mut frames, mut checked_format) = (0u64, 0u64, false);
-        let mut bad_lines = 0u64;
-        loop {
-            line.clear();
-            if *cancel.borrow() || reader.read_until(b'\n', &mut line).await.map_err(io)? == 0 {
-                break;
-            }
-            line_number += 1;
-            let text = trim_line_end(&line);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            if !checked_format {
-                checked_format = true;
-                if text.first() != Some(&b'(') {
-                    return Err(ReplayError::UnknownFormat {
-                        path: self.path.clone(),
-                        first_line: String::from_utf8_lossy(&text[..text.len().min(40)])
-                            .into_owned(),
-                    });
-                }
-            }
-            match candump::parse_line(text) {
-                Ok(parsed) => {
-                    // Frames already due go out before waiting for this one.
-                    if let Some(wait) = self.delay_for(parsed.time_ns) {
-                        send(&output, &mut batch).await;
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            _ = cancel.changed() => {}
-                        }
-                    }
-                    batch.push(TimedFrame {
-                        time_ns: parsed.time_ns,
-                        frame: parsed.frame,
-                    });
-                    frames += 1;
-                }
-                Err(error) => {
-                    metrics.count_decode_error(error.kind());
-                    bad_lines += 1;
-                    if bad_lines <= LOGGED_BAD_LINES {
-                        tracing::warn!(
-                            file = %self.path.display(),
-                            line = line_number,
-                            offset = error.offset(),
-                            %error,
-                            "malformed capture line skipped"
-                        );
+        // Frames of one input unit: a datagram or serial read may carry several.
+        let mut unit = Vec::new();
+        let mut frames = 0u64;
+        while !*cancel.borrow() && reader.read_frames(&mut unit, &metrics).await? {
+            for timed in unit.drain(..) {
+                // Frames already due go out before waiting for this one.
+                if let Some(wait) = self.delay_for(timed.time_ns) {
+                    send(&output, &mut batch).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = cancel.changed() => {}
                     }
                 }
-            }
-            if batch.len() >= FRAMES_PER_BATCH {
-                send(&output, &mut batch).await;
+                batch.push(timed);
+                frames += 1;
+                if batch.len() >= FRAMES_PER_BATCH {
+                    send(&output, &mut batch).await;
+                }
             }
         }
         send(&output, &mut batch).await;
-        if bad_lines > LOGGED_BAD_LINES {
-            tracing::warn!(file = %self.path.display(), bad_lines, "malformed capture lines skipped in total");
-        }
         Ok(frames)
     }
 
@@ -165,29 +134,19 @@ async fn send(output: &mpsc::Sender<Vec<TimedFrame>>, batch: &mut Vec<TimedFrame
     let _ = output.send(full).await;
 }
 
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let end = line
-        .iter()
-        .rposition(|b| !matches!(b, b'\n' | b'\r'))
-        .map_or(0, |i| i + 1);
-    &line[..end]
-}
-
-/// The capture time of the first frame in `path`, to align several captures on one clock.
+/// The capture time of the first frame in `path` (any capture format), to align several
+/// captures on one clock. Malformed input before it is skipped silently (the replay itself
+/// counts and logs it).
 pub async fn first_frame_time(path: &Path) -> Result<Option<u64>, ReplayError> {
-    let io = |source| ReplayError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut reader = BufReader::new(tokio::fs::File::open(path).await.map_err(io)?);
-    let mut line = Vec::new();
-    for _ in 0..1000 {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await.map_err(io)? == 0 {
+    let mut reader = CaptureReader::open(path).await?.quiet();
+    let scratch = Metrics::default();
+    let mut frames = Vec::new();
+    for _ in 0..FIRST_FRAME_SCAN {
+        if !reader.read_frames(&mut frames, &scratch).await? {
             break;
         }
-        if let Ok(parsed) = candump::parse_line(trim_line_end(&line)) {
-            return Ok(Some(parsed.time_ns));
+        if let Some(first) = frames.first() {
+            return Ok(Some(first.time_ns));
         }
     }
     Ok(None)
@@ -272,6 +231,55 @@ mod tests {
                 .iter()
                 .all(|(_, at)| *at < Duration::from_millis(1)),
             "{arrivals:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pcapng_is_paced_by_its_receive_times_and_counts_bad_datagrams() {
+        use decoders::can::{CanFlags, CanFrame, CanId};
+        use decoders::wire::cannelloni::encode_datagram;
+
+        use crate::capture::pcapng;
+
+        let mut bytes = Vec::new();
+        pcapng::write_section_header(&mut bytes);
+        pcapng::write_interface("gw", &mut bytes);
+        let addresses = (
+            "10.0.0.1:1".parse().expect("addr"),
+            "10.0.0.2:2".parse().expect("addr"),
+        );
+        for (sequence, ms) in [0u64, 500, 1000, 2000].into_iter().enumerate() {
+            let frame = CanFrame::new(CanId::standard(0x123).expect("id"), CanFlags::empty(), &[1])
+                .expect("frame");
+            let mut datagram = Vec::new();
+            encode_datagram(sequence as u8, &[frame], &mut datagram);
+            let time = T0 + ms * 1_000_000;
+            assert!(pcapng::write_packet(
+                0, time, addresses, &datagram, &mut bytes
+            ));
+        }
+        assert!(pcapng::write_packet(
+            0,
+            T0 + 3,
+            addresses,
+            b"junk",
+            &mut bytes
+        ));
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), &bytes).expect("write");
+        assert_eq!(
+            first_frame_time(file.path()).await.expect("reads"),
+            Some(T0)
+        );
+        let (arrivals, metrics) = replay(file.path(), Pacing::Speed(1.0)).await;
+        for (time, at) in &arrivals {
+            let due = Duration::from_nanos(time - T0);
+            assert!(*at + Duration::from_millis(1) >= due && *at <= due + Duration::from_millis(5));
+        }
+        assert_eq!(
+            Metrics::get(&metrics.rejected_inputs),
+            1,
+            "the junk datagram"
         );
     }
 

@@ -1,4 +1,5 @@
 //! Integration tests: one binary, modules per area.
+mod capture;
 mod producer;
 mod replay_can;
 mod serial;

@@ -1,0 +1,349 @@
+//! Reads any capture file back into timed CAN frames: the format is detected by content, and
+//! pcapng datagrams and serial-log records go through the live sources' transport receivers
+//! with their recorded receive times, so the frames and timestamps are those of the live run.
+//!
+//! Never paces and never reads a clock (replay does). Malformed input (a bad line, a non-UDP
+//! packet, a datagram that is not cannelloni, a truncated last record) is counted in
+//! [`Metrics`] by kind, and the first few are logged with the file and byte offset; it never
+//! stops the read. Only a damaged pcapng block structure or serial-log record length, after
+//! which the next record cannot be found, ends the read early (also counted and logged).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use decoders::wire::candump;
+use tokio::io::AsyncReadExt;
+
+use super::CaptureFormat;
+use super::pcapng::{PcapngEvent, PcapngReader};
+use super::serial_log;
+use crate::source::TimedFrame;
+use crate::source::transport::{CannelloniReceiver, SlcanReceiver};
+use crate::telemetry::{Metrics, SourceMetrics};
+
+/// Why a capture could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureReadError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The capture.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The content is none of the capture formats.
+    #[error(
+        "{path}: not a capture (pcapng, ECUBSER1 serial log or candump -L log; first line: {first_line:?})"
+    )]
+    UnknownFormat {
+        /// The capture.
+        path: PathBuf,
+        /// Start of the first non-empty line.
+        first_line: String,
+    },
+}
+
+/// Malformed inputs logged individually before the rest are only counted.
+const LOGGED_BAD_INPUTS: u64 = 10;
+/// Bytes read from the file at a time.
+const CHUNK: usize = 1 << 16;
+/// A candump "line" longer than this is cut and rejected (no newline in sight: not a log).
+const MAX_LINE: usize = 1 << 16;
+
+/// One capture file being read, one input unit (line, packet, record) at a time.
+#[derive(Debug)]
+pub struct CaptureReader {
+    path: PathBuf,
+    format: CaptureFormat,
+    file: tokio::fs::File,
+    /// Read-ahead; `buf[start..]` is not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    /// File offset of `buf[start]`, for error reports.
+    offset: u64,
+    eof: bool,
+    /// Set once nothing more can be read (end of file or unrecoverable damage).
+    done: bool,
+    line_number: u64,
+    pcapng: PcapngReader,
+    cannelloni: CannelloniReceiver,
+    slcan: SlcanReceiver,
+    serial_header_read: bool,
+    /// The transport receivers count into this; new counts are moved into the run's metrics.
+    transport: SourceMetrics,
+    transport_errors: BTreeMap<&'static str, u64>,
+    rejected: u64,
+    log_limit: u64,
+}
+
+impl CaptureReader {
+    /// Opens `path` and detects its format. An empty (or blank) file reads as an empty
+    /// candump log.
+    pub async fn open(path: &Path) -> Result<Self, CaptureReadError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| CaptureReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let mut reader = Self {
+            path: path.to_owned(),
+            format: CaptureFormat::Candump,
+            file,
+            buf: Vec::with_capacity(CHUNK),
+            start: 0,
+            offset: 0,
+            eof: false,
+            done: false,
+            line_number: 0,
+            pcapng: PcapngReader::new(),
+            cannelloni: CannelloniReceiver::default(),
+            slcan: SlcanReceiver::new(),
+            serial_header_read: false,
+            transport: SourceMetrics::new(&path.display().to_string()),
+            transport_errors: BTreeMap::new(),
+            rejected: 0,
+            log_limit: LOGGED_BAD_INPUTS,
+        };
+        reader.fill(serial_log::MAGIC.len()).await?;
+        while !reader.eof && reader.buf.iter().all(u8::is_ascii_whitespace) {
+            reader.fill(reader.buf.len() + 1).await?;
+        }
+        let blank = reader.buf.iter().all(u8::is_ascii_whitespace);
+        reader.format = match CaptureFormat::detect(&reader.buf) {
+            Some(format) => format,
+            None if blank => CaptureFormat::Candump,
+            None => return Err(reader.unknown_format()),
+        };
+        Ok(reader)
+    }
+
+    /// Logs nothing about malformed input (it is still counted): for a second pass.
+    pub fn quiet(mut self) -> Self {
+        self.log_limit = 0;
+        self
+    }
+
+    /// The detected format.
+    pub fn format(&self) -> CaptureFormat {
+        self.format
+    }
+
+    /// Appends the frames of the next input unit to `out` (often none or one; a datagram or
+    /// serial read may carry several). Returns false once the capture is exhausted.
+    pub async fn read_frames(
+        &mut self,
+        out: &mut Vec<TimedFrame>,
+        metrics: &Metrics,
+    ) -> Result<bool, CaptureReadError> {
+        if self.done {
+            return Ok(false);
+        }
+        match self.format {
+            CaptureFormat::Candump => self.read_line(out, metrics).await?,
+            CaptureFormat::Pcapng => self.read_block(out, metrics).await?,
+            CaptureFormat::SerialLog => self.read_record(out, metrics).await?,
+        }
+        if self.done && self.rejected > self.log_limit && self.log_limit > 0 {
+            let rejected = self.rejected;
+            tracing::warn!(file = %self.path.display(), rejected, "malformed capture input skipped in total");
+        }
+        Ok(!self.done)
+    }
+
+    /// One `candump -L` line (blank lines are skipped).
+    async fn read_line(
+        &mut self,
+        out: &mut Vec<TimedFrame>,
+        metrics: &Metrics,
+    ) -> Result<(), CaptureReadError> {
+        let mut scanned = 0;
+        let end = loop {
+            let pending = &self.buf[self.start..];
+            if let Some(at) = pending[scanned..].iter().position(|&b| b == b'\n') {
+                break scanned + at + 1;
+            }
+            scanned = pending.len();
+            if self.eof || scanned >= MAX_LINE {
+                break scanned;
+            }
+            self.fill(scanned + 1).await?;
+        };
+        if end == 0 {
+            self.done = true;
+            return Ok(());
+        }
+        self.line_number += 1;
+        let line = &self.buf[self.start..self.start + end];
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            match candump::parse_line(line) {
+                Ok(parsed) => out.push(TimedFrame {
+                    time_ns: parsed.time_ns,
+                    frame: parsed.frame,
+                }),
+                Err(error) => {
+                    let (kind, at, line) = (error.kind(), error.offset(), self.line_number);
+                    metrics.count_decode_error(kind);
+                    self.rejected += 1;
+                    if self.rejected <= self.log_limit {
+                        tracing::warn!(file = %self.path.display(), line, offset = at, file_offset = self.offset, %error, "malformed capture line skipped");
+                    }
+                }
+            }
+        }
+        self.consume(end);
+        Ok(())
+    }
+
+    /// One pcapng block; a UDP datagram goes through the cannelloni receiver.
+    async fn read_block(
+        &mut self,
+        out: &mut Vec<TimedFrame>,
+        metrics: &Metrics,
+    ) -> Result<(), CaptureReadError> {
+        loop {
+            let pending = &self.buf[self.start..];
+            match self.pcapng.handle_block(pending) {
+                Ok(Some((used, PcapngEvent::Packet(packet)))) => {
+                    let time_ns = packet.time_ns;
+                    self.cannelloni
+                        .handle_datagram(time_ns, packet.payload, &self.transport, out);
+                    self.take_transport_errors(metrics);
+                    self.consume(used);
+                    return Ok(());
+                }
+                Ok(Some((used, PcapngEvent::Other))) => {
+                    self.consume(used);
+                    return Ok(());
+                }
+                Ok(Some((used, PcapngEvent::Rejected(kind)))) => {
+                    self.reject(metrics, kind, "unusable packet skipped");
+                    self.consume(used);
+                    return Ok(());
+                }
+                Ok(None) if self.eof => {
+                    if !pending.is_empty() {
+                        self.reject(metrics, "truncated", "last block cut short");
+                    }
+                }
+                Ok(None) => {
+                    self.fill(pending.len() + 1).await?;
+                    continue;
+                }
+                // The next block cannot be found.
+                Err(error) => self.reject(metrics, "pcapng_corrupt", &error.to_string()),
+            }
+            self.done = true;
+            return Ok(());
+        }
+    }
+
+    /// The serial log header, then one record through the SLCAN receiver.
+    async fn read_record(
+        &mut self,
+        out: &mut Vec<TimedFrame>,
+        metrics: &Metrics,
+    ) -> Result<(), CaptureReadError> {
+        loop {
+            let pending = &self.buf[self.start..];
+            let parsed = if self.serial_header_read {
+                serial_log::parse_record(pending)
+                    .map(|r| r.map(|(record, used)| (Some(record), used)))
+            } else {
+                serial_log::parse_header(pending).map(|h| h.map(|(_, used)| (None, used)))
+            };
+            match parsed {
+                Ok(Some((Some(record), used))) => {
+                    self.slcan
+                        .handle_bytes(record.time_ns, record.bytes, &self.transport, out);
+                    self.take_transport_errors(metrics);
+                    self.consume(used);
+                    return Ok(());
+                }
+                Ok(Some((None, used))) => {
+                    self.serial_header_read = true;
+                    self.consume(used);
+                }
+                Ok(None) if self.eof => {
+                    if !pending.is_empty() {
+                        self.reject(metrics, "truncated", "last record cut short");
+                    }
+                    self.done = true;
+                    return Ok(());
+                }
+                Ok(None) => self.fill(pending.len() + 1).await?,
+                Err(error) => {
+                    self.reject(metrics, "serial_log_corrupt", &error.to_string());
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Counts one malformed input at the current offset, logging the first few.
+    fn reject(&mut self, metrics: &Metrics, kind: &'static str, what: &str) {
+        metrics.count_decode_error(kind);
+        self.rejected += 1;
+        if self.rejected <= self.log_limit {
+            tracing::warn!(file = %self.path.display(), offset = self.offset, kind, "{what}");
+        }
+    }
+
+    /// Moves errors the transport receiver counted for the last input into `metrics`.
+    fn take_transport_errors(&mut self, metrics: &Metrics) {
+        let errors = self.transport.decode_errors();
+        if errors == self.transport_errors {
+            return;
+        }
+        for (&kind, &count) in &errors {
+            let new = count - self.transport_errors.get(kind).copied().unwrap_or(0);
+            for _ in 0..new {
+                self.reject(metrics, kind, "malformed datagram or serial line skipped");
+            }
+        }
+        self.transport_errors = errors;
+    }
+
+    fn consume(&mut self, used: usize) {
+        self.start += used;
+        self.offset += used as u64;
+    }
+
+    /// Reads until `need` unconsumed bytes are buffered or the file ends.
+    async fn fill(&mut self, need: usize) -> Result<(), CaptureReadError> {
+        while self.buf.len() - self.start < need && !self.eof {
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + CHUNK.max(need - len), 0);
+            let read = self.file.read(&mut self.buf[len..]).await;
+            let read = read.map_err(|source| CaptureReadError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.buf.truncate(len + read);
+            self.eof = read == 0;
+        }
+        Ok(())
+    }
+
+    fn unknown_format(&self) -> CaptureReadError {
+        let text = &self.buf[self
+            .buf
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0)..];
+        let line = &text[..text
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(text.len())];
+        CaptureReadError::UnknownFormat {
+            path: self.path.clone(),
+            first_line: String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned(),
+        }
+    }
+}
