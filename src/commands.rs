@@ -3,14 +3,19 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ecu_bridge::config::{Config, StreamApiTarget};
+use ecu_bridge::live::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::stream_api::{self, ServerOptions, inspect};
-use ecu_bridge::telemetry::Metrics;
+use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Log line formats.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -55,41 +60,137 @@ pub async fn replay(
         dbc_warnings = warnings.len(),
         "channel map loaded (`ecu-bridge validate` lists DBC warnings)"
     );
-    let (endpoint, server, record) = match &config.stream_api {
-        StreamApiTarget::Remote(url) => (url.clone(), None, None),
-        StreamApiTarget::Embedded { record, strict } => {
-            let record = record.clone().unwrap_or_else(temporary_recording);
-            let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-            let options = ServerOptions {
-                strict: *strict,
-                record: Some(record.clone()),
-            };
-            let server = stream_api::spawn(listener, options).await?;
-            let endpoint = format!("http://{}", server.local_addr());
-            tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
-            (endpoint, Some(server), Some(record))
-        }
-    };
+    let target = StreamApi::start(&config).await?;
+    let endpoint = target.endpoint.clone();
     let summary =
         pipeline::replay(&config, map, endpoint, captures, pacing, shutdown_signal()).await;
-    if let Some(server) = server {
-        server
-            .shutdown()
-            .await
-            .context("stopping the embedded Stream API")?;
-    }
-    let summary = summary?;
+    let summary = target.finish(summary).await?;
     print_run_summary(&summary);
-    if let Some(record) = record {
-        let recording = inspect::read_recording(&record)
-            .with_context(|| format!("reading recording {}", record.display()))?;
-        println!("\n{}", recording.summary());
-        let violations = recording.violations().len();
-        if violations > 0 {
-            bail!("the embedded Stream API recorded {violations} protocol violations");
-        }
+    Ok(())
+}
+
+/// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
+/// or SIGINT; with `record`, every raw input is also captured there.
+pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let (map, warnings) = config.load_channel_map()?;
+    tracing::info!(
+        parameters = map.parameters().len(),
+        dbc_warnings = warnings.len(),
+        "channel map loaded"
+    );
+    let live = LiveSources::prepare(&config, record.as_deref())?;
+    let target = StreamApi::start(&config).await?;
+    let endpoint = target.endpoint.clone();
+    let summary = pipeline::run(&config, map, endpoint, live.specs, shutdown_signal()).await;
+    let summary = target.finish(summary).await?;
+    print_run_summary(&summary);
+    print_source_metrics(&live.metrics);
+    if let Some(recorder) = live.recorder {
+        let stats = recorder.await.context("recorder task")??;
+        println!("recorded: {stats:?}");
     }
     Ok(())
+}
+
+/// `ecu-bridge record`: captures the live sources exactly as received, without publishing.
+pub async fn record(
+    config_path: &Path,
+    out: &Path,
+    duration: Option<Duration>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let live = LiveSources::prepare(&config, Some(out))?;
+    let (frames, mut drain) = mpsc::channel(64);
+    // The recorder decodes its own candump copy; the sources' frames are not needed here.
+    let drained = tokio::spawn(async move { while drain.recv().await.is_some() {} });
+    let (cancel, cancelled) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let mut sources = JoinSet::new();
+    for spec in live.specs {
+        sources.spawn((spec.start)(
+            frames.clone(),
+            metrics.clone(),
+            cancelled.clone(),
+        ));
+    }
+    drop(frames);
+    tracing::info!(out = %out.display(), "recording; stop with Ctrl-C or SIGTERM");
+    match duration {
+        Some(duration) => tokio::select! {
+            () = tokio::time::sleep(duration) => {}
+            () = shutdown_signal() => {}
+        },
+        None => shutdown_signal().await,
+    }
+    let _ = cancel.send(true);
+    while let Some(result) = sources.join_next().await {
+        result.context("source task")??;
+    }
+    drained.await.context("drain task")?;
+    print_source_metrics(&live.metrics);
+    if let Some(recorder) = live.recorder {
+        let stats = recorder.await.context("recorder task")??;
+        println!("recorded into {}: {stats:?}", out.display());
+    }
+    Ok(())
+}
+
+/// The Stream API a run publishes to: a remote URL, or our server started in-process.
+struct StreamApi {
+    endpoint: String,
+    server: Option<stream_api::ServerHandle>,
+    record: Option<PathBuf>,
+}
+
+impl StreamApi {
+    async fn start(config: &Config) -> anyhow::Result<Self> {
+        match &config.stream_api {
+            StreamApiTarget::Remote(url) => Ok(Self {
+                endpoint: url.clone(),
+                server: None,
+                record: None,
+            }),
+            StreamApiTarget::Embedded { record, strict } => {
+                let record = record.clone().unwrap_or_else(temporary_recording);
+                let listener =
+                    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+                let options = ServerOptions {
+                    strict: *strict,
+                    record: Some(record.clone()),
+                };
+                let server = stream_api::spawn(listener, options).await?;
+                let endpoint = format!("http://{}", server.local_addr());
+                tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
+                Ok(Self {
+                    endpoint,
+                    server: Some(server),
+                    record: Some(record),
+                })
+            }
+        }
+    }
+
+    /// Stops the embedded server and prints its recording's summary; fails on violations.
+    async fn finish<T>(self, outcome: Result<T, pipeline::PipelineError>) -> anyhow::Result<T> {
+        if let Some(server) = self.server {
+            server
+                .shutdown()
+                .await
+                .context("stopping the embedded Stream API")?;
+        }
+        let outcome = outcome?;
+        if let Some(record) = self.record {
+            let recording = inspect::read_recording(&record)
+                .with_context(|| format!("reading recording {}", record.display()))?;
+            println!("\n{}", recording.summary());
+            let violations = recording.violations().len();
+            if violations > 0 {
+                bail!("the embedded Stream API recorded {violations} protocol violations");
+            }
+        }
+        Ok(outcome)
+    }
 }
 
 /// `ecu-bridge stream-api`.
@@ -134,6 +235,52 @@ pub fn validate(config_path: &Path) -> anyhow::Result<()> {
         warnings.len()
     );
     Ok(())
+}
+
+fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
+    for m in sources {
+        println!(
+            "  source {}: {} datagrams/reads, {} bytes, {} frames; kernel drops {}, sequence gaps {}, truncated {}, channel drops {} ({} frames); outages {}, reconnects {}",
+            m.name,
+            Metrics::get(&m.datagrams),
+            Metrics::get(&m.bytes),
+            Metrics::get(&m.frames),
+            Metrics::get(&m.kernel_drops),
+            Metrics::get(&m.sequence_gaps),
+            Metrics::get(&m.truncated),
+            Metrics::get(&m.channel_drops),
+            Metrics::get(&m.frames_dropped),
+            Metrics::get(&m.outages),
+            Metrics::get(&m.reconnects),
+        );
+        for (kind, count) in m.decode_errors() {
+            println!("    {kind}: {count}");
+        }
+    }
+}
+
+/// A duration like `90s`, `5m`, `2h` or plain seconds (`30`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 2h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
 }
 
 fn temporary_recording() -> PathBuf {

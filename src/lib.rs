@@ -15,6 +15,7 @@ pub mod capture;
 pub mod config;
 pub mod configuration;
 pub mod decode;
+pub mod live;
 pub mod pipeline;
 pub mod producer;
 pub mod proto;

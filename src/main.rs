@@ -39,6 +39,27 @@ enum Command {
         #[arg(required = true)]
         captures: Vec<PathBuf>,
     },
+    /// Run the bridge on the configuration's live sources until SIGTERM or SIGINT.
+    Run {
+        /// The car's bridge configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Also capture every raw input into this folder (as `record` does).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Capture live traffic exactly as received (pcapng, candump -L, serial logs); no publishing.
+    Record {
+        /// The car's bridge configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder for the capture files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this long (90s, 5m, 2h); otherwise at Ctrl-C or SIGTERM.
+        #[arg(long, value_parser = commands::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Run our test Stream API server (h2c gRPC), checking every producer rule it can see.
     StreamApi {
         /// Address to listen on.
@@ -82,6 +103,12 @@ async fn main() -> ExitCode {
             };
             commands::replay(&config, captures, pacing).await
         }
+        Command::Run { config, record } => commands::run(&config, record).await,
+        Command::Record {
+            config,
+            out,
+            duration,
+        } => commands::record(&config, &out, duration).await,
         Command::StreamApi {
             listen,
             strict,

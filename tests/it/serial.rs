@@ -24,7 +24,7 @@ use tracing::instrument::WithSubscriber;
 const LIMIT: Duration = Duration::from_secs(10);
 
 /// The adapter's side of a pty pair. Dropping it closes the master: an unplug.
-struct FakeAdapter {
+pub(crate) struct FakeAdapter {
     /// The master, for reading the host's commands.
     rx: pipe::Receiver,
     /// A duplicate of the master, for answering.
@@ -37,7 +37,7 @@ struct FakeAdapter {
 
 impl FakeAdapter {
     /// A new pty pair; returns the adapter and the slave's path (`/dev/pts/N`).
-    fn new() -> (Self, PathBuf) {
+    pub(crate) fn new() -> (Self, PathBuf) {
         let pty = nix::pty::openpty(None, None).expect("openpty");
         let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
             .expect("slave path");
@@ -53,12 +53,12 @@ impl FakeAdapter {
         (adapter, slave_path)
     }
 
-    async fn write_all(&mut self, data: &[u8]) {
+    pub(crate) async fn write_all(&mut self, data: &[u8]) {
         self.tx.write_all(data).await.expect("write to master");
     }
 
     /// Answers commands with `answer(command)` until `L` or `O`; returns all the host sent.
-    async fn serve_init(&mut self, answer: impl Fn(&[u8]) -> &'static [u8]) -> Vec<u8> {
+    pub(crate) async fn serve_init(&mut self, answer: impl Fn(&[u8]) -> &'static [u8]) -> Vec<u8> {
         let mut seen = Vec::new();
         let mut chunk = [0u8; 64];
         loop {
@@ -146,7 +146,7 @@ fn config(device: &Path) -> SerialSourceConfig {
 }
 
 /// Points `link` at `target`, atomically (the path never vanishes).
-fn point(link: &Path, target: &Path) {
+pub(crate) fn point(link: &Path, target: &Path) {
     let temporary = link.with_extension("new");
     std::os::unix::fs::symlink(target, &temporary).expect("symlink");
     std::fs::rename(&temporary, link).expect("re-point symlink");
@@ -165,7 +165,7 @@ async fn receive(rx: &mut mpsc::Receiver<Vec<TimedFrame>>, count: usize) -> Vec<
     frames
 }
 
-fn ok(_: &[u8]) -> &'static [u8] {
+pub(crate) fn ok(_: &[u8]) -> &'static [u8] {
     b"\r"
 }
 
