@@ -10,9 +10,7 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::channel_map::{ChannelMap, Selection};
 use decoders::dbc::parse_dbc;
 use decoders::wire::{candump, cannelloni, slcan};
-use ecu_bridge::batch::RowPacket;
-use ecu_bridge::publish::row_data_packet;
-use prost::Message;
+use ecu_bridge::row_encoding::{encode_row, row_data_content};
 
 /// An 8-signal message mixing layouts, as ECUs send them: Intel and Motorola, signed and
 /// unsigned, odd widths and positions.
@@ -110,23 +108,16 @@ fn batching_and_encoding(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_encode");
     group.throughput(Throughput::Elements((ROWS * WIDTH) as u64));
     group.bench_function("1000_rows_x_8_samples", |b| {
-        let mut buffer = Vec::with_capacity(256 * 1024);
+        let mut timestamps = Vec::with_capacity(ROWS);
+        let mut encoded = Vec::with_capacity(ROWS * 128);
         b.iter(|| {
-            let mut packet = RowPacket {
-                format: 0,
-                timestamps: Vec::with_capacity(ROWS),
-                values: Vec::with_capacity(ROWS * WIDTH),
-                width: WIDTH,
-                first_received: tokio::time::Instant::now(),
-            };
+            timestamps.clear();
+            encoded.clear();
             for (header, values) in rows.rows() {
-                packet.timestamps.push(header.time_ns);
-                packet.values.extend_from_slice(values);
+                timestamps.push(header.time_ns);
+                encode_row(values, &mut encoded);
             }
-            let content = row_data_packet(42, packet);
-            buffer.clear();
-            content.encode(&mut buffer).expect("buffer grows");
-            buffer.len()
+            row_data_content(42, &timestamps, &encoded).len()
         })
     });
     group.finish();

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::decode::{Decoded, FormatAnnouncement};
+use crate::row_encoding::{encode_row, encoded_row_len};
 
 /// What the batch stage hands to the publish stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,19 +22,27 @@ pub enum Batch {
     Rows(RowPacket),
 }
 
-/// Rows of one data format, ready to become a `RowDataPacket`.
+/// Rows of one data format, encoded as they arrived, ready to become a `RowDataPacket`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowPacket {
     /// The format index.
     pub format: u32,
     /// One timestamp per row, ns since the UNIX epoch.
     pub timestamps: Vec<u64>,
-    /// Row-major values: `timestamps.len() × width`.
-    pub values: Vec<f64>,
-    /// Values per row.
-    pub width: usize,
+    /// The packet's `rows` field: one encoded `SampleRow` per timestamp
+    /// ([`crate::row_encoding::encode_row`]).
+    pub encoded_rows: Vec<u8>,
+    /// Samples in all rows.
+    pub samples: usize,
     /// When the first of these rows reached the pipeline (publish latency starts here).
     pub first_received: Instant,
+}
+
+impl RowPacket {
+    /// Encoded size of the `RowDataPacket` this becomes, within the few bytes of its header.
+    pub fn encoded_len(&self) -> usize {
+        PACKET_HEADER_BYTES + self.timestamps.len() * 8 + self.encoded_rows.len()
+    }
 }
 
 /// Sleeps until `due`, or for ever when nothing is pending.
@@ -44,10 +53,9 @@ async fn sleep_until_due(due: Option<Instant>) {
     }
 }
 
-/// Estimated encoded bytes of one timestamp plus row framing, and of one double sample with
-/// its status and framing; deliberately generous so packets stay under the limit.
-const ROW_OVERHEAD_BYTES: usize = 16;
-const SAMPLE_BYTES: usize = 14;
+/// Upper bound of a `RowDataPacket`'s bytes besides timestamps and rows: the data-format
+/// field (≤ 13) and the timestamps field's tag and length (≤ 11).
+const PACKET_HEADER_BYTES: usize = 24;
 
 /// The batch stage.
 #[derive(Debug)]
@@ -121,26 +129,29 @@ impl BatchStage {
         }
         let decoded = &decoded;
         for (header, values) in decoded.rows.rows() {
-            let row_bytes = ROW_OVERHEAD_BYTES + SAMPLE_BYTES * values.len();
-            let full = pending.get(&header.format).is_some_and(|p| {
-                let rows = p.packet.timestamps.len() + 1;
-                rows * (ROW_OVERHEAD_BYTES + SAMPLE_BYTES * p.packet.width) > self.max_packet_bytes
-            });
+            let row_bytes = 8 + encoded_row_len(values);
+            let full = pending
+                .get(&header.format)
+                .is_some_and(|p| p.packet.encoded_len() + row_bytes > self.max_packet_bytes);
             if full && let Some(p) = pending.remove(&header.format) {
                 output.send(Batch::Rows(p.packet)).await?;
             }
+            let capacity = self.max_packet_bytes / row_bytes;
             let entry = pending.entry(header.format).or_insert_with(|| Pending {
                 packet: RowPacket {
                     format: header.format,
-                    timestamps: Vec::with_capacity(self.max_packet_bytes / row_bytes.max(1)),
-                    values: Vec::new(),
-                    width: values.len(),
+                    timestamps: Vec::with_capacity(capacity.min(4096)),
+                    encoded_rows: Vec::with_capacity(
+                        (capacity * row_bytes).min(self.max_packet_bytes),
+                    ),
+                    samples: 0,
                     first_received: decoded.received,
                 },
                 opened: decoded.received,
             });
             entry.packet.timestamps.push(header.time_ns);
-            entry.packet.values.extend_from_slice(values);
+            encode_row(values, &mut entry.packet.encoded_rows);
+            entry.packet.samples += values.len();
         }
         Ok(())
     }
@@ -150,8 +161,33 @@ impl BatchStage {
 mod tests {
     use decoders::RowBatch;
     use proptest::prelude::*;
+    use prost::Message;
 
     use super::*;
+    use crate::proto::open_data::{DataStatus, RowDataPacket, sample_row};
+    use crate::row_encoding::row_data_content;
+
+    /// The rows of an encoded `RowDataPacket`, through prost.
+    fn decode_rows(bytes: &[u8]) -> Vec<(u64, Vec<f64>)> {
+        let packet = RowDataPacket::decode(bytes).expect("valid packet");
+        assert_eq!(packet.timestamps.len(), packet.rows.len());
+        packet
+            .timestamps
+            .iter()
+            .zip(&packet.rows)
+            .map(|(time, row)| {
+                let Some(sample_row::List::DoubleSamples(list)) = &row.list else {
+                    panic!("double samples expected")
+                };
+                assert!(
+                    list.samples
+                        .iter()
+                        .all(|s| s.status == DataStatus::Valid as i32)
+                );
+                (*time, list.samples.iter().map(|s| s.value).collect())
+            })
+            .collect()
+    }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -232,12 +268,10 @@ mod tests {
                     .collect();
                 let mut got = Vec::new();
                 for packet in packets.iter().filter(|p| p.format == format) {
-                    prop_assert_eq!(packet.values.len(), packet.timestamps.len() * packet.width);
-                    let bytes = packet.timestamps.len() * (ROW_OVERHEAD_BYTES + SAMPLE_BYTES * packet.width);
-                    prop_assert!(bytes <= max_bytes || packet.timestamps.len() == 1, "{} bytes", bytes);
-                    for (k, time) in packet.timestamps.iter().enumerate() {
-                        got.push((*time, packet.values[k * packet.width..(k + 1) * packet.width].to_vec()));
-                    }
+                    let bytes = row_data_content(7, &packet.timestamps, &packet.encoded_rows);
+                    prop_assert!(bytes.len() <= packet.encoded_len());
+                    prop_assert!(bytes.len() <= max_bytes || packet.timestamps.len() == 1, "{} bytes", bytes.len());
+                    got.extend(decode_rows(&bytes));
                 }
                 prop_assert_eq!(got, sent);
             }
@@ -282,15 +316,9 @@ mod tests {
             let Batch::Rows(packet) = packet else {
                 panic!("rows expected")
             };
-            assert_eq!(
-                (
-                    packet.format,
-                    packet.timestamps,
-                    packet.values,
-                    packet.width
-                ),
-                (0, vec![42], vec![1.5], 1)
-            );
+            assert_eq!((packet.format, packet.samples), (0, 1));
+            let content = row_data_content(9, &packet.timestamps, &packet.encoded_rows);
+            assert_eq!(decode_rows(&content), vec![(42, vec![1.5])]);
             assert_eq!(packet.first_received, sent_at);
             drop(in_tx);
             task.await.expect("stage ends when its input closes");

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod producer;
 pub mod proto;
 pub mod publish;
+pub mod row_encoding;
 pub mod source;
 pub mod stream_api;
 pub mod telemetry;

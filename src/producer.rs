@@ -315,6 +315,17 @@ impl Producer {
         kind: PacketKind,
         content: &M,
     ) -> Result<(), PublishError> {
+        self.write_encoded(stream, kind, content.encode_to_vec())
+            .await
+    }
+
+    /// [`Producer::write`] for content that is already encoded (the `RowData` fast path).
+    pub async fn write_encoded(
+        &mut self,
+        stream: &str,
+        kind: PacketKind,
+        content: Vec<u8>,
+    ) -> Result<(), PublishError> {
         if stream != MAIN_STREAM && !self.config.streams.iter().any(|s| s == stream) {
             return Err(PublishError::UnknownStream(stream.to_owned()));
         }
@@ -322,7 +333,7 @@ impl Producer {
             r#type: kind.type_name().to_owned(),
             session_key: self.session_key.clone(),
             is_essential: kind.is_essential(),
-            content: content.encode_to_vec(),
+            content,
             id: self.next_packet_id,
         };
         self.next_packet_id += 1;

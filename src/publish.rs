@@ -1,5 +1,5 @@
 //! Publish stage: batches → the Stream API through one [`Producer`] session. Resolves each data
-//! format's id once, turns row batches into `RowData` packets, sends the "Out Lap" marker once
+//! format's id once, wraps the already-encoded rows into `RowData` packets, sends the "Out Lap" marker once
 //! data exists on the stream (rules 35–36), and ends the session when the input closes.
 //!
 //! Edge policy: the input **blocks** when full. While the Stream API is unreachable the
@@ -11,11 +11,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::batch::{Batch, RowPacket};
+use crate::producer::PacketKind;
 use crate::producer::{Producer, PublishError};
-use crate::proto::open_data::{
-    DataStatus, DoubleSample, DoubleSampleList, MarkerPacket, RowDataPacket, SampleDataFormat,
-    SampleRow, sample_data_format, sample_row,
-};
+use crate::proto::open_data::MarkerPacket;
+use crate::row_encoding::row_data_content;
 use crate::telemetry::Metrics;
 
 /// The publish stage.
@@ -77,45 +76,16 @@ impl PublishStage {
         data_format: u64,
         packet: RowPacket,
     ) -> Result<(), PublishError> {
-        let samples = packet.values.len() as u64;
+        let samples = packet.samples as u64;
         let received = packet.first_received;
-        let content = row_data_packet(data_format, packet);
+        let content = row_data_content(data_format, &packet.timestamps, &packet.encoded_rows);
         self.producer
-            .write(&self.stream, crate::producer::PacketKind::RowData, &content)
+            .write_encoded(&self.stream, PacketKind::RowData, content)
             .await?;
         self.metrics.publish_latency.record(received.elapsed());
         Metrics::add(&self.metrics.packets_published, 1);
         Metrics::add(&self.metrics.samples_published, samples);
         Ok(())
-    }
-}
-
-/// The `RowData` packet for a batch of rows: one row per frame at its exact timestamp, every
-/// sample a VALID double (rule 32).
-pub fn row_data_packet(data_format: u64, packet: RowPacket) -> RowDataPacket {
-    let rows = packet
-        .values
-        .chunks(packet.width.max(1))
-        .map(|values| SampleRow {
-            list: Some(sample_row::List::DoubleSamples(DoubleSampleList {
-                samples: values
-                    .iter()
-                    .map(|value| DoubleSample {
-                        value: *value,
-                        status: DataStatus::Valid as i32,
-                    })
-                    .collect(),
-            })),
-        })
-        .collect();
-    RowDataPacket {
-        data_format: Some(SampleDataFormat {
-            format: Some(sample_data_format::Format::DataFormatIdentifier(
-                data_format,
-            )),
-        }),
-        timestamps: packet.timestamps,
-        rows,
     }
 }
 
