@@ -189,9 +189,16 @@ fn cpu_time() -> Duration {
     to_duration(usage.user_time()) + to_duration(usage.system_time())
 }
 
-/// Peak resident set of this process (the bridge; the server is another process).
+/// Peak resident set of this process (the bridge; the server is another process), from
+/// `VmHWM`. Not `getrusage`'s `ru_maxrss`: Linux carries that across `execve`, so it would
+/// report the peak of cargo, which started this benchmark.
 fn peak_rss_mib() -> f64 {
-    getrusage(UsageWho::RUSAGE_SELF).map_or(f64::NAN, |usage| usage.max_rss() as f64 / 1024.0)
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn fd_dbc(dir: &Path, channels: usize) -> PathBuf {
