@@ -64,9 +64,9 @@ pub async fn replay(
     let endpoint = target.endpoint.clone();
     let summary =
         pipeline::replay(&config, map, endpoint, captures, pacing, shutdown_signal()).await;
-    let summary = target.finish(summary).await?;
+    let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
-    Ok(())
+    recording.report()
 }
 
 /// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
@@ -83,9 +83,10 @@ pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
     let summary = pipeline::run(&config, map, endpoint, live.specs, shutdown_signal()).await;
-    let summary = target.finish(summary).await?;
+    let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
     print_source_metrics(&live.metrics);
+    recording.report()?;
     if let Some(recorder) = live.recorder {
         let stats = recorder.await.context("recorder task")??;
         println!("recorded: {stats:?}");
@@ -171,25 +172,38 @@ impl StreamApi {
         }
     }
 
-    /// Stops the embedded server and prints its recording's summary; fails on violations.
-    async fn finish<T>(self, outcome: Result<T, pipeline::PipelineError>) -> anyhow::Result<T> {
+    /// Stops the embedded server; the run's outcome and what the server recorded.
+    async fn finish<T>(
+        self,
+        outcome: Result<T, pipeline::PipelineError>,
+    ) -> anyhow::Result<(T, EmbeddedRecording)> {
         if let Some(server) = self.server {
             server
                 .shutdown()
                 .await
                 .context("stopping the embedded Stream API")?;
         }
-        let outcome = outcome?;
-        if let Some(record) = self.record {
-            let recording = inspect::read_recording(&record)
-                .with_context(|| format!("reading recording {}", record.display()))?;
-            println!("\n{}", recording.summary());
-            let violations = recording.violations().len();
-            if violations > 0 {
-                bail!("the embedded Stream API recorded {violations} protocol violations");
-            }
+        Ok((outcome?, EmbeddedRecording(self.record)))
+    }
+}
+
+/// The embedded server's recording, if the run used one.
+struct EmbeddedRecording(Option<PathBuf>);
+
+impl EmbeddedRecording {
+    /// Prints the recording's summary; fails if the server saw protocol violations.
+    fn report(self) -> anyhow::Result<()> {
+        let Some(record) = self.0 else {
+            return Ok(());
+        };
+        let recording = inspect::read_recording(&record)
+            .with_context(|| format!("reading recording {}", record.display()))?;
+        println!("\n{}", recording.summary());
+        let violations = recording.violations().len();
+        if violations > 0 {
+            bail!("the embedded Stream API recorded {violations} protocol violations");
         }
-        Ok(outcome)
+        Ok(())
     }
 }
 

@@ -1,0 +1,129 @@
+//! Signals on the real binary: SIGTERM in the middle of a paced replay publishes every sample
+//! read so far, writes EndOfSession on every stream, ends the session and exits 0.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
+
+use decoders::can::{CanFlags, CanFrame};
+use decoders::dbc::parse_dbc;
+use decoders::wire::candump::write_line;
+use ecu_bridge::stream_api::{self, ServerOptions, inspect};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::net::TcpListener;
+
+const T0: u64 = 1_778_936_400_000_000_000;
+
+fn test_dbc_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
+}
+
+/// 30 s of ENGINE frames at 100 Hz; returns the capture's frame times.
+fn write_capture(path: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(test_dbc_path()).expect("dbc");
+    let dbc = parse_dbc("test_car.dbc", &text).expect("parses").dbc;
+    let message = dbc.message_by_name("ENGINE").expect("ENGINE");
+    let rpm = message
+        .signals
+        .iter()
+        .find(|s| s.name == "RPM")
+        .expect("RPM")
+        .layout();
+    let mut out = String::new();
+    let mut times = Vec::new();
+    for n in 0..3000u64 {
+        let mut data = [0u8; 8];
+        rpm.encode(n as f64, &mut data).expect("encodable");
+        let frame = CanFrame::new(message.id, CanFlags::empty(), &data).expect("frame");
+        let time = T0 + n * 10_000_000;
+        write_line(time, "can0", &frame, &mut out);
+        times.push(time);
+    }
+    std::fs::write(path, out).expect("capture");
+    times
+}
+
+fn write_config(dir: &Path, endpoint: &str) -> PathBuf {
+    let text = format!(
+        "[stream_api]\nendpoint = \"{endpoint}\"\ndrain_timeout_ms = 1000\n\n[session]\ndata_source = \"SignalCar\"\nidentifier = \"sigterm test\"\n\n[car]\napplication = \"SignalCar\"\ndbc = [\"{}\"]\ninclude = [\"ENGINE.RPM\"]\nstream = \"can0\"\n\n[batch]\nmax_age_ms = 50\n",
+        test_dbc_path().display()
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+/// Waits for the child to exit, at most `limit`.
+async fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bridge did not exit in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_mid_replay_drains_ends_the_session_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("sigterm.osrec");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let options = ServerOptions {
+        strict: true,
+        record: Some(record.clone()),
+    };
+    let server = stream_api::spawn(listener, options).await.expect("server");
+    let capture = dir.path().join("drive.log");
+    let times = write_capture(&capture);
+    let config = write_config(dir.path(), &format!("http://{}", server.local_addr()));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--config"])
+        .arg(&config)
+        .args(["--speed", "1"])
+        .arg(&capture)
+        .spawn()
+        .expect("start the bridge");
+    // NewSession and Configuration on two streams, then data and the Out Lap markers: the
+    // replay is under way once a few data packets have arrived.
+    let seen = tokio::time::timeout(
+        Duration::from_secs(20),
+        server.wait_until(|s| s.packets >= 10),
+    )
+    .await
+    .expect("data flowing");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
+    let status = wait_exit(&mut child, Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}");
+    server.shutdown().await.expect("server stops");
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(
+        recording.violations(),
+        vec![],
+        "EndOfSession on every stream before EndSession"
+    );
+    let session = &recording.sessions()[0];
+    assert!(session.ended_ns.is_some(), "EndSession received");
+    let published: Vec<u64> = recording.samples()["RPM:SignalCar"]
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        published.len() > 1 && published.len() < times.len(),
+        "stopped mid-replay: {}",
+        published.len()
+    );
+    assert_eq!(
+        published,
+        times[..published.len()],
+        "every sample read before the signal, no holes"
+    );
+    assert!(seen.packets >= 10);
+}
