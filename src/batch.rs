@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::decode::{Decoded, FormatAnnouncement};
+use crate::proto::open_data::ConfigurationPacket;
 use crate::row_encoding::{encode_row, encoded_row_len};
 
 /// What the batch stage hands to the publish stage.
@@ -20,6 +21,8 @@ pub enum Batch {
     Formats(Vec<FormatAnnouncement>),
     /// One row packet's worth of rows of one format.
     Rows(RowPacket),
+    /// A reloaded channel map: publish this configuration, and forget the old formats.
+    Reconfigure(ConfigurationPacket),
 }
 
 /// Rows of one data format, encoded as they arrived, ready to become a `RowDataPacket`.
@@ -123,6 +126,15 @@ impl BatchStage {
         pending: &mut HashMap<u32, Pending>,
         output: &mpsc::Sender<Batch>,
     ) -> Result<(), mpsc::error::SendError<Batch>> {
+        if let Some(configuration) = decoded.reconfigure.take() {
+            // Rows of the old map go out first: their format indices mean nothing after this.
+            let mut old: Vec<_> = pending.drain().map(|(_, p)| p).collect();
+            old.sort_by_key(|p| p.opened);
+            for p in old {
+                output.send(Batch::Rows(p.packet)).await?;
+            }
+            output.send(Batch::Reconfigure(configuration)).await?;
+        }
         if !decoded.new_formats.is_empty() {
             let formats = std::mem::take(&mut decoded.new_formats);
             output.send(Batch::Formats(formats)).await?;
@@ -233,6 +245,7 @@ mod tests {
                             new_formats: Vec::new(),
                             rows: batch,
                             received: Instant::now(),
+                            reconfigure: None,
                         };
                         if in_tx.send(decoded).await.is_err() {
                             return;
@@ -297,6 +310,7 @@ mod tests {
                     new_formats: Vec::new(),
                     rows: batch,
                     received: sent_at,
+                    reconfigure: None,
                 })
                 .await
                 .expect("send");

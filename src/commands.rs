@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use decoders::channel_map::ChannelMap;
 use ecu_bridge::config::{Config, StreamApiTarget};
 use ecu_bridge::live::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
@@ -62,8 +63,10 @@ pub async fn replay(
     );
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
+    let sources = pipeline::replay_sources(captures, pacing).await?;
+    let reloads = reload_on_sighup(config_path.to_owned());
     let summary =
-        pipeline::replay(&config, map, endpoint, captures, pacing, shutdown_signal()).await;
+        pipeline::run_reloadable(&config, map, endpoint, sources, shutdown_signal(), reloads).await;
     let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
     recording.report()
@@ -82,7 +85,16 @@ pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<
     let live = LiveSources::prepare(&config, record.as_deref())?;
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
-    let summary = pipeline::run(&config, map, endpoint, live.specs, shutdown_signal()).await;
+    let reloads = reload_on_sighup(config_path.to_owned());
+    let summary = pipeline::run_reloadable(
+        &config,
+        map,
+        endpoint,
+        live.specs,
+        shutdown_signal(),
+        reloads,
+    )
+    .await;
     let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
     print_source_metrics(&live.metrics);
@@ -334,6 +346,43 @@ fn print_run_summary(summary: &RunSummary) {
     for (kind, count) in m.decode_errors() {
         println!("    {kind}: {count}");
     }
+}
+
+/// On every SIGHUP, reloads the configuration at `path` and sends its compiled channel map to
+/// the pipeline. A map that fails to load or compile is rejected with the reason, and the
+/// pipeline keeps the map it has. Only the channel map reloads: sources and the Stream API
+/// target need a restart.
+fn reload_on_sighup(path: PathBuf) -> Option<mpsc::Receiver<ChannelMap>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "SIGHUP reload unavailable");
+            return None;
+        }
+    };
+    let (reloads, received) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match Config::load(&path).and_then(|config| config.load_channel_map()) {
+                Ok((map, warnings)) => {
+                    tracing::info!(
+                        config = %path.display(),
+                        parameters = map.parameters().len(),
+                        dbc_warnings = warnings.len(),
+                        "SIGHUP: channel map reloaded"
+                    );
+                    if reloads.send(map).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: reload rejected; keeping the current channel map");
+                }
+            }
+        }
+    });
+    Some(received)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -10,6 +10,8 @@ use decoders::RowBatch;
 use decoders::channel_map::{ChannelMap, FrameOutcome};
 use tokio::sync::mpsc;
 
+use crate::configuration::configuration_packet;
+use crate::proto::open_data::ConfigurationPacket;
 use crate::source::TimedFrame;
 use crate::telemetry::Metrics;
 
@@ -25,6 +27,23 @@ pub struct Decoded {
     pub rows: RowBatch,
     /// When the decode stage received the frames: the start of the publish latency.
     pub received: tokio::time::Instant,
+    /// A reloaded channel map's configuration: everything before belongs to the old map,
+    /// `new_formats` and `rows` to the new one (format indices start again from 0).
+    pub reconfigure: Option<ConfigurationPacket>,
+}
+
+/// The next reloaded map, or never when reloads are off or their sender is gone.
+async fn next_reload(reloads: &mut Option<mpsc::Receiver<ChannelMap>>) -> Option<ChannelMap> {
+    match reloads {
+        Some(receiver) => match receiver.recv().await {
+            Some(map) => Some(map),
+            None => {
+                *reloads = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// The decode stage.
@@ -34,6 +53,8 @@ pub struct DecodeStage {
     pub map: ChannelMap,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Reloaded channel maps (SIGHUP), applied between two frame batches.
+    pub reloads: Option<mpsc::Receiver<ChannelMap>>,
 }
 
 impl DecodeStage {
@@ -44,15 +65,34 @@ impl DecodeStage {
         output: mpsc::Sender<Decoded>,
     ) {
         let mut announced = 0usize;
-        while let Some(frames) = input.recv().await {
+        let mut reloads = self.reloads.take();
+        loop {
+            let mut reconfigure = None;
+            let frames = tokio::select! {
+                biased;
+                Some(map) = next_reload(&mut reloads) => {
+                    reconfigure = Some(configuration_packet(&map));
+                    self.map = map;
+                    announced = 0;
+                    Vec::new()
+                }
+                frames = input.recv() => match frames {
+                    Some(frames) => frames,
+                    None => break,
+                },
+            };
             let mut decoded = Decoded {
                 new_formats: Vec::new(),
                 rows: RowBatch::with_capacity(frames.len(), 8),
                 received: tokio::time::Instant::now(),
+                reconfigure,
             };
             self.decode_batch(&frames, &mut decoded.rows);
             decoded.new_formats = self.announce_from(&mut announced);
-            if decoded.rows.is_empty() && decoded.new_formats.is_empty() {
+            if decoded.rows.is_empty()
+                && decoded.new_formats.is_empty()
+                && decoded.reconfigure.is_none()
+            {
                 continue;
             }
             if output.send(decoded).await.is_err() {

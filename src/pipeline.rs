@@ -116,6 +116,15 @@ pub async fn replay(
     pacing: Pacing,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
+    let sources = replay_sources(captures, pacing).await?;
+    run(config, map, endpoint, sources, shutdown).await
+}
+
+/// One replay source per capture, all on one clock: the earliest first frame maps to now.
+pub async fn replay_sources(
+    captures: Vec<PathBuf>,
+    pacing: Pacing,
+) -> Result<Vec<SourceSpec>, PipelineError> {
     let mut origin_ns = u64::MAX;
     for capture in &captures {
         if let Some(first) = first_frame_time(capture).await? {
@@ -140,7 +149,7 @@ pub async fn replay(
             }
         })
         .collect();
-    run(config, map, endpoint, sources, shutdown).await
+    Ok(sources)
 }
 
 /// Runs `sources` through decode, batch and publish into the Stream API at `endpoint`, until
@@ -151,6 +160,19 @@ pub async fn run(
     endpoint: String,
     sources: Vec<SourceSpec>,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunSummary, PipelineError> {
+    run_reloadable(config, map, endpoint, sources, shutdown, None).await
+}
+
+/// [`run`], taking reloaded channel maps from `reloads` (SIGHUP): each is published as a new
+/// configuration while samples keep flowing.
+pub async fn run_reloadable(
+    config: &Config,
+    map: ChannelMap,
+    endpoint: String,
+    sources: Vec<SourceSpec>,
+    shutdown: impl Future<Output = ()> + Send,
+    reloads: Option<mpsc::Receiver<ChannelMap>>,
 ) -> Result<RunSummary, PipelineError> {
     let started = std::time::Instant::now();
     let metrics = Arc::new(Metrics::default());
@@ -173,6 +195,7 @@ pub async fn run(
     let decode = DecodeStage {
         map,
         metrics: metrics.clone(),
+        reloads,
     };
     stages.spawn(async move {
         decode.run(frames_rx, rows_tx).await;

@@ -44,6 +44,11 @@ impl PublishStage {
                         formats[index] = Some(identifiers);
                     }
                 }
+                Batch::Reconfigure(configuration) => {
+                    self.producer.configure(configuration).await?;
+                    formats.clear();
+                    tracing::info!("reloaded channel map published as a new configuration");
+                }
                 Batch::Rows(packet) => {
                     let Some(Some(identifiers)) = formats.get(packet.format as usize) else {
                         tracing::error!(

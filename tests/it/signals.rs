@@ -88,6 +88,7 @@ async fn sigterm_mid_replay_drains_ends_the_session_and_exits_zero() {
         .arg(&config)
         .args(["--speed", "1"])
         .arg(&capture)
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the bridge");
     // NewSession and Configuration on two streams, then data and the Out Lap markers: the
@@ -126,4 +127,120 @@ async fn sigterm_mid_replay_drains_ends_the_session_and_exits_zero() {
         "every sample read before the signal, no holes"
     );
     assert!(seen.packets >= 10);
+}
+
+/// Polls the server's recording until `condition` holds on its samples (bounded).
+async fn until_recorded(
+    record: &Path,
+    mut condition: impl FnMut(&std::collections::BTreeMap<String, Vec<(u64, f64)>>) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(recording) = inspect::read_recording(record)
+            && condition(&recording.samples())
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording never showed the change"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_renamed_channel_and_rejects_a_broken_map() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("sighup.osrec");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let options = ServerOptions {
+        strict: true,
+        record: Some(record.clone()),
+    };
+    let server = stream_api::spawn(listener, options).await.expect("server");
+    let capture = dir.path().join("drive.log");
+    let times = write_capture(&capture);
+    let config = write_config(dir.path(), &format!("http://{}", server.local_addr()));
+    let original = std::fs::read_to_string(&config).expect("config");
+    let log = dir.path().join("bridge.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--config"])
+        .arg(&config)
+        .args(["--speed", "1"])
+        .arg(&capture)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start the bridge");
+    let pid = Pid::from_raw(child.id() as i32);
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        server.wait_until(|s| s.packets >= 10),
+    )
+    .await
+    .expect("data flowing");
+
+    std::fs::write(
+        &config,
+        format!("{original}\n[car.rename]\n\"ENGINE.RPM\" = \"EngineSpeed\"\n"),
+    )
+    .expect("renamed map");
+    kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    until_recorded(&record, |samples| {
+        samples.contains_key("EngineSpeed:SignalCar")
+    })
+    .await;
+
+    std::fs::write(&config, original.replace("test_car.dbc", "missing.dbc")).expect("broken map");
+    kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reload rejected")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rejection logged"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let renamed_so_far = inspect::read_recording(&record)
+        .expect("recording")
+        .samples()["EngineSpeed:SignalCar"]
+        .len();
+    until_recorded(&record, |samples| {
+        samples["EngineSpeed:SignalCar"].len() > renamed_so_far + 20
+    })
+    .await;
+
+    kill(pid, Signal::SIGTERM).expect("SIGTERM");
+    let status = wait_exit(&mut child, Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}");
+    server.shutdown().await.expect("server stops");
+
+    let log = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        log.contains("missing.dbc"),
+        "the rejection names the problem:\n{log}"
+    );
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(
+        recording.violations(),
+        vec![],
+        "the new configuration precedes the renamed data"
+    );
+    let samples = recording.samples();
+    let before: Vec<u64> = samples["RPM:SignalCar"].iter().map(|(t, _)| *t).collect();
+    let after: Vec<u64> = samples["EngineSpeed:SignalCar"]
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    let all: Vec<u64> = before.iter().chain(&after).copied().collect();
+    assert_eq!(
+        all,
+        times[..all.len()],
+        "no sample lost or repeated across the reloads"
+    );
+    assert!(!before.is_empty() && after.len() > 20);
 }
