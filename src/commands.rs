@@ -246,18 +246,26 @@ pub fn inspect(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ecu-bridge validate`.
+/// `ecu-bridge validate`: every problem at once, each with file, line, column and key.
 pub fn validate(config_path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
-    let (map, warnings) = config.load_channel_map()?;
+    let (config, map, warnings) = match Config::validate_file(config_path) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            bail!("{}: {} problem(s)", config_path.display(), errors.0.len());
+        }
+    };
     for warning in &warnings {
         println!("warning: {warning}");
     }
     println!(
-        "{}: ok — {} parameters from {} DBC file(s), {} warning(s)",
+        "{}: ok — {} parameters from {} DBC file(s), {} source(s), {} warning(s)",
         config_path.display(),
         map.parameters().len(),
         config.car.dbc.len(),
+        config.sources.len(),
         warnings.len()
     );
     Ok(())

@@ -15,6 +15,8 @@ use serde::Deserialize;
 pub struct Config {
     /// The file it was read from; relative paths inside it are relative to its folder.
     pub path: PathBuf,
+    /// Its text, to locate keys in later problems (DBC references, renames).
+    text: String,
     /// Where packets go.
     pub stream_api: StreamApiTarget,
     /// Key Generator URL for configuration ids; a local UUID is used when absent.
@@ -206,12 +208,16 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that parses but is not acceptable.
-    #[error("{path}: [{key}] {message}")]
+    #[error("{path}:{line}:{column}: [{key}] {message}")]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// The key, dotted.
-        key: &'static str,
+        /// 1-based line of the key (of its table when the key is missing).
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The key, dotted (`source[1].can_bitrate`).
+        key: String,
         /// What is wrong and what is allowed.
         message: String,
     },
@@ -219,13 +225,36 @@ pub enum ConfigError {
     #[error("{0}")]
     Dbc(#[from] DbcError),
     /// The channel map does not fit the DBCs.
-    #[error("{path}: [car] {source}")]
+    #[error("{path}:{line}:{column}: [car] {source}")]
     ChannelMap {
         /// The configuration file.
         path: PathBuf,
+        /// 1-based line of the offending key (of `[car]` otherwise).
+        line: usize,
+        /// 1-based column.
+        column: usize,
         /// What is wrong.
         source: ChannelMapError,
     },
+}
+
+/// Every problem found in a configuration, in file order where known.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,8 +444,8 @@ fn default_channel_capacity() -> usize {
 const PACKET_LIMIT: usize = 900_000;
 
 impl Config {
-    /// Reads and validates the configuration at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and validates the configuration at `path`, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -424,8 +453,10 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// Validates configuration `text` as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+    /// Validates configuration `text` as if read from `path`. A TOML syntax error, an unknown
+    /// key or a wrong type stops parsing and is reported alone; every problem with the values
+    /// is collected and reported together, each with its line, column and key.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
         let raw: RawConfig = toml::from_str(text).map_err(|error| {
             let (line, column) = error
                 .span()
@@ -437,12 +468,42 @@ impl Config {
                 message: error.message().to_owned(),
             }
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let invalid = |key, message: String| ConfigError::Invalid {
+        let mut problems = Problems::default();
+        let config = Self::validated(path, text, raw, &mut problems);
+        problems.into_result(path, text, config)
+    }
+
+    /// Everything `ecu-bridge validate` checks, reported together: the values, then the DBC
+    /// files and the channel map (which are checked even when a value was wrong).
+    pub fn validate_file(path: &Path) -> Result<(Self, ChannelMap, Vec<DbcWarning>), ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            key,
-            message,
+            source,
+        })?;
+        let raw: RawConfig = match toml::from_str(&text) {
+            Ok(raw) => raw,
+            Err(_) => {
+                return Err(Self::parse(path, &text)
+                    .err()
+                    .unwrap_or(ConfigErrors(Vec::new())));
+            }
         };
+        let mut problems = Problems::default();
+        let config = Self::validated(path, &text, raw, &mut problems);
+        let values = problems.into_result(path, &text, ());
+        let map = config.load_channel_map();
+        match (values, map) {
+            (Ok(()), Ok((map, warnings))) => Ok((config, map, warnings)),
+            (values, map) => {
+                let mut errors = values.err().map(|e| e.0).unwrap_or_default();
+                errors.extend(map.err().map(|e| e.0).unwrap_or_default());
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    fn validated(path: &Path, text: &str, raw: RawConfig, problems: &mut Problems) -> Self {
+        let base = path.parent().unwrap_or(Path::new("."));
         let stream_api = match raw.stream_api.endpoint.as_str() {
             "embedded" => StreamApiTarget::Embedded {
                 record: raw.stream_api.record.map(|p| base.join(p)),
@@ -450,47 +511,43 @@ impl Config {
             },
             url if url.starts_with("http://") => StreamApiTarget::Remote(url.to_owned()),
             other => {
-                return Err(invalid(
+                problems.add(
                     "stream_api.endpoint",
-                    format!(
-                        "{other:?} is neither \"embedded\" nor an http://host:port URL (the Stream API speaks h2c)"
-                    ),
-                ));
+                    format!("{other:?} is neither \"embedded\" nor an http://host:port URL (the Stream API speaks h2c)"),
+                );
+                StreamApiTarget::Remote(other.to_owned())
             }
         };
-        check_name(&raw.session.data_source, false)
-            .map_err(|m| invalid("session.data_source", m))?;
-        check_name(&raw.car.stream, true).map_err(|m| invalid("car.stream", m))?;
+        problems.check(
+            "session.data_source",
+            check_name(&raw.session.data_source, false),
+        );
+        problems.check("car.stream", check_name(&raw.car.stream, true));
         if raw.session.identifier.trim().is_empty() {
-            return Err(invalid(
-                "session.identifier",
-                "must not be empty (rule 8)".into(),
-            ));
+            problems.add("session.identifier", "must not be empty (rule 8)".into());
         }
         if raw.session.utc_offset_minutes.abs() > 14 * 60 {
-            return Err(invalid(
-                "session.utc_offset_minutes",
-                "must be within ±840".into(),
-            ));
+            problems.add("session.utc_offset_minutes", "must be within ±840".into());
         }
         if raw.car.dbc.is_empty() {
-            return Err(invalid("car.dbc", "list at least one DBC file".into()));
+            problems.add("car.dbc", "list at least one DBC file".into());
         }
         if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
-            return Err(invalid(
+            problems.add(
                 "batch.max_packet_bytes",
                 format!("must be 1..={PACKET_LIMIT}"),
-            ));
+            );
         }
-        if raw.batch.max_age_ms == 0 || raw.batch.channel_capacity == 0 {
-            return Err(invalid(
-                "batch",
-                "max_age_ms and channel_capacity must be positive".into(),
-            ));
+        if raw.batch.max_age_ms == 0 {
+            problems.add("batch.max_age_ms", "must be positive".into());
         }
-        let sources = sources(raw.sources).map_err(|(key, message)| invalid(key, message))?;
-        Ok(Self {
+        if raw.batch.channel_capacity == 0 {
+            problems.add("batch.channel_capacity", "must be positive".into());
+        }
+        let sources = sources(raw.sources, problems);
+        Self {
             path: path.to_owned(),
+            text: text.to_owned(),
             sources,
             stream_api,
             key_generator: raw.stream_api.key_generator,
@@ -506,53 +563,74 @@ impl Config {
             car: CarConfig {
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
                 stream: raw.car.stream,
-                selection: Selection {
-                    application: raw.car.application,
-                    include: raw.car.include,
-                    exclude: raw.car.exclude,
-                    renames: raw.car.rename.into_iter().collect(),
-                    overrides: raw
-                        .car
-                        .overrides
-                        .into_iter()
-                        .map(|(key, o)| {
-                            let o = Override {
-                                unit: o.unit,
-                                min: o.min,
-                                max: o.max,
-                                description: o.description,
-                            };
-                            (key, o)
-                        })
-                        .collect(),
-                },
+                selection: selection(
+                    raw.car.application,
+                    raw.car.include,
+                    raw.car.exclude,
+                    raw.car.rename,
+                    raw.car.overrides,
+                ),
             },
             batch: BatchConfig {
                 max_age: Duration::from_millis(raw.batch.max_age_ms),
                 max_packet_bytes: raw.batch.max_packet_bytes,
                 channel_capacity: raw.batch.channel_capacity,
             },
-        })
+        }
     }
 
-    /// Loads the car's DBC files (imports first) and compiles the channel map.
-    pub fn load_channel_map(&self) -> Result<(ChannelMap, Vec<DbcWarning>), ConfigError> {
+    /// Loads the car's DBC files (imports first) and compiles the channel map, reporting every
+    /// unreadable or malformed DBC, and every rename or override naming no signal, at once.
+    pub fn load_channel_map(&self) -> Result<(ChannelMap, Vec<DbcWarning>), ConfigErrors> {
         let mut files: Vec<(String, String)> = Vec::new();
+        let mut errors = Vec::new();
         for path in &self.car.dbc {
-            load_with_imports(path, &mut files, 0)?;
+            if let Err(error) = load_with_imports(path, &mut files, 0) {
+                errors.push(error);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
         }
         let sources: Vec<DbcSource<'_>> = files
             .iter()
             .map(|(name, text)| DbcSource { name, text })
             .collect();
-        let parsed = parse_dbc_set(&sources)?;
-        let map = ChannelMap::compile(&parsed.dbc, &self.car.selection).map_err(|source| {
-            ConfigError::ChannelMap {
-                path: self.path.clone(),
-                source,
+        let parsed = parse_dbc_set(&sources).map_err(ConfigError::from)?;
+        let selection = &self.car.selection;
+        let keys = selection
+            .renames
+            .iter()
+            .map(|(key, _)| ("rename", key))
+            .chain(selection.overrides.iter().map(|(key, _)| ("override", key)));
+        for (section, key) in keys {
+            let single = Selection {
+                application: selection.application.clone(),
+                renames: vec![(key.clone(), "probe".into())],
+                ..Selection::default()
+            };
+            if let Err(source @ ChannelMapError::UnknownSignal { .. }) =
+                ChannelMap::compile(&parsed.dbc, &single)
+            {
+                errors.push(self.map_error(&format!("car.{section}.{key}"), source));
             }
-        })?;
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let map = ChannelMap::compile(&parsed.dbc, selection)
+            .map_err(|source| self.map_error("car.application", source))?;
         Ok((map, parsed.warnings))
+    }
+
+    fn map_error(&self, key: &str, source: ChannelMapError) -> ConfigError {
+        let (line, column) = locate(&self.text, key);
+        ConfigError::ChannelMap {
+            path: self.path.clone(),
+            line,
+            column,
+            source,
+        }
     }
 
     /// The session identifier with its template filled in for `unix_seconds` (UTC).
@@ -571,13 +649,28 @@ const SLCAN_BITRATES: [u32; 9] = [
     10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000,
 ];
 
-fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, (&'static str, String)> {
+fn sources(raw: Vec<RawSource>, problems: &mut Problems) -> Vec<SourceConfig> {
     let mut seen = std::collections::BTreeSet::new();
     raw.into_iter()
-        .map(|source| {
-            check_name(&source.name, true).map_err(|m| ("source.name", m))?;
+        .enumerate()
+        .filter_map(|(index, source)| {
+            let result = source_config(source, &mut seen);
+            result
+                .map_err(|(key, message)| problems.add(&format!("source[{index}].{key}"), message))
+                .ok()
+        })
+        .collect()
+}
+
+fn source_config(
+    source: RawSource,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<SourceConfig, (&'static str, String)> {
+    {
+        {
+            check_name(&source.name, true).map_err(|m| ("name", m))?;
             if !seen.insert(source.name.clone()) {
-                return Err(("source.name", format!("{:?} is used twice", source.name)));
+                return Err(("name", format!("{:?} is used twice", source.name)));
             }
             let kind = match source.kind {
                 RawSourceKind::Udp {
@@ -591,18 +684,18 @@ fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, (&'static str, Stri
                         && (!group.is_multicast() || group.is_ipv4() != bind.is_ipv4())
                     {
                         return Err((
-                            "source.multicast_group",
+                            "multicast_group",
                             format!(
                                 "{group} is not a multicast group of the bind address's family"
                             ),
                         ));
                     }
                     if multicast_group.is_none() && multicast_interface.is_some() {
-                        return Err(("source.multicast_interface", "needs multicast_group".into()));
+                        return Err(("multicast_interface", "needs multicast_group".into()));
                     }
                     if !(1..=65_535).contains(&max_datagram_bytes) || receive_buffer_bytes == 0 {
                         return Err((
-                            "source.max_datagram_bytes",
+                            "max_datagram_bytes",
                             "must be 1..=65535, and the buffer positive".into(),
                         ));
                     }
@@ -630,20 +723,17 @@ fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, (&'static str, Stri
                     reconnect_max_ms,
                 } => {
                     if !(5..=8).contains(&data_bits) || !(1..=2).contains(&stop_bits) || baud == 0 {
-                        return Err((
-                            "source.data_bits",
-                            "data_bits 5-8, stop_bits 1-2, baud > 0".into(),
-                        ));
+                        return Err(("data_bits", "data_bits 5-8, stop_bits 1-2, baud > 0".into()));
                     }
                     if !SLCAN_BITRATES.contains(&can_bitrate) {
                         return Err((
-                            "source.can_bitrate",
+                            "can_bitrate",
                             format!("{can_bitrate} is not one of {SLCAN_BITRATES:?}"),
                         ));
                     }
                     if reconnect_initial_ms == 0 || reconnect_max_ms < reconnect_initial_ms {
                         return Err((
-                            "source.reconnect_initial_ms",
+                            "reconnect_initial_ms",
                             "must be positive and ≤ reconnect_max_ms".into(),
                         ));
                     }
@@ -668,8 +758,133 @@ fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, (&'static str, Stri
                 name: source.name,
                 kind,
             })
-        })
-        .collect()
+        }
+    }
+}
+
+/// Value problems collected while validating, each with its dotted key.
+#[derive(Debug, Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: String) {
+        self.0.push((key.to_owned(), message));
+    }
+
+    fn check(&mut self, key: &str, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.add(key, message);
+        }
+    }
+
+    /// `value` if nothing was wrong, else every problem located in `text`, in file order.
+    fn into_result<T>(self, path: &Path, text: &str, value: T) -> Result<T, ConfigErrors> {
+        if self.0.is_empty() {
+            return Ok(value);
+        }
+        let mut located: Vec<(usize, usize, ConfigError)> = self
+            .0
+            .into_iter()
+            .map(|(key, message)| {
+                let (line, column) = locate(text, &key);
+                let error = ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    key,
+                    message,
+                };
+                (line, column, error)
+            })
+            .collect();
+        located.sort_by_key(|(line, column, _)| (*line, *column));
+        Err(ConfigErrors(
+            located.into_iter().map(|(_, _, error)| error).collect(),
+        ))
+    }
+}
+
+/// Where dotted `key` (`session.data_source`, `source[1].can_bitrate`,
+/// `car.rename.ENGINE.RPM`) is written in `text`: the key's own line and column, else its
+/// table's header, else the top of the file.
+fn locate(text: &str, key: &str) -> (usize, usize) {
+    let (table, leaf) = split_key(key);
+    let mut current = String::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut table_line = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|t| t.split("]]").next())
+        {
+            let count = seen.entry(name.trim().to_owned()).or_insert(0);
+            current = format!("{}[{}]", name.trim(), *count);
+            *count += 1;
+        } else if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.split(']').next()) {
+            current = name.trim().to_owned();
+        } else if current == table {
+            let quoted = format!("\"{leaf}\"");
+            let rest = trimmed
+                .strip_prefix(quoted.as_str())
+                .or_else(|| trimmed.strip_prefix(leaf.as_str()));
+            if rest.is_some_and(|rest| rest.trim_start().starts_with('=')) {
+                return (index + 1, line.len() - trimmed.len() + 1);
+            }
+            continue;
+        } else {
+            continue;
+        }
+        if current == table && table_line.is_none() {
+            table_line = Some((index + 1, 1));
+        }
+    }
+    table_line.unwrap_or((1, 1))
+}
+
+/// `source[1].can_bitrate` → (`source[1]`, `can_bitrate`); `car.rename.ENGINE.RPM` →
+/// (`car.rename`, `ENGINE.RPM`); `session.data_source` → (`session`, `data_source`).
+fn split_key(key: &str) -> (String, String) {
+    for prefix in ["car.rename.", "car.override."] {
+        if let Some(leaf) = key.strip_prefix(prefix) {
+            let table = prefix.trim_end_matches('.');
+            if prefix == "car.override." {
+                return (format!("{table}.\"{leaf}\""), String::new());
+            }
+            return (table.to_owned(), leaf.to_owned());
+        }
+    }
+    match key.split_once('.') {
+        Some((table, leaf)) => (table.to_owned(), leaf.to_owned()),
+        None => (key.to_owned(), String::new()),
+    }
+}
+
+fn selection(
+    application: String,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    rename: BTreeMap<String, String>,
+    overrides: BTreeMap<String, RawOverride>,
+) -> Selection {
+    Selection {
+        application,
+        include,
+        exclude,
+        renames: rename.into_iter().collect(),
+        overrides: overrides
+            .into_iter()
+            .map(|(key, o)| {
+                let o = Override {
+                    unit: o.unit,
+                    min: o.min,
+                    max: o.max,
+                    description: o.description,
+                };
+                (key, o)
+            })
+            .collect(),
+    }
 }
 
 /// Imports nest at most this deep (opendbc stubs import one level).
@@ -839,11 +1054,36 @@ dbc = ["car.dbc"]
         let bad = text.replace("500000", "33333");
         let error = Config::parse(Path::new("car.toml"), &bad).expect_err("bitrate");
         assert!(
-            error.to_string().contains("[source.can_bitrate]"),
+            error.to_string().contains("[source[1].can_bitrate]"),
             "{error}"
         );
         let twice = text.replace("name = \"usb\"", "name = \"gw\"");
         assert!(Config::parse(Path::new("car.toml"), &twice).is_err());
+    }
+
+    #[test]
+    fn value_problems_are_all_reported_with_their_lines() {
+        let text = MINIMAL
+            .replace("\"DemoCar\"", "\"Demo Car\"")
+            .replace("[car]", "[batch]\nmax_age_ms = 0\n\n[car]")
+            + "\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/x\"\ncan_bitrate = 33333\n";
+        let errors = Config::parse(Path::new("car.toml"), &text)
+            .expect_err("three problems")
+            .0;
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 3, "{messages:#?}");
+        assert!(
+            messages[0].starts_with("car.toml:6:1: [session.data_source]"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].starts_with("car.toml:9:1: [batch.max_age_ms]"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].starts_with("car.toml:19:1: [source[0].can_bitrate]"),
+            "{messages:#?}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, modules per area.
 mod capture;
+mod cli;
 mod live;
 mod producer;
 mod replay_can;

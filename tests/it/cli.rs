@@ -1,0 +1,53 @@
+//! The command line as a user meets it: `validate` on a broken configuration.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn validate_reports_every_mistake_with_its_location() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc");
+    let config = dir.path().join("car.toml");
+    let text = format!(
+        "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"Test Car\"\n\n[car]\napplication = \"Test\"\ndbc = [\"{}\"]\n\n[car.rename]\n\"ENGINE.NO_SUCH\" = \"Nope\"\n\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\ncan_bitrate = 33333\n",
+        dbc.display()
+    );
+    std::fs::write(&config, text).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run validate");
+    assert!(!output.status.success(), "validate must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let path = config.display();
+    for expected in [
+        format!("{path}:5:1: [session.data_source]"),
+        format!("{path}:12:1: [car]"),
+        format!("{path}:18:1: [source[0].can_bitrate]"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+
+    let fixed = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("Test Car", "TestCar")
+        .replace("ENGINE.NO_SUCH", "ENGINE.RPM")
+        .replace("33333", "500000");
+    std::fs::write(&config, fixed).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run validate");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok — 11 parameters"));
+}
