@@ -28,39 +28,8 @@ pub enum Pacing {
     Speed(f64),
 }
 
-/// Why a replay source stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The capture could not be opened or read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The capture.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The capture's format was not recognised.
-    #[error(
-        "{path}: not a capture (pcapng, ECUBSER1 serial log or candump -L log; first line: {first_line:?})"
-    )]
-    UnknownFormat {
-        /// The capture.
-        path: PathBuf,
-        /// Start of the first non-empty line.
-        first_line: String,
-    },
-}
-
-impl From<CaptureReadError> for ReplayError {
-    fn from(error: CaptureReadError) -> Self {
-        match error {
-            CaptureReadError::Io { path, source } => Self::Io { path, source },
-            CaptureReadError::UnknownFormat { path, first_line } => {
-                Self::UnknownFormat { path, first_line }
-            }
-        }
-    }
-}
+/// Why a replay source stopped early: the capture could not be read or was not a capture.
+pub type ReplayError = CaptureReadError;
 
 /// Input units (lines, packets, records) scanned by [`first_frame_time`] before giving up.
 const FIRST_FRAME_SCAN: usize = 1000;

@@ -456,12 +456,7 @@ impl PacketWriterService for StreamApi {
     ) -> Result<Response<api::WriteDataPacketsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut shutdown = self.shutdown.clone();
-        loop {
-            let message = tokio::select! {
-                message = stream.message() => message?,
-                _ = shutdown.wait_for(|stop| *stop) => None,
-            };
-            let Some(message) = message else { break };
+        while let Some(message) = next_until_shutdown(&mut stream, &mut shutdown).await? {
             self.check_size("WriteDataPackets", &message)?;
             self.write(&message.details)?;
         }
@@ -484,12 +479,7 @@ impl PacketWriterService for StreamApi {
     ) -> Result<Response<api::WriteInfoPacketsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut shutdown = self.shutdown.clone();
-        loop {
-            let message = tokio::select! {
-                message = stream.message() => message?,
-                _ = shutdown.wait_for(|stop| *stop) => None,
-            };
-            let Some(message) = message else { break };
+        while let Some(message) = next_until_shutdown(&mut stream, &mut shutdown).await? {
             self.check_size("WriteInfoPackets", &message)?;
             self.info(&api::WriteInfoPacketRequest {
                 message: message.message,
@@ -497,5 +487,17 @@ impl PacketWriterService for StreamApi {
             });
         }
         Ok(Response::new(api::WriteInfoPacketsResponse {}))
+    }
+}
+
+/// The next message of a client stream, or `None` once the client half-closes or the server
+/// shuts down (so a long-lived write stream never holds a shutdown up).
+async fn next_until_shutdown<T>(
+    stream: &mut Streaming<T>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<T>, Status> {
+    tokio::select! {
+        message = stream.message() => message,
+        _ = shutdown.wait_for(|stop| *stop) => Ok(None),
     }
 }
