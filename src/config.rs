@@ -33,6 +33,18 @@ pub struct Config {
     pub batch: BatchConfig,
     /// Live sources (`ecu-bridge run` and `record`); replay ignores them.
     pub sources: Vec<SourceConfig>,
+    /// How the daemon runs as a service.
+    pub service: ServiceConfig,
+}
+
+/// Service settings: metrics endpoint and shutdown deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Where to serve Prometheus `/metrics` and `/health`; off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// After SIGTERM/SIGINT, the drain (flush, EndOfSession, EndSession) must finish within
+    /// this, or the process exits non-zero.
+    pub stop_timeout: Duration,
 }
 
 /// One live source.
@@ -267,6 +279,25 @@ struct RawConfig {
     batch: RawBatch,
     #[serde(default, rename = "source")]
     sources: Vec<RawSource>,
+    #[serde(default)]
+    service: RawService,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    metrics_listen: Option<std::net::SocketAddr>,
+    #[serde(default = "default_stop_timeout_ms")]
+    stop_timeout_ms: u64,
+}
+
+impl Default for RawService {
+    fn default() -> Self {
+        Self {
+            metrics_listen: None,
+            stop_timeout_ms: default_stop_timeout_ms(),
+        }
+    }
 }
 
 /// Unknown keys are rejected by the tagged kind (serde cannot deny them across `flatten`).
@@ -388,6 +419,9 @@ impl Default for RawBatch {
     }
 }
 
+fn default_stop_timeout_ms() -> u64 {
+    15_000
+}
 fn default_receive_buffer() -> usize {
     8 * 1024 * 1024
 }
@@ -545,10 +579,17 @@ impl Config {
             problems.add("batch.channel_capacity", "must be positive".into());
         }
         let sources = sources(raw.sources, problems);
+        if raw.service.stop_timeout_ms == 0 {
+            problems.add("service.stop_timeout_ms", "must be positive".into());
+        }
         Self {
             path: path.to_owned(),
             text: text.to_owned(),
             sources,
+            service: ServiceConfig {
+                metrics_listen: raw.service.metrics_listen,
+                stop_timeout: Duration::from_millis(raw.service.stop_timeout_ms),
+            },
             stream_api,
             key_generator: raw.stream_api.key_generator,
             call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
