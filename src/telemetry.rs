@@ -184,6 +184,29 @@ impl LatencyHistogram {
         }
         Some(self.max())
     }
+
+    /// Cumulative counts for a Prometheus histogram, read in one pass so they never decrease
+    /// while latencies are being recorded: for each edge of `below_ms` (ascending, whole
+    /// milliseconds, at most 1000) the latencies under it, then the total. Buckets are
+    /// `[n, n + 1)` ms, so a latency exactly on an edge counts above it.
+    pub fn cumulative_counts(&self, below_ms: &[u64]) -> Vec<u64> {
+        let mut counts = Vec::with_capacity(below_ms.len() + 1);
+        let mut edges = below_ms.iter().peekable();
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            while let Some(&&edge) = edges.peek() {
+                if edge > index as u64 {
+                    break;
+                }
+                counts.push(seen);
+                edges.next();
+            }
+            seen += bucket.load(Ordering::Relaxed);
+        }
+        counts.extend(edges.map(|_| seen));
+        counts.push(seen);
+        counts
+    }
 }
 
 #[cfg(test)]

@@ -8,4 +8,6 @@
 //! The unit file, an example configuration and the receive-buffer sysctl drop-in live in
 //! `systemd/`; README.md ("Installing as a systemd service") says how they fit together.
 
+pub mod exposition;
+pub mod metrics_http;
 pub mod notify;
