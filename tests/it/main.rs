@@ -4,6 +4,7 @@ mod live;
 mod producer;
 mod replay_can;
 mod serial;
+mod service;
 mod stream_api;
 mod udp;
 mod util;
