@@ -165,8 +165,28 @@ async fn handle_connection(mut stream: TcpStream, state: &State) -> io::Result<(
         stream.shutdown().await
     })
     .await;
-    written.unwrap_or_else(|_elapsed| Err(io::ErrorKind::TimedOut.into()))
+    written.unwrap_or_else(|_elapsed| Err(io::ErrorKind::TimedOut.into()))?;
+    // Lingering close: closing with unread request bytes (an oversized head, a body) makes the
+    // kernel send RST, which can destroy the response before the client has read it. So discard
+    // input until the client closes, bounded in size and time.
+    let _ = tokio::time::timeout(limits.read_timeout, discard(&mut stream, LINGER_BYTES)).await;
+    Ok(())
 }
+
+/// Reads and drops up to `limit` bytes, or until EOF or an error.
+async fn discard(stream: &mut TcpStream, limit: usize) {
+    let mut sink = [0u8; 1024];
+    let mut drained = 0;
+    while drained < limit {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Request bytes discarded after the response before closing regardless.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// Reads until the blank line ending the head: `Some(head)`, or `None` once `max` bytes arrived
 /// without one. EOF before the end is an error.
