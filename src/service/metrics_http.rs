@@ -4,8 +4,9 @@
 //! One request per connection (`Connection: close`), which every Prometheus scraper and health
 //! probe handles. Bounded by [`Limits`]: a request head larger than `max_request_bytes` gets 431,
 //! one not complete within `read_timeout` gets 408, and at most `max_connections` are served at
-//! once (the rest wait in the listen backlog). Request bodies are never read. Shutdown stops
-//! accepting and drops the connections in flight: a scrape is cheap to retry.
+//! once (the rest wait in the listen backlog). Request bodies are never parsed, only discarded
+//! (at most 64 KiB, within `read_timeout`) after the response so that closing does not reset
+//! it. Shutdown stops accepting and drops the connections in flight: a scrape is cheap to retry.
 
 use std::future::Future;
 use std::io;
