@@ -1,9 +1,11 @@
 //! The binary's commands: each loads what it needs, runs the library, and reports to the
 //! terminal. The only place (with main.rs) that uses `anyhow`.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,6 +13,8 @@ use decoders::channel_map::ChannelMap;
 use ecu_bridge::config::{Config, StreamApiTarget};
 use ecu_bridge::live::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
+use ecu_bridge::service::metrics_http;
+use ecu_bridge::service::notify::{Check, Notifier, Progress, WatchdogPolicy, spawn_watchdog};
 use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
@@ -64,9 +68,19 @@ pub async fn replay(
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
     let sources = pipeline::replay_sources(captures, pacing).await?;
-    let reloads = reload_on_sighup(config_path.to_owned());
-    let summary =
-        pipeline::run_reloadable(&config, map, endpoint, sources, shutdown_signal(), reloads).await;
+    let service = Service::start(&config, Vec::new()).await?;
+    let reloads = reload_on_sighup(config_path.to_owned(), service.notifier.clone());
+    let summary = service
+        .run(pipeline::run_reloadable(
+            &config,
+            map,
+            endpoint,
+            sources,
+            service.stopped(),
+            reloads,
+            service.metrics.clone(),
+        ))
+        .await?;
     let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
     recording.report()
@@ -85,16 +99,19 @@ pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<
     let live = LiveSources::prepare(&config, record.as_deref())?;
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
-    let reloads = reload_on_sighup(config_path.to_owned());
-    let summary = pipeline::run_reloadable(
-        &config,
-        map,
-        endpoint,
-        live.specs,
-        shutdown_signal(),
-        reloads,
-    )
-    .await;
+    let service = Service::start(&config, live.metrics.clone()).await?;
+    let reloads = reload_on_sighup(config_path.to_owned(), service.notifier.clone());
+    let summary = service
+        .run(pipeline::run_reloadable(
+            &config,
+            map,
+            endpoint,
+            live.specs,
+            service.stopped(),
+            reloads,
+            service.metrics.clone(),
+        ))
+        .await?;
     let (summary, recording) = target.finish(summary).await?;
     print_run_summary(&summary);
     print_source_metrics(&live.metrics);
@@ -330,7 +347,7 @@ fn print_run_summary(summary: &RunSummary) {
     let seconds = summary.elapsed.as_secs_f64().max(1e-9);
     let published = Metrics::get(&m.samples_published);
     println!(
-        "replay finished in {:.2} s — session {}",
+        "finished in {:.2} s — session {}",
         seconds, summary.session_key
     );
     for (path, frames) in &summary.frames_per_source {
@@ -360,7 +377,7 @@ fn print_run_summary(summary: &RunSummary) {
 /// the pipeline. A map that fails to load or compile is rejected with the reason, and the
 /// pipeline keeps the map it has. Only the channel map reloads: sources and the Stream API
 /// target need a restart.
-fn reload_on_sighup(path: PathBuf) -> Option<mpsc::Receiver<ChannelMap>> {
+fn reload_on_sighup(path: PathBuf, notifier: Notifier) -> Option<mpsc::Receiver<ChannelMap>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -372,7 +389,10 @@ fn reload_on_sighup(path: PathBuf) -> Option<mpsc::Receiver<ChannelMap>> {
     let (reloads, received) = mpsc::channel(1);
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match Config::load(&path).and_then(|config| config.load_channel_map()) {
+            notifier.reloading();
+            let loaded = Config::load(&path).and_then(|config| config.load_channel_map());
+            notifier.ready();
+            match loaded {
                 Ok((map, warnings)) => {
                     tracing::info!(
                         config = %path.display(),
@@ -391,6 +411,127 @@ fn reload_on_sighup(path: PathBuf) -> Option<mpsc::Receiver<ChannelMap>> {
         }
     });
     Some(received)
+}
+
+/// Service plumbing shared by `run` and `replay`: sd_notify (READY, WATCHDOG driven by the
+/// pipeline's progress, STATUS, STOPPING, RELOADING), the metrics endpoint, and the deadline
+/// for stopping after SIGTERM or SIGINT.
+struct Service {
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+    stop_timeout: Duration,
+}
+
+/// How often the watchdog looks at progress when systemd asks for no watchdog.
+const DEFAULT_WATCHDOG: Duration = Duration::from_secs(10);
+
+impl Service {
+    async fn start(config: &Config, sources: Vec<Arc<SourceMetrics>>) -> anyhow::Result<Self> {
+        let notifier = Notifier::from_env();
+        let metrics = Arc::new(Metrics::default());
+        let alive = Arc::new(AtomicBool::new(true));
+        let watchdog = Notifier::watchdog_interval().unwrap_or(DEFAULT_WATCHDOG);
+        let policy = WatchdogPolicy::new(watchdog, watchdog);
+        // READY before the first watchdog check, which fires as soon as the task starts: the
+        // sources are bound and the pipeline starts right after this returns.
+        notifier.ready();
+        let watchdog = spawn_watchdog(
+            notifier.clone(),
+            policy,
+            progress_of(metrics.clone()),
+            status_of(metrics.clone(), alive.clone()),
+        );
+        let (stop_tx, stop) = watch::channel(false);
+        let stopping = notifier.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            watchdog.abort();
+            stopping.stopping();
+            let _ = stop_tx.send(true);
+        });
+        if let Some(address) = config.service.metrics_listen {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("metrics endpoint cannot listen on {address}"))?;
+            tracing::info!(address = %listener.local_addr()?, "metrics endpoint listening (/metrics, /health)");
+            let (metrics, mut stop) = (metrics.clone(), stop.clone());
+            let health = move || alive.load(Ordering::Relaxed);
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                };
+                if let Err(error) =
+                    metrics_http::serve(listener, metrics, sources, health, shutdown).await
+                {
+                    tracing::error!(%error, "metrics endpoint failed");
+                }
+            });
+        }
+        Ok(Self {
+            notifier,
+            metrics,
+            stop,
+            stop_timeout: config.service.stop_timeout,
+        })
+    }
+
+    /// Resolves once SIGTERM or SIGINT arrived.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+    }
+
+    /// Runs `pipeline`, failing if it has not drained `stop_timeout` after the stop signal.
+    async fn run<T>(
+        &self,
+        pipeline: impl Future<Output = Result<T, pipeline::PipelineError>>,
+    ) -> anyhow::Result<Result<T, pipeline::PipelineError>> {
+        let timeout = self.stop_timeout;
+        let deadline = {
+            let stopped = self.stopped();
+            async move {
+                stopped.await;
+                tokio::time::sleep(timeout).await;
+            }
+        };
+        tokio::select! {
+            outcome = pipeline => Ok(outcome),
+            () = deadline => bail!("the pipeline did not drain within {timeout:?} of the stop signal"),
+        }
+    }
+}
+
+/// Progress for the watchdog: packets published, and whether decoded samples are waiting.
+fn progress_of(metrics: Arc<Metrics>) -> impl FnMut() -> Progress + Send + 'static {
+    move || Progress {
+        completed: Metrics::get(&metrics.packets_published),
+        pending: Metrics::get(&metrics.samples_decoded) > Metrics::get(&metrics.samples_published),
+    }
+}
+
+/// `STATUS=` text (frames/s since the last check, the session) and the health `/health` reports.
+fn status_of(
+    metrics: Arc<Metrics>,
+    alive: Arc<AtomicBool>,
+) -> impl FnMut(&Check) -> String + Send + 'static {
+    let mut last = (std::time::Instant::now(), 0u64);
+    move |check: &Check| {
+        alive.store(check.health.is_alive(), Ordering::Relaxed);
+        let frames = Metrics::get(&metrics.frames_in);
+        let seconds = last.0.elapsed().as_secs_f64().max(1e-3);
+        let rate = frames.saturating_sub(last.1) as f64 / seconds;
+        last = (std::time::Instant::now(), frames);
+        let session = metrics.session();
+        let session = if session.is_empty() {
+            "starting".to_owned()
+        } else {
+            session
+        };
+        format!("{}: {rate:.0} frames/s, session {session}", check.health)
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -21,6 +21,7 @@ pub mod producer;
 pub mod proto;
 pub mod publish;
 pub mod row_encoding;
+pub mod service;
 pub mod source;
 pub mod stream_api;
 pub mod telemetry;

@@ -161,7 +161,8 @@ pub async fn run(
     sources: Vec<SourceSpec>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
-    run_reloadable(config, map, endpoint, sources, shutdown, None).await
+    let metrics = Arc::new(Metrics::default());
+    run_reloadable(config, map, endpoint, sources, shutdown, None, metrics).await
 }
 
 /// [`run`], taking reloaded channel maps from `reloads` (SIGHUP): each is published as a new
@@ -173,9 +174,9 @@ pub async fn run_reloadable(
     sources: Vec<SourceSpec>,
     shutdown: impl Future<Output = ()> + Send,
     reloads: Option<mpsc::Receiver<ChannelMap>>,
+    metrics: Arc<Metrics>,
 ) -> Result<RunSummary, PipelineError> {
     let started = std::time::Instant::now();
-    let metrics = Arc::new(Metrics::default());
     let capacity = config.batch.channel_capacity;
     let (frames_tx, frames_rx) = mpsc::channel(capacity);
     let (rows_tx, rows_rx) = mpsc::channel(capacity);
@@ -213,6 +214,7 @@ pub async fn run_reloadable(
     stages.spawn(async move {
         let result = async {
             let producer = Producer::start(producer_config, configuration).await?;
+            publish_metrics.set_session(producer.session_key());
             let stage = PublishStage {
                 producer,
                 stream,

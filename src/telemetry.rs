@@ -30,6 +30,8 @@ pub struct Metrics {
     pub samples_published: AtomicU64,
     /// Frame batch received by decode → its packet handed to the Stream API.
     pub publish_latency: LatencyHistogram,
+    /// The Open Streaming session being written (empty before CreateSession returns).
+    session: Mutex<String>,
     decode_errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -58,6 +60,18 @@ impl Metrics {
             .lock()
             .map(|errors| errors.clone())
             .unwrap_or_default()
+    }
+
+    /// Records the session key once CreateSession returned.
+    pub fn set_session(&self, key: &str) {
+        if let Ok(mut session) = self.session.lock() {
+            key.clone_into(&mut session);
+        }
+    }
+
+    /// The session being written, or an empty string before it exists.
+    pub fn session(&self) -> String {
+        self.session.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -183,6 +197,29 @@ impl LatencyHistogram {
             }
         }
         Some(self.max())
+    }
+
+    /// Cumulative counts for a Prometheus histogram, read in one pass so they never decrease
+    /// while latencies are being recorded: for each edge of `below_ms` (ascending, whole
+    /// milliseconds, at most 1000) the latencies under it, then the total. Buckets are
+    /// `[n, n + 1)` ms, so a latency exactly on an edge counts above it.
+    pub fn cumulative_counts(&self, below_ms: &[u64]) -> Vec<u64> {
+        let mut counts = Vec::with_capacity(below_ms.len() + 1);
+        let mut edges = below_ms.iter().peekable();
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            while let Some(&&edge) = edges.peek() {
+                if edge > index as u64 {
+                    break;
+                }
+                counts.push(seen);
+                edges.next();
+            }
+            seen += bucket.load(Ordering::Relaxed);
+        }
+        counts.extend(edges.map(|_| seen));
+        counts.push(seen);
+        counts
     }
 }
 

@@ -1,10 +1,12 @@
 //! Integration tests: one binary, modules per area.
 mod capture;
 mod cli;
+mod daemon;
 mod live;
 mod producer;
 mod replay_can;
 mod serial;
+mod service;
 mod signals;
 mod stream_api;
 mod udp;

@@ -1,0 +1,302 @@
+//! The real binary as systemd runs it: sd_notify messages on a socket the test owns (READY,
+//! WATCHDOG, STATUS, STOPPING in order; WATCHDOG stops when a stage stalls), and the metrics
+//! endpoint scraped while traffic flows, its counters matching what was sent.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use decoders::can::{CanFlags, CanFrame, CanId};
+use decoders::wire::candump::write_line;
+use decoders::wire::cannelloni::encode_datagram;
+use ecu_bridge::stream_api::{self, ServerOptions};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::net::{TcpListener, UnixDatagram};
+
+fn test_dbc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
+}
+
+fn write_capture(path: &Path, frames: u64) {
+    let id = CanId::standard(0x100).expect("id");
+    let mut out = String::new();
+    for n in 0..frames {
+        let frame = CanFrame::new(id, CanFlags::empty(), &(n as u16).to_le_bytes()).expect("frame");
+        write_line(
+            1_778_936_400_000_000_000 + n * 10_000_000,
+            "can0",
+            &frame,
+            &mut out,
+        );
+    }
+    std::fs::write(path, out).expect("capture");
+}
+
+fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "[stream_api]\nendpoint = \"{endpoint}\"\ncall_timeout_ms = 60000\ndrain_timeout_ms = 500\n\n[session]\ndata_source = \"DaemonCar\"\n\n[car]\napplication = \"DaemonCar\"\ndbc = [\"{}\"]\ninclude = [\"ENGINE\"]\n\n[batch]\nmax_age_ms = 20\n\n[service]\nmetrics_listen = \"127.0.0.1:0\"\n{extra}",
+        test_dbc().display()
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+/// Starts the bridge with `args`, the notify socket and a 400 ms watchdog; stderr lines are
+/// forwarded to the returned channel.
+fn start(args: &[&str], notify: &Path) -> (Child, std_mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(args)
+        .env("NOTIFY_SOCKET", notify)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bridge");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    (child, received)
+}
+
+/// The `field=` value of the first log line containing `marker`.
+fn logged_address(lines: &std_mpsc::Receiver<String>, marker: &str, field: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .recv_timeout(deadline - Instant::now())
+            .expect("log line in time");
+        if line.contains(marker) {
+            let address = line.split(field).nth(1).expect("address field");
+            return address
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .trim_matches('"')
+                .to_owned();
+        }
+    }
+}
+
+/// Reads notify datagrams until `until` holds for the list so far (bounded).
+async fn notifications(
+    socket: &UnixDatagram,
+    seen: &mut Vec<String>,
+    until: impl Fn(&[String]) -> bool,
+) {
+    let mut buffer = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !until(seen) {
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buffer))
+            .await
+            .expect("notification in time")
+            .expect("recv");
+        seen.extend(
+            String::from_utf8_lossy(&buffer[..n])
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+}
+
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect metrics");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "bridge did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// Multi-threaded: the test blocks on HTTP and log reads while the in-process server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_order_metrics_and_health_on_a_live_udp_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = stream_api::spawn(listener, ServerOptions::default())
+        .await
+        .expect("server");
+    let source = "\n[[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"127.0.0.1:0\"\nreceive_buffer_bytes = 1048576\n";
+    let config = write_config(
+        dir.path(),
+        &format!("http://{}", server.local_addr()),
+        source,
+    );
+    let (mut child, lines) = start(
+        &["run", "--config", config.to_str().expect("utf-8")],
+        &notify_path,
+    );
+    let udp = logged_address(&lines, "udp source bound", "local_addr=");
+    let metrics = logged_address(&lines, "metrics endpoint listening", "address=");
+
+    let mut seen = Vec::new();
+    notifications(&notify, &mut seen, |s| s.iter().any(|m| m == "READY=1")).await;
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let id = CanId::standard(0x100).expect("id");
+    let sent = 40u8;
+    for sequence in (0..=sent).filter(|s| *s != 20) {
+        let frame =
+            CanFrame::new(id, CanFlags::empty(), &[sequence, 0, 0, 0, 0, 0, 0, 0]).expect("frame");
+        let mut datagram = Vec::new();
+        encode_datagram(sequence, &[frame, frame], &mut datagram);
+        sender.send_to(&datagram, &udp).expect("send");
+    }
+    sender.send_to(&[7, 7, 7], &udp).expect("send garbage");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = http_get(&metrics, "/metrics");
+        assert_eq!(status, 200);
+        if body.contains("ecu_bridge_source_datagrams_total{source=\"gw\"} 41")
+            && body.contains("ecu_bridge_samples_published_total 320")
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counters never reached the traffic sent:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in [
+        "ecu_bridge_source_frames_total{source=\"gw\"} 80",
+        "ecu_bridge_source_sequence_gaps_total{source=\"gw\"} 1",
+        "ecu_bridge_source_kernel_drops_total{source=\"gw\"} 0",
+        "ecu_bridge_source_decode_errors_total{source=\"gw\",kind=\"bad_version\"} 1",
+        "ecu_bridge_frames_in_total 80",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    assert_eq!(http_get(&metrics, "/health").0, 200);
+    notifications(&notify, &mut seen, |s| {
+        s.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2
+    })
+    .await;
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    notifications(&notify, &mut seen, |s| s.iter().any(|m| m == "STOPPING=1")).await;
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    server.shutdown().await.expect("server stops");
+
+    let position = |wanted: &str| {
+        seen.iter()
+            .position(|m| m.starts_with(wanted))
+            .expect(wanted)
+    };
+    let (ready, watchdog, status_line, stopping) = (
+        position("READY=1"),
+        position("WATCHDOG=1"),
+        position("STATUS="),
+        position("STOPPING=1"),
+    );
+    assert!(
+        ready < watchdog && watchdog < stopping && status_line < stopping,
+        "order: {seen:?}"
+    );
+    assert!(
+        seen[stopping..].iter().all(|m| m != "WATCHDOG=1"),
+        "no ping after STOPPING: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with("STATUS=") && m.contains("frames/s")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    // A "Stream API" that accepts connections and never answers: the publish stage stalls.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    let held = std::thread::spawn(move || {
+        silent
+            .incoming()
+            .take(4)
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let capture = dir.path().join("drive.log");
+    write_capture(&capture, 3000);
+    let config = write_config(dir.path(), &format!("http://{address}"), "");
+    let (mut child, lines) = start(
+        &[
+            "replay",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--speed",
+            "1",
+            capture.to_str().expect("utf-8"),
+        ],
+        &notify_path,
+    );
+    logged_address(&lines, "metrics endpoint listening", "address=");
+    let mut seen = Vec::new();
+    notifications(&notify, &mut seen, |s| {
+        s.iter().any(|m| m.starts_with("STATUS=stalled"))
+    })
+    .await;
+    let stalled_at = seen
+        .iter()
+        .position(|m| m.starts_with("STATUS=stalled"))
+        .expect("stalled");
+    // Keep listening for several watchdog periods (200 ms each): still no ping.
+    let mut buffer = vec![0u8; 4096];
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(1200);
+    while let Ok(received) = tokio::time::timeout_at(quiet_until, notify.recv(&mut buffer)).await {
+        let n = received.expect("recv");
+        seen.extend(
+            String::from_utf8_lossy(&buffer[..n])
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    let _ = wait_exit(&mut child);
+    drop(held);
+    assert!(seen.iter().any(|m| m == "READY=1"), "{seen:?}");
+    assert!(
+        seen[stalled_at..].iter().all(|m| m != "WATCHDOG=1"),
+        "pings after the stall: {seen:?}"
+    );
+    assert!(
+        seen[stalled_at..]
+            .iter()
+            .filter(|m| m.starts_with("STATUS=stalled"))
+            .count()
+            >= 3,
+        "{seen:?}"
+    );
+}
