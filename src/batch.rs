@@ -5,6 +5,7 @@
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use crate::decode::{Decoded, FormatAnnouncement};
 use crate::proto::open_data::ConfigurationPacket;
 use crate::row_encoding::{encode_row, encoded_row_len};
+use crate::telemetry::Metrics;
 
 /// What the batch stage hands to the publish stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +69,8 @@ pub struct BatchStage {
     pub max_age: Duration,
     /// Flush a packet before it would pass this many encoded bytes.
     pub max_packet_bytes: usize,
+    /// Counters (the stage reports its input queue depth).
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -89,6 +93,7 @@ impl BatchStage {
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
+                    Metrics::set(&self.metrics.queue_depths[1], input.len() as u64);
                     if self.take(decoded, &mut pending, &output).await.is_err() {
                         return;
                     }
@@ -230,6 +235,7 @@ mod tests {
             let stage = BatchStage {
                 max_age: Duration::from_millis(100),
                 max_packet_bytes: max_bytes,
+                metrics: Arc::default(),
             };
             let task = tokio::spawn(stage.run(in_rx, out_tx));
             let feeder = {
@@ -299,6 +305,7 @@ mod tests {
             let stage = BatchStage {
                 max_age: Duration::from_millis(100),
                 max_packet_bytes: 1 << 20,
+                metrics: Arc::default(),
             };
             let task = tokio::spawn(stage.run(in_rx, out_tx));
             let mut batch = RowBatch::new();

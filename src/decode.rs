@@ -77,7 +77,10 @@ impl DecodeStage {
                     Vec::new()
                 }
                 frames = input.recv() => match frames {
-                    Some(frames) => frames,
+                    Some(frames) => {
+                        Metrics::set(&self.metrics.queue_depths[0], input.len() as u64);
+                        frames
+                    }
                     None => break,
                 },
             };

@@ -205,6 +205,7 @@ pub async fn run_reloadable(
     let batch = BatchStage {
         max_age: config.batch.max_age,
         max_packet_bytes: config.batch.max_packet_bytes,
+        metrics: metrics.clone(),
     };
     stages.spawn(async move {
         batch.run(rows_rx, batches_tx).await;
@@ -215,14 +216,17 @@ pub async fn run_reloadable(
         let result = async {
             let producer = Producer::start(producer_config, configuration).await?;
             publish_metrics.set_session(producer.session_key());
+            Metrics::set(&publish_metrics.session_state, 1);
             let stage = PublishStage {
                 producer,
                 stream,
-                metrics: publish_metrics,
+                metrics: publish_metrics.clone(),
             };
             let producer = stage.run(batches_rx).await?;
             let key = producer.session_key().to_owned();
-            Ok((key, producer.finish().await?))
+            let stats = producer.finish().await?;
+            Metrics::set(&publish_metrics.session_state, 2);
+            Ok((key, stats))
         };
         StageResult::Publish(result.await)
     });

@@ -34,6 +34,7 @@ impl PublishStage {
         let mut formats: Vec<Option<Vec<String>>> = Vec::new();
         let mut marker_sent = false;
         while let Some(batch) = input.recv().await {
+            Metrics::set(&self.metrics.queue_depths[2], input.len() as u64);
             match batch {
                 Batch::Formats(announced) => {
                     for (index, identifiers) in announced {
@@ -70,6 +71,8 @@ impl PublishStage {
             }
             if input.is_empty() {
                 self.producer.flush().await?;
+                let reopens = self.producer.stats().reopened_streams;
+                Metrics::set(&self.metrics.stream_reopens, reopens);
             }
         }
         self.producer.flush().await?;
@@ -84,6 +87,7 @@ impl PublishStage {
         let samples = packet.samples as u64;
         let received = packet.first_received;
         let content = row_data_content(data_format, &packet.timestamps, &packet.encoded_rows);
+        Metrics::add(&self.metrics.bytes_published, content.len() as u64);
         self.producer
             .write_encoded(&self.stream, PacketKind::RowData, content)
             .await?;

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters for one pipeline run. All are totals since start.
+/// Names of the three stage inputs, in the order of [`Metrics::queue_depths`].
+pub const QUEUES: [&str; 3] = ["decode", "batch", "publish"];
+
+/// Counters for one pipeline run: totals since start, except the gauges noted.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Frames read from sources.
@@ -28,6 +31,14 @@ pub struct Metrics {
     pub packets_published: AtomicU64,
     /// Samples in those packets.
     pub samples_published: AtomicU64,
+    /// Bytes of the data packets' content handed to the Stream API.
+    pub bytes_published: AtomicU64,
+    /// Times the Stream API write stream had to be reopened (server went away or ended it).
+    pub stream_reopens: AtomicU64,
+    /// Session state: 0 starting (CreateSession pending), 1 open, 2 ended.
+    pub session_state: AtomicU64,
+    /// Batches waiting in front of decode, batch and publish (last seen by each stage).
+    pub queue_depths: [AtomicU64; 3],
     /// Frame batch received by decode → its packet handed to the Stream API.
     pub publish_latency: LatencyHistogram,
     /// The Open Streaming session being written (empty before CreateSession returns).
@@ -44,6 +55,11 @@ impl Metrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     /// Counts one malformed input of `kind` (a `DecodeError::kind` label).

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::telemetry::{Metrics, SourceMetrics};
+use crate::telemetry::{Metrics, QUEUES, SourceMetrics};
 
 /// `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -75,7 +75,7 @@ const SOURCE_COUNTERS: [SourceCounter; 10] = [
 /// One pipeline counter: name, help, and the field it reads.
 type PipelineCounter = (&'static str, &'static str, fn(&Metrics) -> &AtomicU64);
 
-const PIPELINE_COUNTERS: [PipelineCounter; 10] = [
+const PIPELINE_COUNTERS: [PipelineCounter; 12] = [
     (
         "ecu_bridge_frames_in_total",
         "Frames read from sources.",
@@ -100,6 +100,16 @@ const PIPELINE_COUNTERS: [PipelineCounter; 10] = [
         "ecu_bridge_packets_published_total",
         "Data packets handed to the Stream API.",
         |m| &m.packets_published,
+    ),
+    (
+        "ecu_bridge_bytes_published_total",
+        "Bytes of data packet content handed to the Stream API.",
+        |m| &m.bytes_published,
+    ),
+    (
+        "ecu_bridge_stream_reopens_total",
+        "Times the Stream API write stream was reopened after the server ended it.",
+        |m| &m.stream_reopens,
     ),
     (
         "ecu_bridge_rejected_inputs_total",
@@ -169,6 +179,24 @@ pub fn render(metrics: &Metrics, sources: &[Arc<SourceMetrics>]) -> String {
     for (kind, count) in metrics.decode_errors() {
         let _ = writeln!(out, "{name}{{kind=\"{}\"}} {count}", escape(kind));
     }
+    let name = "ecu_bridge_queue_depth";
+    header(
+        &mut out,
+        name,
+        "Batches waiting in front of a stage (bounded channels).",
+        "gauge",
+    );
+    for (stage, depth) in QUEUES.iter().zip(&metrics.queue_depths) {
+        let _ = writeln!(out, "{name}{{stage=\"{stage}\"}} {}", Metrics::get(depth));
+    }
+    let name = "ecu_bridge_session_state";
+    header(
+        &mut out,
+        name,
+        "Open Streaming session: 0 starting, 1 open, 2 ended.",
+        "gauge",
+    );
+    let _ = writeln!(out, "{name} {}", Metrics::get(&metrics.session_state));
     render_latency(&mut out, metrics);
     out
 }

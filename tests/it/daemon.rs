@@ -192,9 +192,19 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
         "ecu_bridge_source_kernel_drops_total{source=\"gw\"} 0",
         "ecu_bridge_source_decode_errors_total{source=\"gw\",kind=\"bad_version\"} 1",
         "ecu_bridge_frames_in_total 80",
+        "ecu_bridge_session_state 1",
+        "ecu_bridge_stream_reopens_total 0",
+        "ecu_bridge_queue_depth{stage=\"decode\"} ",
     ] {
         assert!(body.contains(line), "missing {line:?} in\n{body}");
     }
+    let bytes: u64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("ecu_bridge_bytes_published_total "))
+        .and_then(|value| value.parse().ok())
+        .expect("bytes published");
+    // 320 samples of 11 bytes each, plus row framing and timestamps.
+    assert!(bytes > 320 * 11, "{bytes} bytes published");
     assert_eq!(http_get(&metrics, "/health").0, 200);
     notifications(&notify, &mut seen, |s| {
         s.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2
