@@ -15,6 +15,7 @@
 
 pub mod crc;
 mod definition;
+mod framer;
 mod framing;
 mod plan;
 mod schema;
@@ -24,6 +25,7 @@ pub use crc::CheckKind;
 pub use definition::{
     DEFAULT_MAX_LENGTH, DefinitionError, FieldDef, FrameDefinition, MessageDef, Selector,
 };
+pub use framer::{FramerError, FramerStats, StreamFramer};
 pub use framing::{Check, Framing, LengthField, LengthUnit};
 pub use plan::{FrameOutcome, FramePlan, MAX_SELECTORS};
 pub use value::{Endian, FieldLayout, ValueType, read_uint};
