@@ -13,6 +13,7 @@
 //!
 //! [`Parameter`]: crate::channel_map::Parameter
 
+mod compound;
 pub mod crc;
 mod definition;
 mod framer;
@@ -21,6 +22,7 @@ mod plan;
 mod schema;
 mod value;
 
+pub use compound::{CompoundAssembler, CompoundStats};
 pub use crc::CheckKind;
 pub use definition::{
     DEFAULT_MAX_LENGTH, DefinitionError, FieldDef, FrameDefinition, MessageDef, Selector,
