@@ -16,6 +16,7 @@
 mod compound;
 pub mod crc;
 mod definition;
+mod expand;
 mod framer;
 mod framing;
 mod plan;

@@ -13,7 +13,7 @@ use crate::error::DecodeError;
 use crate::sample::RowBatch;
 
 /// Most array selectors one message may use (selector offsets live on the stack).
-pub const MAX_SELECTORS: usize = 8;
+pub const MAX_SELECTORS: usize = 7;
 
 /// What decoding one frame did, for the caller's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,9 @@ struct FieldPlan {
 
 impl FramePlan {
     /// Compiles a validated definition; message `k` produces rows of format `k`.
+    ///
+    /// Definitions from [`FrameDefinition::parse`] always compile; one built by hand may fail
+    /// with line 0 if its selectors are inconsistent.
     pub fn compile(definition: &FrameDefinition) -> Result<Self, super::DefinitionError> {
         let mut plan = Self {
             name: definition.name.clone(),
@@ -81,14 +84,17 @@ impl FramePlan {
             ids: Vec::new(),
         };
         for (index, message) in definition.messages.iter().enumerate() {
-            if message.selectors.len() >= MAX_SELECTORS {
+            let bad_selector = message
+                .fields
+                .iter()
+                .any(|f| f.selector.is_some_and(|s| s >= message.selectors.len()));
+            if message.selectors.len() > MAX_SELECTORS || bad_selector {
                 return Err(super::DefinitionError {
                     file: definition.name.clone(),
                     line: 0,
                     message: format!(
-                        "message `{}` uses more than {} selectors",
-                        message.name,
-                        MAX_SELECTORS - 1
+                        "message `{}` has more than {MAX_SELECTORS} selectors or a field naming a missing one",
+                        message.name
                     ),
                 });
             }
@@ -166,7 +172,7 @@ impl FramePlan {
         if frame.len() < message.min_len {
             return Err(truncated(0, message.min_len, frame.len()));
         }
-        let mut records = [0usize; MAX_SELECTORS];
+        let mut records = [0usize; MAX_SELECTORS + 1];
         for (slot, selector) in records[1..].iter_mut().zip(&message.selectors) {
             let offset = selector.field.offset;
             let index = selector.field.raw(frame, 0).ok_or(truncated(
