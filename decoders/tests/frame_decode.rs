@@ -353,3 +353,45 @@ fn every_type_and_byte_order_against_hand_computed_bytes() {
         Err("truncated")
     );
 }
+
+#[test]
+fn f1_whole_grid_without_select_publishes_every_record() {
+    let grid = F1_24.replace("select = \"player_car_index\"\n", "");
+    let plan = FramePlan::load("grid.toml", &grid).expect("loads");
+    assert_eq!(plan.parameters().len(), 22 * 25);
+    assert_eq!(plan.parameters()[0].name, "car0_speed");
+    assert_eq!(
+        plan.parameters()[22 * 25 - 1].name,
+        "car21_tyre_pressure_FR"
+    );
+    let mut rows = RowBatch::new();
+    assert!(plan.decode(3, &f1_packet(2024, 0), &mut rows).is_ok());
+    let (_, values) = rows.row(0).expect("row");
+    for index in 0..22u16 {
+        let start = usize::from(index) * 25;
+        assert_eq!(&values[start..start + 25], expected(&car(index)).as_slice());
+    }
+}
+
+#[test]
+fn parameters_carry_units_limits_and_decimals() {
+    let plan = FramePlan::load("example_serial_ecu.toml", SERIAL).expect("loads");
+    let throttle = &plan.parameters()[1];
+    assert_eq!(
+        (
+            throttle.identifier.as_str(),
+            throttle.message.as_str(),
+            throttle.unit.as_str()
+        ),
+        ("throttle:ExampleECU", "Engine", "%")
+    );
+    assert_eq!(
+        (throttle.min, throttle.max, throttle.decimals),
+        (0.0, 100.0, 1)
+    );
+    let gear = &plan.parameters()[6];
+    assert_eq!((gear.name.as_str(), gear.min, gear.max), ("gear", 0.0, 7.0));
+    assert_eq!(plan.format(0).map(|f| f.parameters.len()), Some(7));
+    assert_eq!(plan.format_count(), 2);
+    assert_eq!(plan.application(), "ExampleECU");
+}
