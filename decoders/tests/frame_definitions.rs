@@ -210,3 +210,14 @@ fn toml_syntax_errors_and_framing_problems_have_lines() {
     );
     assert!(e.message.contains("overlaps the message id"), "{e}");
 }
+
+#[test]
+fn hostile_sizes_are_refused_before_anything_is_allocated() {
+    let huge_count = "\n[[message]]\nname = \"M\"\n\n[[message.field]]\nname = \"x\"\noffset = 0\ntype = \"u8\"\ncount = 1000000000000\n";
+    assert_error(huge_count, 11, &["past the largest frame"]);
+    let text = HEAD.replace("fixed_length = 8", "fixed_length = 1000000000000");
+    let e = FrameDefinition::parse("t.toml", &format!("{text}\n[[message]]\nname = \"M\"\n"));
+    assert!(matches!(e, Err(e) if e.line == 4 && e.message.contains("frame lengths")));
+    let grid = "\n[[message]]\nname = \"M\"\n\n[[message.array]]\nname = \"a\"\noffset = 0\ncount = 2000\nstride = 1000\n";
+    assert_error(grid, 12, &["array `a`"]);
+}

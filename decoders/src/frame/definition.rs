@@ -14,11 +14,18 @@ use super::expand::{
     Region, check_bounds, check_names, check_overlaps, expand_array, expand_field,
 };
 use super::framing::{Check, Framing, LengthField};
-use super::schema::{FileConfig, FrameConfig, IntConfig, MessageConfig};
-use super::value::FieldLayout;
+use super::schema::{CheckConfig, FileConfig, FrameConfig, IntConfig, LengthConfig, MessageConfig};
+use super::value::{Endian, FieldLayout};
 
 /// Frames longer than this are rejected unless `max_length` says otherwise.
 pub const DEFAULT_MAX_LENGTH: usize = 4096;
+
+/// Largest frame (and offset) a definition may describe: 1 MiB, so that a typo cannot make a
+/// framer allocate without bound.
+pub const MAX_FRAME_LENGTH: usize = 1 << 20;
+
+/// Most values one message may expand to (elements × records), bounding load time and rows.
+pub const MAX_FIELDS: usize = 65_536;
 
 /// A validated frame definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,61 +189,22 @@ fn application(ctx: &Ctx, app: &Spanned<String>) -> Result<String, DefinitionErr
 }
 
 fn build_framing(ctx: &Ctx, frame: &FrameConfig) -> Result<Framing, DefinitionError> {
-    let int = |config: &Spanned<IntConfig>| -> Result<FieldLayout, DefinitionError> {
-        let c = config.get_ref();
-        if c.ty.is_float() || c.ty.is_signed() {
-            return Err(ctx.error(
-                config.span().start,
-                format!(
-                    "{:?} cannot be a counter, length or id: use an unsigned type",
-                    c.ty
-                )
-                .to_lowercase(),
-            ));
-        }
-        Ok(FieldLayout::new(
-            c.offset,
-            c.ty,
-            c.endian.unwrap_or(frame.endian),
-        ))
-    };
-    let length = match &frame.length {
-        Some(spanned) => {
-            let c = spanned.get_ref();
-            let layout = int(&Spanned::new(
-                spanned.span(),
-                IntConfig {
-                    offset: c.offset,
-                    ty: c.ty,
-                    endian: c.endian,
-                },
-            ))?;
-            Some(LengthField {
-                layout,
-                counts: c.counts,
-                header: c.header,
-                trailer: c.trailer,
-            })
-        }
-        None => None,
-    };
-    let check = frame.check.as_ref().map(|spanned| {
-        let c = spanned.get_ref();
-        Check {
-            kind: c.algorithm,
-            start: c.start,
-            end: c.end,
-            at: c.at,
-            endian: c.endian.unwrap_or(frame.endian),
-        }
-    });
     let fixed_length = frame.fixed_length.as_ref().map(|f| *f.get_ref());
-    if let (Some(fixed), Some(_)) = (&frame.fixed_length, &length) {
-        return Err(ctx.error(
-            fixed.span().start,
-            "give either fixed_length or [frame.length], not both".into(),
-        ));
+    if let (Some(fixed), Some(_)) = (&frame.fixed_length, &frame.length) {
+        let message = "give either fixed_length or [frame.length], not both".into();
+        return Err(ctx.error(fixed.span().start, message));
     }
+    let max_length = frame
+        .max_length
+        .or(fixed_length)
+        .unwrap_or(DEFAULT_MAX_LENGTH);
+    let at = frame.fixed_length.as_ref().map_or(0, |f| f.span().start);
+    if !(1..=MAX_FRAME_LENGTH).contains(&max_length) {
+        let message =
+            format!("frame lengths must be 1 to {MAX_FRAME_LENGTH} bytes, not {max_length}");
+        return Err(ctx.error(at, message));
+    }
+    let int = |config: &Spanned<IntConfig>| int_field(ctx, frame.endian, config);
     Ok(Framing {
         sync: frame
             .sync
@@ -244,14 +212,98 @@ fn build_framing(ctx: &Ctx, frame: &FrameConfig) -> Result<Framing, DefinitionEr
             .map(|s| s.get_ref().clone())
             .unwrap_or_default(),
         fixed_length,
-        max_length: frame
-            .max_length
-            .or(fixed_length)
-            .unwrap_or(DEFAULT_MAX_LENGTH),
-        length,
+        max_length,
+        length: frame
+            .length
+            .as_ref()
+            .map(|l| length_field(ctx, frame.endian, l))
+            .transpose()?,
         counter: frame.counter.as_ref().map(int).transpose()?,
         message_id: frame.message_id.as_ref().map(int).transpose()?,
-        check,
+        check: frame
+            .check
+            .as_ref()
+            .map(|c| check(ctx, frame.endian, c))
+            .transpose()?,
+    })
+}
+
+/// A counter, length or id: an unsigned integer inside the frame-length bound.
+fn int_field(
+    ctx: &Ctx,
+    endian: Endian,
+    config: &Spanned<IntConfig>,
+) -> Result<FieldLayout, DefinitionError> {
+    let c = config.get_ref();
+    let at = config.span().start;
+    if c.ty.is_float() || c.ty.is_signed() {
+        let message = format!(
+            "{:?} cannot be a counter, length or id: use an unsigned type",
+            c.ty
+        );
+        return Err(ctx.error(at, message.to_lowercase()));
+    }
+    if c.offset > MAX_FRAME_LENGTH {
+        return Err(ctx.error(
+            at,
+            format!(
+                "offset {} is past the largest frame ({MAX_FRAME_LENGTH} bytes)",
+                c.offset
+            ),
+        ));
+    }
+    Ok(FieldLayout::new(c.offset, c.ty, c.endian.unwrap_or(endian)))
+}
+
+fn length_field(
+    ctx: &Ctx,
+    endian: Endian,
+    spanned: &Spanned<LengthConfig>,
+) -> Result<LengthField, DefinitionError> {
+    let c = spanned.get_ref();
+    let int = IntConfig {
+        offset: c.offset,
+        ty: c.ty,
+        endian: c.endian,
+    };
+    let layout = int_field(ctx, endian, &Spanned::new(spanned.span(), int))?;
+    if c.header.max(c.trailer) > MAX_FRAME_LENGTH {
+        return Err(ctx.error(
+            spanned.span().start,
+            format!("header and trailer must be at most {MAX_FRAME_LENGTH} bytes"),
+        ));
+    }
+    Ok(LengthField {
+        layout,
+        counts: c.counts,
+        header: c.header,
+        trailer: c.trailer,
+    })
+}
+
+fn check(
+    ctx: &Ctx,
+    endian: Endian,
+    spanned: &Spanned<CheckConfig>,
+) -> Result<Check, DefinitionError> {
+    let c = spanned.get_ref();
+    let bound = MAX_FRAME_LENGTH as i64;
+    if [c.start, c.end, c.at]
+        .iter()
+        .any(|p| !(-bound..=bound).contains(p))
+    {
+        return Err(ctx.error(
+            spanned.span().start,
+            format!("check positions must lie within ±{bound}"),
+        ));
+    }
+    let endian = c.endian.unwrap_or(endian);
+    Ok(Check {
+        kind: c.algorithm,
+        start: c.start,
+        end: c.end,
+        at: c.at,
+        endian,
     })
 }
 
@@ -337,6 +389,15 @@ fn build_message(
             &mut slots,
             &mut selectors,
         )?;
+    }
+    let values: usize = slots
+        .iter()
+        .map(|slot| slot.def.selector.map_or(1, |s| selectors[s].count))
+        .sum();
+    if values > MAX_FIELDS {
+        let message =
+            format!("message expands to {values} values; at most {MAX_FIELDS} are supported");
+        return Err(ctx.error(at, message));
     }
     let mut regions: Vec<Region> = reserved
         .iter()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use toml::Spanned;
 
-use super::definition::{Ctx, DefinitionError, FieldDef, Selector};
+use super::definition::{Ctx, DefinitionError, FieldDef, MAX_FIELDS, MAX_FRAME_LENGTH, Selector};
 use super::schema::{ArrayConfig, FieldConfig, MessageConfig};
 use super::value::{Endian, FieldLayout, ValueType};
 
@@ -60,6 +60,14 @@ pub(super) fn expand_array(
     selectors: &mut Vec<Selector>,
 ) -> Result<(), DefinitionError> {
     let (count, stride) = (*array.count.get_ref(), *array.stride.get_ref());
+    let too_far = array.offset.max(stride) > MAX_FRAME_LENGTH;
+    if too_far || count > MAX_FIELDS || count.saturating_mul(stride) > MAX_FRAME_LENGTH {
+        let message = format!(
+            "array `{}` reaches past the largest frame ({MAX_FRAME_LENGTH} bytes)",
+            array.name.get_ref()
+        );
+        return Err(ctx.error(array.count.span().start, message));
+    }
     if count == 0 || stride == 0 {
         return Err(ctx.error(
             array.count.span().start,
@@ -69,7 +77,20 @@ pub(super) fn expand_array(
             ),
         ));
     }
+    let elements: usize = array
+        .fields
+        .iter()
+        .map(|f| f.count.as_ref().map_or(1, |c| *c.get_ref()))
+        .sum();
+    if count.saturating_mul(elements) > MAX_FIELDS {
+        let message = format!(
+            "array `{}` expands to more than {MAX_FIELDS} values",
+            array.name.get_ref()
+        );
+        return Err(ctx.error(array.count.span().start, message));
+    }
     for field in &array.fields {
+        check_field_bounds(ctx, field)?;
         let elements = field.count.as_ref().map_or(1, |c| *c.get_ref());
         let last = field.offset.get_ref()
             + field.stride.unwrap_or(field.ty.size()) * elements.saturating_sub(1)
@@ -189,6 +210,10 @@ pub(super) fn expand_field(
             at,
             format!("field `{name}` needs a finite, non-zero scale and a finite bias"),
         ));
+    }
+    check_field_bounds(ctx, field)?;
+    if field.count.is_none() && field.names.is_some() {
+        return Err(ctx.error(at, format!("field `{name}` has names but no count")));
     }
     let mut layout = FieldLayout::new(
         base + field.offset.get_ref(),
@@ -383,6 +408,21 @@ pub(super) fn check_overlaps(ctx: &Ctx, regions: &mut [Region]) -> Result<(), De
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Offsets, strides and counts small enough that no arithmetic on them can overflow.
+fn check_field_bounds(ctx: &Ctx, field: &FieldConfig) -> Result<(), DefinitionError> {
+    let count = field.count.as_ref().map_or(1, |c| *c.get_ref());
+    let stride = field.stride.unwrap_or(0);
+    let span = count.saturating_mul(stride.max(field.ty.size()));
+    if *field.offset.get_ref() > MAX_FRAME_LENGTH || count > MAX_FIELDS || span > MAX_FRAME_LENGTH {
+        let message = format!(
+            "field `{}` reaches past the largest frame ({MAX_FRAME_LENGTH} bytes)",
+            field.name.get_ref()
+        );
+        return Err(ctx.error(field.offset.span().start, message));
     }
     Ok(())
 }

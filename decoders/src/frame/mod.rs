@@ -26,7 +26,8 @@ mod value;
 pub use compound::{CompoundAssembler, CompoundStats};
 pub use crc::CheckKind;
 pub use definition::{
-    DEFAULT_MAX_LENGTH, DefinitionError, FieldDef, FrameDefinition, MessageDef, Selector,
+    DEFAULT_MAX_LENGTH, DefinitionError, FieldDef, FrameDefinition, MAX_FIELDS, MAX_FRAME_LENGTH,
+    MessageDef, Selector,
 };
 pub use framer::{FramerError, FramerStats, StreamFramer};
 pub use framing::{Check, Framing, LengthField, LengthUnit};
