@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use toml::Spanned;
 
 use super::expand::{
-    Region, check_bounds, check_names, check_overlaps, expand_array, expand_field,
+    Region, Slot, check_bounds, check_names, check_overlaps, expand_array, expand_field,
 };
 use super::framing::{Check, Framing, LengthField};
 use super::schema::{CheckConfig, FileConfig, FrameConfig, IntConfig, LengthConfig, MessageConfig};
@@ -354,6 +354,45 @@ fn framing_regions(frame: &FrameConfig, framing: &Framing) -> Vec<Region> {
     regions
 }
 
+/// The message's `id`, present exactly when the frame has a message-id field.
+fn message_id(
+    ctx: &Ctx,
+    framing: &Framing,
+    message: &MessageConfig,
+) -> Result<Option<u64>, DefinitionError> {
+    let id = message.id.as_ref().map(|id| *id.get_ref());
+    let problem = match (&framing.message_id, id) {
+        (Some(_), None) => "a message needs an `id` when [frame.message_id] is set",
+        (None, Some(_)) => "`id` given but [frame] has no message_id field",
+        _ => return Ok(id),
+    };
+    Err(ctx.error(message.name.span().start, problem.into()))
+}
+
+/// Every byte region of the message (framing, then each field at every selectable record)
+/// and the shortest frame holding them all.
+fn regions(reserved: &[Region], slots: &[Slot], selectors: &[Selector]) -> (Vec<Region>, usize) {
+    let mut regions: Vec<Region> = reserved
+        .iter()
+        .map(|r| Region {
+            label: r.label.clone(),
+            ..*r
+        })
+        .collect();
+    let mut min_len = 0;
+    // Selector indices come from `expand_array`, which pushes the selector before its fields.
+    for slot in slots {
+        let records = slot.def.selector.map_or(1, |s| selectors[s].count);
+        let stride = slot.def.selector.map_or(0, |s| selectors[s].stride);
+        for record in 0..records {
+            let region = slot.region(record * stride);
+            min_len = min_len.max(region.end);
+            regions.push(region);
+        }
+    }
+    (regions, min_len)
+}
+
 fn build_message(
     ctx: &Ctx,
     frame: &FrameConfig,
@@ -362,19 +401,7 @@ fn build_message(
     message: &MessageConfig,
 ) -> Result<MessageDef, DefinitionError> {
     let at = message.name.span().start;
-    let id = message.id.as_ref().map(|id| *id.get_ref());
-    match (&framing.message_id, id) {
-        (Some(_), None) => {
-            return Err(ctx.error(
-                at,
-                "a message needs an `id` when [frame.message_id] is set".into(),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ctx.error(at, "`id` given but [frame] has no message_id field".into()));
-        }
-        _ => {}
-    }
+    let id = message_id(ctx, framing, message)?;
     let mut slots = Vec::new();
     let mut selectors = Vec::new();
     for field in &message.fields {
@@ -399,23 +426,7 @@ fn build_message(
             format!("message expands to {values} values; at most {MAX_FIELDS} are supported");
         return Err(ctx.error(at, message));
     }
-    let mut regions: Vec<Region> = reserved
-        .iter()
-        .map(|r| Region {
-            label: r.label.clone(),
-            ..*r
-        })
-        .collect();
-    let mut min_len = 0;
-    for slot in &slots {
-        let records = slot.def.selector.map_or(1, |s: usize| selectors[s].count);
-        let stride = slot.def.selector.map_or(0, |s| selectors[s].stride);
-        for record in 0..records {
-            let region = slot.region(record * stride);
-            min_len = min_len.max(region.end);
-            regions.push(region);
-        }
-    }
+    let (mut regions, min_len) = regions(reserved, &slots, &selectors);
     check_names(ctx, &slots)?;
     check_bounds(ctx, framing.fixed_length.or(message.length), &regions)?;
     check_overlaps(ctx, &mut regions)?;

@@ -59,52 +59,7 @@ pub(super) fn expand_array(
     slots: &mut Vec<Slot>,
     selectors: &mut Vec<Selector>,
 ) -> Result<(), DefinitionError> {
-    let (count, stride) = (*array.count.get_ref(), *array.stride.get_ref());
-    let too_far = array.offset.max(stride) > MAX_FRAME_LENGTH;
-    if too_far || count > MAX_FIELDS || count.saturating_mul(stride) > MAX_FRAME_LENGTH {
-        let message = format!(
-            "array `{}` reaches past the largest frame ({MAX_FRAME_LENGTH} bytes)",
-            array.name.get_ref()
-        );
-        return Err(ctx.error(array.count.span().start, message));
-    }
-    if count == 0 || stride == 0 {
-        return Err(ctx.error(
-            array.count.span().start,
-            format!(
-                "array `{}` needs count and stride of at least 1",
-                array.name.get_ref()
-            ),
-        ));
-    }
-    let elements: usize = array
-        .fields
-        .iter()
-        .map(|f| f.count.as_ref().map_or(1, |c| *c.get_ref()))
-        .sum();
-    if count.saturating_mul(elements) > MAX_FIELDS {
-        let message = format!(
-            "array `{}` expands to more than {MAX_FIELDS} values",
-            array.name.get_ref()
-        );
-        return Err(ctx.error(array.count.span().start, message));
-    }
-    for field in &array.fields {
-        check_field_bounds(ctx, field)?;
-        let elements = field.count.as_ref().map_or(1, |c| *c.get_ref());
-        let last = field.offset.get_ref()
-            + field.stride.unwrap_or(field.ty.size()) * elements.saturating_sub(1)
-            + field.ty.size();
-        if last > stride {
-            return Err(ctx.error(
-                field.offset.span().start,
-                format!(
-                    "field `{}` ends at byte {last} of its record, past the stride {stride}",
-                    field.name.get_ref()
-                ),
-            ));
-        }
-    }
+    let (count, stride) = check_array(ctx, array)?;
     if let Some(select) = &array.select {
         if selectors.len() >= super::plan::MAX_SELECTORS {
             let limit = super::plan::MAX_SELECTORS;
@@ -149,6 +104,51 @@ pub(super) fn expand_array(
         }
     }
     Ok(())
+}
+
+/// The array's `(count, stride)` once they, and its fields, are known to fit.
+fn check_array(ctx: &Ctx, array: &ArrayConfig) -> Result<(usize, usize), DefinitionError> {
+    let (count, stride) = (*array.count.get_ref(), *array.stride.get_ref());
+    let name = array.name.get_ref();
+    let at = array.count.span().start;
+    let too_far = array.offset.max(stride) > MAX_FRAME_LENGTH;
+    if too_far || count > MAX_FIELDS || count.saturating_mul(stride) > MAX_FRAME_LENGTH {
+        let message =
+            format!("array `{name}` reaches past the largest frame ({MAX_FRAME_LENGTH} bytes)");
+        return Err(ctx.error(at, message));
+    }
+    if count == 0 || stride == 0 {
+        return Err(ctx.error(
+            at,
+            format!("array `{name}` needs count and stride of at least 1"),
+        ));
+    }
+    let elements: usize = array
+        .fields
+        .iter()
+        .map(|f| f.count.as_ref().map_or(1, |c| *c.get_ref()))
+        .sum();
+    if count.saturating_mul(elements) > MAX_FIELDS {
+        return Err(ctx.error(
+            at,
+            format!("array `{name}` expands to more than {MAX_FIELDS} values"),
+        ));
+    }
+    for field in &array.fields {
+        check_field_bounds(ctx, field)?;
+        let elements = field.count.as_ref().map_or(1, |c| *c.get_ref());
+        let last = field.offset.get_ref()
+            + field.stride.unwrap_or(field.ty.size()) * elements.saturating_sub(1)
+            + field.ty.size();
+        if last > stride {
+            let message = format!(
+                "field `{}` ends at byte {last} of its record, past the stride {stride}",
+                field.name.get_ref()
+            );
+            return Err(ctx.error(field.offset.span().start, message));
+        }
+    }
+    Ok((count, stride))
 }
 
 fn selector(
@@ -199,22 +199,7 @@ pub(super) fn expand_field(
 ) -> Result<Vec<Slot>, DefinitionError> {
     let at = field.name.span().start;
     let name = field.name.get_ref().trim();
-    if name.is_empty() || name.contains(':') {
-        return Err(ctx.error(
-            at,
-            format!("field name {name:?} must be non-empty and contain no ':'"),
-        ));
-    }
-    if !field.scale.is_finite() || field.scale == 0.0 || !field.bias.is_finite() {
-        return Err(ctx.error(
-            at,
-            format!("field `{name}` needs a finite, non-zero scale and a finite bias"),
-        ));
-    }
-    check_field_bounds(ctx, field)?;
-    if field.count.is_none() && field.names.is_some() {
-        return Err(ctx.error(at, format!("field `{name}` has names but no count")));
-    }
+    check_field(ctx, field, name, at)?;
     let mut layout = FieldLayout::new(
         base + field.offset.get_ref(),
         field.ty,
@@ -410,6 +395,31 @@ pub(super) fn check_overlaps(ctx: &Ctx, regions: &mut [Region]) -> Result<(), De
         }
     }
     Ok(())
+}
+
+/// Name, scale and sizes of one field.
+fn check_field(
+    ctx: &Ctx,
+    field: &FieldConfig,
+    name: &str,
+    at: usize,
+) -> Result<(), DefinitionError> {
+    if name.is_empty() || name.contains(':') {
+        return Err(ctx.error(
+            at,
+            format!("field name {name:?} must be non-empty and contain no ':'"),
+        ));
+    }
+    if !field.scale.is_finite() || field.scale == 0.0 || !field.bias.is_finite() {
+        return Err(ctx.error(
+            at,
+            format!("field `{name}` needs a finite, non-zero scale and a finite bias"),
+        ));
+    }
+    if field.count.is_none() && field.names.is_some() {
+        return Err(ctx.error(at, format!("field `{name}` has names but no count")));
+    }
+    check_field_bounds(ctx, field)
 }
 
 /// Offsets, strides and counts small enough that no arithmetic on them can overflow.
