@@ -52,8 +52,8 @@ pub struct StreamFramer {
     /// Bytes carried over between pushes; never more than `framing.max_length`.
     buf: Vec<u8>,
     stats: FramerStats,
-    /// Counter of the last emitted frame, to detect gaps.
-    last_counter: Option<u64>,
+    /// Follows the counter of emitted frames, to detect gaps.
+    sequence: SequenceTracker,
     /// Inside a run of dropped bytes (one resync per run).
     skipping: bool,
 }
@@ -80,7 +80,7 @@ impl StreamFramer {
             framing: framing.clone(),
             buf: Vec::with_capacity(framing.max_length),
             stats: FramerStats::default(),
-            last_counter: None,
+            sequence: SequenceTracker::new(),
             skipping: false,
         })
     }
@@ -115,7 +115,7 @@ impl StreamFramer {
     /// Forgets buffered bytes and the last counter, e.g. after the port was reopened.
     pub fn reset(&mut self) {
         self.buf.clear();
-        self.last_counter = None;
+        self.sequence.reset();
         self.skipping = false;
     }
 
@@ -172,20 +172,49 @@ impl StreamFramer {
         self.stats.frames += 1;
         self.skipping = false;
         if let Some((value, bits)) = counter {
-            let mask = if bits >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << bits) - 1
-            };
-            if let Some(last) = self.last_counter {
-                let gap = value.wrapping_sub(last.wrapping_add(1)) & mask;
-                if gap != 0 {
-                    self.stats.counter_gaps += 1;
-                    self.stats.lost_frames += gap;
-                }
+            let lost = self.sequence.observe(value, bits);
+            if lost != 0 {
+                self.stats.counter_gaps += 1;
+                self.stats.lost_frames += lost;
             }
-            self.last_counter = Some(value);
         }
+    }
+}
+
+/// Follows a wrapping sequence counter and reports how many values were skipped.
+///
+/// Used by [`StreamFramer`]; a daemon decoding whole datagrams feeds it
+/// [`Framing::counter`] itself. The first value after creation or [`SequenceTracker::reset`]
+/// reports no gap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SequenceTracker {
+    last: Option<u64>,
+}
+
+impl SequenceTracker {
+    /// A tracker that has seen no value yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `value` of a `bits`-wide counter; returns how many values were skipped since the
+    /// previous one (0 when it follows on, or for the first value).
+    pub fn observe(&mut self, value: u64, bits: u32) -> u64 {
+        let mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        let gap = self
+            .last
+            .map_or(0, |last| value.wrapping_sub(last.wrapping_add(1)) & mask);
+        self.last = Some(value & mask);
+        gap
+    }
+
+    /// Forgets the last value (after a reconnect, when a jump is expected).
+    pub fn reset(&mut self) {
+        self.last = None;
     }
 }
 
@@ -274,6 +303,19 @@ mod tests {
         assert_eq!(framer.pending_len(), 0);
         framer.push(&[0xAA; 500], |_| {});
         assert!(framer.pending_len() <= 64);
+    }
+
+    #[test]
+    fn sequence_tracker_wraps_at_the_counter_width() {
+        let mut tracker = SequenceTracker::new();
+        assert_eq!(tracker.observe(254, 8), 0);
+        assert_eq!(tracker.observe(255, 8), 0);
+        assert_eq!(tracker.observe(0, 8), 0);
+        assert_eq!(tracker.observe(3, 8), 2);
+        assert_eq!(tracker.observe(1, 8), 253);
+        tracker.reset();
+        assert_eq!(tracker.observe(9, 4), 0);
+        assert_eq!(tracker.observe(0, 4), 6);
     }
 
     #[test]

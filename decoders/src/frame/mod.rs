@@ -29,7 +29,7 @@ pub use definition::{
     DEFAULT_MAX_LENGTH, DefinitionError, FieldDef, FrameDefinition, MAX_FIELDS, MAX_FRAME_LENGTH,
     MessageDef, Selector,
 };
-pub use framer::{FramerError, FramerStats, StreamFramer};
+pub use framer::{FramerError, FramerStats, SequenceTracker, StreamFramer};
 pub use framing::{Check, Framing, LengthField, LengthUnit};
 pub use plan::{FrameOutcome, FramePlan, MAX_SELECTORS};
 pub use value::{Endian, FieldLayout, ValueType, read_uint};
