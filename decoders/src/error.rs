@@ -94,6 +94,32 @@ pub enum DecodeError {
         /// The framer's line bound.
         max: usize,
     },
+    /// The frame does not start with its definition's sync bytes.
+    #[error("sync bytes missing at byte {offset}")]
+    BadSync {
+        /// Where the first mismatching sync byte is.
+        offset: usize,
+    },
+    /// The frame's check value (CRC or checksum) does not match its bytes.
+    #[error("check value {found:#x} at byte {offset} does not match computed {computed:#x}")]
+    BadCheck {
+        /// Where the check value sits.
+        offset: usize,
+        /// The value computed over the covered bytes.
+        computed: u32,
+        /// The value the frame carries.
+        found: u32,
+    },
+    /// A field that selects one record of an array holds an index past the array's end.
+    #[error("record index {index} at byte {offset} is not below the array count {count}")]
+    BadIndex {
+        /// Where the selecting field is.
+        offset: usize,
+        /// The index found.
+        index: u64,
+        /// Records in the array.
+        count: u32,
+    },
 }
 
 impl DecodeError {
@@ -109,7 +135,10 @@ impl DecodeError {
             | Self::Syntax { offset, .. }
             | Self::TrailingBytes { offset, .. }
             | Self::BadFlags { offset, .. }
-            | Self::LineTooLong { offset, .. } => offset,
+            | Self::LineTooLong { offset, .. }
+            | Self::BadSync { offset }
+            | Self::BadCheck { offset, .. }
+            | Self::BadIndex { offset, .. } => offset,
         }
     }
 
@@ -126,6 +155,9 @@ impl DecodeError {
             Self::TrailingBytes { .. } => "trailing_bytes",
             Self::BadFlags { .. } => "bad_flags",
             Self::LineTooLong { .. } => "line_too_long",
+            Self::BadSync { .. } => "bad_sync",
+            Self::BadCheck { .. } => "bad_check",
+            Self::BadIndex { .. } => "bad_index",
         }
     }
 
@@ -145,7 +177,10 @@ impl DecodeError {
             | Self::BadCanId { .. }
             | Self::Syntax { .. }
             | Self::TrailingBytes { .. }
-            | Self::BadFlags { .. } => true,
+            | Self::BadFlags { .. }
+            | Self::BadSync { .. }
+            | Self::BadCheck { .. }
+            | Self::BadIndex { .. } => true,
             Self::LineTooLong { .. } => false,
         }
     }

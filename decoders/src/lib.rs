@@ -21,6 +21,7 @@ pub mod can;
 pub mod channel_map;
 pub mod dbc;
 pub mod error;
+pub mod frame;
 pub mod sample;
 pub mod wire;
 
