@@ -54,6 +54,40 @@ fn write_config(dir: &Path, endpoint: &str) -> PathBuf {
     path
 }
 
+/// A strict Stream API recording to a file, a 30 s capture and a configuration pointing at it.
+struct Setup {
+    dir: tempfile::TempDir,
+    record: PathBuf,
+    server: stream_api::ServerHandle,
+    capture: PathBuf,
+    times: Vec<u64>,
+    config: PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let record = dir.path().join("server.osrec");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let options = ServerOptions {
+            strict: true,
+            record: Some(record.clone()),
+        };
+        let server = stream_api::spawn(listener, options).await.expect("server");
+        let capture = dir.path().join("drive.log");
+        let times = write_capture(&capture);
+        let config = write_config(dir.path(), &format!("http://{}", server.local_addr()));
+        Self {
+            dir,
+            record,
+            server,
+            capture,
+            times,
+            config,
+        }
+    }
+}
+
 /// Waits for the child to exit, at most `limit`.
 async fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = tokio::time::Instant::now() + limit;
@@ -71,17 +105,14 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
 
 #[tokio::test]
 async fn sigterm_mid_replay_drains_ends_the_session_and_exits_zero() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("sigterm.osrec");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let options = ServerOptions {
-        strict: true,
-        record: Some(record.clone()),
-    };
-    let server = stream_api::spawn(listener, options).await.expect("server");
-    let capture = dir.path().join("drive.log");
-    let times = write_capture(&capture);
-    let config = write_config(dir.path(), &format!("http://{}", server.local_addr()));
+    let Setup {
+        dir: _dir, // kept alive: the temporary files live as long as the test
+        record,
+        server,
+        capture,
+        times,
+        config,
+    } = Setup::new().await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
         .args(["replay", "--config"])
@@ -151,17 +182,14 @@ async fn until_recorded(
 
 #[tokio::test]
 async fn sighup_reloads_a_renamed_channel_and_rejects_a_broken_map() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("sighup.osrec");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let options = ServerOptions {
-        strict: true,
-        record: Some(record.clone()),
-    };
-    let server = stream_api::spawn(listener, options).await.expect("server");
-    let capture = dir.path().join("drive.log");
-    let times = write_capture(&capture);
-    let config = write_config(dir.path(), &format!("http://{}", server.local_addr()));
+    let Setup {
+        dir,
+        record,
+        server,
+        capture,
+        times,
+        config,
+    } = Setup::new().await;
     let original = std::fs::read_to_string(&config).expect("config");
     let log = dir.path().join("bridge.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
