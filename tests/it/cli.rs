@@ -1,12 +1,13 @@
 //! The command line as a user meets it: `validate` on a broken configuration.
 
-use std::path::Path;
 use std::process::Command;
+
+use crate::test_car;
 
 #[test]
 fn validate_reports_every_mistake_with_its_location() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let dbc = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc");
+    let dbc = test_car::dbc_path();
     let config = dir.path().join("car.toml");
     let text = format!(
         "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"Test Car\"\n\n[car]\napplication = \"Test\"\ndbc = [\"{}\"]\n\n[car.rename]\n\"ENGINE.NO_SUCH\" = \"Nope\"\n\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/ttyUSB0\"\ncan_bitrate = 33333\n",

@@ -16,9 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::net::{TcpListener, UnixDatagram};
 
-fn test_dbc() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
-}
+use crate::test_car;
 
 fn write_capture(path: &Path, frames: u64) {
     let id = CanId::standard(0x100).expect("id");
@@ -38,7 +36,7 @@ fn write_capture(path: &Path, frames: u64) {
 fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
     let text = format!(
         "[stream_api]\nendpoint = \"{endpoint}\"\ncall_timeout_ms = 60000\ndrain_timeout_ms = 500\n\n[session]\ndata_source = \"DaemonCar\"\n\n[car]\napplication = \"DaemonCar\"\ndbc = [\"{}\"]\ninclude = [\"ENGINE\"]\n\n[batch]\nmax_age_ms = 20\n\n[service]\nmetrics_listen = \"127.0.0.1:0\"\n{extra}",
-        test_dbc().display()
+        test_car::dbc_path().display()
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, text).expect("config");

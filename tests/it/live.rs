@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use decoders::can::{CanFlags, CanFrame};
-use decoders::dbc::{Dbc, parse_dbc};
+use decoders::dbc::Dbc;
 use decoders::wire::cannelloni::encode_datagram;
 use ecu_bridge::config::Config;
 use ecu_bridge::live::LiveSources;
@@ -19,14 +19,7 @@ use ecu_bridge::telemetry::Metrics;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 
-fn test_dbc_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
-}
-
-fn dbc() -> Dbc {
-    let text = std::fs::read_to_string(test_dbc_path()).expect("test DBC");
-    parse_dbc("test_car.dbc", &text).expect("parses").dbc
-}
+use crate::test_car;
 
 fn engine_frame(dbc: &Dbc, rpm: f64, coolant: f64) -> CanFrame {
     let message = dbc.message_by_name("ENGINE").expect("ENGINE");
@@ -72,7 +65,7 @@ kind = "udp"
 bind = "127.0.0.1:0"
 receive_buffer_bytes = 1048576
 "#,
-        test_dbc_path().display()
+        test_car::dbc_path().display()
     );
     let path = dir.join("live.toml");
     std::fs::write(&path, text).expect("config");
@@ -134,7 +127,7 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
         }
     });
 
-    let dbc = dbc();
+    let dbc = test_car::dbc();
     let sender = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
     let mut expected_rpm = Vec::new();
     // Sequence 0..=20 except 13, which is "lost" on the way: one gap of one datagram.
@@ -259,7 +252,7 @@ async fn serial_recording_replays_into_identical_samples() {
         init, b"C\rS6\rZ1\rL\r",
         "SLCAN set-up: close, 500 kbit/s, timestamps, listen-only"
     );
-    let dbc = dbc();
+    let dbc = test_car::dbc();
     let mut bytes = Vec::new();
     let mut expected_rpm = Vec::new();
     for n in 0..200u16 {
@@ -358,7 +351,7 @@ can_bitrate = 500000
 reconnect_initial_ms = 10
 reconnect_max_ms = 100
 "#,
-        test_dbc_path().display(),
+        test_car::dbc_path().display(),
         device.display()
     );
     let path = dir.join("serial.toml");

@@ -9,5 +9,6 @@ mod serial;
 mod service;
 mod signals;
 mod stream_api;
+mod test_car;
 mod udp;
 mod util;

@@ -3,10 +3,10 @@
 //! checked for identifier, value (within the DBC resolution) and timestamp.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use decoders::can::{CanFlags, CanFrame};
-use decoders::dbc::{Dbc, parse_dbc};
+use decoders::dbc::Dbc;
 use decoders::wire::candump::write_line;
 use ecu_bridge::config::Config;
 use ecu_bridge::pipeline;
@@ -15,19 +15,9 @@ use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use ecu_bridge::telemetry::Metrics;
 use tokio::net::TcpListener;
 
+use crate::test_car;
+
 const T0: u64 = 1_778_936_400_000_000_000;
-
-fn test_dbc_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
-}
-
-fn dbc() -> Dbc {
-    let path = test_dbc_path();
-    let text = std::fs::read_to_string(&path).expect("test DBC");
-    parse_dbc("test_car.dbc", &text)
-        .expect("test DBC parses")
-        .dbc
-}
 
 /// Expected samples: identifier → (time, value, resolution).
 type Expected = BTreeMap<String, Vec<(u64, f64, f64)>>;
@@ -180,7 +170,7 @@ stream = "can0"
 max_age_ms = 20
 max_packet_bytes = 4096
 "#,
-        test_dbc_path().display()
+        test_car::dbc_path().display()
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, &text).expect("write config");
@@ -199,7 +189,7 @@ async fn every_encoded_sample_arrives_with_its_identifier_value_and_time() {
     let server = stream_api::spawn(listener, options).await.expect("server");
     let endpoint = format!("http://{}", server.local_addr());
 
-    let dbc = dbc();
+    let dbc = test_car::dbc();
     let capture = capture(&dbc);
     let capture_path = dir.path().join("drive.log");
     std::fs::write(&capture_path, &capture.text).expect("write capture");

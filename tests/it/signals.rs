@@ -6,23 +6,19 @@ use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use decoders::can::{CanFlags, CanFrame};
-use decoders::dbc::parse_dbc;
 use decoders::wire::candump::write_line;
 use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::net::TcpListener;
 
-const T0: u64 = 1_778_936_400_000_000_000;
+use crate::test_car;
 
-fn test_dbc_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/test-car/test_car.dbc")
-}
+const T0: u64 = 1_778_936_400_000_000_000;
 
 /// 30 s of ENGINE frames at 100 Hz; returns the capture's frame times.
 fn write_capture(path: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(test_dbc_path()).expect("dbc");
-    let dbc = parse_dbc("test_car.dbc", &text).expect("parses").dbc;
+    let dbc = test_car::dbc();
     let message = dbc.message_by_name("ENGINE").expect("ENGINE");
     let rpm = message
         .signals
@@ -47,7 +43,7 @@ fn write_capture(path: &Path) -> Vec<u64> {
 fn write_config(dir: &Path, endpoint: &str) -> PathBuf {
     let text = format!(
         "[stream_api]\nendpoint = \"{endpoint}\"\ndrain_timeout_ms = 1000\n\n[session]\ndata_source = \"SignalCar\"\nidentifier = \"sigterm test\"\n\n[car]\napplication = \"SignalCar\"\ndbc = [\"{}\"]\ninclude = [\"ENGINE.RPM\"]\nstream = \"can0\"\n\n[batch]\nmax_age_ms = 50\n",
-        test_dbc_path().display()
+        test_car::dbc_path().display()
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, text).expect("config");
