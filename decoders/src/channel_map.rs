@@ -11,11 +11,22 @@
 //! (its selected signals in DBC order). A multiplexed message has one format per set of signals
 //! actually present (the always-present ones plus those the switch selects), registered the first
 //! time that set is seen, so rows never carry absent signals.
+//!
+//! Frame definitions ([`crate::frame`]) join the same map (see [`DefinitionUse`]): their fields
+//! are selected, renamed and overridden by the same rules, keyed `Message.field`, published
+//! under the car's application name, and given formats in the same index space, so one
+//! batching and publishing path serves CAN signals and native frames alike.
+
+mod definitions;
 
 use std::collections::HashMap;
 
+pub use definitions::DefinitionUse;
+
 use crate::can::{CanFrame, CanId};
 use crate::dbc::{BitLayout, Dbc, Message, Multiplexing, Signal};
+use crate::error::DecodeError;
+use crate::frame::{CompoundAssembler, FramePlan};
 use crate::sample::RowBatch;
 
 /// Which signals to publish and how to present them; read from the car's map by the daemon.
@@ -117,6 +128,27 @@ pub enum ChannelMapError {
     /// Nothing matched the include patterns.
     #[error("the include/exclude patterns select no signal")]
     NothingSelected,
+    /// Two frame definitions share a name (sources name definitions, so names must be unique).
+    #[error("two frame definitions are named {0:?}")]
+    DuplicateDefinition(String),
+    /// A definition said to be carried on CAN cannot be reassembled from CAN frames.
+    #[error("frame definition {definition:?} cannot be carried on CAN id {can_id}: {reason}")]
+    NotCompound {
+        /// The definition.
+        definition: String,
+        /// The CAN id it was given.
+        can_id: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A definition that does not compile once its fields are selected.
+    #[error("frame definition {definition:?}: {reason}")]
+    BadDefinition {
+        /// The definition.
+        definition: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What decoding one frame did, for the caller's counters.
@@ -138,6 +170,11 @@ pub enum FrameOutcome {
     Empty,
     /// The message produced a new combination of present signals but the format table is full.
     FormatLimit,
+    /// The frame was taken into a compound message (a frame definition carried on this CAN id)
+    /// that is not complete yet; the assembler counts losses and check failures.
+    Assembling,
+    /// A completed compound message could not be decoded by its definition.
+    Invalid(DecodeError),
 }
 
 /// The compiled map: parameters, formats, and the decode plan.
@@ -150,6 +187,10 @@ pub struct ChannelMap {
     standard: Vec<u32>,
     extended: HashMap<u32, u32>,
     format_by_mask: HashMap<(u32, u128), u32>,
+    /// Frame definitions, compiled with their formats placed after the DBC messages'.
+    definitions: Vec<FramePlan>,
+    /// Definitions carried as compound messages on a CAN id: (id, definition, assembler).
+    compound: Vec<(CanId, usize, CompoundAssembler)>,
 }
 
 /// An ordered list of parameters that share rows.
@@ -186,12 +227,23 @@ const MAX_FORMATS: usize = 65_536;
 impl ChannelMap {
     /// Compiles `selection` over the DBC set.
     pub fn compile(dbc: &Dbc, selection: &Selection) -> Result<Self, ChannelMapError> {
+        Self::compile_with(dbc, &[], selection)
+    }
+
+    /// Compiles `selection` over the DBC set (which may be empty) and the frame definitions.
+    pub fn compile_with(
+        dbc: &Dbc,
+        definitions: &[DefinitionUse<'_>],
+        selection: &Selection,
+    ) -> Result<Self, ChannelMapError> {
         let app = selection.application.trim();
         if app.is_empty() || app.contains(':') {
             return Err(ChannelMapError::BadApplication(app.to_owned()));
         }
-        check_keys_exist(dbc, "rename", selection.renames.iter().map(|(k, _)| k))?;
-        check_keys_exist(dbc, "override", selection.overrides.iter().map(|(k, _)| k))?;
+        let renamed = selection.renames.iter().map(|(key, _)| key);
+        check_keys_exist(dbc, definitions, "rename", renamed)?;
+        let overridden = selection.overrides.iter().map(|(key, _)| key);
+        check_keys_exist(dbc, definitions, "override", overridden)?;
         let mut map = Self {
             application: app.to_owned(),
             parameters: Vec::new(),
@@ -200,6 +252,8 @@ impl ChannelMap {
             standard: vec![0; CanId::MAX_STANDARD as usize + 1],
             extended: HashMap::new(),
             format_by_mask: HashMap::new(),
+            definitions: Vec::new(),
+            compound: Vec::new(),
         };
         let shared_names = shared_signal_names(dbc);
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -207,7 +261,7 @@ impl ChannelMap {
             let chosen: Vec<&Signal> = message
                 .signals
                 .iter()
-                .filter(|signal| is_selected(selection, message, signal))
+                .filter(|signal| is_selected(selection, &message.name, &signal.name))
                 .collect();
             if chosen.is_empty() {
                 continue;
@@ -233,6 +287,9 @@ impl ChannelMap {
                 map.parameters.push(parameter);
             }
             map.add_message(message, &chosen, parameters);
+        }
+        for definition in definitions {
+            map.attach(definition, selection, &mut seen)?;
         }
         if map.parameters.is_empty() {
             return Err(ChannelMapError::NothingSelected);
@@ -276,6 +333,11 @@ impl ChannelMap {
     pub fn decode(&mut self, time_ns: u64, frame: &CanFrame, out: &mut RowBatch) -> FrameOutcome {
         if frame.is_remote() || frame.flags.contains(crate::can::CanFlags::ERROR) {
             return FrameOutcome::NoData;
+        }
+        if !self.compound.is_empty() {
+            if let Some(outcome) = self.decode_compound(time_ns, frame, out) {
+                return outcome;
+            }
         }
         let Some(plan_index) = self.plan_index(frame.id) else {
             return FrameOutcome::Unknown;
@@ -473,6 +535,7 @@ fn condition(message: &Message, signal: &Signal) -> Option<(BitLayout, Vec<(u64,
 
 fn check_keys_exist<'a>(
     dbc: &Dbc,
+    definitions: &[DefinitionUse<'_>],
     section: &'static str,
     keys: impl Iterator<Item = &'a String>,
 ) -> Result<(), ChannelMapError> {
@@ -480,6 +543,7 @@ fn check_keys_exist<'a>(
         let found = key.split_once('.').is_some_and(|(message, signal)| {
             dbc.message_by_name(message)
                 .is_some_and(|m| m.signals.iter().any(|s| s.name == signal))
+                || definitions::has_field(definitions, message, signal)
         });
         if !found {
             return Err(ChannelMapError::UnknownSignal {
@@ -501,10 +565,11 @@ fn shared_signal_names(dbc: &Dbc) -> HashMap<&str, usize> {
     counts
 }
 
-fn is_selected(selection: &Selection, message: &Message, signal: &Signal) -> bool {
+/// Whether the patterns select `message.signal` (a DBC signal or a definition's field).
+fn is_selected(selection: &Selection, message: &str, signal: &str) -> bool {
     let matches = |pattern: &String| match pattern.split_once('.') {
-        Some((m, s)) => glob(m, &message.name) && glob(s, &signal.name),
-        None => glob(pattern, &message.name),
+        Some((m, s)) => glob(m, message) && glob(s, signal),
+        None => glob(pattern, message),
     };
     let included = selection.include.is_empty() || selection.include.iter().any(matches);
     included && !selection.exclude.iter().any(matches)

@@ -43,6 +43,9 @@ pub struct FramePlan {
     messages: Vec<MessagePlan>,
     /// `(id, message index)` sorted by id; empty when frames carry no id.
     ids: Vec<(u64, u32)>,
+    /// Added to the message index to give the row format, so that a channel map can give
+    /// several definitions (and its DBC messages) one format index space.
+    format_base: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,7 @@ impl FramePlan {
             formats: Vec::new(),
             messages: Vec::new(),
             ids: Vec::new(),
+            format_base: 0,
         };
         for (index, message) in definition.messages.iter().enumerate() {
             let bad_selector = message
@@ -110,6 +114,12 @@ impl FramePlan {
     /// Parses, validates and compiles the definition `text` (named `file` in errors).
     pub fn load(file: &str, text: &str) -> Result<Self, super::DefinitionError> {
         Self::compile(&FrameDefinition::parse(file, text)?)
+    }
+
+    /// The same plan writing rows of format `base + message index` instead of `message index`.
+    pub fn with_format_base(mut self, base: u32) -> Self {
+        self.format_base = base;
+        self
     }
 
     /// The definition's name.
@@ -142,7 +152,8 @@ impl FramePlan {
         self.formats.len()
     }
 
-    /// Decodes one whole frame received at `time_ns` into a row of `out`.
+    /// Decodes one whole frame received at `time_ns` into a row of `out` (of format
+    /// `message + format base`).
     ///
     /// Checks sync, length and check value first; a frame that fails leaves `out` untouched.
     pub fn decode(
@@ -189,7 +200,7 @@ impl FramePlan {
             }
             *slot = index as usize * selector.stride;
         }
-        out.begin_row(time_ns, index as u32);
+        out.begin_row(time_ns, self.format_base + index as u32);
         for field in &message.fields {
             let base = records[usize::from(field.record)];
             // `min_len` covers every field at every record, so `None` cannot happen here.
