@@ -334,10 +334,10 @@ impl ChannelMap {
         if frame.is_remote() || frame.flags.contains(crate::can::CanFlags::ERROR) {
             return FrameOutcome::NoData;
         }
-        if !self.compound.is_empty() {
-            if let Some(outcome) = self.decode_compound(time_ns, frame, out) {
-                return outcome;
-            }
+        if !self.compound.is_empty()
+            && let Some(outcome) = self.decode_compound(time_ns, frame, out)
+        {
+            return outcome;
         }
         let Some(plan_index) = self.plan_index(frame.id) else {
             return FrameOutcome::Unknown;
