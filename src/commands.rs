@@ -67,7 +67,8 @@ pub async fn replay(
     );
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
-    let sources = pipeline::replay_sources(captures, pacing).await?;
+    let native = Arc::new(pipeline::native_inputs(&config, &map));
+    let sources = pipeline::replay_sources(captures, pacing, native).await?;
     let service = Service::start(&config, Vec::new()).await?;
     let reloads = reload_on_sighup(config_path.to_owned(), service.notifier.clone());
     let summary = service
@@ -96,7 +97,7 @@ pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<
         dbc_warnings = warnings.len(),
         "channel map loaded"
     );
-    let live = LiveSources::prepare(&config, record.as_deref())?;
+    let live = LiveSources::prepare(&config, &map, record.as_deref())?;
     let target = StreamApi::start(&config).await?;
     let endpoint = target.endpoint.clone();
     let service = Service::start(&config, live.metrics.clone()).await?;
@@ -130,7 +131,9 @@ pub async fn record(
     duration: Option<Duration>,
 ) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let live = LiveSources::prepare(&config, Some(out))?;
+    // Sources of native frames take their framing from the map's definitions.
+    let (map, _) = config.load_channel_map()?;
+    let live = LiveSources::prepare(&config, &map, Some(out))?;
     let (frames, mut drain) = mpsc::channel(64);
     // The recorder decodes its own candump copy; the sources' frames are not needed here.
     let drained = tokio::spawn(async move { while drain.recv().await.is_some() {} });

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use decoders::channel_map::{ChannelMap, ChannelMapError, Override, Selection};
+use decoders::CanId;
+use decoders::channel_map::{ChannelMap, ChannelMapError, DefinitionUse, Override, Selection};
 use decoders::dbc::{DbcError, DbcSource, DbcWarning, parse_dbc_set};
+use decoders::frame::{DefinitionError, FrameDefinition, StreamFramer};
 use serde::Deserialize;
 
 /// A validated bridge configuration.
@@ -54,6 +56,9 @@ pub struct SourceConfig {
     pub name: String,
     /// What it reads.
     pub kind: SourceKind,
+    /// The frame definition (by name, from `[car] definitions`) whose native frames this
+    /// source carries; `None` for CAN (cannelloni over UDP, SLCAN over serial).
+    pub definition: Option<String>,
 }
 
 /// The kinds of live source.
@@ -87,7 +92,7 @@ pub struct Multicast {
     pub interface: Option<String>,
 }
 
-/// A serial device carrying SLCAN.
+/// A serial device carrying SLCAN, or native frames of a definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SerialSourceConfig {
     /// Device path; stable `/dev/serial/by-id/...` names are recommended.
@@ -102,8 +107,8 @@ pub struct SerialSourceConfig {
     pub stop_bits: u8,
     /// Flow control.
     pub flow_control: FlowControl,
-    /// SLCAN adapter set-up.
-    pub slcan: SlcanSetup,
+    /// SLCAN adapter set-up; `None` when the device streams native frames.
+    pub slcan: Option<SlcanSetup>,
     /// First retry delay after the device disappears; doubles up to `reconnect_max`.
     pub reconnect_initial: Duration,
     /// Longest delay between retries.
@@ -174,11 +179,15 @@ pub struct SessionConfig {
     pub details: BTreeMap<String, String>,
 }
 
-/// The car: DBC files, which signals to publish, and as what.
+/// The car: DBC files and frame definitions, which signals and fields to publish, and as what.
 #[derive(Debug, Clone)]
 pub struct CarConfig {
     /// DBC files (resolved paths), loaded as one set in this order.
     pub dbc: Vec<PathBuf>,
+    /// Frame definition files (resolved paths).
+    pub definitions: Vec<PathBuf>,
+    /// Definitions carried as compound messages on a CAN id: (definition name, id).
+    pub compound_can: Vec<(String, CanId)>,
     /// The data stream CAN samples are written to.
     pub stream: String,
     /// Selection and presentation of signals.
@@ -236,6 +245,9 @@ pub enum ConfigError {
     /// A DBC file failed to parse.
     #[error("{0}")]
     Dbc(#[from] DbcError),
+    /// A frame definition file failed to load.
+    #[error("{0}")]
+    Definition(#[from] DefinitionError),
     /// The channel map does not fit the DBCs.
     #[error("{path}:{line}:{column}: [car] {source}")]
     ChannelMap {
@@ -304,6 +316,8 @@ impl Default for RawService {
 #[derive(Debug, Deserialize)]
 struct RawSource {
     name: String,
+    #[serde(default)]
+    definition: Option<String>,
     #[serde(flatten)]
     kind: RawSourceKind,
 }
@@ -332,7 +346,7 @@ enum RawSourceKind {
         stop_bits: u8,
         #[serde(default = "default_flow_control")]
         flow_control: FlowControl,
-        can_bitrate: u32,
+        can_bitrate: Option<u32>,
         #[serde(default = "default_true")]
         listen_only: bool,
         #[serde(default = "default_true")]
@@ -376,7 +390,12 @@ struct RawSession {
 #[serde(deny_unknown_fields)]
 struct RawCar {
     application: String,
+    #[serde(default)]
     dbc: Vec<PathBuf>,
+    #[serde(default)]
+    definitions: Vec<PathBuf>,
+    #[serde(default)]
+    compound_can: BTreeMap<String, u32>,
     #[serde(default = "default_stream")]
     stream: String,
     #[serde(default)]
@@ -563,9 +582,29 @@ impl Config {
         if raw.session.utc_offset_minutes.abs() > 14 * 60 {
             problems.add("session.utc_offset_minutes", "must be within ±840".into());
         }
-        if raw.car.dbc.is_empty() {
-            problems.add("car.dbc", "list at least one DBC file".into());
+        if raw.car.dbc.is_empty() && raw.car.definitions.is_empty() {
+            problems.add(
+                "car.dbc",
+                "list at least one DBC file or frame definition (definitions = [...])".into(),
+            );
         }
+        let compound_can = raw
+            .car
+            .compound_can
+            .iter()
+            .filter_map(|(name, &id)| {
+                let can_id = if id <= CanId::MAX_STANDARD {
+                    CanId::standard(id)
+                } else {
+                    CanId::extended(id)
+                };
+                if can_id.is_none() {
+                    let key = format!("car.compound_can.{name}");
+                    problems.add(&key, format!("{id:#X} is not a CAN id (29 bits at most)"));
+                }
+                can_id.map(|can_id| (name.clone(), can_id))
+            })
+            .collect();
         if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
             problems.add(
                 "batch.max_packet_bytes",
@@ -603,6 +642,8 @@ impl Config {
             },
             car: CarConfig {
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
+                definitions: raw.car.definitions.iter().map(|p| base.join(p)).collect(),
+                compound_can,
                 stream: raw.car.stream,
                 selection: selection(
                     raw.car.application,
@@ -638,6 +679,19 @@ impl Config {
             .map(|(name, text)| DbcSource { name, text })
             .collect();
         let parsed = parse_dbc_set(&sources).map_err(ConfigError::from)?;
+        let definitions = self.load_definitions()?;
+        let uses: Vec<DefinitionUse<'_>> = definitions
+            .iter()
+            .map(|definition| DefinitionUse {
+                definition,
+                can_id: self
+                    .car
+                    .compound_can
+                    .iter()
+                    .find(|(name, _)| *name == definition.name)
+                    .map(|(_, id)| *id),
+            })
+            .collect();
         let selection = &self.car.selection;
         let keys = selection
             .renames
@@ -651,7 +705,7 @@ impl Config {
                 ..Selection::default()
             };
             if let Err(source @ ChannelMapError::UnknownSignal { .. }) =
-                ChannelMap::compile(&parsed.dbc, &single)
+                ChannelMap::compile_with(&parsed.dbc, &uses, &single)
             {
                 errors.push(self.map_error(&format!("car.{section}.{key}"), source));
             }
@@ -659,9 +713,64 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let map = ChannelMap::compile(&parsed.dbc, selection)
+        let map = ChannelMap::compile_with(&parsed.dbc, &uses, selection)
             .map_err(|source| self.map_error("car.application", source))?;
         Ok((map, parsed.warnings))
+    }
+
+    /// Reads and validates every frame definition, checks that the names sources and
+    /// `compound_can` use exist, and that serial sources' definitions can cut a byte stream.
+    fn load_definitions(&self) -> Result<Vec<FrameDefinition>, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut definitions = Vec::new();
+        for path in &self.car.definitions {
+            let loaded = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })
+                .and_then(|text| {
+                    let name = path.display().to_string();
+                    Ok(FrameDefinition::parse(&name, &text)?)
+                });
+            match loaded {
+                Ok(definition) => definitions.push(definition),
+                Err(error) => errors.push(error),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let known: Vec<&str> = definitions.iter().map(|d| d.name.as_str()).collect();
+        let mut problems = Problems::default();
+        for (index, source) in self.sources.iter().enumerate() {
+            let Some(name) = &source.definition else {
+                continue;
+            };
+            let key = format!("source[{index}].definition");
+            match definitions.iter().find(|d| d.name == *name) {
+                None => problems.add(&key, unknown_definition(name, &known)),
+                Some(definition) => {
+                    if let (SourceKind::Serial(_), Err(error)) =
+                        (&source.kind, StreamFramer::new(&definition.framing))
+                    {
+                        problems.add(
+                            &key,
+                            format!("{name:?} cannot be read from a serial line: {error}"),
+                        );
+                    }
+                }
+            }
+        }
+        for (name, _) in &self.car.compound_can {
+            if !known.contains(&name.as_str()) {
+                problems.add(
+                    &format!("car.compound_can.{name}"),
+                    unknown_definition(name, &known),
+                );
+            }
+        }
+        problems.into_result(&self.path, &self.text, definitions)
     }
 
     fn map_error(&self, key: &str, source: ChannelMapError) -> ConfigError {
@@ -701,6 +810,12 @@ fn sources(raw: Vec<RawSource>, problems: &mut Problems) -> Vec<SourceConfig> {
                 .ok()
         })
         .collect()
+}
+
+fn unknown_definition(name: &str, known: &[&str]) -> String {
+    format!(
+        "{name:?} is not the name of a frame definition in [car] definitions (loaded: {known:?})"
+    )
 }
 
 fn source_config(
@@ -766,12 +881,32 @@ fn source_config(
                     if !(5..=8).contains(&data_bits) || !(1..=2).contains(&stop_bits) || baud == 0 {
                         return Err(("data_bits", "data_bits 5-8, stop_bits 1-2, baud > 0".into()));
                     }
-                    if !SLCAN_BITRATES.contains(&can_bitrate) {
-                        return Err((
-                            "can_bitrate",
-                            format!("{can_bitrate} is not one of {SLCAN_BITRATES:?}"),
-                        ));
-                    }
+                    let slcan = match (can_bitrate, &source.definition) {
+                        (Some(_), Some(_)) => {
+                            return Err((
+                                "can_bitrate",
+                                "applies to SLCAN adapters only; this source carries frames of its definition".into(),
+                            ));
+                        }
+                        (None, None) => {
+                            return Err((
+                                "can_bitrate",
+                                "is required for an SLCAN adapter (or give the source a definition)".into(),
+                            ));
+                        }
+                        (Some(bitrate), None) if !SLCAN_BITRATES.contains(&bitrate) => {
+                            return Err((
+                                "can_bitrate",
+                                format!("{bitrate} is not one of {SLCAN_BITRATES:?}"),
+                            ));
+                        }
+                        (Some(bitrate), None) => Some(SlcanSetup {
+                            bitrate,
+                            listen_only,
+                            timestamps,
+                        }),
+                        (None, Some(_)) => None,
+                    };
                     if reconnect_initial_ms == 0 || reconnect_max_ms < reconnect_initial_ms {
                         return Err((
                             "reconnect_initial_ms",
@@ -785,11 +920,7 @@ fn source_config(
                         parity,
                         stop_bits,
                         flow_control,
-                        slcan: SlcanSetup {
-                            bitrate: can_bitrate,
-                            listen_only,
-                            timestamps,
-                        },
+                        slcan,
                         reconnect_initial: Duration::from_millis(reconnect_initial_ms),
                         reconnect_max: Duration::from_millis(reconnect_max_ms),
                     })
@@ -798,6 +929,7 @@ fn source_config(
             Ok(SourceConfig {
                 name: source.name,
                 kind,
+                definition: source.definition,
             })
         }
     }
@@ -1089,8 +1221,11 @@ dbc = ["car.dbc"]
             panic!("serial")
         };
         assert_eq!(
-            (serial.baud, serial.slcan.bitrate, serial.slcan.listen_only),
-            (115_200, 500_000, true)
+            (
+                serial.baud,
+                serial.slcan.map(|s| (s.bitrate, s.listen_only))
+            ),
+            (115_200, Some((500_000, true)))
         );
         let bad = text.replace("500000", "33333");
         let error = Config::parse(Path::new("car.toml"), &bad).expect_err("bitrate");

@@ -1,4 +1,6 @@
-//! Decode stage: frame batches → rows, through the compiled channel map.
+//! Decode stage: frame batches → rows, through the compiled channel map: CAN frames by their
+//! DBC messages (or reassembled into a definition's compound message), native frames by their
+//! frame definition.
 //!
 //! Edge policy: input and output both **block** when full (backpressure reaches the sources;
 //! only the UDP source converts it into counted drops). New data formats (multiplexed
@@ -8,11 +10,12 @@ use std::sync::Arc;
 
 use decoders::RowBatch;
 use decoders::channel_map::{ChannelMap, FrameOutcome};
+use decoders::frame::{self, CompoundStats};
 use tokio::sync::mpsc;
 
 use crate::configuration::configuration_packet;
 use crate::proto::open_data::ConfigurationPacket;
-use crate::source::TimedFrame;
+use crate::source::{NativeFrame, SourceBatch, TimedFrame};
 use crate::telemetry::Metrics;
 
 /// A format's index and its ordered parameter identifiers.
@@ -61,11 +64,12 @@ impl DecodeStage {
     /// Runs until the input closes.
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<Vec<TimedFrame>>,
+        mut input: mpsc::Receiver<SourceBatch>,
         output: mpsc::Sender<Decoded>,
     ) {
         let mut announced = 0usize;
         let mut reloads = self.reloads.take();
+        let mut compound_seen = CompoundStats::default();
         loop {
             let mut reconfigure = None;
             let frames = tokio::select! {
@@ -74,7 +78,8 @@ impl DecodeStage {
                     reconfigure = Some(configuration_packet(&map));
                     self.map = map;
                     announced = 0;
-                    Vec::new()
+                    compound_seen = CompoundStats::default();
+                    SourceBatch::default()
                 }
                 frames = input.recv() => match frames {
                     Some(frames) => {
@@ -90,7 +95,11 @@ impl DecodeStage {
                 received: tokio::time::Instant::now(),
                 reconfigure,
             };
-            self.decode_batch(&frames, &mut decoded.rows);
+            self.decode_batch(&frames.can, &mut decoded.rows);
+            self.decode_native(&frames.native, &mut decoded.rows);
+            if !frames.can.is_empty() {
+                self.count_compound(&mut compound_seen);
+            }
             decoded.new_formats = self.announce_from(&mut announced);
             if decoded.rows.is_empty()
                 && decoded.new_formats.is_empty()
@@ -105,14 +114,19 @@ impl DecodeStage {
     }
 
     fn decode_batch(&mut self, frames: &[TimedFrame], rows: &mut RowBatch) {
+        if frames.is_empty() {
+            return;
+        }
+        let rows_before = (rows.len(), rows.sample_count());
         let (mut unknown, mut short, mut without_values, mut limit) = (0, 0, 0, 0);
         for timed in frames {
             match self.map.decode(timed.time_ns, &timed.frame, rows) {
                 FrameOutcome::Decoded { short: true, .. } => short += 1,
-                FrameOutcome::Decoded { .. } => {}
+                FrameOutcome::Decoded { .. } | FrameOutcome::Assembling => {}
                 FrameOutcome::Unknown => unknown += 1,
                 FrameOutcome::NoData | FrameOutcome::Empty => without_values += 1,
                 FrameOutcome::FormatLimit => limit += 1,
+                FrameOutcome::Invalid(error) => self.metrics.count_decode_error(error.kind()),
             }
         }
         let metrics = &self.metrics;
@@ -121,8 +135,63 @@ impl DecodeStage {
         Metrics::add(&metrics.short_frames, short);
         Metrics::add(&metrics.frames_without_values, without_values);
         Metrics::add(&metrics.format_limit_drops, limit);
-        Metrics::add(&metrics.rows_decoded, rows.len() as u64);
-        Metrics::add(&metrics.samples_decoded, rows.sample_count() as u64);
+        Self::count_rows(metrics, rows, rows_before);
+    }
+
+    /// Decodes native frames by their definition, found by name (once per run of frames of
+    /// the same definition, so a reload that drops or reorders definitions is followed).
+    fn decode_native(&self, frames: &[NativeFrame], rows: &mut RowBatch) {
+        if frames.is_empty() {
+            return;
+        }
+        let rows_before = (rows.len(), rows.sample_count());
+        let mut unknown = 0;
+        let mut current: Option<(&str, Option<usize>)> = None;
+        for native in frames {
+            let index = match current {
+                Some((name, index)) if name == &*native.definition => index,
+                _ => {
+                    let index = self.map.definition_index(&native.definition);
+                    current = Some((&native.definition, index));
+                    index
+                }
+            };
+            let Some(index) = index else {
+                self.metrics.count_decode_error("unknown_definition");
+                continue;
+            };
+            match self
+                .map
+                .decode_definition(index, native.time_ns, &native.bytes, rows)
+            {
+                Ok(frame::FrameOutcome::Decoded { .. }) => {}
+                Ok(frame::FrameOutcome::Unknown { .. }) => unknown += 1,
+                Err(error) => self.metrics.count_decode_error(error.kind()),
+            }
+        }
+        Metrics::add(&self.metrics.frames_in, frames.len() as u64);
+        Metrics::add(&self.metrics.unknown_ids, unknown);
+        Self::count_rows(&self.metrics, rows, rows_before);
+    }
+
+    fn count_rows(metrics: &Metrics, rows: &RowBatch, (before, samples_before): (usize, usize)) {
+        Metrics::add(&metrics.rows_decoded, (rows.len() - before) as u64);
+        let samples = rows.sample_count() - samples_before;
+        Metrics::add(&metrics.samples_decoded, samples as u64);
+    }
+
+    /// Moves what compound reassembly counted since `seen` into the decode errors.
+    fn count_compound(&self, seen: &mut CompoundStats) {
+        let now = self.map.compound_stats();
+        let metrics = &self.metrics;
+        metrics.count_decode_errors("compound_incomplete", now.incomplete - seen.incomplete);
+        metrics.count_decode_errors(
+            "compound_bad_check",
+            now.check_failures - seen.check_failures,
+        );
+        metrics.count_decode_errors("compound_bad_length", now.bad_lengths - seen.bad_lengths);
+        metrics.count_decode_errors("compound_stray_frame", now.stray_frames - seen.stray_frames);
+        *seen = now;
     }
 
     fn announce_from(&self, announced: &mut usize) -> Vec<FormatAnnouncement> {

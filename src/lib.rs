@@ -3,7 +3,7 @@
 //! Stages, joined by bounded channels (capacity `batch.channel_capacity` batches each):
 //!
 //! ```text
-//! source ──Vec<TimedFrame>──▶ decode ──Decoded──▶ batch ──Batch──▶ publish ──gRPC──▶ Stream API
+//! source ──SourceBatch──▶ decode ──Decoded──▶ batch ──Batch──▶ publish ──gRPC──▶ Stream API
 //! ```
 //!
 //! When a channel is full: replay (and, later, serial) sources block, so nothing is lost and

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use decoders::channel_map::ChannelMap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::capture::{CaptureError, RecordStats, Recorder};
 use crate::config::{Config, SourceKind};
-use crate::pipeline::{FrameSender, PipelineError, SourceSpec};
+use crate::pipeline::{FrameSender, PipelineError, SourceSpec, native_inputs};
 use crate::source::SourceError;
 use crate::source::serial::SerialSource;
 use crate::source::udp::UdpSource;
@@ -49,8 +50,13 @@ pub enum LiveError {
 }
 
 impl LiveSources {
-    /// Binds every `[[source]]` of `config`; with `record_dir`, also starts a recorder there.
-    pub fn prepare(config: &Config, record_dir: Option<&Path>) -> Result<Self, LiveError> {
+    /// Binds every `[[source]]` of `config` (sources of native frames take their definition's
+    /// framing from `map`); with `record_dir`, also starts a recorder there.
+    pub fn prepare(
+        config: &Config,
+        map: &ChannelMap,
+        record_dir: Option<&Path>,
+    ) -> Result<Self, LiveError> {
         if config.sources.is_empty() {
             return Err(LiveError::NoSources(config.path.display().to_string()));
         }
@@ -73,12 +79,17 @@ impl LiveSources {
             udp_addresses: Vec::new(),
             recorder,
         };
+        let mut native = native_inputs(config, map);
         for source in &config.sources {
+            let native = native.remove(&source.name);
             let metrics = Arc::new(SourceMetrics::new(&source.name));
             live.metrics.push(metrics.clone());
             let source_spec = match &source.kind {
                 SourceKind::Udp(udp) => {
-                    let bound = UdpSource::bind(&source.name, udp, metrics.clone())?;
+                    let mut bound = UdpSource::bind(&source.name, udp, metrics.clone())?;
+                    if let Some(input) = native {
+                        bound = bound.carrying(input);
+                    }
                     live.udp_addresses
                         .push((source.name.clone(), bound.local_addr()));
                     let tap = tap.clone();
@@ -87,7 +98,11 @@ impl LiveSources {
                     })
                 }
                 SourceKind::Serial(serial) => {
-                    let device = SerialSource::new(&source.name, serial.clone(), metrics.clone());
+                    let mut device =
+                        SerialSource::new(&source.name, serial.clone(), metrics.clone());
+                    if let Some(input) = native {
+                        device = device.carrying(input);
+                    }
                     let tap = tap.clone();
                     spec(&source.name, metrics, move |frames, cancel| {
                         device.run(frames, tap, cancel)

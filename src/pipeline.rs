@@ -13,13 +13,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::batch::BatchStage;
+use crate::capture::reader::NativeInputs;
 use crate::config::Config;
 use crate::configuration::configuration_packet;
 use crate::decode::DecodeStage;
 use crate::producer::{Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy};
 use crate::publish::PublishStage;
-use crate::source::TimedFrame;
 use crate::source::replay::{Pacing, ReplayError, ReplaySource, first_frame_time};
+use crate::source::{NativeInput, SourceBatch};
 use crate::telemetry::Metrics;
 
 /// What a finished run did.
@@ -100,7 +101,25 @@ impl std::fmt::Debug for SourceSpec {
 }
 
 /// The edge from sources to the decode stage.
-pub type FrameSender = mpsc::Sender<Vec<TimedFrame>>;
+pub type FrameSender = mpsc::Sender<SourceBatch>;
+
+/// The configured sources that carry native frames, with their definitions' framing from
+/// `map` (a source naming a definition the map lacks is left out: validation refuses it).
+pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
+    config
+        .sources
+        .iter()
+        .filter_map(|source| {
+            let name = source.definition.as_deref()?;
+            let plan = &map.definitions()[map.definition_index(name)?];
+            let input = NativeInput {
+                definition: Arc::from(name),
+                framing: plan.framing().clone(),
+            };
+            Some((source.name.clone(), input))
+        })
+        .collect()
+}
 /// Starts a source on the frame channel, with the shared counters and the cancel signal.
 pub type SourceStart =
     Box<dyn FnOnce(FrameSender, Arc<Metrics>, watch::Receiver<bool>) -> SourceFuture + Send>;
@@ -116,18 +135,21 @@ pub async fn replay(
     pacing: Pacing,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
-    let sources = replay_sources(captures, pacing).await?;
+    let native = Arc::new(native_inputs(config, &map));
+    let sources = replay_sources(captures, pacing, native).await?;
     run(config, map, endpoint, sources, shutdown).await
 }
 
 /// One replay source per capture, all on one clock: the earliest first frame maps to now.
+/// Recordings of the sources in `native` are read as their native frames.
 pub async fn replay_sources(
     captures: Vec<PathBuf>,
     pacing: Pacing,
+    native: Arc<NativeInputs>,
 ) -> Result<Vec<SourceSpec>, PipelineError> {
     let mut origin_ns = u64::MAX;
     for capture in &captures {
-        if let Some(first) = first_frame_time(capture).await? {
+        if let Some(first) = first_frame_time(capture, native.clone()).await? {
             origin_ns = origin_ns.min(first);
         }
     }
@@ -140,6 +162,7 @@ pub async fn replay_sources(
                 pacing,
                 origin_ns,
                 start,
+                native: native.clone(),
             };
             SourceSpec {
                 name: path.display().to_string(),

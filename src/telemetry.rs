@@ -64,9 +64,17 @@ impl Metrics {
 
     /// Counts one malformed input of `kind` (a `DecodeError::kind` label).
     pub fn count_decode_error(&self, kind: &'static str) {
-        Self::add(&self.rejected_inputs, 1);
+        self.count_decode_errors(kind, 1);
+    }
+
+    /// Counts `n` malformed inputs of `kind` (nothing when `n` is 0).
+    pub fn count_decode_errors(&self, kind: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        Self::add(&self.rejected_inputs, n);
         if let Ok(mut errors) = self.decode_errors.lock() {
-            *errors.entry(kind).or_insert(0) += 1;
+            *errors.entry(kind).or_insert(0) += n;
         }
     }
 
@@ -104,9 +112,9 @@ pub struct SourceMetrics {
     pub truncated: AtomicU64,
     /// Datagrams the kernel dropped for this socket (cumulative `SO_RXQ_OVFL` count).
     pub kernel_drops: AtomicU64,
-    /// Datagrams lost according to the transport's sequence numbers (cannelloni).
+    /// Datagrams (cannelloni) or native frames lost according to their sequence counters.
     pub sequence_gaps: AtomicU64,
-    /// CAN frames decoded from the transport and handed on.
+    /// CAN or native frames taken from the transport and handed on.
     pub frames: AtomicU64,
     /// Frame batches dropped because the decode stage's channel was full (UDP only).
     pub channel_drops: AtomicU64,
@@ -130,8 +138,16 @@ impl SourceMetrics {
 
     /// Counts one malformed datagram, line or frame of `kind`.
     pub fn count_decode_error(&self, kind: &'static str) {
+        self.count_decode_errors(kind, 1);
+    }
+
+    /// Counts `n` malformed inputs of `kind` (nothing when `n` is 0).
+    pub fn count_decode_errors(&self, kind: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
         if let Ok(mut errors) = self.decode_errors.lock() {
-            *errors.entry(kind).or_insert(0) += 1;
+            *errors.entry(kind).or_insert(0) += n;
         }
     }
 

@@ -138,6 +138,8 @@ pub struct PcapngReader {
     big_endian: Option<bool>,
     /// The current section's interfaces, by IDB index.
     interfaces: Vec<Interface>,
+    /// Their `if_name`s (the recorder writes the source name there), by IDB index.
+    interface_names: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +151,11 @@ struct Interface {
 }
 
 impl PcapngReader {
+    /// The `if_name` of interface `index` of the current section, if it has one.
+    pub fn interface_name(&self, index: u32) -> Option<&str> {
+        self.interface_names.get(index as usize)?.as_deref()
+    }
+
     /// A reader expecting a section header first.
     pub fn new() -> Self {
         Self::default()
@@ -206,6 +213,7 @@ impl PcapngReader {
             Block::SectionHeader(shb) => {
                 self.big_endian = Some(shb.big_endian());
                 self.interfaces.clear();
+                self.interface_names.clear();
                 PcapngEvent::Other
             }
             Block::InterfaceDescription(idb) => {
@@ -214,6 +222,8 @@ impl PcapngReader {
                     units_per_second: idb.ts_resolution(),
                     offset_seconds: idb.ts_offset(),
                 });
+                let name = idb.if_name().and_then(Result::ok).map(str::to_owned);
+                self.interface_names.push(name);
                 PcapngEvent::Other
             }
             Block::EnhancedPacket(epb) => {

@@ -1,6 +1,9 @@
-//! Reads any capture file back into timed CAN frames: the format is detected by content, and
+//! Reads any capture file back into timed frames: the format is detected by content, and
 //! pcapng datagrams and serial-log records go through the live sources' transport receivers
 //! with their recorded receive times, so the frames and timestamps are those of the live run.
+//! Which receiver depends on the source that was recorded (the pcapng interface name or the
+//! serial log's source name): the native-frame receiver of its definition when the
+//! configuration says that source carries native frames, cannelloni or SLCAN otherwise.
 //!
 //! Never paces and never reads a clock (replay does). Malformed input (a bad line, a non-UDP
 //! packet, a datagram that is not cannelloni, a truncated last record) is counted in
@@ -8,8 +11,9 @@
 //! stops the read. Only a damaged pcapng block structure or serial-log record length, after
 //! which the next record cannot be found, ends the read early (also counted and logged).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use decoders::wire::candump;
 use tokio::io::AsyncReadExt;
@@ -17,8 +21,8 @@ use tokio::io::AsyncReadExt;
 use super::CaptureFormat;
 use super::pcapng::{PcapngEvent, PcapngReader};
 use super::serial_log;
-use crate::source::TimedFrame;
-use crate::source::transport::{CannelloniReceiver, SlcanReceiver};
+use crate::source::transport::{ByteStreamReceiver, DatagramReceiver};
+use crate::source::{NativeInput, SourceBatch, TimedFrame};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Why a capture could not be read at all.
@@ -44,6 +48,9 @@ pub enum CaptureReadError {
     },
 }
 
+/// Sources that carry native frames, by source name: how their recordings are read back.
+pub type NativeInputs = HashMap<String, NativeInput>;
+
 /// Malformed inputs logged individually before the rest are only counted.
 const LOGGED_BAD_INPUTS: u64 = 10;
 /// Bytes read from the file at a time.
@@ -67,8 +74,12 @@ pub struct CaptureReader {
     done: bool,
     line_number: u64,
     pcapng: PcapngReader,
-    cannelloni: CannelloniReceiver,
-    slcan: SlcanReceiver,
+    /// Which recorded sources carry native frames.
+    native: Arc<NativeInputs>,
+    /// One receiver per pcapng interface name ("" for none), so counters follow each source.
+    datagrams: HashMap<String, DatagramReceiver>,
+    /// Chosen once the serial log's header names the source.
+    stream: ByteStreamReceiver,
     serial_header_read: bool,
     /// The transport receivers count into this; new counts are moved into the run's metrics.
     transport: SourceMetrics,
@@ -98,8 +109,9 @@ impl CaptureReader {
             done: false,
             line_number: 0,
             pcapng: PcapngReader::new(),
-            cannelloni: CannelloniReceiver::default(),
-            slcan: SlcanReceiver::new(),
+            native: Arc::default(),
+            datagrams: HashMap::new(),
+            stream: ByteStreamReceiver::new(None),
             serial_header_read: false,
             transport: SourceMetrics::new(&path.display().to_string()),
             transport_errors: BTreeMap::new(),
@@ -119,6 +131,12 @@ impl CaptureReader {
         Ok(reader)
     }
 
+    /// Reads the recordings of the sources in `native` as their native frames.
+    pub fn with_native_inputs(mut self, native: Arc<NativeInputs>) -> Self {
+        self.native = native;
+        self
+    }
+
     /// Logs nothing about malformed input (it is still counted): for a second pass.
     pub fn quiet(mut self) -> Self {
         self.log_limit = 0;
@@ -134,7 +152,7 @@ impl CaptureReader {
     /// serial read may carry several). Returns false once the capture is exhausted.
     pub async fn read_frames(
         &mut self,
-        out: &mut Vec<TimedFrame>,
+        out: &mut SourceBatch,
         metrics: &Metrics,
     ) -> Result<bool, CaptureReadError> {
         if self.done {
@@ -155,7 +173,7 @@ impl CaptureReader {
     /// One `candump -L` line (blank lines are skipped).
     async fn read_line(
         &mut self,
-        out: &mut Vec<TimedFrame>,
+        out: &mut SourceBatch,
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         let mut scanned = 0;
@@ -178,7 +196,7 @@ impl CaptureReader {
         let line = &self.buf[self.start..self.start + end];
         if !line.iter().all(u8::is_ascii_whitespace) {
             match candump::parse_line(line) {
-                Ok(parsed) => out.push(TimedFrame {
+                Ok(parsed) => out.can.push(TimedFrame {
                     time_ns: parsed.time_ns,
                     frame: parsed.frame,
                 }),
@@ -199,7 +217,7 @@ impl CaptureReader {
     /// One pcapng block; a UDP datagram goes through the cannelloni receiver.
     async fn read_block(
         &mut self,
-        out: &mut Vec<TimedFrame>,
+        out: &mut SourceBatch,
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         loop {
@@ -207,8 +225,15 @@ impl CaptureReader {
             match self.pcapng.handle_block(pending) {
                 Ok(Some((used, PcapngEvent::Packet(packet)))) => {
                     let time_ns = packet.time_ns;
-                    self.cannelloni
-                        .handle_datagram(time_ns, packet.payload, &self.transport, out);
+                    let name = self.pcapng.interface_name(packet.interface).unwrap_or("");
+                    let receiver = match self.datagrams.get_mut(name) {
+                        Some(receiver) => receiver,
+                        None => self
+                            .datagrams
+                            .entry(name.to_owned())
+                            .or_insert_with(|| DatagramReceiver::new(self.native.get(name))),
+                    };
+                    receiver.handle_datagram(time_ns, packet.payload, &self.transport, out);
                     self.take_transport_errors(metrics);
                     self.consume(used);
                     return Ok(());
@@ -242,7 +267,7 @@ impl CaptureReader {
     /// The serial log header, then one record through the SLCAN receiver.
     async fn read_record(
         &mut self,
-        out: &mut Vec<TimedFrame>,
+        out: &mut SourceBatch,
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         loop {
@@ -251,11 +276,16 @@ impl CaptureReader {
                 serial_log::parse_record(pending)
                     .map(|r| r.map(|(record, used)| (Some(record), used)))
             } else {
-                serial_log::parse_header(pending).map(|h| h.map(|(_, used)| (None, used)))
+                serial_log::parse_header(pending).map(|h| {
+                    h.map(|(name, used)| {
+                        self.stream = ByteStreamReceiver::new(self.native.get(name));
+                        (None, used)
+                    })
+                })
             };
             match parsed {
                 Ok(Some((Some(record), used))) => {
-                    self.slcan
+                    self.stream
                         .handle_bytes(record.time_ns, record.bytes, &self.transport, out);
                     self.take_transport_errors(metrics);
                     self.consume(used);

@@ -1,7 +1,8 @@
 //! The recorder behind `ecu-bridge record`: takes every [`RawCapture`] the live sources hand
 //! over and writes it, per source, exactly as received: UDP datagrams to `<name>.pcapng`,
-//! serial reads to `<name>.serial`, and for both the CAN frames decoded by the transport
-//! receivers to `<name>.candump.log`.
+//! serial reads to `<name>.serial`, and for both, when the source carries CAN, the frames
+//! decoded by the transport receivers to `<name>.candump.log` (sources of native frames have
+//! no CAN frames to log; their raw capture replays through their definition).
 //!
 //! Input edge: a bounded channel fed by the sources' capture taps (UDP `try_send`s and counts
 //! what does not fit, serial awaits). The recorder ends when that channel closes, after
@@ -77,7 +78,8 @@ pub struct SourceRecordStats {
 struct SourceRecording {
     transport: Transport,
     raw: OutputFile,
-    candump: OutputFile,
+    /// CAN sources only: a source of native frames has no CAN frames to log.
+    candump: Option<OutputFile>,
     metrics: SourceMetrics,
     /// Reused per capture: frames decoded from it and their candump lines.
     frames: Vec<TimedFrame>,
@@ -123,7 +125,12 @@ impl Recorder {
                 }
                 Transport::Serial(_) => serial_log::write_header(name, &mut raw.buf),
             }
-            let candump = OutputFile::create(out_dir.join(format!("{name}.candump.log")))?;
+            let candump = match source.definition {
+                Some(_) => None,
+                None => Some(OutputFile::create(
+                    out_dir.join(format!("{name}.candump.log")),
+                )?),
+            };
             let recording = SourceRecording {
                 transport,
                 raw,
@@ -158,7 +165,9 @@ impl Recorder {
                 _ = flush.tick() => {
                     for recording in self.sources.values_mut() {
                         recording.raw.flush().await?;
-                        recording.candump.flush().await?;
+                        if let Some(candump) = &mut recording.candump {
+                            candump.flush().await?;
+                        }
                     }
                 }
             }
@@ -169,7 +178,9 @@ impl Recorder {
         };
         for (name, mut recording) in self.sources {
             recording.raw.finish().await?;
-            recording.candump.finish().await?;
+            if let Some(candump) = &mut recording.candump {
+                candump.finish().await?;
+            }
             stats.sources.push(recording.stats(name));
         }
         stats.sources.sort_by(|a, b| a.name.cmp(&b.name));
@@ -186,16 +197,20 @@ impl Recorder {
         };
         recording.handle_capture(capture);
         recording.raw.write_if_full().await?;
-        recording.candump.write_if_full().await
+        match &mut recording.candump {
+            Some(candump) => candump.write_if_full().await,
+            None => Ok(()),
+        }
     }
 }
 
 impl SourceRecording {
-    /// Appends the raw capture and its decoded frames to the file buffers.
+    /// Appends the raw capture and (for CAN sources) its decoded frames to the file buffers.
     fn handle_capture(&mut self, capture: &RawCapture) {
         let (time_ns, bytes) = (capture.time_ns, &capture.bytes[..]);
         Metrics::add(&self.metrics.datagrams, 1);
         Metrics::add(&self.metrics.bytes, bytes.len() as u64);
+        let decode_can = self.candump.is_some();
         match &mut self.transport {
             Transport::Udp(receiver) => {
                 let addresses = capture.addresses.unwrap_or(UNSPECIFIED);
@@ -205,13 +220,20 @@ impl SourceRecording {
                     }
                     self.oversized += 1;
                 }
-                receiver.handle_datagram(time_ns, bytes, &self.metrics, &mut self.frames);
+                if decode_can {
+                    receiver.handle_datagram(time_ns, bytes, &self.metrics, &mut self.frames);
+                }
             }
             Transport::Serial(receiver) => {
                 serial_log::write_record(time_ns, bytes, &mut self.raw.buf);
-                receiver.handle_bytes(time_ns, bytes, &self.metrics, &mut self.frames);
+                if decode_can {
+                    receiver.handle_bytes(time_ns, bytes, &self.metrics, &mut self.frames);
+                }
             }
         }
+        let Some(candump) = &mut self.candump else {
+            return;
+        };
         for timed in self.frames.drain(..) {
             candump::write_line(
                 timed.time_ns,
@@ -220,14 +242,17 @@ impl SourceRecording {
                 &mut self.lines,
             );
         }
-        self.candump.buf.extend_from_slice(self.lines.as_bytes());
+        candump.buf.extend_from_slice(self.lines.as_bytes());
         self.lines.clear();
     }
 
     fn stats(&self, name: String) -> SourceRecordStats {
         SourceRecordStats {
             name,
-            files: vec![self.raw.path.clone(), self.candump.path.clone()],
+            files: std::iter::once(&self.raw)
+                .chain(&self.candump)
+                .map(|file| file.path.clone())
+                .collect(),
             captures: Metrics::get(&self.metrics.datagrams),
             bytes: Metrics::get(&self.metrics.bytes),
             frames: Metrics::get(&self.metrics.frames),

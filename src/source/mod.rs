@@ -1,6 +1,7 @@
-//! Sources: the only stage that touches captures, sockets or serial lines. Each emits batches of
-//! [`TimedFrame`]s, stamped with capture time (replay) or receive time (live), and may hand
-//! every raw input to a [`CaptureTap`] for `ecu-bridge record`.
+//! Sources: the only stage that touches captures, sockets or serial lines. Each emits
+//! [`SourceBatch`]es — CAN frames from a CAN transport, or whole native frames of a frame
+//! definition — stamped with capture time (replay) or receive time (live), and may hand every
+//! raw input to a [`CaptureTap`] for `ecu-bridge record`.
 //!
 //! Edge policies (toward the decode stage): UDP never blocks its socket reader — a full
 //! channel drops the batch and counts it (`channel_drops`, `frames_dropped`), because an ECU
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use decoders::CanFrame;
+use decoders::frame::Framing;
 use tokio::sync::mpsc;
 
 /// A CAN frame and when it was seen, in nanoseconds since the UNIX epoch.
@@ -25,6 +27,70 @@ pub struct TimedFrame {
     pub time_ns: u64,
     /// The frame.
     pub frame: CanFrame,
+}
+
+/// One whole native frame (a datagram, or a frame cut from a byte stream) of a frame
+/// definition, and when it was seen.
+#[derive(Debug, Clone)]
+pub struct NativeFrame {
+    /// Capture or receive time, ns since the UNIX epoch.
+    pub time_ns: u64,
+    /// The definition that describes it (looked up by name in the channel map).
+    pub definition: Arc<str>,
+    /// The frame, envelope included.
+    pub bytes: Bytes,
+}
+
+/// What a source hands to the decode stage: the frames of one or more inputs. A CAN source
+/// fills `can`, a source of native frames `native`.
+#[derive(Debug, Clone, Default)]
+pub struct SourceBatch {
+    /// CAN frames from a CAN transport.
+    pub can: Vec<TimedFrame>,
+    /// Native frames of a frame definition.
+    pub native: Vec<NativeFrame>,
+}
+
+impl SourceBatch {
+    /// An empty batch with room for `frames` CAN frames.
+    pub fn with_capacity(frames: usize) -> Self {
+        Self {
+            can: Vec::with_capacity(frames),
+            native: Vec::new(),
+        }
+    }
+
+    /// Frames of both kinds.
+    pub fn len(&self) -> usize {
+        self.can.len() + self.native.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.can.is_empty() && self.native.is_empty()
+    }
+
+    /// The earliest time in the batch, if any.
+    pub fn first_time_ns(&self) -> Option<u64> {
+        let can = self.can.iter().map(|f| f.time_ns);
+        can.chain(self.native.iter().map(|f| f.time_ns)).min()
+    }
+
+    /// Empties the batch, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.can.clear();
+        self.native.clear();
+    }
+}
+
+/// A source that carries native frames of a frame definition instead of a CAN transport:
+/// which definition, and its envelope (to cut byte streams and follow counters).
+#[derive(Debug, Clone)]
+pub struct NativeInput {
+    /// The definition's name.
+    pub definition: Arc<str>,
+    /// Its framing, from the compiled channel map.
+    pub framing: Framing,
 }
 
 /// Frames per batch sent to the decode stage: large enough to amortise channel costs, small

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{FRAMES_PER_BATCH, TimedFrame};
+use super::{FRAMES_PER_BATCH, SourceBatch};
+use crate::capture::reader::NativeInputs;
 use crate::capture::{CaptureReadError, CaptureReader};
 use crate::telemetry::Metrics;
 
@@ -45,6 +46,8 @@ pub struct ReplaySource {
     pub origin_ns: u64,
     /// When the replay started.
     pub start: Instant,
+    /// Recorded sources that carry native frames (from the configuration).
+    pub native: Arc<NativeInputs>,
 }
 
 impl ReplaySource {
@@ -52,34 +55,53 @@ impl ReplaySource {
     /// Returns the number of frames sent.
     pub async fn run(
         self,
-        output: mpsc::Sender<Vec<TimedFrame>>,
+        output: mpsc::Sender<SourceBatch>,
         metrics: Arc<Metrics>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<u64, ReplayError> {
-        let mut reader = CaptureReader::open(&self.path).await?;
-        let mut batch = Vec::with_capacity(FRAMES_PER_BATCH);
+        let mut reader = CaptureReader::open(&self.path)
+            .await?
+            .with_native_inputs(self.native.clone());
+        let mut batch = SourceBatch::with_capacity(FRAMES_PER_BATCH);
         // Frames of one input unit: a datagram or serial read may carry several.
-        let mut unit = Vec::new();
+        let mut unit = SourceBatch::default();
         let mut frames = 0u64;
         while !*cancel.borrow() && reader.read_frames(&mut unit, &metrics).await? {
-            for timed in unit.drain(..) {
-                // Frames already due go out before waiting for this one.
-                if let Some(wait) = self.delay_for(timed.time_ns) {
-                    send(&output, &mut batch).await;
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        _ = cancel.changed() => {}
-                    }
-                }
-                batch.push(timed);
-                frames += 1;
-                if batch.len() >= FRAMES_PER_BATCH {
-                    send(&output, &mut batch).await;
-                }
+            frames += unit.len() as u64;
+            for timed in unit.can.drain(..) {
+                self.wait_until_due(timed.time_ns, &output, &mut batch, &mut cancel)
+                    .await;
+                batch.can.push(timed);
+            }
+            for native in unit.native.drain(..) {
+                self.wait_until_due(native.time_ns, &output, &mut batch, &mut cancel)
+                    .await;
+                batch.native.push(native);
+            }
+            if batch.len() >= FRAMES_PER_BATCH {
+                send(&output, &mut batch).await;
             }
         }
         send(&output, &mut batch).await;
         Ok(frames)
+    }
+
+    /// Waits until the frame captured at `time_ns` is due (or `cancel` changes), first sending
+    /// the frames already due so they are not held back by the wait.
+    async fn wait_until_due(
+        &self,
+        time_ns: u64,
+        output: &mpsc::Sender<SourceBatch>,
+        batch: &mut SourceBatch,
+        cancel: &mut watch::Receiver<bool>,
+    ) {
+        if let Some(wait) = self.delay_for(time_ns) {
+            send(output, batch).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = cancel.changed() => {}
+            }
+        }
     }
 
     /// How long to wait before the frame captured at `time_ns` is due, if at all.
@@ -94,11 +116,11 @@ impl ReplaySource {
     }
 }
 
-async fn send(output: &mpsc::Sender<Vec<TimedFrame>>, batch: &mut Vec<TimedFrame>) {
+async fn send(output: &mpsc::Sender<SourceBatch>, batch: &mut SourceBatch) {
     if batch.is_empty() {
         return;
     }
-    let full = std::mem::replace(batch, Vec::with_capacity(FRAMES_PER_BATCH));
+    let full = std::mem::replace(batch, SourceBatch::with_capacity(FRAMES_PER_BATCH));
     // A closed channel means the pipeline is shutting down; the rest of the capture is moot.
     let _ = output.send(full).await;
 }
@@ -106,16 +128,22 @@ async fn send(output: &mpsc::Sender<Vec<TimedFrame>>, batch: &mut Vec<TimedFrame
 /// The capture time of the first frame in `path` (any capture format), to align several
 /// captures on one clock. Malformed input before it is skipped silently (the replay itself
 /// counts and logs it).
-pub async fn first_frame_time(path: &Path) -> Result<Option<u64>, ReplayError> {
-    let mut reader = CaptureReader::open(path).await?.quiet();
+pub async fn first_frame_time(
+    path: &Path,
+    native: Arc<NativeInputs>,
+) -> Result<Option<u64>, ReplayError> {
+    let mut reader = CaptureReader::open(path)
+        .await?
+        .quiet()
+        .with_native_inputs(native);
     let scratch = Metrics::default();
-    let mut frames = Vec::new();
+    let mut frames = SourceBatch::default();
     for _ in 0..FIRST_FRAME_SCAN {
         if !reader.read_frames(&mut frames, &scratch).await? {
             break;
         }
-        if let Some(first) = frames.first() {
-            return Ok(Some(first.time_ns));
+        if let Some(first) = frames.first_time_ns() {
+            return Ok(Some(first));
         }
     }
     Ok(None)
@@ -157,12 +185,13 @@ mod tests {
             pacing,
             origin_ns: T0,
             start,
+            native: Arc::default(),
         };
         let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
         let mut arrivals = Vec::new();
         while let Some(batch) = rx.recv().await {
             let at = start.elapsed();
-            arrivals.extend(batch.iter().map(|timed| (timed.time_ns, at)));
+            arrivals.extend(batch.can.iter().map(|timed| (timed.time_ns, at)));
         }
         assert_eq!(task.await.expect("task").expect("replay ok"), 4);
         (arrivals, metrics)
@@ -237,7 +266,9 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), &bytes).expect("write");
         assert_eq!(
-            first_frame_time(file.path()).await.expect("reads"),
+            first_frame_time(file.path(), Arc::default())
+                .await
+                .expect("reads"),
             Some(T0)
         );
         let (arrivals, metrics) = replay(file.path(), Pacing::Speed(1.0)).await;
@@ -263,6 +294,7 @@ mod tests {
             pacing: Pacing::MaxSpeed,
             origin_ns: 0,
             start: Instant::now(),
+            native: Arc::default(),
         };
         let error = source
             .run(tx, Arc::default(), cancel)

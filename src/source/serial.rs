@@ -1,9 +1,11 @@
-//! Serial source: an SLCAN adapter (CANable, USBtin, CANUSB …) on a serial device.
+//! Serial source: an SLCAN adapter (CANable, USBtin, CANUSB …) on a serial device, or an ECU
+//! streaming native frames of a frame definition.
 //!
 //! Owns the device and its life cycle: opens it (symlinks such as `/dev/serial/by-id/...` are
-//! followed), initialises the adapter (`C`, `S<n>`, `Z1`/`Z0`, `O`/`L`), reads, and survives
-//! unplugs. Never parses frames itself: every read goes, with its receive time, to
-//! [`SlcanReceiver`], which frames lines, unwraps timestamps and counts garbage. During
+//! followed), initialises an SLCAN adapter (`C`, `S<n>`, `Z1`/`Z0`, `O`/`L`), reads, and survives
+//! unplugs. Never parses frames itself: every read goes, with its receive time, to a
+//! [`ByteStreamReceiver`], which frames SLCAN lines (unwrapping timestamps) or cuts native
+//! frames by their definition's sync, length and check, and counts garbage. During SLCAN
 //! initialisation it only tells the adapter's replies (a bare CR, or BEL) from other lines.
 //!
 //! Edge policy: this source **blocks** on a full decode channel and on the capture tap
@@ -28,8 +30,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 use tracing::{debug, info, warn};
 
-use super::transport::SlcanReceiver;
-use super::{CaptureTap, FRAMES_PER_BATCH, RawCapture, SourceError, TimedFrame};
+use super::transport::ByteStreamReceiver;
+use super::{CaptureTap, FRAMES_PER_BATCH, NativeInput, RawCapture, SourceBatch, SourceError};
 use crate::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
 use crate::telemetry::{Metrics, SourceMetrics};
 
@@ -52,6 +54,8 @@ pub struct SerialSource {
     config: SerialSourceConfig,
     /// Reads, bytes, frames, garbage, outages and reconnects of this source.
     metrics: Arc<SourceMetrics>,
+    /// Native frames of this definition instead of SLCAN.
+    native: Option<NativeInput>,
 }
 
 /// Why the adapter could not be initialised.
@@ -143,7 +147,15 @@ impl SerialSource {
             name: name.into(),
             config,
             metrics,
+            native: None,
         }
+    }
+
+    /// Reads the device as native frames of `input`'s definition: no adapter set-up.
+    #[must_use]
+    pub fn carrying(mut self, input: NativeInput) -> Self {
+        self.native = Some(input);
+        self
     }
 
     /// Opens the device, initialises the adapter, reads frames until cancelled; survives
@@ -153,7 +165,7 @@ impl SerialSource {
     /// `cancel` turns true (or its sender is dropped) or `output` closes.
     pub async fn run(
         self,
-        output: mpsc::Sender<Vec<TimedFrame>>,
+        output: mpsc::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
@@ -167,9 +179,9 @@ impl SerialSource {
         let mut reader = Reader {
             name: self.name.clone(),
             metrics: self.metrics.clone(),
-            receiver: SlcanReceiver::new(),
+            receiver: ByteStreamReceiver::new(self.native.as_ref()),
             buf: BytesMut::with_capacity(READ_CAPACITY),
-            frames: Vec::with_capacity(FRAMES_PER_BATCH),
+            frames: SourceBatch::with_capacity(FRAMES_PER_BATCH),
             output,
             tap,
         };
@@ -195,10 +207,13 @@ impl SerialSource {
         }
     }
 
-    /// Opens the device and initialises the adapter.
+    /// Opens the device and initialises the adapter (SLCAN only: native ECUs just stream).
     async fn connect(&self) -> Result<(SerialStream, Bytes), ConnectError> {
         let mut port = open_port(&self.config).map_err(ConnectError::Open)?;
-        let first = initialise(&mut port, &self.config.slcan, REPLY_TIMEOUT)
+        let Some(slcan) = &self.config.slcan else {
+            return Ok((port, Bytes::new()));
+        };
+        let first = initialise(&mut port, slcan, REPLY_TIMEOUT)
             .await
             .map_err(ConnectError::Init)?;
         Ok((port, first))
@@ -208,7 +223,7 @@ impl SerialSource {
     /// output closed first. Also returns the number of attempts.
     async fn reconnect(
         &self,
-        output: &mpsc::Sender<Vec<TimedFrame>>,
+        output: &mpsc::Sender<SourceBatch>,
         cancel: &mut watch::Receiver<bool>,
     ) -> Option<(SerialStream, Bytes, u32)> {
         let mut delay = self.config.reconnect_initial;
@@ -289,12 +304,12 @@ impl fmt::Display for Loss {
 struct Reader {
     name: Arc<str>,
     metrics: Arc<SourceMetrics>,
-    receiver: SlcanReceiver,
+    receiver: ByteStreamReceiver,
     /// The one read buffer; each read is split off and frozen, so the tap shares it uncopied.
     buf: BytesMut,
     /// Frames completed by the current read, sent on in batches.
-    frames: Vec<TimedFrame>,
-    output: mpsc::Sender<Vec<TimedFrame>>,
+    frames: SourceBatch,
+    output: mpsc::Sender<SourceBatch>,
     /// `None` when not recording, or once the recorder has gone.
     tap: Option<CaptureTap>,
 }
@@ -372,20 +387,36 @@ impl Reader {
         }
         self.receiver
             .handle_bytes(time_ns, &bytes, &self.metrics, &mut self.frames);
-        let mut result = Ok(());
-        for batch in self.frames.chunks(FRAMES_PER_BATCH) {
+        // One read holds at most a few KiB, so its native frames go as one batch; CAN frames
+        // are cut to the usual batch size.
+        let native = std::mem::take(&mut self.frames.native);
+        let mut batches: Vec<SourceBatch> = self
+            .frames
+            .can
+            .chunks(FRAMES_PER_BATCH)
+            .map(|chunk| SourceBatch {
+                can: chunk.to_vec(),
+                native: Vec::new(),
+            })
+            .collect();
+        if !native.is_empty() {
+            batches.push(SourceBatch {
+                can: Vec::new(),
+                native,
+            });
+        }
+        self.frames.clear();
+        for batch in batches {
             let sent = tokio::select! {
                 biased;
                 () = cancelled(cancel) => Err(()),
-                sent = self.output.send(batch.to_vec()) => sent.map_err(|_| ()),
+                sent = self.output.send(batch) => sent.map_err(|_| ()),
             };
             if sent.is_err() {
-                result = Err(());
-                break;
+                return Err(());
             }
         }
-        self.frames.clear();
-        result
+        Ok(())
     }
 }
 
@@ -674,13 +705,13 @@ mod tests {
         assert_eq!(&first[..], b"\nt1230\rt12");
     }
 
-    fn test_reader(output: mpsc::Sender<Vec<TimedFrame>>, tap: Option<CaptureTap>) -> Reader {
+    fn test_reader(output: mpsc::Sender<SourceBatch>, tap: Option<CaptureTap>) -> Reader {
         Reader {
             name: "usb".into(),
             metrics: Arc::new(SourceMetrics::new("usb")),
-            receiver: SlcanReceiver::new(),
+            receiver: ByteStreamReceiver::new(None),
             buf: BytesMut::with_capacity(READ_CAPACITY),
-            frames: Vec::new(),
+            frames: SourceBatch::default(),
             output,
             tap,
         }
@@ -716,7 +747,7 @@ mod tests {
                 .expect("in time")
                 .expect("a batch");
             assert!(!batch.is_empty() && batch.len() <= FRAMES_PER_BATCH);
-            frames.extend(batch);
+            frames.extend(batch.can);
         }
         let (end, reader) = tokio::time::timeout(LIMIT, session)
             .await

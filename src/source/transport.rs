@@ -1,12 +1,189 @@
 //! Transport receivers: datagrams or serial bytes, with their receive times, → timed CAN
-//! frames plus counters. Live sources, the recorder and replay all use these, so a recording
-//! replays into exactly the frames (and timestamps) the live run produced.
+//! frames (cannelloni, SLCAN) or whole native frames of a frame definition, plus counters.
+//! Live sources, the recorder and replay all use these, so a recording replays into exactly
+//! the frames (and timestamps) the live run produced.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+use decoders::frame::{FramerStats, Framing, SequenceTracker, StreamFramer};
 use decoders::wire::cannelloni::parse_datagram;
 use decoders::wire::slcan::{SlcanFramer, SlcanLine, TimestampUnwrapper, parse_line};
 
-use super::TimedFrame;
+use super::{NativeFrame, NativeInput, SourceBatch, TimedFrame};
 use crate::telemetry::{Metrics, SourceMetrics};
+
+/// Turns datagrams into frames: cannelloni CAN, or native frames of a definition.
+#[derive(Debug)]
+pub enum DatagramReceiver {
+    /// Cannelloni CAN-over-UDP.
+    Cannelloni(CannelloniReceiver),
+    /// Native frames of a frame definition (boxed: it holds a framer).
+    Native(Box<NativeReceiver>),
+}
+
+impl DatagramReceiver {
+    /// A cannelloni receiver, or a native one when the source carries `native` frames.
+    pub fn new(native: Option<&NativeInput>) -> Self {
+        match native {
+            Some(input) => Self::Native(Box::new(NativeReceiver::new(input))),
+            None => Self::Cannelloni(CannelloniReceiver::default()),
+        }
+    }
+
+    /// Appends the frames of one datagram received at `time_ns` to `out`.
+    pub fn handle_datagram(
+        &mut self,
+        time_ns: u64,
+        datagram: &[u8],
+        metrics: &SourceMetrics,
+        out: &mut SourceBatch,
+    ) {
+        match self {
+            Self::Cannelloni(receiver) => {
+                receiver.handle_datagram(time_ns, datagram, metrics, &mut out.can);
+            }
+            Self::Native(receiver) => {
+                receiver.handle_datagram(time_ns, datagram, metrics, &mut out.native);
+            }
+        }
+    }
+}
+
+/// Turns a serial byte stream into frames: SLCAN CAN, or native frames of a definition.
+#[derive(Debug)]
+pub enum ByteStreamReceiver {
+    /// SLCAN (Lawicel) ASCII lines (boxed: it holds a line buffer).
+    Slcan(Box<SlcanReceiver>),
+    /// Native frames of a frame definition, cut by its framing (boxed: it holds a framer).
+    Native(Box<NativeReceiver>),
+}
+
+impl ByteStreamReceiver {
+    /// An SLCAN receiver, or a native one when the source carries `native` frames.
+    pub fn new(native: Option<&NativeInput>) -> Self {
+        match native {
+            Some(input) => Self::Native(Box::new(NativeReceiver::new(input))),
+            None => Self::Slcan(Box::default()),
+        }
+    }
+
+    /// Appends the frames completed by `bytes`, received at `time_ns`, to `out`.
+    pub fn handle_bytes(
+        &mut self,
+        time_ns: u64,
+        bytes: &[u8],
+        metrics: &SourceMetrics,
+        out: &mut SourceBatch,
+    ) {
+        match self {
+            Self::Slcan(receiver) => receiver.handle_bytes(time_ns, bytes, metrics, &mut out.can),
+            Self::Native(receiver) => {
+                receiver.handle_bytes(time_ns, bytes, metrics, &mut out.native);
+            }
+        }
+    }
+
+    /// Forgets partial input (after the device reconnects).
+    pub fn reset(&mut self) {
+        match self {
+            Self::Slcan(receiver) => receiver.reset(),
+            Self::Native(receiver) => receiver.reset(),
+        }
+    }
+}
+
+/// Native frames of one definition: a datagram is one frame unless the definition carries its
+/// own length, in which case datagrams and serial reads alike go through a [`StreamFramer`]
+/// (bytes between frames are skipped, resyncs and check failures counted). Sequence counter
+/// gaps are counted in `sequence_gaps` either way. Envelope checks of whole datagrams happen
+/// at decode, where the plan reports them with their offset.
+#[derive(Debug)]
+pub struct NativeReceiver {
+    definition: Arc<str>,
+    framing: Framing,
+    /// Present when the definition is delimited (fixed length or a length field).
+    framer: Option<StreamFramer>,
+    /// Counter of whole-datagram frames.
+    sequence: SequenceTracker,
+    /// Framer counts already moved into the source metrics.
+    reported: FramerStats,
+}
+
+impl NativeReceiver {
+    /// A receiver for the definition in `input`.
+    pub fn new(input: &NativeInput) -> Self {
+        Self {
+            definition: input.definition.clone(),
+            framing: input.framing.clone(),
+            framer: StreamFramer::new(&input.framing).ok(),
+            sequence: SequenceTracker::new(),
+            reported: FramerStats::default(),
+        }
+    }
+
+    /// Appends the frames of one datagram received at `time_ns` to `out`.
+    pub fn handle_datagram(
+        &mut self,
+        time_ns: u64,
+        datagram: &[u8],
+        metrics: &SourceMetrics,
+        out: &mut Vec<NativeFrame>,
+    ) {
+        if self.framer.is_some() {
+            self.handle_bytes(time_ns, datagram, metrics, out);
+            return;
+        }
+        if let Some((value, bits)) = self.framing.counter(datagram) {
+            let gap = self.sequence.observe(value, bits);
+            Metrics::add(&metrics.sequence_gaps, gap);
+        }
+        out.push(NativeFrame {
+            time_ns,
+            definition: self.definition.clone(),
+            bytes: Bytes::copy_from_slice(datagram),
+        });
+        Metrics::add(&metrics.frames, 1);
+    }
+
+    /// Appends the frames completed by `bytes`, received at `time_ns`, to `out`.
+    pub fn handle_bytes(
+        &mut self,
+        time_ns: u64,
+        bytes: &[u8],
+        metrics: &SourceMetrics,
+        out: &mut Vec<NativeFrame>,
+    ) {
+        let Some(framer) = &mut self.framer else {
+            // Configuration refuses such a source; counted rather than guessed at.
+            metrics.count_decode_errors("not_delimited", 1);
+            return;
+        };
+        let definition = &self.definition;
+        framer.push(bytes, |frame| {
+            out.push(NativeFrame {
+                time_ns,
+                definition: definition.clone(),
+                bytes: Bytes::copy_from_slice(frame),
+            });
+        });
+        let now = framer.stats();
+        let was = std::mem::replace(&mut self.reported, now);
+        Metrics::add(&metrics.frames, now.frames - was.frames);
+        Metrics::add(&metrics.sequence_gaps, now.lost_frames - was.lost_frames);
+        metrics.count_decode_errors("resync", now.resyncs - was.resyncs);
+        metrics.count_decode_errors("bad_check", now.check_failures - was.check_failures);
+        metrics.count_decode_errors("bad_length", now.bad_lengths - was.bad_lengths);
+    }
+
+    /// Forgets partial frames and the last counter value.
+    pub fn reset(&mut self) {
+        if let Some(framer) = &mut self.framer {
+            framer.reset();
+        }
+        self.sequence.reset();
+    }
+}
 
 /// Decodes cannelloni datagrams and counts sequence gaps.
 #[derive(Debug, Default)]

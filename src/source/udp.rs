@@ -1,9 +1,10 @@
-//! UDP live source: one socket carrying cannelloni datagrams from a CAN-to-Ethernet gateway,
-//! turned into [`TimedFrame`] batches for the decode stage.
+//! UDP live source: one socket carrying cannelloni datagrams from a CAN-to-Ethernet gateway, or
+//! native frames of a frame definition (a sim's telemetry, an ECU's own protocol), turned into
+//! [`SourceBatch`]es for the decode stage.
 //!
 //! Owns the socket set-up (`SO_RCVBUF`, multicast membership, `SO_RXQ_OVFL`, `SO_TIMESTAMPNS`)
-//! and the receive loop; decoding is [`CannelloniReceiver`]'s, so a recording replays into the
-//! same frames. Never parses frames itself, never blocks its reader.
+//! and the receive loop; turning datagrams into frames is [`DatagramReceiver`]'s, so a
+//! recording replays into the same frames. Never parses frames itself, never blocks its reader.
 //!
 //! Invariants:
 //! - Edge policy: the batch goes out with `try_send`; a full channel drops the whole batch and
@@ -34,8 +35,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
-use super::transport::CannelloniReceiver;
-use super::{CaptureTap, FRAMES_PER_BATCH, RawCapture, SourceError, TimedFrame};
+use super::transport::DatagramReceiver;
+use super::{CaptureTap, FRAMES_PER_BATCH, NativeInput, RawCapture, SourceBatch, SourceError};
 use crate::config::{Multicast, UdpSourceConfig};
 use crate::telemetry::{Metrics, SourceMetrics};
 
@@ -58,6 +59,8 @@ pub struct UdpSource {
     max_datagram_bytes: usize,
     /// Shared with the pipeline's summaries.
     metrics: Arc<SourceMetrics>,
+    /// Native frames of this definition instead of cannelloni.
+    native: Option<NativeInput>,
 }
 
 impl UdpSource {
@@ -105,7 +108,15 @@ impl UdpSource {
             granted_receive_buffer,
             max_datagram_bytes: config.max_datagram_bytes,
             metrics,
+            native: None,
         })
+    }
+
+    /// Reads datagrams as native frames of `input`'s definition instead of cannelloni.
+    #[must_use]
+    pub fn carrying(mut self, input: NativeInput) -> Self {
+        self.native = Some(input);
+        self
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -124,7 +135,7 @@ impl UdpSource {
     /// datagrams are counted in the metrics and skipped.
     pub async fn run(
         self,
-        output: mpsc::Sender<Vec<TimedFrame>>,
+        output: mpsc::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
@@ -134,6 +145,7 @@ impl UdpSource {
             local_addr,
             max_datagram_bytes,
             metrics,
+            native,
             ..
         } = self;
         let io = |action: &'static str| {
@@ -145,7 +157,15 @@ impl UdpSource {
             }
         };
         let socket = UdpSocket::from_std(socket).map_err(io("registering socket"))?;
-        let mut reader = Reader::new(name.clone(), local_addr, metrics, max_datagram_bytes, tap);
+        let receiver = DatagramReceiver::new(native.as_ref());
+        let mut reader = Reader::new(
+            name.clone(),
+            local_addr,
+            metrics,
+            max_datagram_bytes,
+            receiver,
+            tap,
+        );
         while !*cancel.borrow_and_update() {
             tokio::select! {
                 biased;
@@ -179,9 +199,9 @@ struct Reader {
     local_addr: SocketAddr,
     metrics: Arc<SourceMetrics>,
     /// Keeps the last sequence number, to count gaps across datagrams.
-    receiver: CannelloniReceiver,
-    /// Frames not yet sent; replaced by a fresh Vec only when a batch is handed on.
-    pending: Vec<TimedFrame>,
+    receiver: DatagramReceiver,
+    /// Frames not yet sent; replaced by a fresh batch only when one is handed on.
+    pending: SourceBatch,
     /// `max_datagram_bytes + 1`, so a datagram of exactly the maximum is not mistaken for a
     /// truncated one.
     buffer: Vec<u8>,
@@ -216,14 +236,15 @@ impl Reader {
         local_addr: SocketAddr,
         metrics: Arc<SourceMetrics>,
         max_datagram_bytes: usize,
+        receiver: DatagramReceiver,
         tap: Option<CaptureTap>,
     ) -> Self {
         Self {
             name,
             local_addr,
             metrics,
-            receiver: CannelloniReceiver::default(),
-            pending: Vec::with_capacity(FRAMES_PER_BATCH),
+            receiver,
+            pending: SourceBatch::with_capacity(FRAMES_PER_BATCH),
             buffer: vec![0; max_datagram_bytes + 1],
             control: nix::cmsg_space!(TimeSpec, u32),
             max_datagram_bytes,
@@ -238,7 +259,7 @@ impl Reader {
     fn read_pass(
         &mut self,
         socket: &UdpSocket,
-        output: &mpsc::Sender<Vec<TimedFrame>>,
+        output: &mpsc::Sender<SourceBatch>,
     ) -> io::Result<Pass> {
         let fd = socket.as_raw_fd();
         for _ in 0..DATAGRAMS_PER_PASS {
@@ -307,11 +328,12 @@ impl Reader {
 
     /// Hands `pending` on without waiting; a full channel drops it (counted). Returns false
     /// when the channel is closed.
-    fn send_pending(&mut self, output: &mpsc::Sender<Vec<TimedFrame>>) -> bool {
+    fn send_pending(&mut self, output: &mpsc::Sender<SourceBatch>) -> bool {
         if self.pending.is_empty() {
             return true;
         }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(FRAMES_PER_BATCH));
+        let fresh = SourceBatch::with_capacity(FRAMES_PER_BATCH);
+        let batch = std::mem::replace(&mut self.pending, fresh);
         match output.try_send(batch) {
             Ok(()) => {
                 if self.episode_drops > 0 {

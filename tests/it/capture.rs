@@ -50,6 +50,7 @@ fn udp_source(name: &str) -> SourceConfig {
             multicast: None,
             max_datagram_bytes: 1500,
         }),
+        definition: None,
     }
 }
 
@@ -63,14 +64,15 @@ fn serial_source(name: &str) -> SourceConfig {
             parity: Parity::None,
             stop_bits: 1,
             flow_control: FlowControl::None,
-            slcan: SlcanSetup {
+            slcan: Some(SlcanSetup {
                 bitrate: 500_000,
                 listen_only: true,
                 timestamps: true,
-            },
+            }),
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }),
+        definition: None,
     }
 }
 
@@ -179,11 +181,12 @@ async fn replay(path: &Path) -> (Vec<(u64, CanFrame)>, Arc<Metrics>) {
         pacing: Pacing::MaxSpeed,
         origin_ns: 0,
         start: tokio::time::Instant::now(),
+        native: Arc::default(),
     };
     let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
     let mut frames = Vec::new();
     while let Some(batch) = rx.recv().await {
-        frames.extend(pairs(&batch));
+        frames.extend(pairs(&batch.can));
     }
     let sent = task.await.expect("task").expect("replayed");
     assert_eq!(sent as usize, frames.len());
@@ -244,7 +247,7 @@ async fn recordings_replay_into_the_live_frames() {
             rejected,
             "{file}: the bad datagram or line"
         );
-        let first = ecu_bridge::source::replay::first_frame_time(&path)
+        let first = ecu_bridge::source::replay::first_frame_time(&path, Arc::default())
             .await
             .expect("readable");
         assert_eq!(first, Some(want[0].0), "{file}");

@@ -72,7 +72,7 @@ receive_buffer_bytes = 1048576
     Config::load(&path).expect("valid config")
 }
 
-async fn start_server(record: &Path) -> stream_api::ServerHandle {
+pub(crate) async fn start_server(record: &Path) -> stream_api::ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let options = ServerOptions {
         strict: true,
@@ -82,7 +82,7 @@ async fn start_server(record: &Path) -> stream_api::ServerHandle {
 }
 
 /// Waits (bounded) until `condition` holds, polling the counters the sources update.
-async fn until(mut condition: impl FnMut() -> bool) {
+pub(crate) async fn until(mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !condition() {
         assert!(
@@ -93,7 +93,7 @@ async fn until(mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn samples(record: &Path) -> BTreeMap<String, Vec<(u64, f64)>> {
+pub(crate) fn samples(record: &Path) -> BTreeMap<String, Vec<(u64, f64)>> {
     let recording = inspect::read_recording(record).expect("recording");
     assert_eq!(recording.violations(), &[], "zero protocol violations");
     recording.samples()
@@ -113,7 +113,7 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
         metrics,
         udp_addresses,
         recorder,
-    } = LiveSources::prepare(&config, Some(&capture_dir)).expect("sources bind");
+    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources bind");
     let (_, address): (String, SocketAddr) = udp_addresses[0].clone();
     let metrics = metrics[0].clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -232,7 +232,7 @@ async fn serial_recording_replays_into_identical_samples() {
         metrics,
         recorder,
         ..
-    } = LiveSources::prepare(&config, Some(&capture_dir)).expect("sources");
+    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources");
     let metrics = metrics[0].clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let run = tokio::spawn({

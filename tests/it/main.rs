@@ -2,6 +2,7 @@
 mod capture;
 mod cli;
 mod daemon;
+mod frames;
 mod live;
 mod producer;
 mod replay_can;

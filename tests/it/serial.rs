@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ecu_bridge::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
 use ecu_bridge::source::serial::SerialSource;
-use ecu_bridge::source::{SourceError, TimedFrame};
+use ecu_bridge::source::{SourceBatch, SourceError, TimedFrame};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +55,36 @@ impl FakeAdapter {
 
     pub(crate) async fn write_all(&mut self, data: &[u8]) {
         self.tx.write_all(data).await.expect("write to master");
+    }
+
+    /// Waits (bounded) until the host has opened the slave and put it in raw mode, so bytes
+    /// written now are neither echoed nor held for a line (a source with no set-up handshake).
+    pub(crate) async fn until_raw(&self) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let termios = nix::sys::termios::tcgetattr(&self._slave).expect("tcgetattr");
+            if !termios
+                .local_flags
+                .contains(nix::sys::termios::LocalFlags::ICANON)
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "port never opened");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Everything the host has written so far (without waiting for more).
+    pub(crate) fn sent_by_host(&mut self) -> Vec<u8> {
+        let mut sent = std::mem::take(&mut self.pending);
+        let mut chunk = [0u8; 256];
+        while let Ok(n) = self.rx.try_read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sent.extend_from_slice(&chunk[..n]);
+        }
+        sent
     }
 
     /// Answers commands with `answer(command)` until `L` or `O`; returns all the host sent.
@@ -135,11 +165,11 @@ fn config(device: &Path) -> SerialSourceConfig {
         parity: Parity::None,
         stop_bits: 1,
         flow_control: FlowControl::None,
-        slcan: SlcanSetup {
+        slcan: Some(SlcanSetup {
             bitrate: 500_000,
             listen_only: true,
             timestamps: true,
-        },
+        }),
         reconnect_initial: Duration::from_millis(10),
         reconnect_max: Duration::from_millis(100),
     }
@@ -152,14 +182,14 @@ pub(crate) fn point(link: &Path, target: &Path) {
     std::fs::rename(&temporary, link).expect("re-point symlink");
 }
 
-async fn receive(rx: &mut mpsc::Receiver<Vec<TimedFrame>>, count: usize) -> Vec<TimedFrame> {
+async fn receive(rx: &mut mpsc::Receiver<SourceBatch>, count: usize) -> Vec<TimedFrame> {
     let mut frames = Vec::new();
     while frames.len() < count {
         let batch = tokio::time::timeout(LIMIT, rx.recv())
             .await
             .expect("frames in time")
             .expect("source running");
-        frames.extend(batch);
+        frames.extend(batch.can);
     }
     assert_eq!(frames.len(), count);
     frames

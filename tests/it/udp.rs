@@ -10,7 +10,7 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::cannelloni::encode_datagram;
 use ecu_bridge::config::{Multicast, UdpSourceConfig};
 use ecu_bridge::source::udp::UdpSource;
-use ecu_bridge::source::{CaptureTap, SourceError, TimedFrame};
+use ecu_bridge::source::{CaptureTap, SourceBatch, SourceError, TimedFrame};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use nix::errno::Errno;
 use tokio::net::UdpSocket;
@@ -57,13 +57,13 @@ struct Running {
 }
 
 impl Running {
-    fn start(source: UdpSource, output: mpsc::Sender<Vec<TimedFrame>>) -> Self {
+    fn start(source: UdpSource, output: mpsc::Sender<SourceBatch>) -> Self {
         Self::start_with_tap(source, output, None)
     }
 
     fn start_with_tap(
         source: UdpSource,
-        output: mpsc::Sender<Vec<TimedFrame>>,
+        output: mpsc::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
     ) -> Self {
         let (cancel, cancel_rx) = watch::channel(false);
@@ -89,11 +89,12 @@ async fn sender() -> UdpSocket {
     UdpSocket::bind((LOCALHOST, 0)).await.expect("sender")
 }
 
-async fn next_batch(rx: &mut mpsc::Receiver<Vec<TimedFrame>>) -> Vec<TimedFrame> {
+async fn next_batch(rx: &mut mpsc::Receiver<SourceBatch>) -> Vec<TimedFrame> {
     timeout(WAIT, rx.recv())
         .await
         .expect("a batch in time")
         .expect("source running")
+        .can
 }
 
 /// Sends probe datagrams until every datagram sent is accounted for as received or dropped by
@@ -274,7 +275,7 @@ async fn burst(
     let rss_before = vm_rss_kib();
     let (source, metrics) = bind(&config(receive_buffer_bytes, 1500));
     let addr = source.local_addr();
-    let (tx, mut rx) = mpsc::channel::<Vec<TimedFrame>>(capacity);
+    let (tx, mut rx) = mpsc::channel::<SourceBatch>(capacity);
     let consumer = tokio::spawn(async move {
         let mut frames = 0u64;
         while let Some(batch) = rx.recv().await {
