@@ -281,10 +281,11 @@ pub fn validate(config_path: &Path) -> anyhow::Result<()> {
         println!("warning: {warning}");
     }
     println!(
-        "{}: ok — {} parameters from {} DBC file(s), {} source(s), {} warning(s)",
+        "{}: ok — {} parameters from {} DBC file(s) and {} frame definition(s), {} source(s), {} warning(s)",
         config_path.display(),
         map.parameters().len(),
         config.car.dbc.len(),
+        map.definitions().len(),
         config.sources.len(),
         warnings.len()
     );

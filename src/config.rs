@@ -1018,7 +1018,7 @@ fn locate(text: &str, key: &str) -> (usize, usize) {
 /// `source[1].can_bitrate` → (`source[1]`, `can_bitrate`); `car.rename.ENGINE.RPM` →
 /// (`car.rename`, `ENGINE.RPM`); `session.data_source` → (`session`, `data_source`).
 fn split_key(key: &str) -> (String, String) {
-    for prefix in ["car.rename.", "car.override."] {
+    for prefix in ["car.rename.", "car.override.", "car.compound_can."] {
         if let Some(leaf) = key.strip_prefix(prefix) {
             let table = prefix.trim_end_matches('.');
             if prefix == "car.override." {
@@ -1259,6 +1259,84 @@ dbc = ["car.dbc"]
         assert!(
             messages[2].starts_with("car.toml:19:1: [source[0].can_bitrate]"),
             "{messages:#?}"
+        );
+    }
+
+    #[test]
+    fn frame_definitions_join_the_car_and_the_names_using_them_are_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let definition = include_str!("../decoders/definitions/example_serial_ecu.toml");
+        std::fs::write(dir.path().join("ecu.toml"), definition).expect("definition");
+        let good = r#"
+[stream_api]
+endpoint = "embedded"
+
+[session]
+data_source = "Bench"
+
+[car]
+application = "Bench"
+definitions = ["ecu.toml"]
+
+[[source]]
+name = "tty"
+kind = "serial"
+device = "/dev/ttyUSB0"
+definition = "example_serial_ecu"
+"#;
+        let path = dir.path().join("bench.toml");
+        std::fs::write(&path, good).expect("config");
+        let (config, map, _) = Config::validate_file(&path).expect("valid");
+        let SourceKind::Serial(serial) = &config.sources[0].kind else {
+            panic!("serial")
+        };
+        assert_eq!(serial.slcan, None, "a native ECU needs no SLCAN set-up");
+        assert_eq!(map.definitions().len(), 1);
+        assert_eq!(map.parameters()[0].identifier, "rpm:Bench");
+
+        let bad = format!(
+            "{good}\n[[source]]\nname = \"net\"\nkind = \"udp\"\nbind = \"127.0.0.1:0\"\ndefinition = \"f1_24_car_telemetry\"\n\n[car.compound_can]\nnothing = 0x5F0\n"
+        );
+        std::fs::write(&path, &bad).expect("config");
+        let line_of = |start: &str| {
+            1 + bad
+                .lines()
+                .position(|l| l.starts_with(start))
+                .expect("line")
+        };
+        let errors = Config::validate_file(&path)
+            .expect_err("two unknown names")
+            .0;
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        let source_at = format!(
+            ":{}:1: [source[1].definition]",
+            line_of("definition = \"f1")
+        );
+        let compound_at = format!(":{}:1: [car.compound_can.nothing]", line_of("nothing"));
+        assert!(
+            messages[0].contains(&source_at)
+                && messages[0].contains("\"f1_24_car_telemetry\" is not the name")
+                && messages[1].contains(&compound_at),
+            "{messages:#?}"
+        );
+
+        let both = good.replace(
+            "definition = \"example",
+            "can_bitrate = 500000\ndefinition = \"example",
+        );
+        let error = Config::parse(&path, &both).expect_err("bitrate and definition");
+        assert!(
+            error
+                .to_string()
+                .contains("[source[0].can_bitrate] applies to SLCAN"),
+            "{error}"
+        );
+        let neither = good.replace("definitions = [\"ecu.toml\"]", "");
+        let error = Config::parse(&path, &neither).expect_err("no channel map");
+        assert!(
+            error.to_string().contains("[car.dbc] list at least one"),
+            "{error}"
         );
     }
 
