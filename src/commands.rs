@@ -366,7 +366,7 @@ fn print_run_summary(summary: &RunSummary) {
         published as f64 / seconds,
     );
     println!(
-        "  frames with unknown id {}, short {}, without values {}; rejected input lines {}",
+        "  frames with unknown id or message {}, short {}, without values {}; rejected inputs {}",
         Metrics::get(&m.unknown_ids),
         Metrics::get(&m.short_frames),
         Metrics::get(&m.frames_without_values),

@@ -52,3 +52,47 @@ fn validate_reports_every_mistake_with_its_location() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("ok — 11 parameters"));
 }
+
+/// The bundled sim-rig example, run as a user would: `validate`, then `replay` of its capture
+/// through the whole pipeline into the embedded Stream API.
+#[test]
+fn the_sim_rig_example_validates_and_replays_with_no_violation() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("fixtures/sim-car/bridge.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok — 24 parameters from 0 DBC file(s) and 1 frame definition(s)"),
+        "{stdout}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--max-speed", "--config"])
+        .arg(&config)
+        .arg(root.join("fixtures/sim-car/lap.pcapng"))
+        .output()
+        .expect("run replay");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "decoded 80 rows, 1920 samples; published 1920 samples",
+        "frames with unknown id or message 40,",
+        "Parameters (24):",
+        "vCar:SimCar [km/h]: 80 samples",
+        "Protocol violations (0):",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
