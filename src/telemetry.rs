@@ -15,7 +15,7 @@ pub struct Metrics {
     pub frames_in: AtomicU64,
     /// Capture lines or datagrams rejected as malformed (also in `decode_errors`).
     pub rejected_inputs: AtomicU64,
-    /// Frames whose id no selected message has.
+    /// Frames whose CAN id or message id (frame definitions) no selected message has.
     pub unknown_ids: AtomicU64,
     /// Frames shorter than their DBC message (decoded as far as they go).
     pub short_frames: AtomicU64,

@@ -24,7 +24,7 @@ type SourceCounter = (&'static str, &'static str, fn(&SourceMetrics) -> &AtomicU
 const SOURCE_COUNTERS: [SourceCounter; 10] = [
     (
         "ecu_bridge_source_frames_total",
-        "CAN frames decoded from the transport and handed on.",
+        "CAN or native frames taken from the transport and handed on.",
         |s| &s.frames,
     ),
     ("ecu_bridge_source_bytes_total", "Bytes received.", |s| {
@@ -42,7 +42,7 @@ const SOURCE_COUNTERS: [SourceCounter; 10] = [
     ),
     (
         "ecu_bridge_source_sequence_gaps_total",
-        "Datagrams lost according to the transport's sequence numbers.",
+        "Datagrams (cannelloni) or native frames lost according to their sequence counters.",
         |s| &s.sequence_gaps,
     ),
     (
@@ -118,7 +118,7 @@ const PIPELINE_COUNTERS: [PipelineCounter; 12] = [
     ),
     (
         "ecu_bridge_unknown_ids_total",
-        "Frames whose id no selected message has.",
+        "Frames whose CAN id or message id no selected message has.",
         |m| &m.unknown_ids,
     ),
     (

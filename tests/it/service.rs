@@ -233,7 +233,7 @@ async fn metrics_scrape_shows_known_counter_values() {
     assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
     let expected = [
-        "# HELP ecu_bridge_source_frames_total CAN frames decoded from the transport and handed on.",
+        "# HELP ecu_bridge_source_frames_total CAN or native frames taken from the transport and handed on.",
         "# TYPE ecu_bridge_source_frames_total counter",
         "ecu_bridge_source_frames_total{source=\"gateway\"} 5000",
         "ecu_bridge_source_frames_total{source=\"diag\"} 0",
