@@ -1,13 +1,16 @@
 //! Benchmark of frame-definition decoding: one 1 352-byte F1 24 car-telemetry packet through
 //! the compiled plan of `decoders/definitions/f1_24_car_telemetry.toml` (player's car, 25
-//! values), and the serial example framed from a byte stream. `cargo bench --bench frame`
+//! values), directly and through a car's channel map as the daemon's decode stage calls it, and
+//! the serial example framed from a byte stream. `cargo bench --bench frame`
 //! prints the figures; `cargo test --benches` runs each once.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use decoders::RowBatch;
-use decoders::frame::{CheckKind, FramePlan, StreamFramer};
+use decoders::channel_map::{ChannelMap, DefinitionUse, Selection};
+use decoders::dbc::Dbc;
+use decoders::frame::{CheckKind, FrameDefinition, FramePlan, StreamFramer};
 
 const F1_24: &str = include_str!("../decoders/definitions/f1_24_car_telemetry.toml");
 const SERIAL: &str = include_str!("../decoders/definitions/example_serial_ecu.toml");
@@ -33,6 +36,26 @@ fn f1_decode(c: &mut Criterion) {
                 rows.clear();
             }
             black_box(plan.decode(black_box(1_000), black_box(&packet), &mut rows))
+        })
+    });
+    let definition = FrameDefinition::parse("f1_24_car_telemetry.toml", F1_24).expect("loads");
+    let used = DefinitionUse {
+        definition: &definition,
+        can_id: None,
+    };
+    let selection = Selection {
+        application: "SimCar".into(),
+        ..Selection::default()
+    };
+    let map = ChannelMap::compile_with(&Dbc::default(), &[used], &selection).expect("compiles");
+    let index = map.definition_index("f1_24_car_telemetry").expect("loaded");
+    group.bench_function("f1_24_car_telemetry_via_channel_map", |b| {
+        b.iter(|| {
+            if rows.len() >= 1024 {
+                rows.clear();
+            }
+            let time = black_box(1_000);
+            black_box(map.decode_definition(index, time, black_box(&packet), &mut rows))
         })
     });
     group.finish();
