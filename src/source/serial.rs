@@ -11,8 +11,11 @@
 //! Edge policy: this source **blocks** on a full decode channel and on the capture tap
 //! (backpressure, never a drop here); while it waits, the tty driver and the adapter buffer.
 //!
-//! Life cycle: the first open and initialisation must succeed, so a wrong path or a refused
-//! bitrate is a start-up error. After that, a read error, end of file or the device path
+//! Life cycle: a device that is not there yet at start (`ENOENT`: a USB adapter still
+//! enumerating at boot, or unplugged) is waited for as if it had just been unplugged — logged
+//! once, counted as an outage — so the daemon never opens a session it must then abandon. Any
+//! other failure of the first open (permissions, not a tty) or of the adapter's initialisation
+//! (a refused bitrate) is a start-up error. After that, a read error, end of file or the device path
 //! vanishing is an outage: logged once at warn, counted, then the device is reopened with
 //! exponential backoff (attempts at debug), re-initialised, the receiver reset, and the return
 //! logged once at info and counted. Only `cancel` or a closed output ends the source.
@@ -161,7 +164,8 @@ impl SerialSource {
     /// Opens the device, initialises the adapter, reads frames until cancelled; survives
     /// unplugs.
     ///
-    /// Returns an error only if the first open or initialisation fails. Returns `Ok` when
+    /// Returns an error only if the first open fails for another reason than the device being
+    /// absent, or the first initialisation fails. Returns `Ok` when
     /// `cancel` turns true (or its sender is dropped) or `output` closes.
     pub async fn run(
         self,
@@ -170,10 +174,26 @@ impl SerialSource {
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
         let device = self.config.device.clone();
-        let (mut port, mut first) = tokio::select! {
+        let connected = tokio::select! {
             biased;
             () = cancelled(&mut cancel) => return Ok(()),
-            connected = self.connect() => connected.map_err(|error| self.source_error(error))?,
+            connected = self.connect() => connected,
+        };
+        let (mut port, mut first) = match connected {
+            Ok(connected) => connected,
+            Err(ConnectError::Open(error)) if error.kind() == io::ErrorKind::NotFound => {
+                warn!(source = %self.name, device = %device.display(),
+                    "device not present at start; waiting for it");
+                Metrics::add(&self.metrics.outages, 1);
+                let Some((port, first, attempts)) = self.reconnect(&output, &mut cancel).await
+                else {
+                    return Ok(());
+                };
+                Metrics::add(&self.metrics.reconnects, 1);
+                info!(source = %self.name, device = %device.display(), attempts, "device present");
+                (port, first)
+            }
+            Err(error) => return Err(self.source_error(error)),
         };
         info!(source = %self.name, device = %device.display(), "serial device open");
         let mut reader = Reader {

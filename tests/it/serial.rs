@@ -302,15 +302,62 @@ async fn refused_bitrate_at_start_fails_naming_the_command() {
 }
 
 #[tokio::test]
-async fn missing_device_at_start_is_an_error() {
+async fn a_device_absent_at_start_is_waited_for_and_other_open_failures_are_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("adapter");
+    let logs = Logs::default();
+    let (tx, mut rx) = mpsc::channel(4);
+    let (_cancel_tx, cancel) = watch::channel(false);
+    let metrics = Arc::new(SourceMetrics::new("usb"));
+    let source = SerialSource::new("usb", config(&link), metrics.clone());
+    let running = tokio::spawn(
+        source
+            .run(tx, None, cancel)
+            .with_subscriber(logs.subscriber()),
+    );
+    tokio::time::timeout(
+        LIMIT,
+        logs.logged("device not present at start; waiting for it"),
+    )
+    .await
+    .expect("logged in time");
+    assert!(
+        !running.is_finished(),
+        "an absent device is not a start-up error"
+    );
+    // The adapter enumerates later (as at boot): the source opens and initialises it.
+    let (mut adapter, slave) = FakeAdapter::new();
+    point(&link, &slave);
+    let init = tokio::time::timeout(LIMIT, adapter.serve_init(ok))
+        .await
+        .expect("init in time");
+    assert_eq!(init, b"C\rS6\rZ1\rL\r");
+    adapter.write_all(b"t1232BEEF\r").await;
+    let frames = receive(&mut rx, 1).await;
+    assert_eq!(frames[0].frame.data(), &[0xBE, 0xEF]);
+    assert_eq!(
+        (
+            Metrics::get(&metrics.outages),
+            Metrics::get(&metrics.reconnects)
+        ),
+        (1, 1)
+    );
+    assert_eq!(logs.count("device not present at start"), 1);
+    drop(rx);
+    tokio::time::timeout(LIMIT, running)
+        .await
+        .expect("stops when the output closes")
+        .expect("task")
+        .expect("no error");
+
+    // A path that exists but is no serial device is a configuration mistake: an error at once.
     let (tx, _rx) = mpsc::channel(1);
     let (_cancel_tx, cancel) = watch::channel(false);
-    let source = SerialSource::new("usb", config(&dir.path().join("absent")), Arc::default());
+    let source = SerialSource::new("usb", config(dir.path()), Arc::default());
     let error = tokio::time::timeout(LIMIT, source.run(tx, None, cancel))
         .await
         .expect("fails in time")
-        .expect_err("no device");
+        .expect_err("a directory is no device");
     assert!(error.to_string().contains("opening"), "{error}");
 }
 
