@@ -45,7 +45,7 @@ fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
 
 /// Starts the bridge with `args`, the notify socket and a 400 ms watchdog; stderr lines are
 /// forwarded to the returned channel.
-fn start(args: &[&str], notify: &Path) -> (Child, std_mpsc::Receiver<String>) {
+pub(crate) fn start(args: &[&str], notify: &Path) -> (Child, std_mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
         .args(args)
         .env("NOTIFY_SOCKET", notify)
@@ -66,7 +66,11 @@ fn start(args: &[&str], notify: &Path) -> (Child, std_mpsc::Receiver<String>) {
 }
 
 /// The `field=` value of the first log line containing `marker`.
-fn logged_address(lines: &std_mpsc::Receiver<String>, marker: &str, field: &str) -> String {
+pub(crate) fn logged_address(
+    lines: &std_mpsc::Receiver<String>,
+    marker: &str,
+    field: &str,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let line = lines
@@ -105,7 +109,7 @@ async fn notifications(
     }
 }
 
-fn http_get(address: &str, path: &str) -> (u16, String) {
+pub(crate) fn http_get(address: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(address).expect("connect metrics");
     write!(
         stream,
@@ -122,7 +126,7 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
     (status, response)
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -1,8 +1,9 @@
 //! Frame definitions wired to sources, end to end: EA SPORTS F1 24 car-telemetry packets sent
 //! over UDP on 127.0.0.1 and the example native ECU streaming over a real pty reach our Stream
 //! API (strict) as the known values under the car's names, with bad input counted by kind; the
-//! recordings made during the live runs replay into identical samples; and a compound message
-//! carried on a CAN id is reassembled from a candump replay.
+//! recordings made during the live runs replay into identical samples; a compound message
+//! carried on a CAN id is reassembled from a candump replay; and the F1 24 path runs once more
+//! with real processes (`ecu-bridge run` into `ecu-bridge stream-api --strict`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,12 @@ fn player_car(n: u16) -> PlayerCar {
 }
 
 fn f1_config(dir: &Path, endpoint: &str) -> Config {
+    let path = write_f1_config(dir, endpoint, "");
+    Config::load(&path).expect("valid config")
+}
+
+/// The F1 24 car map with `extra` appended; returns its path.
+fn write_f1_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"
 [stream_api]
@@ -119,10 +126,13 @@ name = "game"
 kind = "udp"
 bind = "127.0.0.1:0"
 definition = "f1_24_car_telemetry"
-"#,
+{extra}"#,
         definition("f1_24_car_telemetry.toml").display()
     );
-    write_config(dir, "f1.toml", &text)
+    std::fs::create_dir_all(dir).expect("config dir");
+    let path = dir.join("f1.toml");
+    std::fs::write(&path, text).expect("config");
+    path
 }
 
 /// Runs `config`'s live sources into the server at `endpoint` until `stop` fires.
@@ -494,5 +504,93 @@ motec_dash_can = 0x5F0
         ),
         (Some(&1), Some(&1)),
         "{errors:?}"
+    );
+}
+
+/// The acceptance path with real processes: `ecu-bridge stream-api --strict` and
+/// `ecu-bridge run`, F1 24 packets over UDP on 127.0.0.1 between them, and `ecu-bridge inspect`
+/// on what the Stream API recorded.
+#[test]
+fn f1_24_over_udp_through_the_bridge_binary_into_the_stream_api_binary() {
+    use std::process::Command;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    use crate::daemon::{http_get, logged_address, start, wait_exit};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify = dir.path().join("notify.sock");
+    let _notify = std::os::unix::net::UnixDatagram::bind(&notify).expect("notify socket");
+    let record = dir.path().join("stream-api.osrec");
+    let record_arg = record.to_str().expect("utf-8");
+    let (mut server, server_log) = start(
+        &[
+            "stream-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--strict",
+            "--record",
+            record_arg,
+        ],
+        &notify,
+    );
+    let server_address = logged_address(&server_log, "Stream API listening", "address=");
+    let config = write_f1_config(
+        dir.path(),
+        &format!("http://{server_address}"),
+        "\n[service]\nmetrics_listen = \"127.0.0.1:0\"\n",
+    );
+    let (mut bridge, bridge_log) = start(
+        &["run", "--config", config.to_str().expect("utf-8")],
+        &notify,
+    );
+    let udp = logged_address(&bridge_log, "udp source bound", "local_addr=");
+    let metrics = logged_address(&bridge_log, "metrics endpoint listening", "address=");
+
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let cars: Vec<PlayerCar> = (0..30).map(player_car).collect();
+    for (n, car) in cars.iter().enumerate() {
+        sender
+            .send_to(&f1_24_packet(n as u32, *car), &udp)
+            .expect("send");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body) = http_get(&metrics, "/metrics");
+        if body.contains("ecu_bridge_samples_published_total 750") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "samples never published:\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    kill(Pid::from_raw(bridge.id() as i32), Signal::SIGTERM).expect("SIGTERM bridge");
+    assert!(wait_exit(&mut bridge).success(), "the bridge exits cleanly");
+    kill(Pid::from_raw(server.id() as i32), Signal::SIGTERM).expect("SIGTERM server");
+    wait_exit(&mut server);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .arg("inspect")
+        .arg(&record)
+        .output()
+        .expect("run inspect");
+    let report = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "vCar:SimCar [km/h]: 30 samples",
+        "tyre_pressure_RR:SimCar [psi]: 30 samples",
+        "Protocol violations (0):",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in:\n{report}"
+        );
+    }
+    let published = samples(&record);
+    assert_eq!(
+        values(&published, "gear:SimCar"),
+        cars.iter().map(|c| f64::from(c.gear)).collect::<Vec<_>>()
     );
 }
