@@ -10,7 +10,7 @@ use decoders::frame::{FramerStats, Framing, SequenceTracker, StreamFramer};
 use decoders::wire::cannelloni::parse_datagram;
 use decoders::wire::slcan::{SlcanFramer, SlcanLine, TimestampUnwrapper, parse_line};
 
-use super::{NativeFrame, NativeInput, SourceBatch, TimedFrame};
+use super::{FRAMES_PER_BATCH, NativeFrame, NativeInput, SourceBatch, TimedFrame};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Turns datagrams into frames: cannelloni CAN, or native frames of a definition.
@@ -28,6 +28,14 @@ impl DatagramReceiver {
         match native {
             Some(input) => Self::Native(Box::new(NativeReceiver::new(input))),
             None => Self::Cannelloni(CannelloniReceiver::default()),
+        }
+    }
+
+    /// An empty batch sized for what this receiver produces.
+    pub fn empty_batch(&self) -> SourceBatch {
+        match self {
+            Self::Cannelloni(_) => SourceBatch::with_capacity(FRAMES_PER_BATCH),
+            Self::Native(_) => SourceBatch::default(),
         }
     }
 

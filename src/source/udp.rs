@@ -243,8 +243,8 @@ impl Reader {
             name,
             local_addr,
             metrics,
+            pending: receiver.empty_batch(),
             receiver,
-            pending: SourceBatch::with_capacity(FRAMES_PER_BATCH),
             buffer: vec![0; max_datagram_bytes + 1],
             control: nix::cmsg_space!(TimeSpec, u32),
             max_datagram_bytes,
@@ -332,7 +332,7 @@ impl Reader {
         if self.pending.is_empty() {
             return true;
         }
-        let fresh = SourceBatch::with_capacity(FRAMES_PER_BATCH);
+        let fresh = self.receiver.empty_batch();
         let batch = std::mem::replace(&mut self.pending, fresh);
         match output.try_send(batch) {
             Ok(()) => {
