@@ -285,6 +285,10 @@ impl CaptureReader {
             };
             match parsed {
                 Ok(Some((Some(record), used))) => {
+                    // A record with no bytes marks the device being reopened.
+                    if record.bytes.is_empty() {
+                        self.stream.reset();
+                    }
                     self.stream
                         .handle_bytes(record.time_ns, record.bytes, &self.transport, out);
                     self.take_transport_errors(metrics);

@@ -208,8 +208,11 @@ impl SourceRecording {
     /// Appends the raw capture and (for CAN sources) its decoded frames to the file buffers.
     fn handle_capture(&mut self, capture: &RawCapture) {
         let (time_ns, bytes) = (capture.time_ns, &capture.bytes[..]);
-        Metrics::add(&self.metrics.datagrams, 1);
-        Metrics::add(&self.metrics.bytes, bytes.len() as u64);
+        // An empty serial capture is the source's reopen marker, not a read.
+        if !bytes.is_empty() {
+            Metrics::add(&self.metrics.datagrams, 1);
+            Metrics::add(&self.metrics.bytes, bytes.len() as u64);
+        }
         let decode_can = self.candump.is_some();
         match &mut self.transport {
             Transport::Udp(receiver) => {
@@ -226,6 +229,9 @@ impl SourceRecording {
             }
             Transport::Serial(receiver) => {
                 serial_log::write_record(time_ns, bytes, &mut self.raw.buf);
+                if bytes.is_empty() {
+                    receiver.reset();
+                }
                 if decode_can {
                     receiver.handle_bytes(time_ns, bytes, &self.metrics, &mut self.frames);
                 }

@@ -6,6 +6,9 @@
 //! record:  u64 time_ns  u32 len  len bytes          (repeated to the end of the file)
 //! ```
 //!
+//! A record with no bytes (a read never has none) marks the source reopening the device: its
+//! receiver was reset there, and a reader must reset its own to replay the same frames.
+//!
 //! Owns the byte layout only: callers hand in output buffers and read buffers and do the IO.
 //! Invariants: parsing never panics; a record cut short by the end of the file is reported as
 //! incomplete (`Ok(None)`), never as a shorter record.

@@ -222,6 +222,9 @@ impl SerialSource {
             };
             (port, first) = (new_port, new_first);
             reader.receiver.reset();
+            if reader.mark_reopen(&mut cancel).await.is_err() {
+                return Ok(());
+            }
             Metrics::add(&self.metrics.reconnects, 1);
             info!(source = %self.name, device = %device.display(), attempts, "device back");
         }
@@ -377,6 +380,30 @@ impl Reader {
                 return SessionEnd::Stop;
             }
         }
+    }
+
+    /// Tells the recorder that the device was reopened here (a record with no bytes), so a
+    /// replay resets its receiver at the same point the live source did. `Err` means stop.
+    async fn mark_reopen(&mut self, cancel: &mut watch::Receiver<bool>) -> Result<(), ()> {
+        let Some(tap) = &self.tap else {
+            return Ok(());
+        };
+        let marker = RawCapture {
+            source: self.name.clone(),
+            time_ns: now_ns(),
+            bytes: Bytes::new(),
+            addresses: None,
+        };
+        let sent = tokio::select! {
+            biased;
+            () = cancelled(cancel) => return Err(()),
+            sent = tap.send(marker) => sent,
+        };
+        if sent.is_err() {
+            warn!(source = %self.name, "capture tap closed; no longer recording this source");
+            self.tap = None;
+        }
+        Ok(())
     }
 
     /// Counts one read, hands it to the tap, and sends its frames. `Err` means stop.

@@ -358,3 +358,108 @@ reconnect_max_ms = 100
     std::fs::write(&path, text).expect("config");
     Config::load(&path).expect("valid config")
 }
+
+#[tokio::test]
+async fn a_serial_reconnect_is_marked_in_the_recording_so_replay_matches_live() {
+    use crate::serial::{FakeAdapter, ok, point};
+    use decoders::wire::slcan::encode_frame;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut adapter, slave) = FakeAdapter::new();
+    let device = dir.path().join("usb-can");
+    point(&device, &slave);
+    let live_record = dir.path().join("live.osrec");
+    let server = start_server(&live_record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let config = serial_config(dir.path(), &endpoint, &device);
+    let (map, _) = config.load_channel_map().expect("map");
+    let capture_dir = dir.path().join("capture");
+    let LiveSources {
+        specs,
+        metrics,
+        recorder,
+        ..
+    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources");
+    let metrics = metrics[0].clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn({
+        let config = config.clone();
+        async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            pipeline::run(&config, map, endpoint, specs, shutdown).await
+        }
+    });
+    let dbc = test_car::dbc();
+    // Each session: the adapter's clock starts where `first_stamp` says, 10 ms per frame.
+    let session = |first_stamp: u32, first_rpm: f64| {
+        let mut bytes = Vec::new();
+        for n in 0..50u32 {
+            let rpm = first_rpm + f64::from(n) * 10.0;
+            let stamp = (first_stamp + n * 10) % 60_000;
+            encode_frame(
+                &engine_frame(&dbc, rpm, 90.0),
+                Some(stamp as u16),
+                &mut bytes,
+            );
+        }
+        bytes
+    };
+    let init_limit = Duration::from_secs(10);
+    tokio::time::timeout(init_limit, adapter.serve_init(ok))
+        .await
+        .expect("init in time");
+    adapter.write_all(&session(30_000, 0.0)).await;
+    until(|| Metrics::get(&metrics.frames) == 50).await;
+    // Unplugged and replugged within seconds; the adapter restarted, so its clock restarted.
+    drop(adapter);
+    until(|| Metrics::get(&metrics.outages) == 1).await;
+    let (mut adapter, slave) = FakeAdapter::new();
+    point(&device, &slave);
+    tokio::time::timeout(init_limit, adapter.serve_init(ok))
+        .await
+        .expect("re-init in time");
+    until(|| Metrics::get(&metrics.reconnects) == 1).await;
+    adapter.write_all(&session(5, 1000.0)).await;
+    until(|| Metrics::get(&metrics.frames) == 100).await;
+    let _ = stop.send(());
+    run.await.expect("task").expect("pipeline");
+    server.shutdown().await.expect("server stops");
+    recorder
+        .expect("recording")
+        .await
+        .expect("task")
+        .expect("recorder");
+    drop(adapter);
+
+    let live_samples = samples(&live_record);
+    let rpm = &live_samples["RPM:LiveCar"];
+    assert_eq!(rpm.len(), 100);
+    // Live, the second session is anchored on its own receive time: it follows the first.
+    assert!(rpm[50].0 > rpm[49].0, "{:?} then {:?}", rpm[49], rpm[50]);
+
+    let replay_record = dir.path().join("replay.osrec");
+    let server = start_server(&replay_record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let replay_dir = dir.path().join("replay-config");
+    std::fs::create_dir_all(&replay_dir).expect("dir");
+    let config = serial_config(&replay_dir, &endpoint, &device);
+    let (map, _) = config.load_channel_map().expect("map");
+    pipeline::replay(
+        &config,
+        map,
+        endpoint,
+        vec![capture_dir.join("usb.serial")],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay");
+    server.shutdown().await.expect("server stops");
+    assert_eq!(
+        samples(&replay_record),
+        live_samples,
+        "the reopen marker makes replay re-anchor where the live source did"
+    );
+}
