@@ -372,4 +372,125 @@ mod tests {
             "the garbage line"
         );
     }
+
+    fn native(definition: &str) -> NativeInput {
+        let plan = decoders::frame::FramePlan::load("test.toml", definition).expect("valid");
+        NativeInput {
+            definition: Arc::from(plan.name()),
+            framing: plan.framing().clone(),
+        }
+    }
+
+    /// Whole-datagram frames (no length): a counter, no sync.
+    const COUNTED: &str = r#"
+[frame]
+name = "counted"
+application = "T"
+
+[frame.counter]
+offset = 0
+type = "u8"
+
+[[message]]
+name = "M"
+length = 2
+
+[[message.field]]
+name = "v"
+offset = 1
+type = "u8"
+"#;
+
+    /// Delimited frames: sync, a length byte counting the whole frame, xor-8 at the end.
+    const DELIMITED: &str = r#"
+[frame]
+name = "delimited"
+application = "T"
+sync = [0xA5]
+max_length = 16
+
+[frame.length]
+offset = 1
+type = "u8"
+counts = "frame_bytes"
+
+[frame.check]
+algorithm = "xor8"
+start = 0
+end = -1
+at = -1
+
+[[message]]
+name = "M"
+length = 4
+
+[[message.field]]
+name = "v"
+offset = 2
+type = "u8"
+"#;
+
+    fn delimited_frame(value: u8) -> Vec<u8> {
+        let mut frame = vec![0xA5, 4, value];
+        frame.push(frame.iter().fold(0, |x, b| x ^ b));
+        frame
+    }
+
+    #[test]
+    fn whole_datagrams_are_frames_and_counter_gaps_are_counted() {
+        let metrics = SourceMetrics::new("sim");
+        let mut receiver = DatagramReceiver::new(Some(&native(COUNTED)));
+        let mut out = receiver.empty_batch();
+        for (counter, time) in [(250u8, 1u64), (251, 2), (254, 3), (0, 4)] {
+            receiver.handle_datagram(time, &[counter, 7], &metrics, &mut out);
+        }
+        assert!(out.can.is_empty());
+        let frames: Vec<(u64, &[u8])> = out
+            .native
+            .iter()
+            .map(|f| (f.time_ns, &f.bytes[..]))
+            .collect();
+        assert_eq!(frames[2], (3, &[254u8, 7][..]));
+        assert_eq!(frames.len(), 4);
+        assert!(out.native.iter().all(|f| &*f.definition == "counted"));
+        assert_eq!(Metrics::get(&metrics.frames), 4);
+        assert_eq!(
+            Metrics::get(&metrics.sequence_gaps),
+            3,
+            "252, 253 and 255 lost"
+        );
+    }
+
+    #[test]
+    fn delimited_frames_are_cut_from_datagrams_and_byte_streams_alike() {
+        let metrics = SourceMetrics::new("ecu");
+        let mut datagrams = DatagramReceiver::new(Some(&native(DELIMITED)));
+        let mut out = SourceBatch::default();
+        let mut two = delimited_frame(1);
+        two.extend_from_slice(b"junk");
+        two.extend_from_slice(&delimited_frame(2));
+        datagrams.handle_datagram(10, &two, &metrics, &mut out);
+        let mut damaged = delimited_frame(3);
+        damaged[2] ^= 0xFF;
+        datagrams.handle_datagram(11, &damaged, &metrics, &mut out);
+        let values: Vec<u8> = out.native.iter().map(|f| f.bytes[2]).collect();
+        assert_eq!(values, [1, 2]);
+        let errors = metrics.decode_errors();
+        assert_eq!(errors.get("bad_check"), Some(&1), "{errors:?}");
+        assert!(errors.get("resync").is_some_and(|n| *n >= 1), "{errors:?}");
+
+        // The same frames split byte by byte over serial reads; a reset drops a partial frame.
+        let metrics = SourceMetrics::new("tty");
+        let mut stream = ByteStreamReceiver::new(Some(&native(DELIMITED)));
+        let mut out = SourceBatch::default();
+        for (time, byte) in two.iter().enumerate() {
+            stream.handle_bytes(time as u64, &[*byte], &metrics, &mut out);
+        }
+        stream.handle_bytes(99, &delimited_frame(4)[..2], &metrics, &mut out);
+        stream.reset();
+        stream.handle_bytes(100, &delimited_frame(5), &metrics, &mut out);
+        let values: Vec<(u64, u8)> = out.native.iter().map(|f| (f.time_ns, f.bytes[2])).collect();
+        assert_eq!(values, [(3, 1), (11, 2), (100, 5)]);
+        assert_eq!(Metrics::get(&metrics.frames), 3);
+    }
 }
