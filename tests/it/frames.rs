@@ -10,15 +10,12 @@ use std::path::{Path, PathBuf};
 
 use decoders::frame::CheckKind;
 use ecu_bridge::config::Config;
-use ecu_bridge::live::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::telemetry::Metrics;
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
 
-use crate::live::{samples, start_server, until};
-use crate::serial::{FakeAdapter, point};
+use crate::live::{LiveRun, SerialRig, samples, start_server, until};
 
 fn definition(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,6 +72,9 @@ fn f1_24_packet(frame_identifier: u32, car: PlayerCar) -> Vec<u8> {
     }
     packet
 }
+
+/// How to get a published value from the car it was built from.
+type Known = fn(&PlayerCar) -> f64;
 
 fn player_car(n: u16) -> PlayerCar {
     PlayerCar {
@@ -135,32 +135,6 @@ definition = "f1_24_car_telemetry"
     path
 }
 
-/// Runs `config`'s live sources into the server at `endpoint` until `stop` fires.
-fn run_live(
-    config: &Config,
-    endpoint: String,
-    capture_dir: &Path,
-) -> (
-    LiveSources,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<RunSummary>,
-) {
-    let (map, _) = config.load_channel_map().expect("map");
-    let mut live = LiveSources::prepare(config, &map, Some(capture_dir)).expect("sources");
-    let specs = std::mem::take(&mut live.specs);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let config = config.clone();
-    let run = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        pipeline::run(&config, map, endpoint, specs, shutdown)
-            .await
-            .expect("pipeline")
-    });
-    (live, stop, run)
-}
-
 async fn replay(config: &Config, endpoint: String, capture: PathBuf) -> RunSummary {
     let (map, _) = config.load_channel_map().expect("map");
     pipeline::replay(
@@ -192,9 +166,9 @@ async fn f1_24_packets_over_udp_are_published_as_the_player_car_and_replay_exact
     let config = f1_config(dir.path(), &format!("http://{}", server.local_addr()));
     let capture_dir = dir.path().join("capture");
     let endpoint = format!("http://{}", server.local_addr());
-    let (live, stop, run) = run_live(&config, endpoint, &capture_dir);
-    let (_, address): (String, SocketAddr) = live.udp_addresses[0].clone();
-    let metrics = live.metrics[0].clone();
+    let live = LiveRun::start(&config, endpoint, &capture_dir);
+    let (_, address): (String, SocketAddr) = live.live.udp_addresses[0].clone();
+    let metrics = live.live.metrics[0].clone();
 
     let sender = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
     let cars: Vec<PlayerCar> = (0..40).map(player_car).collect();
@@ -215,14 +189,8 @@ async fn f1_24_packets_over_udp_are_published_as_the_player_car_and_replay_exact
     }
     let sent = cars.len() as u64 + 3;
     until(|| Metrics::get(&metrics.datagrams) == sent).await;
-    let _ = stop.send(());
-    let summary = run.await.expect("task");
+    let summary = live.finish().await;
     server.shutdown().await.expect("server stops");
-    live.recorder
-        .expect("recording")
-        .await
-        .expect("task")
-        .expect("recorder");
 
     let pipeline = &summary.metrics;
     assert_eq!(Metrics::get(&pipeline.frames_in), sent);
@@ -242,27 +210,19 @@ async fn f1_24_packets_over_udp_are_published_as_the_player_car_and_replay_exact
 
     let live_samples = samples(&live_record);
     assert_eq!(live_samples.len(), 25, "{:?}", live_samples.keys());
-    let expect = |f: fn(&PlayerCar) -> f64| cars.iter().map(f).collect::<Vec<f64>>();
-    assert_eq!(
-        values(&live_samples, "vCar:SimCar"),
-        expect(|c| f64::from(c.speed))
-    );
-    assert_eq!(
-        values(&live_samples, "gear:SimCar"),
-        expect(|c| f64::from(c.gear))
-    );
-    assert_eq!(
-        values(&live_samples, "engine_rpm:SimCar"),
-        expect(|c| f64::from(c.rpm))
-    );
-    assert_eq!(
-        values(&live_samples, "brake_temperature_FL:SimCar"),
-        expect(|c| f64::from(c.brake_temperature_fl))
-    );
-    assert_eq!(
-        values(&live_samples, "tyre_pressure_RR:SimCar"),
-        expect(|c| f64::from(c.tyre_pressure_rr))
-    );
+    let published: [(&str, Known); 5] = [
+        ("vCar:SimCar", |c| f64::from(c.speed)),
+        ("gear:SimCar", |c| f64::from(c.gear)),
+        ("engine_rpm:SimCar", |c| f64::from(c.rpm)),
+        ("brake_temperature_FL:SimCar", |c| {
+            f64::from(c.brake_temperature_fl)
+        }),
+        ("tyre_pressure_RR:SimCar", |c| f64::from(c.tyre_pressure_rr)),
+    ];
+    for (identifier, known) in published {
+        let expected: Vec<f64> = cars.iter().map(known).collect();
+        assert_eq!(values(&live_samples, identifier), expected, "{identifier}");
+    }
 
     // The pcapng recorded during the live run replays into identical samples; no candump log
     // is written for a source that carries no CAN.
@@ -342,17 +302,18 @@ reconnect_max_ms = 100
 
 #[tokio::test]
 async fn a_native_ecu_on_a_serial_line_is_framed_checked_and_replays_exactly() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (mut adapter, slave) = FakeAdapter::new();
-    let device = dir.path().join("ecu-tty");
-    point(&device, &slave);
-    let live_record = dir.path().join("live.osrec");
-    let server = start_server(&live_record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let SerialRig {
+        dir,
+        mut adapter,
+        device,
+        live_record,
+        server,
+        endpoint,
+    } = SerialRig::new("ecu-tty").await;
     let config = ecu_config(dir.path(), &endpoint, &device);
     let capture_dir = dir.path().join("capture");
-    let (live, stop, run) = run_live(&config, endpoint, &capture_dir);
-    let metrics = live.metrics[0].clone();
+    let live = LiveRun::start(&config, endpoint, &capture_dir);
+    let metrics = live.live.metrics[0].clone();
     adapter.until_raw().await;
 
     let mut stream = b"\x00noise before the first sync\xAA".to_vec();
@@ -384,14 +345,8 @@ async fn a_native_ecu_on_a_serial_line_is_framed_checked_and_replays_exactly() {
         adapter.write_all(chunk).await;
     }
     until(|| Metrics::get(&metrics.frames) == expected_rpm.len() as u64 + 1).await;
-    let _ = stop.send(());
-    let summary = run.await.expect("task");
+    let summary = live.finish().await;
     server.shutdown().await.expect("server stops");
-    live.recorder
-        .expect("recording")
-        .await
-        .expect("task")
-        .expect("recorder");
     assert_eq!(
         adapter.sent_by_host(),
         b"",

@@ -12,7 +12,7 @@ use decoders::dbc::Dbc;
 use decoders::wire::cannelloni::encode_datagram;
 use ecu_bridge::config::Config;
 use ecu_bridge::live::LiveSources;
-use ecu_bridge::pipeline;
+use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use ecu_bridge::telemetry::Metrics;
@@ -99,6 +99,76 @@ pub(crate) fn samples(record: &Path) -> BTreeMap<String, Vec<(u64, f64)>> {
     recording.samples()
 }
 
+/// A live run in progress: the prepared sources (counters, addresses, recorder) and the
+/// pipeline task publishing them until [`LiveRun::finish`].
+pub(crate) struct LiveRun {
+    pub(crate) live: LiveSources,
+    stop: oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<RunSummary>,
+}
+
+impl LiveRun {
+    /// Binds `config`'s sources, recording into `capture_dir`, and runs them into `endpoint`.
+    pub(crate) fn start(config: &Config, endpoint: String, capture_dir: &Path) -> Self {
+        let (map, _) = config.load_channel_map().expect("map");
+        let mut live = LiveSources::prepare(config, &map, Some(capture_dir)).expect("sources");
+        let specs = std::mem::take(&mut live.specs);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = config.clone();
+        let run = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            pipeline::run(&config, map, endpoint, specs, shutdown)
+                .await
+                .expect("pipeline")
+        });
+        Self { live, stop, run }
+    }
+
+    /// Stops the sources, waits for the pipeline to drain and the recorder to close its files.
+    pub(crate) async fn finish(self) -> RunSummary {
+        let _ = self.stop.send(());
+        let summary = self.run.await.expect("pipeline task");
+        if let Some(recorder) = self.live.recorder {
+            let recorded = recorder.await.expect("task").expect("recorder");
+            println!("recorder: {recorded:?}");
+        }
+        summary
+    }
+}
+
+/// A pty "device" behind a symlink (as `/dev/serial/by-id/...`) and a strict Stream API
+/// recording to `live.osrec`, in a fresh temporary folder.
+pub(crate) struct SerialRig {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) adapter: crate::serial::FakeAdapter,
+    pub(crate) device: std::path::PathBuf,
+    pub(crate) live_record: std::path::PathBuf,
+    pub(crate) server: stream_api::ServerHandle,
+    pub(crate) endpoint: String,
+}
+
+impl SerialRig {
+    pub(crate) async fn new(device_name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (adapter, slave) = crate::serial::FakeAdapter::new();
+        let device = dir.path().join(device_name);
+        crate::serial::point(&device, &slave);
+        let live_record = dir.path().join("live.osrec");
+        let server = start_server(&live_record).await;
+        let endpoint = format!("http://{}", server.local_addr());
+        Self {
+            dir,
+            adapter,
+            device,
+            live_record,
+            server,
+            endpoint,
+        }
+    }
+}
+
 #[tokio::test]
 async fn udp_datagrams_become_samples_and_gaps_are_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -106,26 +176,10 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
     let server = start_server(&live_record).await;
     let endpoint = format!("http://{}", server.local_addr());
     let config = config(dir.path(), &endpoint);
-    let (map, _) = config.load_channel_map().expect("map");
     let capture_dir = dir.path().join("capture");
-    let LiveSources {
-        specs,
-        metrics,
-        udp_addresses,
-        recorder,
-    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources bind");
-    let (_, address): (String, SocketAddr) = udp_addresses[0].clone();
-    let metrics = metrics[0].clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let run = tokio::spawn({
-        let config = config.clone();
-        async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            pipeline::run(&config, map, endpoint, specs, shutdown).await
-        }
-    });
+    let live = LiveRun::start(&config, endpoint, &capture_dir);
+    let (_, address): (String, SocketAddr) = live.live.udp_addresses[0].clone();
+    let metrics = live.live.metrics[0].clone();
 
     let dbc = test_car::dbc();
     let sender = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
@@ -148,15 +202,8 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
         .await
         .expect("send garbage");
     until(|| Metrics::get(&metrics.datagrams) == sequences.len() as u64 + 1).await;
-    let _ = stop.send(());
-    let summary = run.await.expect("task").expect("pipeline");
+    let summary = live.finish().await;
     server.shutdown().await.expect("server stops");
-    let recorded = recorder
-        .expect("recording")
-        .await
-        .expect("task")
-        .expect("recorder");
-    println!("recorder: {recorded:?}");
 
     assert_eq!(
         Metrics::get(&metrics.sequence_gaps),
@@ -214,36 +261,21 @@ fn config_for_replay(dir: &Path, endpoint: &str) -> Config {
 
 #[tokio::test]
 async fn serial_recording_replays_into_identical_samples() {
-    use crate::serial::{FakeAdapter, ok, point};
+    use crate::serial::ok;
     use decoders::wire::slcan::encode_frame;
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (mut adapter, slave) = FakeAdapter::new();
-    let device = dir.path().join("usb-can");
-    point(&device, &slave);
-    let live_record = dir.path().join("live.osrec");
-    let server = start_server(&live_record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let SerialRig {
+        dir,
+        mut adapter,
+        device,
+        live_record,
+        server,
+        endpoint,
+    } = SerialRig::new("usb-can").await;
     let config = serial_config(dir.path(), &endpoint, &device);
-    let (map, _) = config.load_channel_map().expect("map");
     let capture_dir = dir.path().join("capture");
-    let LiveSources {
-        specs,
-        metrics,
-        recorder,
-        ..
-    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources");
-    let metrics = metrics[0].clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let run = tokio::spawn({
-        let config = config.clone();
-        async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            pipeline::run(&config, map, endpoint, specs, shutdown).await
-        }
-    });
+    let live = LiveRun::start(&config, endpoint, &capture_dir);
+    let metrics = live.live.metrics[0].clone();
 
     let init = tokio::time::timeout(Duration::from_secs(10), adapter.serve_init(ok))
         .await
@@ -271,14 +303,8 @@ async fn serial_recording_replays_into_identical_samples() {
         adapter.write_all(chunk).await;
     }
     until(|| Metrics::get(&metrics.frames) == 200).await;
-    let _ = stop.send(());
-    run.await.expect("task").expect("pipeline");
+    live.finish().await;
     server.shutdown().await.expect("server stops");
-    recorder
-        .expect("recording")
-        .await
-        .expect("task")
-        .expect("recorder");
     drop(adapter);
 
     let live_samples = samples(&live_record);
@@ -364,33 +390,18 @@ async fn a_serial_reconnect_is_marked_in_the_recording_so_replay_matches_live() 
     use crate::serial::{FakeAdapter, ok, point};
     use decoders::wire::slcan::encode_frame;
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (mut adapter, slave) = FakeAdapter::new();
-    let device = dir.path().join("usb-can");
-    point(&device, &slave);
-    let live_record = dir.path().join("live.osrec");
-    let server = start_server(&live_record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let SerialRig {
+        dir,
+        mut adapter,
+        device,
+        live_record,
+        server,
+        endpoint,
+    } = SerialRig::new("usb-can").await;
     let config = serial_config(dir.path(), &endpoint, &device);
-    let (map, _) = config.load_channel_map().expect("map");
     let capture_dir = dir.path().join("capture");
-    let LiveSources {
-        specs,
-        metrics,
-        recorder,
-        ..
-    } = LiveSources::prepare(&config, &map, Some(&capture_dir)).expect("sources");
-    let metrics = metrics[0].clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let run = tokio::spawn({
-        let config = config.clone();
-        async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            pipeline::run(&config, map, endpoint, specs, shutdown).await
-        }
-    });
+    let live = LiveRun::start(&config, endpoint, &capture_dir);
+    let metrics = live.live.metrics[0].clone();
     let dbc = test_car::dbc();
     // Each session: the adapter's clock starts where `first_stamp` says, 10 ms per frame.
     let session = |first_stamp: u32, first_rpm: f64| {
@@ -423,14 +434,8 @@ async fn a_serial_reconnect_is_marked_in_the_recording_so_replay_matches_live() 
     until(|| Metrics::get(&metrics.reconnects) == 1).await;
     adapter.write_all(&session(5, 1000.0)).await;
     until(|| Metrics::get(&metrics.frames) == 100).await;
-    let _ = stop.send(());
-    run.await.expect("task").expect("pipeline");
+    live.finish().await;
     server.shutdown().await.expect("server stops");
-    recorder
-        .expect("recording")
-        .await
-        .expect("task")
-        .expect("recorder");
     drop(adapter);
 
     let live_samples = samples(&live_record);
