@@ -18,6 +18,10 @@ use crate::proto::open_data::ConfigurationPacket;
 use crate::source::{NativeFrame, SourceBatch, TimedFrame};
 use crate::telemetry::Metrics;
 
+/// Rejected frames logged one by one (with the reason and byte offset) before the rest are only
+/// counted, so a source sending garbage cannot flood the journal.
+const LOGGED_REJECTIONS: u64 = 10;
+
 /// A format's index and its ordered parameter identifiers.
 pub type FormatAnnouncement = (u32, Vec<String>);
 
@@ -58,6 +62,8 @@ pub struct DecodeStage {
     pub metrics: Arc<Metrics>,
     /// Reloaded channel maps (SIGHUP), applied between two frame batches.
     pub reloads: Option<mpsc::Receiver<ChannelMap>>,
+    /// Frames rejected so far whose reason was logged.
+    pub logged_rejections: u64,
 }
 
 impl DecodeStage {
@@ -126,7 +132,11 @@ impl DecodeStage {
                 FrameOutcome::Unknown => unknown += 1,
                 FrameOutcome::NoData | FrameOutcome::Empty => without_values += 1,
                 FrameOutcome::FormatLimit => limit += 1,
-                FrameOutcome::Invalid(error) => self.metrics.count_decode_error(error.kind()),
+                FrameOutcome::Invalid(error) => {
+                    self.metrics.count_decode_error(error.kind());
+                    let id = timed.frame.id;
+                    self.log_rejection(format_args!("compound message on CAN id {id:?}"), &error);
+                }
             }
         }
         let metrics = &self.metrics;
@@ -140,7 +150,7 @@ impl DecodeStage {
 
     /// Decodes native frames by their definition, found by name (once per run of frames of
     /// the same definition, so a reload that drops or reorders definitions is followed).
-    fn decode_native(&self, frames: &[NativeFrame], rows: &mut RowBatch) {
+    fn decode_native(&mut self, frames: &[NativeFrame], rows: &mut RowBatch) {
         if frames.is_empty() {
             return;
         }
@@ -166,12 +176,32 @@ impl DecodeStage {
             {
                 Ok(frame::FrameOutcome::Decoded { .. }) => {}
                 Ok(frame::FrameOutcome::Unknown { .. }) => unknown += 1,
-                Err(error) => self.metrics.count_decode_error(error.kind()),
+                Err(error) => {
+                    self.metrics.count_decode_error(error.kind());
+                    let what = format_args!(
+                        "{} frame of {} bytes",
+                        native.definition,
+                        native.bytes.len()
+                    );
+                    self.log_rejection(what, &error);
+                }
             }
         }
         Metrics::add(&self.metrics.frames_in, frames.len() as u64);
         Metrics::add(&self.metrics.unknown_ids, unknown);
         Self::count_rows(&self.metrics, rows, rows_before);
+    }
+
+    /// Logs why a frame was rejected, for the first [`LOGGED_REJECTIONS`] (all are counted).
+    fn log_rejection(&mut self, what: std::fmt::Arguments<'_>, error: &decoders::DecodeError) {
+        self.logged_rejections += 1;
+        match self.logged_rejections {
+            n if n <= LOGGED_REJECTIONS => tracing::warn!(%error, "{what} rejected"),
+            n if n == LOGGED_REJECTIONS + 1 => tracing::warn!(
+                "further rejected frames are only counted (ecu_bridge_decode_errors_total)"
+            ),
+            _ => {}
+        }
     }
 
     fn count_rows(metrics: &Metrics, rows: &RowBatch, (before, samples_before): (usize, usize)) {

@@ -220,6 +220,7 @@ pub async fn run_reloadable(
         map,
         metrics: metrics.clone(),
         reloads,
+        logged_rejections: 0,
     };
     stages.spawn(async move {
         decode.run(frames_rx, rows_tx).await;

@@ -12,8 +12,10 @@
 //!   ([`dbc::DbcError`]); survivable quirks of real files become [`dbc::DbcWarning`]s.
 //!
 //! Modules: [`can`] (the CAN frame type), [`wire`] (CAN transports: cannelloni, SLCAN,
-//! candump logs), [`dbc`] (DBC channel maps and signal bit-twiddling), [`channel_map`] (a DBC
-//! selection compiled into a dense decode plan), [`sample`] (decoded output).
+//! candump logs), [`dbc`] (DBC channel maps and signal bit-twiddling), [`frame`] (native binary
+//! frames described by TOML definition files), [`channel_map`] (a car's selection of DBC
+//! signals and definition fields compiled into a dense decode plan), [`sample`] (decoded
+//! output).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
