@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 
 use decoders::frame::CheckKind;
 use ecu_bridge::config::Config;
-use ecu_bridge::pipeline::{self, RunSummary};
-use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::telemetry::Metrics;
 use tokio::net::UdpSocket;
 
-use crate::live::{LiveRun, SerialRig, samples, start_server, until};
+use crate::live::{LiveRun, SerialRig, replay, samples, start_server, until};
 
 fn definition(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -133,20 +131,6 @@ definition = "f1_24_car_telemetry"
     let path = dir.join("f1.toml");
     std::fs::write(&path, text).expect("config");
     path
-}
-
-async fn replay(config: &Config, endpoint: String, capture: PathBuf) -> RunSummary {
-    let (map, _) = config.load_channel_map().expect("map");
-    pipeline::replay(
-        config,
-        map,
-        endpoint,
-        vec![capture],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay")
 }
 
 fn values(samples: &std::collections::BTreeMap<String, Vec<(u64, f64)>>, id: &str) -> Vec<f64> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use decoders::can::{CanFlags, CanFrame};
@@ -97,6 +97,21 @@ pub(crate) fn samples(record: &Path) -> BTreeMap<String, Vec<(u64, f64)>> {
     let recording = inspect::read_recording(record).expect("recording");
     assert_eq!(recording.violations(), &[], "zero protocol violations");
     recording.samples()
+}
+
+/// Replays `capture` at full speed through `config`'s map into the Stream API at `endpoint`.
+pub(crate) async fn replay(config: &Config, endpoint: String, capture: PathBuf) -> RunSummary {
+    let (map, _) = config.load_channel_map().expect("map");
+    pipeline::replay(
+        config,
+        map,
+        endpoint,
+        vec![capture],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay")
 }
 
 /// A live run in progress: the prepared sources (counters, addresses, recorder) and the
@@ -234,17 +249,7 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
     let server = start_server(&replay_record).await;
     let endpoint = format!("http://{}", server.local_addr());
     let config = config_for_replay(dir.path(), &endpoint);
-    let (map, _) = config.load_channel_map().expect("map");
-    pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![pcapng],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
+    replay(&config, endpoint, pcapng).await;
     server.shutdown().await.expect("server stops");
     assert_eq!(
         samples(&replay_record),
@@ -330,18 +335,7 @@ async fn serial_recording_replays_into_identical_samples() {
     let replay_dir = dir.path().join("replay-config");
     std::fs::create_dir_all(&replay_dir).expect("dir");
     let config = serial_config(&replay_dir, &endpoint, &device);
-    let (map, _) = config.load_channel_map().expect("map");
-    let serial_log = capture_dir.join("usb.serial");
-    pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![serial_log],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
+    replay(&config, endpoint, capture_dir.join("usb.serial")).await;
     server.shutdown().await.expect("server stops");
     assert_eq!(
         samples(&replay_record),
@@ -450,17 +444,7 @@ async fn a_serial_reconnect_is_marked_in_the_recording_so_replay_matches_live() 
     let replay_dir = dir.path().join("replay-config");
     std::fs::create_dir_all(&replay_dir).expect("dir");
     let config = serial_config(&replay_dir, &endpoint, &device);
-    let (map, _) = config.load_channel_map().expect("map");
-    pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![capture_dir.join("usb.serial")],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
+    replay(&config, endpoint, capture_dir.join("usb.serial")).await;
     server.shutdown().await.expect("server stops");
     assert_eq!(
         samples(&replay_record),
