@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::decode::{Decoded, FormatAnnouncement};
-use crate::proto::open_data::ConfigurationPacket;
 use crate::row_encoding::{encode_row, encoded_row_len};
 use crate::telemetry::Metrics;
+use open_streaming::open_data::ConfigurationPacket;
 
 /// What the batch stage hands to the publish stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,8 +181,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::proto::open_data::{DataStatus, RowDataPacket, sample_row};
     use crate::row_encoding::row_data_content;
+    use open_streaming::open_data::{DataStatus, RowDataPacket, sample_row};
 
     /// The rows of an encoded `RowDataPacket`, through prost.
     fn decode_rows(bytes: &[u8]) -> Vec<(u64, Vec<f64>)> {

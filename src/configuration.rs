@@ -4,7 +4,7 @@
 
 use decoders::channel_map::{ChannelMap, Parameter};
 
-use crate::proto::open_data::{
+use open_streaming::open_data::{
     ConfigurationPacket, DataType, GroupDefinition, ParameterDefinition, TextConversionDefinition,
 };
 

@@ -14,9 +14,9 @@ use decoders::frame::{self, CompoundStats};
 use tokio::sync::mpsc;
 
 use crate::configuration::configuration_packet;
-use crate::proto::open_data::ConfigurationPacket;
 use crate::source::{NativeFrame, SourceBatch, TimedFrame};
 use crate::telemetry::Metrics;
+use open_streaming::open_data::ConfigurationPacket;
 
 /// Rejected frames logged one by one (with the reason and byte offset) before the rest are only
 /// counted, so a source sending garbage cannot flood the journal.

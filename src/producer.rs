@@ -23,18 +23,18 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::proto::api::data_format_manager_service_client::DataFormatManagerServiceClient;
-use crate::proto::api::packet_writer_service_client::PacketWriterServiceClient;
-use crate::proto::api::session_management_service_client::SessionManagementServiceClient;
-use crate::proto::api::{
+use open_streaming::api::data_format_manager_service_client::DataFormatManagerServiceClient;
+use open_streaming::api::packet_writer_service_client::PacketWriterServiceClient;
+use open_streaming::api::session_management_service_client::SessionManagementServiceClient;
+use open_streaming::api::{
     CreateSessionRequest, DataPacketDetails, EndSessionRequest, GetParameterDataFormatIdRequest,
     WriteDataPacketsRequest,
 };
-use crate::proto::key_generator::unique_key_generator_service_client::UniqueKeyGeneratorServiceClient;
-use crate::proto::key_generator::{
+use open_streaming::key_generator::unique_key_generator_service_client::UniqueKeyGeneratorServiceClient;
+use open_streaming::key_generator::{
     GenerateUniqueKeyRequest, KeyType, generate_unique_key_response,
 };
-use crate::proto::open_data::{
+use open_streaming::open_data::{
     ConfigurationPacket, EndOfSessionPacket, MarkerPacket, NewSessionPacket, Packet,
     SessionInfoPacket,
 };

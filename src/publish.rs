@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use crate::batch::{Batch, RowPacket};
 use crate::producer::PacketKind;
 use crate::producer::{Producer, PublishError};
-use crate::proto::open_data::MarkerPacket;
 use crate::row_encoding::row_data_content;
 use crate::telemetry::Metrics;
+use open_streaming::open_data::MarkerPacket;
 
 /// The publish stage.
 #[derive(Debug)]

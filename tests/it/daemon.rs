@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::candump::write_line;
 use decoders::wire::cannelloni::encode_datagram;
-use ecu_bridge::stream_api::{self, ServerOptions};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use stream_api::{self, ServerOptions};
 use tokio::net::{TcpListener, UnixDatagram};
 
 use crate::test_car;

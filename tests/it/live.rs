@@ -14,8 +14,8 @@ use ecu_bridge::config::Config;
 use ecu_bridge::live::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::source::replay::Pacing;
-use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use ecu_bridge::telemetry::Metrics;
+use stream_api::{self, ServerOptions, inspect};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use ecu_bridge::producer::{PacketKind, Producer, ProducerConfig, RetryPolicy};
-use ecu_bridge::proto::open_data::{
+use open_streaming::open_data::{
     ConfigurationPacket, DataStatus, DataType, DoubleSample, DoubleSampleList, GroupDefinition,
     MarkerPacket, ParameterDefinition, PeriodicDataPacket, RowDataPacket, SampleColumn,
     SampleDataFormat, SampleRow, sample_column, sample_data_format, sample_row,
 };
-use ecu_bridge::stream_api::{self, ServerOptions, inspect};
+use stream_api::{self, ServerOptions, inspect};
 use tokio::net::TcpListener;
 
 /// 2026-05-16 13:00:00 UTC.

@@ -11,8 +11,8 @@ use decoders::wire::candump::write_line;
 use ecu_bridge::config::Config;
 use ecu_bridge::pipeline;
 use ecu_bridge::source::replay::Pacing;
-use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use ecu_bridge::telemetry::Metrics;
+use stream_api::{self, ServerOptions, inspect};
 use tokio::net::TcpListener;
 
 use crate::test_car;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use decoders::can::{CanFlags, CanFrame};
 use decoders::wire::candump::write_line;
-use ecu_bridge::stream_api::{self, ServerOptions, inspect};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use stream_api::{self, ServerOptions, inspect};
 use tokio::net::TcpListener;
 
 use crate::test_car;

@@ -1,8 +1,8 @@
 //! The test Stream API over real TCP: server behaviour (§10 A), one negative test per checked
 //! B-rule (plain and strict), recording, inspect and restart.
 
-use ecu_bridge::proto::{api, key_generator, open_data};
-use ecu_bridge::stream_api::inspect::read_recording;
+use open_streaming::{api, key_generator, open_data};
+use stream_api::inspect::read_recording;
 use tonic::Code;
 
 use crate::util::{self, DS, INTERVAL, Producer, RPM, SPEED, STREAM, T0};
@@ -736,7 +736,7 @@ async fn an_open_write_stream_is_awaited_by_stats_and_ended_by_shutdown() {
 
 #[tokio::test]
 async fn a_foreign_or_corrupt_recording_is_a_clear_error() {
-    use ecu_bridge::stream_api::{ServerOptions, StreamApiError, recording::RecordingError};
+    use stream_api::{ServerOptions, StreamApiError, recording::RecordingError};
     let dir = tempfile::tempdir().expect("tempdir");
     let foreign = dir.path().join("notes.txt");
     std::fs::write(&foreign, "hello, not a recording").expect("write");
@@ -747,7 +747,7 @@ async fn a_foreign_or_corrupt_recording_is_a_clear_error() {
         strict: false,
         record: Some(foreign.clone()),
     };
-    let err = ecu_bridge::stream_api::spawn(listener, options)
+    let err = stream_api::spawn(listener, options)
         .await
         .expect_err("bad magic");
     assert!(matches!(

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use ecu_bridge::proto::{api, key_generator, open_data};
-use ecu_bridge::stream_api::{self, ServerHandle, ServerOptions};
+use open_streaming::{api, key_generator, open_data};
 use prost::Message;
+use stream_api::{self, ServerHandle, ServerOptions};
 use tonic::Status;
 use tonic::transport::Channel;
 

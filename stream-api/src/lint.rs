@@ -4,8 +4,8 @@
 //! Every function here looks at one message and pushes findings into a [`Findings`]; none keeps
 //! state, reads a clock or does IO (the receive time comes in as `now_ns`).
 
-use crate::proto::{api, open_data};
 use open_data::{sample_column, sample_row};
+use open_streaming::{api, open_data};
 
 use super::conformance::{Severity, Violation};
 

@@ -14,7 +14,7 @@ use prost::Message;
 
 use super::lint::{self, Findings};
 use super::packet::{PacketCtx, decode_content};
-use crate::proto::{api, open_data};
+use open_streaming::{api, open_data};
 
 /// The rule names a [`Violation`] can carry, in order.
 pub const RULES: [&str; 14] = [

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::conformance::{Checker, Event, FormatKind, Severity, Violation};
 use super::recording::{Parsed, RawRecord, RecordKind, Recorder, RecordingError};
 use super::registry::Registry;
-use crate::proto::{api, key_generator, open_data};
+use open_streaming::{api, key_generator, open_data};
 
 /// A session start or stop notification subscriber: its data source and channel.
 pub type Subscriber<T> = (String, mpsc::Sender<Result<T, tonic::Status>>);

@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 use super::core::now_ns;
 use super::recording::RecordKind;
 use super::server::StreamApi;
-use crate::proto::key_generator;
 use key_generator::unique_key_generator_service_server::UniqueKeyGeneratorService;
+use open_streaming::key_generator;
 
 #[tonic::async_trait]
 impl UniqueKeyGeneratorService for StreamApi {

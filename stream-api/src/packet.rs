@@ -10,8 +10,8 @@ use prost::Message;
 
 use super::conformance::{FormatKind, IssuedFormat, StreamState, merge_range};
 use super::lint::{self, Findings, ListRef};
-use crate::proto::open_data;
 use open_data::{event_data_format, sample_data_format};
+use open_streaming::open_data;
 
 /// A decoded packet content, by `Packet.type`.
 // Lives on the stack for one packet check; boxing the big variants buys nothing.

@@ -1,16 +1,16 @@
-//! Build script: compiles `proto/` into Rust with protox (a pure-Rust protobuf compiler), so a
+//! Build script: compiles the `.proto` files beside it into Rust with protox (a pure-Rust protobuf compiler), so a
 //! fresh machine needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
-        "proto/ma/streaming/open_data/v1/open_data.proto",
-        "proto/ma/streaming/api/v1/api.proto",
-        "proto/ma/streaming/key_generator/v1/key_generator.proto",
+        "ma/streaming/open_data/v1/open_data.proto",
+        "ma/streaming/api/v1/api.proto",
+        "ma/streaming/key_generator/v1/key_generator.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
-    let descriptors = protox::compile(files, ["proto"])?;
+    let descriptors = protox::compile(files, ["."])?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -348,7 +348,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::api;
+    use open_streaming::api;
 
     fn sample_request() -> api::EndSessionRequest {
         api::EndSessionRequest {

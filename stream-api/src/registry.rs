@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use prost_types::{Duration, Timestamp};
 
 use super::conformance::FormatKind;
-use crate::proto::{api, open_data};
+use open_streaming::{api, open_data};
 
 /// The global topic the server writes NewSession/EndOfSession/SessionInfo packets to (rule 55).
 const SESSION_INFO_TOPIC: &str = "SessionInfo";

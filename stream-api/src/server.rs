@@ -18,10 +18,10 @@ use super::conformance::{Event, FormatKind, Violation};
 use super::core::{Shared, now_ns};
 use super::lint::{self, Findings};
 use super::recording::RecordKind;
-use crate::proto::api;
 use api::data_format_manager_service_server::DataFormatManagerService;
 use api::packet_writer_service_server::PacketWriterService;
 use api::session_management_service_server::SessionManagementService;
+use open_streaming::api;
 
 /// Largest request the real server accepts (ASP.NET Core's default MaxReceiveMessageSize).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;

@@ -13,8 +13,8 @@ use prost::{DecodeError, Message};
 use super::conformance::{Severity, Violation, rule_name};
 use super::lint::ListRef;
 use super::recording::{self, RawRecord, RecordKind, RecordingError};
-use crate::proto::{api, open_data};
 use open_data::sample_data_format;
+use open_streaming::{api, open_data};
 
 /// Samples per parameter identifier, `(time_ns, value)`.
 type SampleMap = BTreeMap<String, Vec<(u64, f64)>>;

@@ -41,9 +41,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::proto::{api, key_generator};
 pub use conformance::{Severity, Violation};
 pub use core::Stats;
+use open_streaming::{api, key_generator};
 pub use recording::RecordingError;
 
 /// How long shutdown waits for connections to drain before cutting them.
