@@ -81,13 +81,21 @@ fn regions(source: &str) -> Vec<Region> {
         let mut text = String::new();
         for &ch in &c[from..to] {
             if ch == '\n' {
-                out.push(Region { line: *line, kind, text: std::mem::take(&mut text) });
+                out.push(Region {
+                    line: *line,
+                    kind,
+                    text: std::mem::take(&mut text),
+                });
                 *line += 1;
             } else {
                 text.push(ch);
             }
         }
-        out.push(Region { line: *line, kind, text });
+        out.push(Region {
+            line: *line,
+            kind,
+            text,
+        });
     };
     let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
     while i < c.len() {
@@ -98,7 +106,10 @@ fn regions(source: &str) -> Vec<Region> {
                 i += 1;
             }
             '/' if at(i + 1) == '/' => {
-                let end = c[i..].iter().position(|&ch| ch == '\n').map_or(c.len(), |p| i + p);
+                let end = c[i..]
+                    .iter()
+                    .position(|&ch| ch == '\n')
+                    .map_or(c.len(), |p| i + p);
                 emit(i + 2, end, Kind::Comment, &mut line, &mut out);
                 i = end;
             }
@@ -116,7 +127,13 @@ fn regions(source: &str) -> Vec<Region> {
                         j += 1;
                     }
                 }
-                emit(i + 2, j.saturating_sub(2).max(i + 2), Kind::Comment, &mut line, &mut out);
+                emit(
+                    i + 2,
+                    j.saturating_sub(2).max(i + 2),
+                    Kind::Comment,
+                    &mut line,
+                    &mut out,
+                );
                 i = j;
             }
             'r' | 'b' if i == 0 || !ident(c[i - 1]) => {
@@ -208,7 +225,10 @@ enum Ref {
     A(u32),
     /// A section: the document it belongs to (`Err`: a file outside `docs/`, named as found)
     /// and the section number as written (`"2"`, `"2.6"`).
-    Section { doc: Result<String, String>, section: String },
+    Section {
+        doc: Result<String, String>,
+        section: String,
+    },
 }
 
 fn is_word(ch: char) -> bool {
@@ -227,14 +247,9 @@ fn number(c: &[char], i: &mut usize) -> Option<u32> {
 
 /// Whether `c[i..]` starts with `s`.
 fn starts(c: &[char], i: usize, s: &str) -> bool {
-    let mut k = i;
-    for ch in s.chars() {
-        if c.get(k) != Some(&ch) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    let n = s.chars().count();
+    c.get(i..i + n)
+        .is_some_and(|window| window.iter().copied().eq(s.chars()))
 }
 
 /// The `*.md` path that ends just before `end` (a run of path characters ending in `.md`).
@@ -275,8 +290,7 @@ fn references(text: &str, kind: Kind) -> Vec<Ref> {
             }
             if c.get(j) == Some(&' ') && c.get(j + 1).is_some_and(|ch| ch.is_ascii_digit()) {
                 j += 1;
-                loop {
-                    let Some(from) = number(&c, &mut j) else { break };
+                while let Some(from) = number(&c, &mut j) {
                     let mut to = from;
                     if matches!(c.get(j), Some('–' | '-'))
                         && c.get(j + 1).is_some_and(|ch| ch.is_ascii_digit())
@@ -313,11 +327,10 @@ fn references(text: &str, kind: Kind) -> Vec<Ref> {
                 let mut to = from;
                 if matches!(c.get(j), Some('–' | '-')) && c.get(j + 1) == Some(&letter) {
                     let mut k = j + 2;
-                    if let Some(m) = number(&c, &mut k) {
-                        if c.get(k).is_none_or(|&ch| !is_word(ch)) {
-                            to = m;
-                            j = k;
-                        }
+                    let m = number(&c, &mut k);
+                    if let (Some(m), true) = (m, c.get(k).is_none_or(|&ch| !is_word(ch))) {
+                        to = m;
+                        j = k;
                     }
                 }
                 let make = if letter == 'B' { Ref::B } else { Ref::A };
@@ -349,7 +362,10 @@ fn references(text: &str, kind: Kind) -> Vec<Ref> {
                         j = k;
                     }
                 }
-                out.extend(sections.into_iter().map(|section| Ref::Section { doc: doc.clone(), section }));
+                out.extend(sections.into_iter().map(|section| Ref::Section {
+                    doc: doc.clone(),
+                    section,
+                }));
             }
             i = j;
             continue;
@@ -424,14 +440,14 @@ fn entries(doc: &str) -> Entries {
             e.b.entry(n).or_default().push(at);
         } else if let Some(n) = numbered(line, "**A") {
             e.a.entry(n).or_default().push(at);
-        } else if line.starts_with('#') {
-            if let Some((_, after)) = line.split_once('§') {
-                let id: String =
-                    after.chars().take_while(|ch| ch.is_ascii_digit() || *ch == '.').collect();
-                let id = id.trim_end_matches('.');
-                if !id.is_empty() {
-                    e.sections.entry(id.to_string()).or_default().push(at);
-                }
+        } else if let Some((_, after)) = line.split_once('§').filter(|_| line.starts_with('#')) {
+            let id: String = after
+                .chars()
+                .take_while(|ch| ch.is_ascii_digit() || *ch == '.')
+                .collect();
+            let id = id.trim_end_matches('.');
+            if !id.is_empty() {
+                e.sections.entry(id.to_string()).or_default().push(at);
             }
         }
     }
@@ -447,7 +463,9 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(listing) = fs::read_dir(&dir) else { continue };
+        let Ok(listing) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in listing.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -462,7 +480,10 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(ROOT).unwrap_or(path).display().to_string()
+    path.strip_prefix(ROOT)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,10 +513,14 @@ fn every_rule_reference_resolves() {
                         Ref::Rule(n) => (!rules.rules.contains_key(n)).then(|| format!("rule {n}")),
                         Ref::B(n) => (!rules.b.contains_key(n)).then(|| format!("B{n}")),
                         Ref::A(n) => (!rules.a.contains_key(n)).then(|| format!("A{n}")),
-                        Ref::Section { doc: Err(path), section } => {
-                            Some(format!("§{section} of `{path}`, a file outside docs/"))
-                        }
-                        Ref::Section { doc: Ok(doc), section } => {
+                        Ref::Section {
+                            doc: Err(path),
+                            section,
+                        } => Some(format!("§{section} of `{path}`, a file outside docs/")),
+                        Ref::Section {
+                            doc: Ok(doc),
+                            section,
+                        } => {
                             load(doc, &mut docs);
                             (!docs[doc.as_str()].sections.contains_key(section))
                                 .then(|| format!("§{section} (no such heading in {doc})"))
@@ -508,8 +533,16 @@ fn every_rule_reference_resolves() {
             }
         }
     }
-    assert!(counted > 100, "only {counted} references found: is the matcher broken?");
-    assert!(problems.is_empty(), "unresolved references:\n{}", problems.join("\n"));
+    eprintln!("{counted} references checked");
+    assert!(
+        counted > 100,
+        "only {counted} references found: is the matcher broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "unresolved references:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -544,7 +577,11 @@ fn no_reference_points_outside_the_repository() {
             report(&file, index + 1, line);
         }
     }
-    assert!(problems.is_empty(), "references outside the repository:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "references outside the repository:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -557,7 +594,9 @@ fn the_rules_document_is_numbered_consistently() {
             .collect()
     };
     let by_name = |map: &BTreeMap<u32, Vec<usize>>| -> BTreeMap<String, Vec<usize>> {
-        map.iter().map(|(n, lines)| (n.to_string(), lines.clone())).collect()
+        map.iter()
+            .map(|(n, lines)| (n.to_string(), lines.clone()))
+            .collect()
     };
     let mut problems = Vec::new();
     problems.extend(duplicates("rule ", &by_name(&e.rules)));
@@ -568,10 +607,26 @@ fn the_rules_document_is_numbered_consistently() {
 
     // Rules and checks are numbered without gaps, as the code cites them.
     let contiguous = |map: &BTreeMap<u32, Vec<usize>>| map.keys().copied().eq(1..=map.len() as u32);
-    assert!(contiguous(&e.rules), "rule numbers have gaps: {:?}", e.rules.keys());
-    assert!(e.rules.len() >= 95, "rules 1–95 expected, found {}", e.rules.len());
-    assert!(contiguous(&e.b) && e.b.len() == 14, "B1–B14 expected: {:?}", e.b.keys());
-    assert!(contiguous(&e.a) && e.a.len() == 5, "A1–A5 expected: {:?}", e.a.keys());
+    assert!(
+        contiguous(&e.rules),
+        "rule numbers have gaps: {:?}",
+        e.rules.keys()
+    );
+    assert!(
+        e.rules.len() >= 95,
+        "rules 1–95 expected, found {}",
+        e.rules.len()
+    );
+    assert!(
+        contiguous(&e.b) && e.b.len() == 14,
+        "B1–B14 expected: {:?}",
+        e.b.keys()
+    );
+    assert!(
+        contiguous(&e.a) && e.a.len() == 5,
+        "A1–A5 expected: {:?}",
+        e.a.keys()
+    );
     // §1–§10 as headings, and each subsection under an existing section.
     let sections: BTreeSet<&str> = e.sections.keys().map(String::as_str).collect();
     for n in 1..=10 {
@@ -597,7 +652,10 @@ fn the_lexer_reads_only_comments_and_strings() {
         .map(|r| (r.line, r.kind, references(&r.text, r.kind)))
         .filter(|(_, _, refs)| !refs.is_empty())
         .collect();
-    let section = |s: &str| Ref::Section { doc: Ok(RULES_DOC.to_string()), section: s.to_string() };
+    let section = |s: &str| Ref::Section {
+        doc: Ok(RULES_DOC.to_string()),
+        section: s.to_string(),
+    };
     assert_eq!(
         found,
         vec![
@@ -622,7 +680,10 @@ fn the_matcher_reads_lists_ranges_and_sections() {
     );
     assert_eq!(refs("(62–63) rulesets 4 overrule 5"), Vec::<Ref>::new());
     assert_eq!(refs("B1–B14"), (1..=14).map(Ref::B).collect::<Vec<_>>());
-    assert_eq!(refs("B3–B9, B4/B8"), [3, 4, 5, 6, 7, 8, 9, 4, 8].map(Ref::B));
+    assert_eq!(
+        refs("B3–B9, B4/B8"),
+        [3, 4, 5, 6, 7, 8, 9, 4, 8].map(Ref::B)
+    );
     assert_eq!(refs("0xB4 AB12 B1x B123 _B2 A12"), Vec::<Ref>::new());
     assert_eq!(references("A2 in a string", Kind::Str), Vec::<Ref>::new());
     let section = |doc: Result<&str, &str>, s: &str| Ref::Section {
@@ -640,14 +701,23 @@ fn the_matcher_reads_lists_ranges_and_sections() {
             Ref::A(3),
         ]
     );
-    assert_eq!(refs("`docs/can-formats.md` §3"), [section(Ok("docs/can-formats.md"), "3")]);
-    assert_eq!(refs("`shared/formats/can.md` §4."), [section(Err("shared/formats/can.md"), "4")]);
+    assert_eq!(
+        refs("`docs/can-formats.md` §3"),
+        [section(Ok("docs/can-formats.md"), "3")]
+    );
+    assert_eq!(
+        refs("`shared/formats/can.md` §4."),
+        [section(Err("shared/formats/can.md"), "4")]
+    );
 }
 
 #[test]
 fn the_path_check_flags_outside_paths() {
     let root = Path::new(ROOT);
-    let good = bad_paths("see `docs/open-streaming.md` and docs/capture-formats.md.", root);
+    let good = bad_paths(
+        "see `docs/open-streaming.md` and docs/capture-formats.md.",
+        root,
+    );
     assert!(good.is_empty(), "{good:?}");
     assert_eq!(bad_paths("see `formats/can.md`", root).len(), 1);
     assert!(!bad_paths("see shared/formats/can.md", root).is_empty());
