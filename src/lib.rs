@@ -6,8 +6,9 @@
 //! source ──SourceBatch──▶ decode ──Decoded──▶ batch ──Batch──▶ publish ──gRPC──▶ Stream API
 //! ```
 //!
-//! When a channel is full: replay (and, later, serial) sources block, so nothing is lost and
-//! the capture simply waits; every later edge blocks too. Shutdown cancels only the sources;
+//! When a channel is full: replay and serial sources block, so nothing is lost and
+//! the capture or the adapter waits; a UDP source drops the batch and counts it (an ECU cannot
+//! be slowed down); every later edge blocks. Shutdown cancels only the sources;
 //! each later stage ends when its input closes, and publish ends the Open Streaming session.
 
 pub mod batch;

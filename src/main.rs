@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay capture files (candump -L logs) through the pipeline into the Stream API.
+    /// Replay capture files (candump logs, pcapng and serial recordings, detected by content)
+    /// through the pipeline into the Stream API.
     Replay {
         /// The car's bridge configuration (TOML).
         #[arg(long)]

@@ -1,5 +1,5 @@
 //! The Open Streaming producer: one session's calls to the Stream API in the order the protocol
-//! requires (`producer-rules.md` §1–§3).
+//! requires (`docs/open-streaming.md` §1–§3).
 //!
 //! CreateSession → NewSession on `""` and every data stream → Configuration (essential) on all of
 //! them → data-format ids (cached) → data and markers over one long-lived `WriteDataPackets`

@@ -1,5 +1,5 @@
 //! The DBC loader against the four real opendbc files in `fixtures/dbc/` (MIT, see NOTICE):
-//! each loads with warnings only, each quirk of `formats/can.md` §5 is a warning on the right
+//! each loads with warnings only, each quirk of `docs/can-formats.md` §5 is a warning on the right
 //! line, real messages decode to hand-computed values, and no input makes the parser panic.
 
 use decoders::CanId;

@@ -2,7 +2,7 @@
 //!
 //! [`Checker::handle`] takes one [`Event`] (a session created or ended, a data-format id issued,
 //! a packet written, …) and the server's receive time, updates per-session/per-stream state and
-//! returns the [`Violation`]s of producer-rules.md §10 (B1–B14) that event shows. It never does
+//! returns the [`Violation`]s of docs/open-streaming.md §10 (B1–B14) that event shows. It never does
 //! IO, reads no clock and never changes what the server answers: the server decides (strict mode)
 //! whether a violation rejects the request. Because it is deterministic, the server replays a
 //! recording through it on restart to rebuild the same state.

@@ -1,6 +1,6 @@
 //! The project's own test Stream API server (`ecu-bridge stream-api`): an h2c gRPC server that
 //! answers like Motion Applied's v1.3 Stream API, lints every producer request against
-//! producer-rules.md §10 (B1–B14), and optionally records everything it sees.
+//! docs/open-streaming.md §10 (B1–B14), and optionally records everything it sees.
 //!
 //! Layout:
 //! - [`conformance`] + `lint` + `packet`: the sans-IO checker (events in, [`Violation`]s out);

@@ -41,7 +41,7 @@ struct PlayerCar {
 const PACKET_LEN: usize = 1352;
 const PLAYER: usize = 5;
 
-/// A whole F1 24 car-telemetry packet (formats/f1-udp.md): the player's record holds `car`,
+/// A whole F1 24 car-telemetry packet (docs/frame-definitions.md): the player's record holds `car`,
 /// the 21 others decoys that must never be published.
 fn f1_24_packet(frame_identifier: u32, car: PlayerCar) -> Vec<u8> {
     let mut packet = vec![0u8; PACKET_LEN];

@@ -1,7 +1,7 @@
 //! DBC channel maps: the model of a DBC file (messages, signals, multiplexing, value tables,
 //! comments, cycle times), its parser, and the bit-level decoding and encoding of signals.
 //!
-//! Loading is tolerant of the quirks real files carry (see `formats/can.md`): a quirk becomes a
+//! Loading is tolerant of the quirks real files carry (see `docs/can-formats.md` §5): a quirk becomes a
 //! [`DbcWarning`] naming file and line, never an error. A line that cannot be understood at all
 //! is a [`DbcError`] with file, line and column.
 

@@ -2,7 +2,7 @@
 //! frames carry, table-driven with tables built at compile time.
 //!
 //! Pure functions over byte slices; no state, no allocation. Each variant is pinned down by its
-//! check value over ASCII `"123456789"` (see `formats/generic-frames.md`).
+//! check value over ASCII `"123456789"` (table in `docs/frame-definitions.md`).
 
 use serde::Deserialize;
 

@@ -2,7 +2,7 @@
 //! prints exactly what candump prints.
 //!
 //! Owns the grammar `(SECONDS.MICROS) IFACE FRAME`, where FRAME is `ID#DATA`, `ID#R[dlc]` or
-//! `ID##F` + FD data (`shared/formats/can.md` §4). Never does IO and never reads a clock: the
+//! `ID##F` + FD data (`docs/can-formats.md` §4). Never does IO and never reads a clock: the
 //! timestamp in the line *is* the capture time, parsed as integers to exact nanoseconds (never
 //! through `f64`, which cannot hold microseconds of a current epoch exactly).
 //!

@@ -367,7 +367,7 @@ fn take(bytes: &[u8], at: usize, n: usize) -> Result<&[u8], DecodeError> {
 mod tests {
     use super::*;
 
-    /// The worked example from `shared/formats/can.md` §1.
+    /// The worked example from `docs/can-formats.md` §1.
     static EXAMPLE: [u8; 23] = [
         0x02, 0x00, 0x07, 0x00, 0x02, // version 2, DATA, seq 7, 2 frames
         0x00, 0x00, 0x01, 0xA4, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1A, // 0x1A4

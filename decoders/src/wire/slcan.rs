@@ -1,7 +1,7 @@
 //! SLCAN / Lawicel ASCII (CAN over a serial line): line parser, frame and command encoders, a
 //! bounded sans-IO line framer, and a timestamp unwrapper.
 //!
-//! Owns the text grammar of `shared/formats/can.md` §3: frame lines `t T r R d D b B`, the
+//! Owns the text grammar of `docs/can-formats.md` §3: frame lines `t T r R d D b B`, the
 //! adapter's replies, and the host's setup commands. Never does IO and never reads a clock:
 //! the serial reader feeds bytes to [`SlcanFramer`] and passes receive times to
 //! [`TimestampUnwrapper`].
