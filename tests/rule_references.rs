@@ -48,7 +48,15 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const RULES_DOC: &str = "docs/open-streaming.md";
-const SOURCE_DIRS: [&str; 4] = ["src", "decoders/src", "decoders/tests", "tests"];
+const SOURCE_DIRS: [&str; 7] = [
+    "src",
+    "decoders/src",
+    "decoders/tests",
+    "tests",
+    "stream-api/src",
+    "proto/src",
+    "benches",
+];
 const FORBIDDEN: [&str; 4] = ["../shared", "producer-rules.md", "interface.md", "shared/"];
 /// This file, left out of the scans (see the module docs).
 const SELF: &str = "tests/rule_references.rs";
