@@ -10,7 +10,7 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::channel_map::{ChannelMap, Selection};
 use decoders::dbc::parse_dbc;
 use decoders::wire::{candump, cannelloni, slcan};
-use ecu_bridge::row_encoding::{encode_row, row_data_content};
+use open_streaming::rows::{encode_row, row_data_content};
 
 /// An 8-signal message mixing layouts, as ECUs send them: Intel and Motorola, signed and
 /// unsigned, odd widths and positions.

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::candump::write_line;
+use ecu_bridge::capture::replay::Pacing;
 use ecu_bridge::config::Config;
 use ecu_bridge::pipeline::{self, RunSummary};
-use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::telemetry::Metrics;
 use nix::sys::resource::{UsageWho, getrusage};
 

@@ -11,44 +11,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::decode::{Decoded, FormatAnnouncement};
-use crate::row_encoding::{encode_row, encoded_row_len};
+use open_streaming::rows::{encode_row, encoded_row_len};
+
+use crate::pipeline::edge::{Batch, Decoded, Queue, RowPacket};
 use crate::telemetry::Metrics;
-use open_streaming::open_data::ConfigurationPacket;
-
-/// What the batch stage hands to the publish stage.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Batch {
-    /// Data formats to resolve before the rows that use them.
-    Formats(Vec<FormatAnnouncement>),
-    /// One row packet's worth of rows of one format.
-    Rows(RowPacket),
-    /// A reloaded channel map: publish this configuration, and forget the old formats.
-    Reconfigure(ConfigurationPacket),
-}
-
-/// Rows of one data format, encoded as they arrived, ready to become a `RowDataPacket`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowPacket {
-    /// The format index.
-    pub format: u32,
-    /// One timestamp per row, ns since the UNIX epoch.
-    pub timestamps: Vec<u64>,
-    /// The packet's `rows` field: one encoded `SampleRow` per timestamp
-    /// ([`crate::row_encoding::encode_row`]).
-    pub encoded_rows: Vec<u8>,
-    /// Samples in all rows.
-    pub samples: usize,
-    /// When the first of these rows reached the pipeline (publish latency starts here).
-    pub first_received: Instant,
-}
-
-impl RowPacket {
-    /// Encoded size of the `RowDataPacket` this becomes, within the few bytes of its header.
-    pub fn encoded_len(&self) -> usize {
-        PACKET_HEADER_BYTES + self.timestamps.len() * 8 + self.encoded_rows.len()
-    }
-}
 
 /// Sleeps until `due`, or for ever when nothing is pending.
 async fn sleep_until_due(due: Option<Instant>) {
@@ -57,10 +23,6 @@ async fn sleep_until_due(due: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-/// Upper bound of a `RowDataPacket`'s bytes besides timestamps and rows: the data-format
-/// field (≤ 13) and the timestamps field's tag and length (≤ 11).
-const PACKET_HEADER_BYTES: usize = 24;
 
 /// The batch stage.
 #[derive(Debug)]
@@ -93,7 +55,7 @@ impl BatchStage {
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
-                    Metrics::set(&self.metrics.queue_depths[1], input.len() as u64);
+                    Metrics::set(&self.metrics.queue_depths[Queue::Batch.index()], input.len() as u64);
                     if self.take(decoded, &mut pending, &output).await.is_err() {
                         return;
                     }
@@ -181,8 +143,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::row_encoding::row_data_content;
     use open_streaming::open_data::{DataStatus, RowDataPacket, sample_row};
+    use open_streaming::rows::row_data_content;
 
     /// The rows of an encoded `RowDataPacket`, through prost.
     fn decode_rows(bytes: &[u8]) -> Vec<(u64, Vec<f64>)> {

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use decoders::channel_map::ChannelMap;
+use ecu_bridge::capture::replay::Pacing;
 use ecu_bridge::config::{Config, StreamApiTarget};
-use ecu_bridge::live::LiveSources;
+use ecu_bridge::pipeline::sources::LiveSources;
 use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::service::metrics_http;
 use ecu_bridge::service::notify::{Check, Notifier, Progress, WatchdogPolicy, spawn_watchdog};
-use ecu_bridge::source::replay::Pacing;
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use stream_api::{ServerOptions, inspect};
 use tokio::net::TcpListener;

@@ -13,31 +13,14 @@ use decoders::channel_map::{ChannelMap, FrameOutcome};
 use decoders::frame::{self, CompoundStats};
 use tokio::sync::mpsc;
 
-use crate::configuration::configuration_packet;
-use crate::source::{NativeFrame, SourceBatch, TimedFrame};
+use crate::pipeline::edge::{
+    Decoded, FormatAnnouncement, NativeFrame, Queue, SourceBatch, TimedFrame,
+};
 use crate::telemetry::Metrics;
-use open_streaming::open_data::ConfigurationPacket;
 
 /// Rejected frames logged one by one (with the reason and byte offset) before the rest are only
 /// counted, so a source sending garbage cannot flood the journal.
 const LOGGED_REJECTIONS: u64 = 10;
-
-/// A format's index and its ordered parameter identifiers.
-pub type FormatAnnouncement = (u32, Vec<String>);
-
-/// What the decode stage hands to the batch stage.
-#[derive(Debug)]
-pub struct Decoded {
-    /// Formats first used by `rows` (or all formats, in the first batch).
-    pub new_formats: Vec<FormatAnnouncement>,
-    /// The decoded rows.
-    pub rows: RowBatch,
-    /// When the decode stage received the frames: the start of the publish latency.
-    pub received: tokio::time::Instant,
-    /// A reloaded channel map's configuration: everything before belongs to the old map,
-    /// `new_formats` and `rows` to the new one (format indices start again from 0).
-    pub reconfigure: Option<ConfigurationPacket>,
-}
 
 /// The next reloaded map, or never when reloads are off or their sender is gone.
 async fn next_reload(reloads: &mut Option<mpsc::Receiver<ChannelMap>>) -> Option<ChannelMap> {
@@ -81,7 +64,7 @@ impl DecodeStage {
             let frames = tokio::select! {
                 biased;
                 Some(map) = next_reload(&mut reloads) => {
-                    reconfigure = Some(configuration_packet(&map));
+                    reconfigure = Some(Arc::new(map.clone()));
                     self.map = map;
                     announced = 0;
                     compound_seen = CompoundStats::default();
@@ -89,7 +72,7 @@ impl DecodeStage {
                 }
                 frames = input.recv() => match frames {
                     Some(frames) => {
-                        Metrics::set(&self.metrics.queue_depths[0], input.len() as u64);
+                        Metrics::set(&self.metrics.queue_depths[Queue::Decode.index()], input.len() as u64);
                         frames
                     }
                     None => break,

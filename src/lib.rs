@@ -14,13 +14,9 @@
 pub mod batch;
 pub mod capture;
 pub mod config;
-pub mod configuration;
 pub mod decode;
-pub mod live;
 pub mod pipeline;
-pub mod producer;
 pub mod publish;
-pub mod row_encoding;
 pub mod service;
 pub mod source;
 pub mod telemetry;

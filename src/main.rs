@@ -9,7 +9,7 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 use commands::LogFormat;
-use ecu_bridge::source::replay::Pacing;
+use ecu_bridge::capture::replay::Pacing;
 
 /// Carries ECU telemetry (CAN captures today) into the Open Streaming Stream API.
 #[derive(Debug, Parser)]

@@ -2,9 +2,10 @@
 //!
 //! The module tree mirrors the protobuf packages (generated code refers across packages by
 //! relative path); [`open_data`], [`api`] and [`key_generator`] are the short names used elsewhere.
-#![allow(missing_docs, clippy::all, missing_debug_implementations)]
+pub mod rows;
 
 /// The generated packages, nested as `ma.streaming.<name>.v1`.
+#[allow(missing_docs, clippy::all, missing_debug_implementations)]
 pub mod ma {
     pub mod streaming {
         pub mod open_data {

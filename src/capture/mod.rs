@@ -15,6 +15,7 @@
 pub mod pcapng;
 pub mod reader;
 pub mod recorder;
+pub mod replay;
 pub mod serial_log;
 
 use std::path::PathBuf;

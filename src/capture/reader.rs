@@ -21,8 +21,9 @@ use tokio::io::AsyncReadExt;
 use super::CaptureFormat;
 use super::pcapng::{PcapngEvent, PcapngReader};
 use super::serial_log;
-use crate::source::transport::{ByteStreamReceiver, DatagramReceiver};
-use crate::source::{NativeInput, SourceBatch, TimedFrame};
+use crate::pipeline::edge::{SourceBatch, TimedFrame};
+use crate::source::NativeInput;
+use crate::source::receiver::{ByteStreamReceiver, DatagramReceiver};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Why a capture could not be read at all.

@@ -22,8 +22,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::{CaptureError, pcapng, serial_log};
 use crate::config::{SourceConfig, SourceKind};
-use crate::source::transport::{CannelloniReceiver, SlcanReceiver};
-use crate::source::{RawCapture, TimedFrame};
+use crate::pipeline::edge::TimedFrame;
+use crate::source::RawCapture;
+use crate::source::receiver::{CannelloniReceiver, SlcanReceiver};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// A file's buffer is written out once it holds this much.

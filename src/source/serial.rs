@@ -33,9 +33,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialStream;
 use tracing::{debug, info, warn};
 
-use super::transport::ByteStreamReceiver;
-use super::{CaptureTap, FRAMES_PER_BATCH, NativeInput, RawCapture, SourceBatch, SourceError};
+use super::receiver::ByteStreamReceiver;
+use super::{CaptureTap, NativeInput, RawCapture, SourceError};
 use crate::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
+use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// How long the adapter has to answer each set-up command.

@@ -35,9 +35,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
-use super::transport::DatagramReceiver;
-use super::{CaptureTap, FRAMES_PER_BATCH, NativeInput, RawCapture, SourceBatch, SourceError};
+use super::receiver::DatagramReceiver;
+use super::{CaptureTap, NativeInput, RawCapture, SourceError};
 use crate::config::{Multicast, UdpSourceConfig};
+use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Datagrams read in one pass before the loop goes back to check `cancel` and the output.

@@ -13,13 +13,14 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::cannelloni::encode_datagram;
 use decoders::wire::slcan::encode_frame;
 use ecu_bridge::capture::pcapng::{self, PcapngEvent, PcapngReader};
+use ecu_bridge::capture::replay::{Pacing, ReplaySource};
 use ecu_bridge::capture::{CaptureError, CaptureFormat, CaptureReader, Recorder, serial_log};
 use ecu_bridge::config::{
     FlowControl, Parity, SerialSourceConfig, SlcanSetup, SourceConfig, SourceKind, UdpSourceConfig,
 };
-use ecu_bridge::source::replay::{Pacing, ReplaySource};
-use ecu_bridge::source::transport::{CannelloniReceiver, SlcanReceiver};
-use ecu_bridge::source::{RawCapture, TimedFrame};
+use ecu_bridge::pipeline::edge::TimedFrame;
+use ecu_bridge::source::RawCapture;
+use ecu_bridge::source::receiver::{CannelloniReceiver, SlcanReceiver};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use tokio::sync::{mpsc, watch};
 
@@ -247,7 +248,7 @@ async fn recordings_replay_into_the_live_frames() {
             rejected,
             "{file}: the bad datagram or line"
         );
-        let first = ecu_bridge::source::replay::first_frame_time(&path, Arc::default())
+        let first = ecu_bridge::capture::replay::first_frame_time(&path, Arc::default())
             .await
             .expect("readable");
         assert_eq!(first, Some(want[0].0), "{file}");

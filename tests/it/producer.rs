@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ecu_bridge::producer::{PacketKind, Producer, ProducerConfig, RetryPolicy};
+use ecu_bridge::publish::producer::{PacketKind, Producer, ProducerConfig, RetryPolicy};
 use open_streaming::open_data::{
     ConfigurationPacket, DataStatus, DataType, DoubleSample, DoubleSampleList, GroupDefinition,
     MarkerPacket, ParameterDefinition, PeriodicDataPacket, RowDataPacket, SampleColumn,

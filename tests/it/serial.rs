@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ecu_bridge::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
+use ecu_bridge::pipeline::edge::{SourceBatch, TimedFrame};
+use ecu_bridge::source::SourceError;
 use ecu_bridge::source::serial::SerialSource;
-use ecu_bridge::source::{SourceBatch, SourceError, TimedFrame};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

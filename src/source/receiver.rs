@@ -10,7 +10,8 @@ use decoders::frame::{FramerStats, Framing, SequenceTracker, StreamFramer};
 use decoders::wire::cannelloni::parse_datagram;
 use decoders::wire::slcan::{SlcanFramer, SlcanLine, TimestampUnwrapper, parse_line};
 
-use super::{FRAMES_PER_BATCH, NativeFrame, NativeInput, SourceBatch, TimedFrame};
+use super::NativeInput;
+use crate::pipeline::edge::{FRAMES_PER_BATCH, NativeFrame, SourceBatch, TimedFrame};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Turns datagrams into frames: cannelloni CAN, or native frames of a definition.

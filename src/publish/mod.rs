@@ -6,16 +6,20 @@
 //! producer retries with backoff and this stage stops reading, so the bounded channels before it
 //! fill and the sources feel backpressure (replay waits; UDP counts drops).
 
+pub mod configuration;
+pub mod producer;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::batch::{Batch, RowPacket};
-use crate::producer::PacketKind;
-use crate::producer::{Producer, PublishError};
-use crate::row_encoding::row_data_content;
-use crate::telemetry::Metrics;
 use open_streaming::open_data::MarkerPacket;
+use open_streaming::rows::row_data_content;
+
+use crate::pipeline::edge::{Batch, Queue, RowPacket};
+use crate::telemetry::Metrics;
+use configuration::configuration_packet;
+use producer::{PacketKind, Producer, PublishError};
 
 /// The publish stage.
 #[derive(Debug)]
@@ -34,7 +38,10 @@ impl PublishStage {
         let mut formats: Vec<Option<Vec<String>>> = Vec::new();
         let mut marker_sent = false;
         while let Some(batch) = input.recv().await {
-            Metrics::set(&self.metrics.queue_depths[2], input.len() as u64);
+            Metrics::set(
+                &self.metrics.queue_depths[Queue::Publish.index()],
+                input.len() as u64,
+            );
             match batch {
                 Batch::Formats(announced) => {
                     for (index, identifiers) in announced {
@@ -45,8 +52,8 @@ impl PublishStage {
                         formats[index] = Some(identifiers);
                     }
                 }
-                Batch::Reconfigure(configuration) => {
-                    self.producer.configure(configuration).await?;
+                Batch::Reconfigure(map) => {
+                    self.producer.configure(configuration_packet(&map)).await?;
                     formats.clear();
                     tracing::info!("reloaded channel map published as a new configuration");
                 }

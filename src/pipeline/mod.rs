@@ -2,6 +2,9 @@
 //! `source → decode → batch → publish`. Shutdown cancels only the sources; every later stage
 //! ends when its input closes (drain by drop), and publish flushes and ends the session.
 
+pub mod edge;
+pub mod sources;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -14,13 +17,16 @@ use tokio::task::JoinSet;
 
 use crate::batch::BatchStage;
 use crate::capture::reader::NativeInputs;
+use crate::capture::replay::{Pacing, ReplayError, ReplaySource, first_frame_time};
 use crate::config::Config;
-use crate::configuration::configuration_packet;
 use crate::decode::DecodeStage;
-use crate::producer::{Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy};
+use crate::pipeline::edge::SourceBatch;
 use crate::publish::PublishStage;
-use crate::source::replay::{Pacing, ReplayError, ReplaySource, first_frame_time};
-use crate::source::{NativeInput, SourceBatch};
+use crate::publish::configuration::configuration_packet;
+use crate::publish::producer::{
+    Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy,
+};
+use crate::source::NativeInput;
 use crate::telemetry::Metrics;
 
 /// What a finished run did.

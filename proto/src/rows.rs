@@ -98,7 +98,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use open_streaming::open_data::{
+    use crate::open_data::{
         DataStatus, DoubleSample, DoubleSampleList, RowDataPacket, SampleDataFormat, SampleRow,
         sample_data_format, sample_row,
     };

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{FRAMES_PER_BATCH, SourceBatch};
 use crate::capture::reader::NativeInputs;
 use crate::capture::{CaptureReadError, CaptureReader};
+use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
 use crate::telemetry::Metrics;
 
 /// How fast to replay.
