@@ -7,6 +7,7 @@
 //! whose start bit, sign or scale disagrees with these tables fails the decode comparison.
 
 mod families;
+mod haltech;
 
 pub use families::all as families;
 
