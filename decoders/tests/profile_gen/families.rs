@@ -1,5 +1,5 @@
-//! The field tables, one function per family, written from the vendors' published layouts
-//! (see each profile DBC's file comment for the sources). Bytes and bits as sent.
+//! The field tables of every family but Haltech (`haltech.rs`), one function each, from the
+//! published layouts (each profile DBC's first comment names the sources). Bytes and bits as sent.
 
 use super::Kind::{self, *};
 use super::{Family, Field, Order, haltech};
