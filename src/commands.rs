@@ -1,21 +1,20 @@
 //! The binary's commands: each loads what it needs, runs the library, and reports to the
 //! terminal. The only place (with main.rs) that uses `anyhow`.
 
-use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use decoders::channel_map::ChannelMap;
 use ecu_bridge::capture::replay::Pacing;
-use ecu_bridge::config::{Config, StreamApiTarget};
-use ecu_bridge::pipeline::sources::LiveSources;
-use ecu_bridge::pipeline::{self, RunSummary};
-use ecu_bridge::service::metrics_http;
-use ecu_bridge::service::notify::{Check, Notifier, Progress, WatchdogPolicy, spawn_watchdog};
+use ecu_bridge::config::Config;
+use ecu_bridge::daemon::{self, Daemon};
+use ecu_bridge::pipeline::RunSummary;
+use ecu_bridge::pipeline::sources::{self, LiveSources};
+use ecu_bridge::service::notify::Notifier;
+use ecu_bridge::service::{ServiceOptions, signals};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use stream_api::{ServerOptions, inspect};
 use tokio::net::TcpListener;
@@ -58,6 +57,41 @@ pub async fn replay(
     {
         bail!("--speed must be a positive number, got {speed}");
     }
+    let (config, map) = load(config_path)?;
+    let native = Arc::new(sources::native_inputs(&config, &map));
+    let sources = sources::replay_sources(captures, pacing, native).await?;
+    let daemon = Daemon {
+        sources,
+        ..service_daemon(config_path, config, map).await?
+    };
+    let report = daemon::run(daemon, signals::shutdown_signal()).await?;
+    print_run_summary(&report.summary);
+    report_recording(report.embedded_recording)
+}
+
+/// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
+/// or SIGINT; with `record`, every raw input is also captured there.
+pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<()> {
+    let (config, map) = load(config_path)?;
+    let live = LiveSources::prepare(&config, &map, record.as_deref())?;
+    let daemon = Daemon {
+        sources: live.sources,
+        source_metrics: live.metrics.clone(),
+        ..service_daemon(config_path, config, map).await?
+    };
+    let report = daemon::run(daemon, signals::shutdown_signal()).await?;
+    print_run_summary(&report.summary);
+    print_source_metrics(&live.metrics);
+    report_recording(report.embedded_recording)?;
+    if let Some(recorder) = live.recorder {
+        let stats = recorder.await.context("recorder task")??;
+        println!("recorded: {stats:?}");
+    }
+    Ok(())
+}
+
+/// The configuration and its channel map, with the load logged.
+fn load(config_path: &Path) -> anyhow::Result<(Config, ChannelMap)> {
     let config = Config::load(config_path)?;
     let (map, warnings) = config.load_channel_map()?;
     tracing::info!(
@@ -65,63 +99,37 @@ pub async fn replay(
         dbc_warnings = warnings.len(),
         "channel map loaded (`ecu-bridge validate` lists DBC warnings)"
     );
-    let target = StreamApi::start(&config).await?;
-    let endpoint = target.endpoint.clone();
-    let native = Arc::new(pipeline::native_inputs(&config, &map));
-    let sources = pipeline::replay_sources(captures, pacing, native).await?;
-    let service = Service::start(&config, Vec::new()).await?;
-    let reloads = reload_on_sighup(config_path.to_owned(), service.notifier.clone());
-    let summary = service
-        .run(pipeline::run_reloadable(
-            &config,
-            map,
-            endpoint,
-            sources,
-            service.stopped(),
-            reloads,
-            service.metrics.clone(),
-        ))
-        .await?;
-    let (summary, recording) = target.finish(summary).await?;
-    print_run_summary(&summary);
-    recording.report()
+    Ok((config, map))
 }
 
-/// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
-/// or SIGINT; with `record`, every raw input is also captured there.
-pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
-    let (map, warnings) = config.load_channel_map()?;
-    tracing::info!(
-        parameters = map.parameters().len(),
-        dbc_warnings = warnings.len(),
-        "channel map loaded"
-    );
-    let live = LiveSources::prepare(&config, &map, record.as_deref())?;
-    let target = StreamApi::start(&config).await?;
-    let endpoint = target.endpoint.clone();
-    let service = Service::start(&config, live.metrics.clone()).await?;
-    let reloads = reload_on_sighup(config_path.to_owned(), service.notifier.clone());
-    let summary = service
-        .run(pipeline::run_reloadable(
-            &config,
-            map,
-            endpoint,
-            live.specs,
-            service.stopped(),
-            reloads,
-            service.metrics.clone(),
-        ))
-        .await?;
-    let (summary, recording) = target.finish(summary).await?;
-    print_run_summary(&summary);
-    print_source_metrics(&live.metrics);
-    recording.report()?;
-    if let Some(recorder) = live.recorder {
-        let stats = recorder.await.context("recorder task")??;
-        println!("recorded: {stats:?}");
-    }
-    Ok(())
+/// A daemon with the service as systemd sees it: sd_notify from the environment, the
+/// configured metrics endpoint, SIGHUP reloads of `config_path`. Sources are the caller's.
+async fn service_daemon(
+    config_path: &Path,
+    config: Config,
+    map: ChannelMap,
+) -> anyhow::Result<Daemon> {
+    let notifier = Notifier::from_env();
+    let metrics_listener = match config.service.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("metrics endpoint cannot listen on {address}"))?;
+            tracing::info!(address = %listener.local_addr()?, "metrics endpoint listening (/metrics, /health)");
+            Some(listener)
+        }
+        None => None,
+    };
+    let reloads = signals::reload_on_sighup(config_path.to_owned(), notifier.clone());
+    Ok(Daemon {
+        reloads,
+        service: ServiceOptions {
+            notifier,
+            watchdog: Notifier::watchdog_interval(),
+            metrics_listener,
+        },
+        ..Daemon::new(config, map, Vec::new())
+    })
 }
 
 /// `ecu-bridge record`: captures the live sources exactly as received, without publishing.
@@ -140,21 +148,17 @@ pub async fn record(
     let (cancel, cancelled) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let mut sources = JoinSet::new();
-    for spec in live.specs {
-        sources.spawn((spec.start)(
-            frames.clone(),
-            metrics.clone(),
-            cancelled.clone(),
-        ));
+    for source in live.sources {
+        sources.spawn(source.run(frames.clone(), metrics.clone(), cancelled.clone()));
     }
     drop(frames);
     tracing::info!(out = %out.display(), "recording; stop with Ctrl-C or SIGTERM");
     match duration {
         Some(duration) => tokio::select! {
             () = tokio::time::sleep(duration) => {}
-            () = shutdown_signal() => {}
+            () = signals::shutdown_signal() => {}
         },
-        None => shutdown_signal().await,
+        None => signals::shutdown_signal().await,
     }
     let _ = cancel.send(true);
     while let Some(result) = sources.join_next().await {
@@ -169,74 +173,19 @@ pub async fn record(
     Ok(())
 }
 
-/// The Stream API a run publishes to: a remote URL, or our server started in-process.
-struct StreamApi {
-    endpoint: String,
-    server: Option<stream_api::ServerHandle>,
-    record: Option<PathBuf>,
-}
-
-impl StreamApi {
-    async fn start(config: &Config) -> anyhow::Result<Self> {
-        match &config.stream_api {
-            StreamApiTarget::Remote(url) => Ok(Self {
-                endpoint: url.clone(),
-                server: None,
-                record: None,
-            }),
-            StreamApiTarget::Embedded { record, strict } => {
-                let record = record.clone().unwrap_or_else(temporary_recording);
-                let listener =
-                    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-                let options = ServerOptions {
-                    strict: *strict,
-                    record: Some(record.clone()),
-                };
-                let server = stream_api::spawn(listener, options).await?;
-                let endpoint = format!("http://{}", server.local_addr());
-                tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
-                Ok(Self {
-                    endpoint,
-                    server: Some(server),
-                    record: Some(record),
-                })
-            }
-        }
+/// Prints the embedded server's recording summary; fails if it saw protocol violations.
+fn report_recording(recording: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(record) = recording else {
+        return Ok(());
+    };
+    let recording = inspect::read_recording(&record)
+        .with_context(|| format!("reading recording {}", record.display()))?;
+    println!("\n{}", recording.summary());
+    let violations = recording.violations().len();
+    if violations > 0 {
+        bail!("the embedded Stream API recorded {violations} protocol violations");
     }
-
-    /// Stops the embedded server; the run's outcome and what the server recorded.
-    async fn finish<T>(
-        self,
-        outcome: Result<T, pipeline::PipelineError>,
-    ) -> anyhow::Result<(T, EmbeddedRecording)> {
-        if let Some(server) = self.server {
-            server
-                .shutdown()
-                .await
-                .context("stopping the embedded Stream API")?;
-        }
-        Ok((outcome?, EmbeddedRecording(self.record)))
-    }
-}
-
-/// The embedded server's recording, if the run used one.
-struct EmbeddedRecording(Option<PathBuf>);
-
-impl EmbeddedRecording {
-    /// Prints the recording's summary; fails if the server saw protocol violations.
-    fn report(self) -> anyhow::Result<()> {
-        let Some(record) = self.0 else {
-            return Ok(());
-        };
-        let recording = inspect::read_recording(&record)
-            .with_context(|| format!("reading recording {}", record.display()))?;
-        println!("\n{}", recording.summary());
-        let violations = recording.violations().len();
-        if violations > 0 {
-            bail!("the embedded Stream API recorded {violations} protocol violations");
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// `ecu-bridge stream-api`.
@@ -252,7 +201,7 @@ pub async fn stream_api(
     stream_api::serve(
         listener,
         ServerOptions { strict, record },
-        shutdown_signal(),
+        signals::shutdown_signal(),
     )
     .await?;
     Ok(())
@@ -338,14 +287,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
 }
 
-fn temporary_recording() -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    std::env::temp_dir().join(format!("ecu-bridge-{}-{stamp}.osrec", std::process::id()))
-}
-
 fn print_run_summary(summary: &RunSummary) {
     let m = &summary.metrics;
     let seconds = summary.elapsed.as_secs_f64().max(1e-9);
@@ -374,189 +315,5 @@ fn print_run_summary(summary: &RunSummary) {
     );
     for (kind, count) in m.decode_errors() {
         println!("    {kind}: {count}");
-    }
-}
-
-/// On every SIGHUP, reloads the configuration at `path` and sends its compiled channel map to
-/// the pipeline. A map that fails to load or compile is rejected with the reason, and the
-/// pipeline keeps the map it has. Only the channel map reloads: sources and the Stream API
-/// target need a restart.
-fn reload_on_sighup(path: PathBuf, notifier: Notifier) -> Option<mpsc::Receiver<ChannelMap>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::warn!(%error, "SIGHUP reload unavailable");
-            return None;
-        }
-    };
-    let (reloads, received) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            notifier.reloading();
-            let loaded = Config::load(&path).and_then(|config| config.load_channel_map());
-            notifier.ready();
-            match loaded {
-                Ok((map, warnings)) => {
-                    tracing::info!(
-                        config = %path.display(),
-                        parameters = map.parameters().len(),
-                        dbc_warnings = warnings.len(),
-                        "SIGHUP: channel map reloaded"
-                    );
-                    if reloads.send(map).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "SIGHUP: reload rejected; keeping the current channel map");
-                }
-            }
-        }
-    });
-    Some(received)
-}
-
-/// Service plumbing shared by `run` and `replay`: sd_notify (READY, WATCHDOG driven by the
-/// pipeline's progress, STATUS, STOPPING, RELOADING), the metrics endpoint, and the deadline
-/// for stopping after SIGTERM or SIGINT.
-struct Service {
-    notifier: Notifier,
-    metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-    stop_timeout: Duration,
-}
-
-/// How often the watchdog looks at progress when systemd asks for no watchdog.
-const DEFAULT_WATCHDOG: Duration = Duration::from_secs(10);
-
-impl Service {
-    async fn start(config: &Config, sources: Vec<Arc<SourceMetrics>>) -> anyhow::Result<Self> {
-        let notifier = Notifier::from_env();
-        let metrics = Arc::new(Metrics::default());
-        let alive = Arc::new(AtomicBool::new(true));
-        let watchdog = Notifier::watchdog_interval().unwrap_or(DEFAULT_WATCHDOG);
-        let policy = WatchdogPolicy::new(watchdog, watchdog);
-        // READY before the first watchdog check, which fires as soon as the task starts: the
-        // sources are bound and the pipeline starts right after this returns.
-        notifier.ready();
-        let watchdog = spawn_watchdog(
-            notifier.clone(),
-            policy,
-            progress_of(metrics.clone()),
-            status_of(metrics.clone(), alive.clone()),
-        );
-        let (stop_tx, stop) = watch::channel(false);
-        let stopping = notifier.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            watchdog.abort();
-            stopping.stopping();
-            let _ = stop_tx.send(true);
-        });
-        if let Some(address) = config.service.metrics_listen {
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("metrics endpoint cannot listen on {address}"))?;
-            tracing::info!(address = %listener.local_addr()?, "metrics endpoint listening (/metrics, /health)");
-            let (metrics, mut stop) = (metrics.clone(), stop.clone());
-            let health = move || alive.load(Ordering::Relaxed);
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                };
-                if let Err(error) =
-                    metrics_http::serve(listener, metrics, sources, health, shutdown).await
-                {
-                    tracing::error!(%error, "metrics endpoint failed");
-                }
-            });
-        }
-        Ok(Self {
-            notifier,
-            metrics,
-            stop,
-            stop_timeout: config.service.stop_timeout,
-        })
-    }
-
-    /// Resolves once SIGTERM or SIGINT arrived.
-    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stop = self.stop.clone();
-        async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        }
-    }
-
-    /// Runs `pipeline`, failing if it has not drained `stop_timeout` after the stop signal.
-    async fn run<T>(
-        &self,
-        pipeline: impl Future<Output = Result<T, pipeline::PipelineError>>,
-    ) -> anyhow::Result<Result<T, pipeline::PipelineError>> {
-        let timeout = self.stop_timeout;
-        let deadline = {
-            let stopped = self.stopped();
-            async move {
-                stopped.await;
-                tokio::time::sleep(timeout).await;
-            }
-        };
-        tokio::select! {
-            outcome = pipeline => Ok(outcome),
-            () = deadline => bail!("the pipeline did not drain within {timeout:?} of the stop signal"),
-        }
-    }
-}
-
-/// Progress for the watchdog: packets published, and whether decoded samples are waiting.
-fn progress_of(metrics: Arc<Metrics>) -> impl FnMut() -> Progress + Send + 'static {
-    move || Progress {
-        completed: Metrics::get(&metrics.packets_published),
-        pending: Metrics::get(&metrics.samples_decoded) > Metrics::get(&metrics.samples_published),
-    }
-}
-
-/// `STATUS=` text (frames/s since the last check, the session) and the health `/health` reports.
-fn status_of(
-    metrics: Arc<Metrics>,
-    alive: Arc<AtomicBool>,
-) -> impl FnMut(&Check) -> String + Send + 'static {
-    let mut last = (std::time::Instant::now(), 0u64);
-    move |check: &Check| {
-        alive.store(check.health.is_alive(), Ordering::Relaxed);
-        let frames = Metrics::get(&metrics.frames_in);
-        let seconds = last.0.elapsed().as_secs_f64().max(1e-3);
-        let rate = frames.saturating_sub(last.1) as f64 / seconds;
-        last = (std::time::Instant::now(), frames);
-        let session = metrics.session();
-        let session = if session.is_empty() {
-            "starting".to_owned()
-        } else {
-            session
-        };
-        format!("{}: {rate:.0} frames/s, session {session}", check.health)
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod pipeline;
 pub mod publish;

@@ -7,7 +7,6 @@ pub mod sources;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,18 +15,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::batch::BatchStage;
-use crate::capture::reader::NativeInputs;
-use crate::capture::replay::{Pacing, ReplayError, ReplaySource, first_frame_time};
+use crate::capture::replay::{Pacing, ReplayError};
 use crate::config::Config;
 use crate::decode::DecodeStage;
-use crate::pipeline::edge::SourceBatch;
 use crate::publish::PublishStage;
 use crate::publish::configuration::configuration_packet;
 use crate::publish::producer::{
     Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy,
 };
-use crate::source::NativeInput;
 use crate::telemetry::Metrics;
+use sources::{Source, native_inputs, replay_sources};
 
 /// What a finished run did.
 #[derive(Debug)]
@@ -88,50 +85,6 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
     }
 }
 
-/// A source ready to start: given the frame channel, the shared counters and the cancel
-/// signal, it reads until its input ends or it is cancelled, and returns how many frames it
-/// read. Closed set chosen by the caller (replay files, UDP sockets, serial devices).
-pub struct SourceSpec {
-    /// Name for logs and the summary (a path or the configured source name).
-    pub name: String,
-    /// Starts the source.
-    pub start: SourceStart,
-}
-
-impl std::fmt::Debug for SourceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceSpec")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The edge from sources to the decode stage.
-pub type FrameSender = mpsc::Sender<SourceBatch>;
-
-/// The configured sources that carry native frames, with their definitions' framing from
-/// `map` (a source naming a definition the map lacks is left out: validation refuses it).
-pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
-    config
-        .sources
-        .iter()
-        .filter_map(|source| {
-            let name = source.definition.as_deref()?;
-            let plan = &map.definitions()[map.definition_index(name)?];
-            let input = NativeInput {
-                definition: Arc::from(name),
-                framing: plan.framing().clone(),
-            };
-            Some((source.name.clone(), input))
-        })
-        .collect()
-}
-/// Starts a source on the frame channel, with the shared counters and the cancel signal.
-pub type SourceStart =
-    Box<dyn FnOnce(FrameSender, Arc<Metrics>, watch::Receiver<bool>) -> SourceFuture + Send>;
-/// A running source.
-pub type SourceFuture = Pin<Box<dyn Future<Output = Result<u64, PipelineError>> + Send>>;
-
 /// Replays `captures` through the whole pipeline into the Stream API at `endpoint`.
 pub async fn replay(
     config: &Config,
@@ -146,48 +99,13 @@ pub async fn replay(
     run(config, map, endpoint, sources, shutdown).await
 }
 
-/// One replay source per capture, all on one clock: the earliest first frame maps to now.
-/// Recordings of the sources in `native` are read as their native frames.
-pub async fn replay_sources(
-    captures: Vec<PathBuf>,
-    pacing: Pacing,
-    native: Arc<NativeInputs>,
-) -> Result<Vec<SourceSpec>, PipelineError> {
-    let mut origin_ns = u64::MAX;
-    for capture in &captures {
-        if let Some(first) = first_frame_time(capture, native.clone()).await? {
-            origin_ns = origin_ns.min(first);
-        }
-    }
-    let start = tokio::time::Instant::now();
-    let sources = captures
-        .into_iter()
-        .map(|path| {
-            let source = ReplaySource {
-                path: path.clone(),
-                pacing,
-                origin_ns,
-                start,
-                native: native.clone(),
-            };
-            SourceSpec {
-                name: path.display().to_string(),
-                start: Box::new(move |frames, metrics, cancel| {
-                    Box::pin(async move { Ok(source.run(frames, metrics, cancel).await?) })
-                }),
-            }
-        })
-        .collect();
-    Ok(sources)
-}
-
 /// Runs `sources` through decode, batch and publish into the Stream API at `endpoint`, until
 /// every source ends or `shutdown` resolves (which cancels the sources; the rest drains).
 pub async fn run(
     config: &Config,
     map: ChannelMap,
     endpoint: String,
-    sources: Vec<SourceSpec>,
+    sources: Vec<Source>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
     let metrics = Arc::new(Metrics::default());
@@ -200,7 +118,7 @@ pub async fn run_reloadable(
     config: &Config,
     map: ChannelMap,
     endpoint: String,
-    sources: Vec<SourceSpec>,
+    sources: Vec<Source>,
     shutdown: impl Future<Output = ()> + Send,
     reloads: Option<mpsc::Receiver<ChannelMap>>,
     metrics: Arc<Metrics>,
@@ -217,8 +135,8 @@ pub async fn run_reloadable(
 
     let mut stages = JoinSet::new();
     for source in sources {
-        let running = (source.start)(frames_tx.clone(), metrics.clone(), cancel_rx.clone());
-        let name = source.name;
+        let name = source.name();
+        let running = source.run(frames_tx.clone(), metrics.clone(), cancel_rx.clone());
         stages.spawn(async move { StageResult::Source(name, running.await) });
     }
     drop(frames_tx);

@@ -3,19 +3,23 @@
 //! of `ecu-bridge run` (publish) and `ecu-bridge record` (capture only).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use decoders::channel_map::ChannelMap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::capture::reader::NativeInputs;
+use crate::capture::replay::{Pacing, ReplaySource, first_frame_time};
 use crate::capture::{CaptureError, RecordStats, Recorder};
 use crate::config::{Config, SourceKind};
-use crate::pipeline::{FrameSender, PipelineError, SourceSpec, native_inputs};
+use crate::pipeline::PipelineError;
+use crate::pipeline::edge::SourceBatch;
 use crate::source::SourceError;
 use crate::source::serial::SerialSource;
 use crate::source::udp::UdpSource;
+use crate::source::{CaptureTap, NativeInput};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Raw inputs queued toward the recorder before UDP sources start counting them as lost
@@ -25,8 +29,8 @@ const RECORD_QUEUE: usize = 4096;
 /// The configured live sources, bound and ready to start.
 #[derive(Debug)]
 pub struct LiveSources {
-    /// One spec per source, for [`crate::pipeline::run`].
-    pub specs: Vec<SourceSpec>,
+    /// One per `[[source]]`, in configuration order, for [`crate::pipeline::run`].
+    pub sources: Vec<Source>,
     /// Each source's counters, in configuration order.
     pub metrics: Vec<Arc<SourceMetrics>>,
     /// Where each UDP source listens (useful when bound to port 0).
@@ -74,7 +78,7 @@ impl LiveSources {
             None => (None, None),
         };
         let mut live = Self {
-            specs: Vec::new(),
+            sources: Vec::new(),
             metrics: Vec::new(),
             udp_addresses: Vec::new(),
             recorder,
@@ -84,7 +88,7 @@ impl LiveSources {
             let native = native.remove(&source.name);
             let metrics = Arc::new(SourceMetrics::new(&source.name));
             live.metrics.push(metrics.clone());
-            let source_spec = match &source.kind {
+            let source = match &source.kind {
                 SourceKind::Udp(udp) => {
                     let mut bound = UdpSource::bind(&source.name, udp, metrics.clone())?;
                     if let Some(input) = native {
@@ -92,10 +96,11 @@ impl LiveSources {
                     }
                     live.udp_addresses
                         .push((source.name.clone(), bound.local_addr()));
-                    let tap = tap.clone();
-                    spec(&source.name, metrics, move |frames, cancel| {
-                        bound.run(frames, tap, cancel)
-                    })
+                    Source::Udp {
+                        socket: bound,
+                        tap: tap.clone(),
+                        metrics,
+                    }
                 }
                 SourceKind::Serial(serial) => {
                     let mut device =
@@ -103,31 +108,127 @@ impl LiveSources {
                     if let Some(input) = native {
                         device = device.carrying(input);
                     }
-                    let tap = tap.clone();
-                    spec(&source.name, metrics, move |frames, cancel| {
-                        device.run(frames, tap, cancel)
-                    })
+                    Source::Serial {
+                        device,
+                        tap: tap.clone(),
+                        metrics,
+                    }
                 }
             };
-            live.specs.push(source_spec);
+            live.sources.push(source);
         }
         Ok(live)
     }
 }
 
-/// A spec that runs `run` and reports the frames the source's own counters saw.
-fn spec<F, Fut>(name: &str, metrics: Arc<SourceMetrics>, run: F) -> SourceSpec
-where
-    F: FnOnce(FrameSender, watch::Receiver<bool>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), SourceError>> + Send + 'static,
-{
-    SourceSpec {
-        name: name.to_owned(),
-        start: Box::new(move |frames: FrameSender, _: Arc<Metrics>, cancel| {
-            Box::pin(async move {
-                run(frames, cancel).await?;
-                Ok::<u64, PipelineError>(Metrics::get(&metrics.frames))
-            })
-        }),
+/// The configured sources that carry native frames, with their definitions' framing from
+/// `map` (a source naming a definition the map lacks is left out: validation refuses it).
+pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
+    config
+        .sources
+        .iter()
+        .filter_map(|source| {
+            let name = source.definition.as_deref()?;
+            let plan = &map.definitions()[map.definition_index(name)?];
+            let input = NativeInput {
+                definition: Arc::from(name),
+                framing: plan.framing().clone(),
+            };
+            Some((source.name.clone(), input))
+        })
+        .collect()
+}
+/// One replay source per capture, all on one clock: the earliest first frame maps to now.
+/// Recordings of the sources in `native` are read as their native frames.
+pub async fn replay_sources(
+    captures: Vec<PathBuf>,
+    pacing: Pacing,
+    native: Arc<NativeInputs>,
+) -> Result<Vec<Source>, PipelineError> {
+    let mut origin_ns = u64::MAX;
+    for capture in &captures {
+        if let Some(first) = first_frame_time(capture, native.clone()).await? {
+            origin_ns = origin_ns.min(first);
+        }
+    }
+    let start = tokio::time::Instant::now();
+    let sources = captures
+        .into_iter()
+        .map(|path| {
+            let source = ReplaySource {
+                path: path.clone(),
+                pacing,
+                origin_ns,
+                start,
+                native: native.clone(),
+            };
+            Source::Replay(source)
+        })
+        .collect();
+    Ok(sources)
+}
+
+/// A source ready to run: a closed set chosen by the command (replay files, UDP sockets,
+/// serial devices), dispatched by `match`.
+#[derive(Debug)]
+pub enum Source {
+    /// A capture file read at its captured timing (scaled) or as fast as the pipeline accepts.
+    Replay(ReplaySource),
+    /// A bound UDP socket, optionally tapped into a recording.
+    Udp {
+        /// The bound socket and its receiver.
+        socket: UdpSource,
+        /// Where raw datagrams go when recording.
+        tap: Option<CaptureTap>,
+        /// The source's counters (its frame count is the run's figure for it).
+        metrics: Arc<SourceMetrics>,
+    },
+    /// A serial device, optionally tapped into a recording.
+    Serial {
+        /// The device and its receiver.
+        device: SerialSource,
+        /// Where raw reads go when recording.
+        tap: Option<CaptureTap>,
+        /// The source's counters.
+        metrics: Arc<SourceMetrics>,
+    },
+}
+
+impl Source {
+    /// Name for logs and the summary (a path or the configured source name).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Replay(replay) => replay.path.display().to_string(),
+            Self::Udp { metrics, .. } | Self::Serial { metrics, .. } => metrics.name.clone(),
+        }
+    }
+
+    /// Reads until the input ends or `cancel` turns true, sending frame batches to `frames`;
+    /// returns how many frames it read.
+    pub async fn run(
+        self,
+        frames: mpsc::Sender<SourceBatch>,
+        pipeline_metrics: Arc<Metrics>,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<u64, PipelineError> {
+        match self {
+            Self::Replay(replay) => Ok(replay.run(frames, pipeline_metrics, cancel).await?),
+            Self::Udp {
+                socket,
+                tap,
+                metrics,
+            } => {
+                socket.run(frames, tap, cancel).await?;
+                Ok(Metrics::get(&metrics.frames))
+            }
+            Self::Serial {
+                device,
+                tap,
+                metrics,
+            } => {
+                device.run(frames, tap, cancel).await?;
+                Ok(Metrics::get(&metrics.frames))
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! Running as a systemd service: readiness and watchdog notifications ([`notify`]) and the
 //! Prometheus `/metrics` and `/health` endpoint ([`metrics_http`], text from [`exposition`]).
 //!
-//! Nothing here starts the pipeline or reads the configuration: `run` decides when the bridge
-//! is ready, what counts as progress and which counters to export, and hands those in. Every
+//! Nothing here starts the pipeline: [`crate::daemon`] decides when the bridge is ready and
+//! when stopping begins; [`runtime`] turns the pipeline's counters into progress, status and
+//! health; [`signals`] turns SIGTERM/SIGINT and SIGHUP into a stop future and reloaded maps. Every
 //! piece is inert when not under systemd (no `NOTIFY_SOCKET`, no metrics listener).
 //!
 //! The unit file, an example configuration and the receive-buffer sysctl drop-in live in
@@ -11,3 +12,7 @@
 pub mod exposition;
 pub mod metrics_http;
 pub mod notify;
+pub mod runtime;
+pub mod signals;
+
+pub use runtime::{Service, ServiceOptions};

@@ -1,6 +1,7 @@
-//! The real binary as systemd runs it: sd_notify messages on a socket the test owns (READY,
-//! WATCHDOG, STATUS, STOPPING in order; WATCHDOG stops when a stage stalls), and the metrics
-//! endpoint scraped while traffic flows, its counters matching what was sent.
+//! The daemon as systemd runs it, in-process through `daemon::run`: sd_notify messages on a
+//! socket the test owns (READY, WATCHDOG, STATUS, STOPPING in order; WATCHDOG stops when a
+//! stage stalls), and the metrics endpoint scraped while traffic flows, its counters matching
+//! what was sent. Also the helpers the real-binary tests (`frames.rs`) share.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,15 @@ use std::time::{Duration, Instant};
 use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::candump::write_line;
 use decoders::wire::cannelloni::encode_datagram;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use ecu_bridge::capture::replay::Pacing;
+use ecu_bridge::config::Config;
+use ecu_bridge::daemon::{self, Daemon};
+use ecu_bridge::pipeline::sources::{self, LiveSources};
+use ecu_bridge::service::ServiceOptions;
+use ecu_bridge::service::notify::Notifier;
 use stream_api::{self, ServerOptions};
 use tokio::net::{TcpListener, UnixDatagram};
+use tokio::sync::oneshot;
 
 use crate::test_car;
 
@@ -137,7 +143,28 @@ pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-// Multi-threaded: the test blocks on HTTP and log reads while the in-process server runs.
+/// A daemon with sd_notify to `notify`, a 400 ms watchdog and a metrics endpoint on port 0
+/// (its address returned).
+async fn service_daemon(
+    config: Config,
+    sources: Vec<sources::Source>,
+    notify: &Path,
+) -> (Daemon, String) {
+    let (map, _) = config.load_channel_map().expect("map");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics = listener.local_addr().expect("address").to_string();
+    let daemon = Daemon {
+        service: ServiceOptions {
+            notifier: Notifier::connect(notify.as_os_str()).expect("notifier"),
+            watchdog: Some(Duration::from_millis(400)),
+            metrics_listener: Some(listener),
+        },
+        ..Daemon::new(config, map, sources)
+    };
+    (daemon, metrics)
+}
+
+// Multi-threaded: the test blocks on HTTP reads while the daemon and the server run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_order_metrics_and_health_on_a_live_udp_run() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -148,17 +175,21 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
         .await
         .expect("server");
     let source = "\n[[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"127.0.0.1:0\"\nreceive_buffer_bytes = 1048576\n";
-    let config = write_config(
+    let config_path = write_config(
         dir.path(),
         &format!("http://{}", server.local_addr()),
         source,
     );
-    let (mut child, lines) = start(
-        &["run", "--config", config.to_str().expect("utf-8")],
-        &notify_path,
-    );
-    let udp = logged_address(&lines, "udp source bound", "local_addr=");
-    let metrics = logged_address(&lines, "metrics endpoint listening", "address=");
+    let config = Config::load(&config_path).expect("config");
+    let (map, _) = config.load_channel_map().expect("map");
+    let live = LiveSources::prepare(&config, &map, None).expect("sources");
+    let udp = live.udp_addresses[0].1;
+    let (mut daemon, metrics) = service_daemon(config, live.sources, &notify_path).await;
+    daemon.source_metrics = live.metrics;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(daemon::run(daemon, async {
+        let _ = stopped.await;
+    }));
 
     let mut seen = Vec::new();
     notifications(&notify, &mut seen, |s| s.iter().any(|m| m == "READY=1")).await;
@@ -170,9 +201,9 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
             CanFrame::new(id, CanFlags::empty(), &[sequence, 0, 0, 0, 0, 0, 0, 0]).expect("frame");
         let mut datagram = Vec::new();
         encode_datagram(sequence, &[frame, frame], &mut datagram);
-        sender.send_to(&datagram, &udp).expect("send");
+        sender.send_to(&datagram, udp).expect("send");
     }
-    sender.send_to(&[7, 7, 7], &udp).expect("send garbage");
+    sender.send_to(&[7, 7, 7], udp).expect("send garbage");
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = loop {
         let (status, body) = http_get(&metrics, "/metrics");
@@ -186,7 +217,7 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
             Instant::now() < deadline,
             "counters never reached the traffic sent:\n{body}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for line in [
         "ecu_bridge_source_frames_total{source=\"gw\"} 80",
@@ -213,10 +244,13 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
     })
     .await;
 
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    stop.send(()).expect("daemon running");
     notifications(&notify, &mut seen, |s| s.iter().any(|m| m == "STOPPING=1")).await;
-    let status = wait_exit(&mut child);
-    assert!(status.success(), "exit status {status:?}");
+    let report = run.await.expect("daemon task").expect("daemon run");
+    assert_eq!(
+        report.summary.frames_per_source,
+        vec![("gw".to_owned(), 80)]
+    );
     server.shutdown().await.expect("server stops");
 
     let position = |wanted: &str| {
@@ -245,7 +279,7 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     let dir = tempfile::tempdir().expect("temp dir");
     let notify_path = dir.path().join("notify.sock");
@@ -262,19 +296,15 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     });
     let capture = dir.path().join("drive.log");
     write_capture(&capture, 3000);
-    let config = write_config(dir.path(), &format!("http://{address}"), "");
-    let (mut child, lines) = start(
-        &[
-            "replay",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--speed",
-            "1",
-            capture.to_str().expect("utf-8"),
-        ],
-        &notify_path,
-    );
-    logged_address(&lines, "metrics endpoint listening", "address=");
+    let config_path = write_config(dir.path(), &format!("http://{address}"), "");
+    let config = Config::load(&config_path).expect("config");
+    let (map, _) = config.load_channel_map().expect("map");
+    let native = std::sync::Arc::new(sources::native_inputs(&config, &map));
+    let replay = sources::replay_sources(vec![capture], Pacing::Speed(1.0), native)
+        .await
+        .expect("replay");
+    let (daemon, _) = service_daemon(config, replay, &notify_path).await;
+    let run = tokio::spawn(daemon::run(daemon, std::future::pending()));
     let mut seen = Vec::new();
     notifications(&notify, &mut seen, |s| {
         s.iter().any(|m| m.starts_with("STATUS=stalled"))
@@ -295,8 +325,7 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
                 .map(str::to_owned),
         );
     }
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
-    let _ = wait_exit(&mut child);
+    run.abort();
     drop(held);
     assert!(seen.iter().any(|m| m == "READY=1"), "{seen:?}");
     assert!(

@@ -127,7 +127,7 @@ impl LiveRun {
     pub(crate) fn start(config: &Config, endpoint: String, capture_dir: &Path) -> Self {
         let (map, _) = config.load_channel_map().expect("map");
         let mut live = LiveSources::prepare(config, &map, Some(capture_dir)).expect("sources");
-        let specs = std::mem::take(&mut live.specs);
+        let specs = std::mem::take(&mut live.sources);
         let (stop, stopped) = oneshot::channel::<()>();
         let config = config.clone();
         let run = tokio::spawn(async move {

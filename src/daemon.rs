@@ -1,0 +1,249 @@
+//! The bridge as a library function: [`run`] carries a configuration's sources through the
+//! pipeline into the Stream API — remote, or our own server started in-process for
+//! `endpoint = "embedded"` — with the service around it (sd_notify, watchdog, metrics
+//! endpoint, channel-map reloads), until the sources end or `shutdown` resolves; then it drains
+//! within the configured stop timeout.
+//!
+//! `ecu-bridge run` and `replay` are this function with live or replay [`Source`]s; the binary
+//! passes SIGTERM/SIGINT as `shutdown` and SIGHUP reloads as `reloads`, tests pass a oneshot and
+//! listeners bound to 127.0.0.1:0.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use decoders::channel_map::ChannelMap;
+use stream_api::{ServerHandle, ServerOptions};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, StreamApiTarget};
+use crate::pipeline::sources::Source;
+use crate::pipeline::{self, PipelineError, RunSummary};
+use crate::service::{Service, ServiceOptions};
+use crate::telemetry::{Metrics, SourceMetrics};
+
+/// Everything a run needs besides the stop signal.
+#[derive(Debug)]
+pub struct Daemon {
+    /// The validated configuration.
+    pub config: Config,
+    /// Its compiled channel map.
+    pub map: ChannelMap,
+    /// The sources to read.
+    pub sources: Vec<Source>,
+    /// The sources' counters, exported by the metrics endpoint.
+    pub source_metrics: Vec<Arc<SourceMetrics>>,
+    /// Reloaded channel maps (SIGHUP in the binary), applied while samples keep flowing.
+    pub reloads: Option<mpsc::Receiver<ChannelMap>>,
+    /// sd_notify, watchdog and metrics endpoint.
+    pub service: ServiceOptions,
+}
+
+/// What a finished run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The pipeline's summary.
+    pub summary: RunSummary,
+    /// The embedded Stream API's recording, when the run used one.
+    pub embedded_recording: Option<PathBuf>,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The embedded Stream API could not bind 127.0.0.1.
+    #[error("the embedded Stream API could not listen on 127.0.0.1: {0}")]
+    EmbeddedBind(#[source] std::io::Error),
+    /// The embedded Stream API failed to start or stop.
+    #[error("embedded Stream API: {0}")]
+    Embedded(#[from] stream_api::StreamApiError),
+    /// The drain did not finish within the stop timeout.
+    #[error("the pipeline did not drain within {0:?} of the stop signal")]
+    DrainTimeout(Duration),
+}
+
+impl Daemon {
+    /// A run of `sources` with no service around it (no notifications, no metrics endpoint,
+    /// no reloads): what tests and tools start from.
+    pub fn new(config: Config, map: ChannelMap, sources: Vec<Source>) -> Self {
+        Self {
+            config,
+            map,
+            sources,
+            source_metrics: Vec::new(),
+            reloads: None,
+            service: ServiceOptions::default(),
+        }
+    }
+}
+
+/// Runs `daemon` until its sources end or `shutdown` resolves, then drains (flush,
+/// EndOfSession, EndSession) within `service.stop_timeout`.
+pub async fn run(
+    daemon: Daemon,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunReport, RunError> {
+    let Daemon {
+        config,
+        map,
+        sources,
+        source_metrics,
+        reloads,
+        service,
+    } = daemon;
+    let target = Target::start(&config).await?;
+    let metrics = Arc::new(Metrics::default());
+    let service = Service::start(service, metrics.clone(), source_metrics);
+    let (stop, stopped) = watch::channel(false);
+    let pipeline = pipeline::run_reloadable(
+        &config,
+        map,
+        target.endpoint.clone(),
+        sources,
+        wait_for_stop(stopped),
+        reloads,
+        metrics,
+    );
+    let stop_timeout = config.service.stop_timeout;
+    let outcome = drain_on_shutdown(pipeline, shutdown, stop_timeout, || {
+        service.stopping();
+        let _ = stop.send(true);
+    })
+    .await;
+    service.finish().await;
+    let recording = target.finish().await;
+    let summary = outcome??;
+    Ok(RunReport {
+        summary,
+        embedded_recording: recording?,
+    })
+}
+
+/// Drives `pipeline`; when `shutdown` resolves, calls `on_stop` and allows `stop_timeout` for
+/// the pipeline to finish.
+async fn drain_on_shutdown<T>(
+    pipeline: impl Future<Output = T>,
+    shutdown: impl Future<Output = ()>,
+    stop_timeout: Duration,
+    on_stop: impl FnOnce(),
+) -> Result<T, RunError> {
+    tokio::pin!(pipeline, shutdown);
+    tokio::select! {
+        outcome = &mut pipeline => return Ok(outcome),
+        () = &mut shutdown => on_stop(),
+    }
+    tokio::time::timeout(stop_timeout, pipeline)
+        .await
+        .map_err(|_| RunError::DrainTimeout(stop_timeout))
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+/// The Stream API a run publishes to: a remote URL, or our server started in-process.
+struct Target {
+    endpoint: String,
+    server: Option<ServerHandle>,
+    record: Option<PathBuf>,
+}
+
+impl Target {
+    async fn start(config: &Config) -> Result<Self, RunError> {
+        match &config.stream_api {
+            StreamApiTarget::Remote(url) => Ok(Self {
+                endpoint: url.clone(),
+                server: None,
+                record: None,
+            }),
+            StreamApiTarget::Embedded { record, strict } => {
+                let record = record.clone().unwrap_or_else(temporary_recording);
+                let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .await
+                    .map_err(RunError::EmbeddedBind)?;
+                let options = ServerOptions {
+                    strict: *strict,
+                    record: Some(record.clone()),
+                };
+                let server = stream_api::spawn(listener, options).await?;
+                let endpoint = format!("http://{}", server.local_addr());
+                tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
+                Ok(Self {
+                    endpoint,
+                    server: Some(server),
+                    record: Some(record),
+                })
+            }
+        }
+    }
+
+    /// Stops the embedded server; its recording.
+    async fn finish(self) -> Result<Option<PathBuf>, RunError> {
+        if let Some(server) = self.server {
+            server.shutdown().await?;
+        }
+        Ok(self.record)
+    }
+}
+
+fn temporary_recording() -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    std::env::temp_dir().join(format!("ecu-bridge-{}-{stamp}.osrec", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_that_outlives_the_stop_timeout_is_an_error() {
+        let stopped = std::sync::atomic::AtomicBool::new(false);
+        let outcome = drain_on_shutdown(
+            std::future::pending::<()>(),
+            tokio::time::sleep(Duration::from_secs(1)),
+            Duration::from_secs(5),
+            || stopped.store(true, std::sync::atomic::Ordering::Relaxed),
+        )
+        .await;
+        assert!(matches!(outcome, Err(RunError::DrainTimeout(t)) if t == Duration::from_secs(5)));
+        assert!(stopped.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pipeline_that_ends_first_needs_no_stop() {
+        let outcome = drain_on_shutdown(
+            async { 7 },
+            std::future::pending(),
+            Duration::from_secs(5),
+            || panic!("no stop expected"),
+        )
+        .await;
+        assert_eq!(outcome.ok(), Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_within_the_timeout_returns_its_outcome() {
+        let started = tokio::time::Instant::now();
+        let outcome = drain_on_shutdown(
+            async {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                "drained"
+            },
+            tokio::time::sleep(Duration::from_secs(1)),
+            Duration::from_secs(5),
+            || {},
+        )
+        .await;
+        assert_eq!(outcome.ok(), Some("drained"));
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+    }
+}
