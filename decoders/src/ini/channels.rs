@@ -1,0 +1,529 @@
+//! `[OutputChannels]` as a decode plan: scalar and bit-field channels read from the realtime
+//! block, computed channels evaluated afterwards in dependency order, and the inverse (engineering
+//! values into a block) for simulators and tests.
+//!
+//! Invariant kept by [`OutputChannels::resolve`]: every computed program reads only slots of
+//! channels placed before it in [`OutputChannels::channels`], so one pass in order decodes all.
+
+use std::collections::HashMap;
+
+use super::IniWarning;
+use super::expr::{Expr, Program};
+use crate::error::DecodeError;
+use crate::frame::Endian;
+
+/// A raw field type of a scalar or bit-field channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    /// Unsigned 8-bit.
+    U08,
+    /// Signed 8-bit.
+    S08,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 16-bit.
+    S16,
+    /// Unsigned 32-bit.
+    U32,
+    /// Signed 32-bit.
+    S32,
+    /// IEEE 754 single.
+    F32,
+}
+
+impl DataType {
+    /// Parses an INI type name (`U08` …).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "U08" => Self::U08,
+            "S08" => Self::S08,
+            "U16" => Self::U16,
+            "S16" => Self::S16,
+            "U32" => Self::U32,
+            "S32" => Self::S32,
+            "F32" => Self::F32,
+            _ => return None,
+        })
+    }
+
+    /// Size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Self::U08 | Self::S08 => 1,
+            Self::U16 | Self::S16 => 2,
+            Self::U32 | Self::S32 | Self::F32 => 4,
+        }
+    }
+
+    /// The smallest and largest raw value.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Self::U08 => (0.0, 255.0),
+            Self::S08 => (-128.0, 127.0),
+            Self::U16 => (0.0, 65_535.0),
+            Self::S16 => (-32_768.0, 32_767.0),
+            Self::U32 => (0.0, 4_294_967_295.0),
+            Self::S32 => (-2_147_483_648.0, 2_147_483_647.0),
+            Self::F32 => (f64::from(f32::MIN), f64::from(f32::MAX)),
+        }
+    }
+
+    /// The raw value at `offset`; `None` past the end of `block`.
+    fn read(self, block: &[u8], offset: usize, endian: Endian) -> Option<f64> {
+        let bits = self.read_word(block, offset, endian)?;
+        Some(match self {
+            Self::U08 | Self::U16 | Self::U32 => f64::from(bits),
+            Self::S08 => f64::from(bits as u8 as i8),
+            Self::S16 => f64::from(bits as u16 as i16),
+            Self::S32 => f64::from(bits as i32),
+            Self::F32 => f64::from(f32::from_bits(bits)),
+        })
+    }
+
+    /// Writes `raw` (rounded and clamped to the type) at `offset`; `None` past the end.
+    fn write(self, block: &mut [u8], offset: usize, endian: Endian, raw: f64) -> Option<()> {
+        let (lo, hi) = self.range();
+        let bits = match self {
+            Self::F32 => (raw as f32).to_bits(),
+            _ => raw.round().clamp(lo, hi) as i64 as u32,
+        };
+        self.write_word(block, offset, endian, bits)
+    }
+
+    /// The field's bytes as an unsigned word (zero-extended).
+    fn read_word(self, block: &[u8], offset: usize, endian: Endian) -> Option<u32> {
+        let bytes = block.get(offset..offset.checked_add(self.size())?)?;
+        let mut word = [0u8; 4];
+        word[..bytes.len()].copy_from_slice(bytes);
+        if endian == Endian::Big {
+            word[..bytes.len()].reverse();
+        }
+        Some(u32::from_le_bytes(word))
+    }
+
+    /// Stores the low `size` bytes of `bits` at `offset`.
+    fn write_word(self, block: &mut [u8], offset: usize, endian: Endian, bits: u32) -> Option<()> {
+        let size = self.size();
+        let target = block.get_mut(offset..offset.checked_add(size)?)?;
+        let mut word = bits.to_le_bytes();
+        if endian == Endian::Big {
+            word[..size].reverse();
+        }
+        target.copy_from_slice(&word[..size]);
+        Some(())
+    }
+}
+
+/// How one output channel gets its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelKind {
+    /// `scalar, TYPE, OFFSET, "UNITS", SCALE, TRANSLATE`: (raw + translate) × scale.
+    Scalar {
+        /// Raw type.
+        ty: DataType,
+        /// Byte offset in the block.
+        offset: usize,
+        /// Multiplier applied after `translate`.
+        scale: f64,
+        /// Added to the raw value before scaling.
+        translate: f64,
+    },
+    /// `bits, TYPE, OFFSET, [LOW:HIGH]`: an unsigned field of the raw word.
+    Bits {
+        /// Raw type holding the field.
+        ty: DataType,
+        /// Byte offset in the block.
+        offset: usize,
+        /// Lowest bit (0 = least significant).
+        low: u8,
+        /// Highest bit, inclusive.
+        high: u8,
+    },
+    /// `name = { expression }`: computed from other channels after the block is read.
+    Computed {
+        /// The compiled expression over channel slots.
+        program: Program,
+    },
+}
+
+/// One output channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    /// The INI name (what gauges and logs call it).
+    pub name: String,
+    /// Units as written (empty when absent or given as an expression).
+    pub unit: String,
+    /// Where the value comes from.
+    pub kind: ChannelKind,
+    /// The INI line, so later stages can point at the definition.
+    pub line: u32,
+}
+
+/// A channel definition before computed channels are compiled.
+#[derive(Debug, Clone)]
+pub(super) enum Pending {
+    /// A scalar or bits channel, already final.
+    Ready(Channel),
+    /// A computed channel: its parsed expression.
+    Computed {
+        name: String,
+        unit: String,
+        expr: Expr,
+        line: u32,
+    },
+}
+
+impl Pending {
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Self::Ready(channel) => &channel.name,
+            Self::Computed { name, .. } => name,
+        }
+    }
+}
+
+/// The realtime block layout and its channels, ready to decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputChannels {
+    /// `ochBlockSize`: bytes in one realtime block.
+    pub block_size: usize,
+    /// Byte order of multi-byte values (`endianness` in `[Constants]`).
+    pub endian: Endian,
+    /// Scalar and bit channels first (INI order), then computed ones in dependency order;
+    /// a channel's index is its slot in the value buffer.
+    channels: Vec<Channel>,
+}
+
+impl OutputChannels {
+    /// Builds the plan from pending definitions: data channels keep INI order; computed
+    /// channels whose references are unknown, skipped or cyclic are dropped with a warning.
+    pub(super) fn resolve(
+        block_size: usize,
+        endian: Endian,
+        pending: Vec<Pending>,
+        warnings: &mut Vec<IniWarning>,
+    ) -> Self {
+        let mut channels = Vec::new();
+        let mut computed: Vec<(String, String, Expr, u32)> = Vec::new();
+        for item in pending {
+            match item {
+                Pending::Ready(channel) => channels.push(channel),
+                Pending::Computed {
+                    name,
+                    unit,
+                    expr,
+                    line,
+                } => computed.push((name, unit, expr, line)),
+            }
+        }
+        let mut slots: HashMap<String, u32> = channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i as u32))
+            .collect();
+        let by_name: HashMap<&str, usize> = computed
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.0.as_str(), i))
+            .collect();
+        // 0 = not visited, 1 = on the current path, 2 = done (placed or skipped).
+        let mut state = vec![0u8; computed.len()];
+        let mut placed: Vec<Option<Program>> = vec![None; computed.len()];
+        let mut order = Vec::new();
+        for start in 0..computed.len() {
+            place(
+                start,
+                &computed,
+                &by_name,
+                &mut state,
+                &mut slots,
+                &mut placed,
+                &mut order,
+                channels.len(),
+                warnings,
+            );
+        }
+        for index in order {
+            let (name, unit, _, line) = &computed[index];
+            if let Some(program) = placed[index].take() {
+                channels.push(Channel {
+                    name: name.clone(),
+                    unit: unit.clone(),
+                    kind: ChannelKind::Computed { program },
+                    line: *line,
+                });
+            }
+        }
+        Self {
+            block_size,
+            endian,
+            channels,
+        }
+    }
+
+    /// Every channel; index = slot in the value buffer of [`OutputChannels::decode`].
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    /// The slot of channel `name`.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c.name == name)
+    }
+
+    /// How many channels of each kind: (scalar, bits, computed).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.channels
+            .iter()
+            .fold((0, 0, 0), |(s, b, c), channel| match channel.kind {
+                ChannelKind::Scalar { .. } => (s + 1, b, c),
+                ChannelKind::Bits { .. } => (s, b + 1, c),
+                ChannelKind::Computed { .. } => (s, b, c + 1),
+            })
+    }
+
+    /// Decodes `block` at `time_s` seconds (what `timeNow` reads) into `values`, one per
+    /// channel in [`OutputChannels::channels`] order. `block` must hold `block_size` bytes and
+    /// `values` must have room for every channel; otherwise nothing is written.
+    pub fn decode(&self, block: &[u8], time_s: f64, values: &mut [f64]) -> Result<(), DecodeError> {
+        self.check(block.len(), values.len())?;
+        // `check` proved `values` has a slot per channel, so the indexing below is in range.
+        for (slot, channel) in self.channels.iter().enumerate() {
+            let value = match &channel.kind {
+                ChannelKind::Scalar {
+                    ty,
+                    offset,
+                    scale,
+                    translate,
+                } => ty
+                    .read(block, *offset, self.endian)
+                    .map_or(f64::NAN, |raw| (raw + translate) * scale),
+                ChannelKind::Bits {
+                    ty,
+                    offset,
+                    low,
+                    high,
+                } => ty
+                    .read_word(block, *offset, self.endian)
+                    .map_or(f64::NAN, |word| f64::from(bit_field(word, *low, *high))),
+                ChannelKind::Computed { program } => program.evaluate(&values[..slot], time_s),
+            };
+            values[slot] = value;
+        }
+        Ok(())
+    }
+
+    /// Writes the scalar and bit channels of `values` (engineering units, channel order) into
+    /// `block`, the inverse of [`OutputChannels::decode`]; computed slots are ignored. Bits not
+    /// covered by any channel keep what `block` held.
+    pub fn encode(&self, values: &[f64], block: &mut [u8]) -> Result<(), DecodeError> {
+        self.check(block.len(), values.len())?;
+        for (channel, value) in self.channels.iter().zip(values) {
+            match &channel.kind {
+                ChannelKind::Scalar {
+                    ty,
+                    offset,
+                    scale,
+                    translate,
+                } => {
+                    let raw = if *scale == 0.0 {
+                        0.0
+                    } else {
+                        value / scale - translate
+                    };
+                    ty.write(block, *offset, self.endian, raw);
+                }
+                ChannelKind::Bits {
+                    ty,
+                    offset,
+                    low,
+                    high,
+                } => {
+                    let word = ty.read_word(block, *offset, self.endian).unwrap_or(0);
+                    let mask = field_mask(*low, *high);
+                    let field = (*value as u32).checked_shl(u32::from(*low)).unwrap_or(0) & mask;
+                    ty.write_word(block, *offset, self.endian, (word & !mask) | field);
+                }
+                ChannelKind::Computed { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, block: usize, values: usize) -> Result<(), DecodeError> {
+        if block < self.block_size {
+            return Err(DecodeError::Truncated {
+                offset: 0,
+                need: self.block_size,
+                have: block,
+            });
+        }
+        if values < self.channels.len() {
+            return Err(DecodeError::BadLength {
+                offset: 0,
+                len: values,
+                max: self.channels.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Depth-first placement of computed channel `index` after everything it reads.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    index: usize,
+    computed: &[(String, String, Expr, u32)],
+    by_name: &HashMap<&str, usize>,
+    state: &mut [u8],
+    slots: &mut HashMap<String, u32>,
+    placed: &mut [Option<Program>],
+    order: &mut Vec<usize>,
+    data_channels: usize,
+    warnings: &mut Vec<IniWarning>,
+) -> bool {
+    match state[index] {
+        2 => return placed[index].is_some(),
+        1 => {
+            let (name, _, _, line) = &computed[index];
+            warnings.push(IniWarning::new(
+                *line,
+                format!("computed channel {name} is part of a reference cycle; skipped"),
+            ));
+            return false;
+        }
+        _ => {}
+    }
+    state[index] = 1;
+    let (name, _, expr, line) = &computed[index];
+    let mut ok = true;
+    for reference in expr.names() {
+        if slots.contains_key(reference) {
+            continue;
+        }
+        match by_name.get(reference) {
+            Some(&other) => {
+                if !place(
+                    other,
+                    computed,
+                    by_name,
+                    state,
+                    slots,
+                    placed,
+                    order,
+                    data_channels,
+                    warnings,
+                ) {
+                    warnings.push(IniWarning::new(
+                        *line,
+                        format!(
+                            "computed channel {name} reads skipped channel {reference}; skipped"
+                        ),
+                    ));
+                    ok = false;
+                    break;
+                }
+            }
+            None => {
+                warnings.push(IniWarning::new(*line, format!("computed channel {name} reads unknown name {reference} (a tune constant?); skipped")));
+                ok = false;
+                break;
+            }
+        }
+    }
+    state[index] = 2;
+    if ok {
+        if let Ok(program) = expr.compile(&mut |n| slots.get(n).copied()) {
+            slots.insert(name.clone(), (data_channels + order.len()) as u32);
+            placed[index] = Some(program);
+            order.push(index);
+            return true;
+        }
+        warnings.push(IniWarning::new(
+            *line,
+            format!("computed channel {name} nests too deeply; skipped"),
+        ));
+    }
+    false
+}
+
+/// Bits `low..=high` of `raw`, shifted down; an empty or out-of-range field reads 0.
+fn bit_field(word: u32, low: u8, high: u8) -> u32 {
+    (word & field_mask(low, high)) >> low.min(31)
+}
+
+fn field_mask(low: u8, high: u8) -> u32 {
+    if low > high || high > 31 {
+        return 0;
+    }
+    let width = u32::from(high - low) + 1;
+    let ones = if width >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << width) - 1
+    };
+    ones << low
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::IniFile;
+    use super::*;
+
+    static INI: &str = "[Constants]\nendianness = big\n[OutputChannels]\nochBlockSize = 8\n\
+        rpm = scalar, U16, 0, \"rpm\", 1, 0\nclt = scalar, S08, 2, \"C\", 0.5, -80\n\
+        running = bits, U08, 3, [0:0]\nmode = bits, U08, 3, [1:3]\nflow = scalar, F32, 4, \"\", 1, 0\n\
+        hot = { clt > 50 && running }\nhalf = { rpm / 2 }\n";
+
+    /// rpm 0x0BB8 = 3000 (big-endian), clt raw -2 → (-2 - 80) × 0.5 = -41, bits 0b1011, 1.5f32.
+    static BLOCK: [u8; 8] = [0x0B, 0xB8, 0xFE, 0x0B, 0x3F, 0xC0, 0x00, 0x00];
+
+    fn plan() -> OutputChannels {
+        IniFile::parse("t.ini", INI, &[])
+            .expect("test input is valid")
+            .0
+            .output_channels
+    }
+
+    #[test]
+    fn deconstruct_block() {
+        let plan = plan();
+        let mut values = [f64::NAN; 7];
+        plan.decode(&BLOCK, 0.0, &mut values)
+            .expect("test input is valid");
+        assert_eq!(values, [3000.0, -41.0, 1.0, 5.0, 1.5, 0.0, 1500.0]);
+    }
+
+    #[test]
+    fn encode_round_trips_into_a_junk_block() {
+        let plan = plan();
+        let mut block = [0xA5u8; 8];
+        plan.encode(&[3000.0, -41.0, 1.0, 5.0, 1.5, 99.0, 99.0], &mut block)
+            .expect("test input is valid");
+        // Bits 4..7 of byte 3 are no channel's and keep the junk.
+        assert_eq!(block, [0x0B, 0xB8, 0xFE, 0xAB, 0x3F, 0xC0, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn short_block_or_buffer_is_an_error() {
+        let plan = plan();
+        let mut values = [0.0; 7];
+        assert!(matches!(
+            plan.decode(&BLOCK[..7], 0.0, &mut values),
+            Err(DecodeError::Truncated {
+                need: 8,
+                have: 7,
+                ..
+            })
+        ));
+        assert!(plan.decode(&BLOCK, 0.0, &mut values[..6]).is_err());
+        assert!(plan.encode(&values, &mut [0u8; 3]).is_err());
+    }
+
+    #[test]
+    fn bit_fields_handle_the_full_word() {
+        assert_eq!(bit_field(u32::MAX, 0, 31), u32::MAX);
+        assert_eq!(bit_field(0b1010_0000, 5, 7), 0b101);
+        assert_eq!(field_mask(3, 2), 0);
+    }
+}
