@@ -70,6 +70,21 @@ fn speeduino_loads_with_pinned_counts_and_settings() {
     ] {
         assert!(skipped(name), "expected a warning about {name}");
     }
+    assert!(ini.uses_envelope());
+    // The INI's own command string builds the request of `formats/serial-ecu.md`.
+    let mut request = Vec::new();
+    let och = ini.och_command().expect("ochGetCommand compiles");
+    och.build(0, 0, 130, ini.output_channels.endian, &mut request);
+    assert_eq!(request, [0x72, 0x00, 0x30, 0x00, 0x00, 0x82, 0x00]);
+    let mut query = Vec::new();
+    ini.query().expect("queryCommand compiles").build(
+        0,
+        0,
+        0,
+        ini.output_channels.endian,
+        &mut query,
+    );
+    assert_eq!(query, b"Q");
     let (stm32, _) = load("speeduino.ini", &["mcu_stm32"]);
     assert_eq!(stm32.blocking_factor, Some(121));
 }
@@ -112,6 +127,10 @@ fn rusefi_loads_with_pinned_counts() {
     assert_eq!(ini.blocking_factor, Some(1024));
     assert_eq!(ini.block_read_timeout_ms, Some(3000));
     assert_eq!(ini.delay_after_port_open_ms, None);
+    let mut request = Vec::new();
+    let och = ini.och_command().expect("ochGetCommand compiles");
+    och.build(0, 1024, 1024, ini.output_channels.endian, &mut request);
+    assert_eq!(request, [b'O', 0x00, 0x04, 0x00, 0x04]);
     // Almost every computed channel reads a tune constant (useMetricOnInterface …).
     assert_eq!(ini.output_channels.counts(), (771, 257, 2));
     assert_eq!(warnings.len(), 73);

@@ -6,6 +6,7 @@
 //! is an [`IniError`] naming file, line and column.
 
 use super::channels::{Channel, ChannelKind, DataType, OutputChannels, Pending};
+use super::command::{Command, CommandError};
 use super::expr::{Expr, ExprError};
 use super::lines::{self, Entry, unquote};
 use super::{IniError, IniWarning};
@@ -128,6 +129,21 @@ impl IniFile {
             warnings.push(IniWarning::new(0, note));
         }
         b.finish(warnings)
+    }
+
+    /// The realtime command: `ochGetCommand` compiled, or the legacy `A` when the INI has none.
+    pub fn och_command(&self) -> Result<Command, CommandError> {
+        Command::parse(self.och_get_command.as_deref().unwrap_or("A"))
+    }
+
+    /// The signature query: `queryCommand` compiled, or `Q` (the MegaSquirt default).
+    pub fn query(&self) -> Result<Command, CommandError> {
+        Command::parse(self.query_command.as_deref().unwrap_or("Q"))
+    }
+
+    /// Whether commands and replies travel in msEnvelope_1.0 frames.
+    pub fn uses_envelope(&self) -> bool {
+        self.message_envelope_format.as_deref() == Some("msEnvelope_1.0")
     }
 }
 

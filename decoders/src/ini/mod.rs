@@ -8,11 +8,20 @@
 //! line. What is supported is written up in `docs/tunerstudio-ini.md`.
 
 mod channels;
+mod command;
+mod envelope;
 pub mod expr;
 mod lines;
 mod load;
 
 pub use channels::{Channel, ChannelKind, DataType, OutputChannels};
+pub use command::{
+    Command, CommandError, LEGACY_REALTIME, SPEEDUINO_REALTIME, chunks, rusefi_output_channels,
+    speeduino_realtime,
+};
+pub use envelope::{
+    ENVELOPE_OVERHEAD, EnvelopeDecoder, Reply, Status, decode_envelope, encode_envelope,
+};
 pub use expr::{Expr, ExprError, FUNCTIONS, Program};
 pub use load::IniFile;
 
