@@ -59,7 +59,17 @@ fn speeduino_loads_with_pinned_counts_and_settings() {
     // 97 scalars less 3 scaled by the tune (idleLoad, fuelLoad, ignLoad); 73 bits; 24 of the
     // computed channels need only output channels.
     assert_eq!(ini.output_channels.counts(), (94, 73, 24));
-    assert_eq!(warnings.len(), 74);
+    assert_eq!(warnings.len(), 81);
+    // Display ranges come from the first constant gauge, else from the raw type.
+    let channel = |name: &str| {
+        let och = &ini.output_channels;
+        och.channels()[och.slot(name).expect("channel exists")].display_range()
+    };
+    assert_eq!(channel("coolant"), Some((-40.0, 248.0))); // the Fahrenheit gauge (no CELSIUS)
+    assert_eq!(channel("rpm"), Some((0.0, 65_535.0))); // the tachometer's range needs the tune
+    assert_eq!(channel("batteryVoltage"), Some((0.0, 25.0)));
+    assert_eq!(channel("knockCor"), Some((0.0, 255.0))); // no gauge: U08 × 1
+    assert_eq!(channel("mapaccden"), Some((0.0, 1.0)));
     let skipped = |name: &str| warnings.iter().any(|w| w.message.contains(name));
     for name in [
         "idleLoad",
@@ -133,7 +143,7 @@ fn rusefi_loads_with_pinned_counts() {
     assert_eq!(request, [b'O', 0x00, 0x04, 0x00, 0x04]);
     // Almost every computed channel reads a tune constant (useMetricOnInterface …).
     assert_eq!(ini.output_channels.counts(), (771, 257, 2));
-    assert_eq!(warnings.len(), 73);
+    assert_eq!(warnings.len(), 114);
 }
 
 #[test]

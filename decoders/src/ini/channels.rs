@@ -157,6 +157,34 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// The INI line, so later stages can point at the definition.
     pub line: u32,
+    /// Display range (lo, hi) from the INI's first gauge on this channel, if any.
+    pub range: Option<(f64, f64)>,
+}
+
+impl Channel {
+    /// The display range: the gauge's if the INI has one, else what the raw type can carry
+    /// after scaling (bits: 0 to all ones), else `None` (computed channels without a gauge).
+    pub fn display_range(&self) -> Option<(f64, f64)> {
+        if self.range.is_some() {
+            return self.range;
+        }
+        match self.kind {
+            ChannelKind::Scalar {
+                ty,
+                scale,
+                translate,
+                ..
+            } if ty != DataType::F32 => {
+                let (lo, hi) = ty.range();
+                let (a, b) = ((lo + translate) * scale, (hi + translate) * scale);
+                Some((a.min(b), a.max(b)))
+            }
+            ChannelKind::Bits { low, high, .. } => {
+                Some((0.0, f64::from(field_mask(low, high) >> low.min(31))))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A channel definition before computed channels are compiled.
@@ -251,6 +279,7 @@ impl OutputChannels {
                     unit: unit.clone(),
                     kind: ChannelKind::Computed { program },
                     line: *line,
+                    range: None,
                 });
             }
         }
@@ -258,6 +287,15 @@ impl OutputChannels {
             block_size,
             endian,
             channels,
+        }
+    }
+
+    /// Gives each channel named in `gauges` its display range.
+    pub(super) fn set_ranges(&mut self, gauges: &[(String, (f64, f64))]) {
+        for (name, range) in gauges {
+            if let Some(channel) = self.channels.iter_mut().find(|c| &c.name == name) {
+                channel.range = Some(*range);
+            }
         }
     }
 

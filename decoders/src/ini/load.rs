@@ -36,7 +36,13 @@ pub struct IniFile {
 }
 
 /// Sections read for values; keys in them the loader does not know become warnings.
-const USED: &[&str] = &["MegaTune", "TunerStudio", "Constants", "OutputChannels"];
+const USED: &[&str] = &[
+    "MegaTune",
+    "TunerStudio",
+    "Constants",
+    "OutputChannels",
+    "GaugeConfigurations",
+];
 
 /// Entry types of tune constants in `[Constants]` (and channel types skipped in
 /// `[OutputChannels]`).
@@ -81,6 +87,8 @@ struct Builder {
     endian: Option<Endian>,
     pending: Vec<Pending>,
     tune_constants: usize,
+    /// Display ranges from the first gauge showing each channel.
+    gauges: Vec<(String, (f64, f64))>,
     error: Option<IniError>,
 }
 
@@ -184,6 +192,8 @@ impl Builder {
             "blockReadTimeout" => self.block_read_timeout_ms = Some(self.number(e, 0)?),
             "delayAfterPortOpen" => self.delay_after_port_open_ms = Some(self.number(e, 0)?),
             _ if e.section == "OutputChannels" => self.channel(e, warnings)?,
+            "gaugeCategory" => {}
+            _ if e.section == "GaugeConfigurations" => self.gauge(e, warnings),
             _ if e.section == "Constants" && TUNE_TYPES.contains(&first) => {
                 self.tune_constants += 1
             }
@@ -276,6 +286,30 @@ impl Builder {
         Ok(())
     }
 
+    /// `name = channel, "title", "units", lo, hi, …`: the display range of `channel`. Gauges
+    /// only decorate, so a line that does not fit is a warning, never an error.
+    fn gauge(&mut self, e: &Entry<'_>, warnings: &mut Vec<IniWarning>) {
+        let channel = e.fields.first().map_or("", |f| f.1);
+        let bound = |i: usize| {
+            let text = e.fields.get(i)?.1;
+            match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(body) => Expr::parse(body).ok()?.constant(),
+                None => text.parse::<f64>().ok(),
+            }
+        };
+        match (bound(3), bound(4)) {
+            (Some(lo), Some(hi)) if lo < hi => {
+                if !self.gauges.iter().any(|(name, _)| name == channel) {
+                    self.gauges.push((channel.to_owned(), (lo, hi)));
+                }
+            }
+            _ => {
+                let note = format!("gauge {} has no constant range; not used", e.key);
+                warnings.push(IniWarning::new(e.line, note));
+            }
+        }
+    }
+
     /// A `scalar` or `bits` line; `None` (with a warning) if its scale needs the tune.
     fn data_channel(
         &self,
@@ -322,6 +356,7 @@ impl Builder {
                 unit: String::new(),
                 kind,
                 line: e.line,
+                range: None,
             }));
         }
         // Units, scale and translate may be left out (real rusEFI INIs do): "", 1 and 0.
@@ -366,6 +401,7 @@ impl Builder {
             unit,
             kind,
             line: e.line,
+            range: None,
         }))
     }
 
@@ -396,8 +432,9 @@ impl Builder {
                 }
             }
         }
-        let output_channels =
+        let mut output_channels =
             OutputChannels::resolve(block_size, endian, self.pending, &mut warnings);
+        output_channels.set_ranges(&self.gauges);
         let ini = IniFile {
             signature: self.signature,
             query_command: self.query_command,
