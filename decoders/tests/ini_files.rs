@@ -196,3 +196,28 @@ fn the_warnings_are_listed() {
         assert!(warnings.iter().all(|w| !w.message.is_empty()));
     }
 }
+
+#[test]
+fn cut_real_files_load_or_fail_cleanly() {
+    // Every cut of a real file must give a model or an `IniError`, never a panic; this is the
+    // stable-toolchain companion of the `ini` fuzz target.
+    for name in ["speeduino.ini", "rusefi_xyz.ini"] {
+        let path = format!("{}/../fixtures/ini/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("fixture is readable");
+        let mut loaded = 0;
+        for end in (0..text.len()).step_by(19_997) {
+            let end = (end..text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
+            if let Ok((ini, _)) = IniFile::parse(name, &text[..end], &[]) {
+                let och = &ini.output_channels;
+                let mut values = vec![0.0; och.channels().len()];
+                och.decode(&vec![0x5A; och.block_size], 0.0, &mut values)
+                    .expect("fits");
+                loaded += 1;
+            }
+        }
+        // Cuts after `ochBlockSize` load; earlier ones fail for want of it.
+        assert!(loaded > 0, "{name}");
+    }
+}
