@@ -5,10 +5,9 @@
 //! Invariant kept by [`OutputChannels::resolve`]: every computed program reads only slots of
 //! channels placed before it in [`OutputChannels::channels`], so one pass in order decodes all.
 
-use std::collections::HashMap;
-
 use super::IniWarning;
-use super::expr::{Expr, Program};
+use super::expr::Program;
+use super::resolve::{self, Computed};
 use crate::error::DecodeError;
 use crate::frame::Endian;
 
@@ -193,19 +192,14 @@ pub(super) enum Pending {
     /// A scalar or bits channel, already final.
     Ready(Channel),
     /// A computed channel: its parsed expression.
-    Computed {
-        name: String,
-        unit: String,
-        expr: Expr,
-        line: u32,
-    },
+    Computed(Computed),
 }
 
 impl Pending {
     pub(super) fn name(&self) -> &str {
         match self {
             Self::Ready(channel) => &channel.name,
-            Self::Computed { name, .. } => name,
+            Self::Computed(computed) => &computed.name,
         }
     }
 }
@@ -232,57 +226,14 @@ impl OutputChannels {
         warnings: &mut Vec<IniWarning>,
     ) -> Self {
         let mut channels = Vec::new();
-        let mut computed: Vec<(String, String, Expr, u32)> = Vec::new();
+        let mut computed = Vec::new();
         for item in pending {
             match item {
                 Pending::Ready(channel) => channels.push(channel),
-                Pending::Computed {
-                    name,
-                    unit,
-                    expr,
-                    line,
-                } => computed.push((name, unit, expr, line)),
+                Pending::Computed(definition) => computed.push(definition),
             }
         }
-        let mut slots: HashMap<String, u32> = channels
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i as u32))
-            .collect();
-        let by_name: HashMap<&str, usize> = computed
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.0.as_str(), i))
-            .collect();
-        // 0 = not visited, 1 = on the current path, 2 = done (placed or skipped).
-        let mut state = vec![0u8; computed.len()];
-        let mut placed: Vec<Option<Program>> = vec![None; computed.len()];
-        let mut order = Vec::new();
-        for start in 0..computed.len() {
-            place(
-                start,
-                &computed,
-                &by_name,
-                &mut state,
-                &mut slots,
-                &mut placed,
-                &mut order,
-                channels.len(),
-                warnings,
-            );
-        }
-        for index in order {
-            let (name, unit, _, line) = &computed[index];
-            if let Some(program) = placed[index].take() {
-                channels.push(Channel {
-                    name: name.clone(),
-                    unit: unit.clone(),
-                    kind: ChannelKind::Computed { program },
-                    line: *line,
-                    range: None,
-                });
-            }
-        }
+        resolve::append_computed(&mut channels, computed, warnings);
         Self {
             block_size,
             endian,
@@ -405,84 +356,6 @@ impl OutputChannels {
         }
         Ok(())
     }
-}
-
-/// Depth-first placement of computed channel `index` after everything it reads.
-#[allow(clippy::too_many_arguments)]
-fn place(
-    index: usize,
-    computed: &[(String, String, Expr, u32)],
-    by_name: &HashMap<&str, usize>,
-    state: &mut [u8],
-    slots: &mut HashMap<String, u32>,
-    placed: &mut [Option<Program>],
-    order: &mut Vec<usize>,
-    data_channels: usize,
-    warnings: &mut Vec<IniWarning>,
-) -> bool {
-    match state[index] {
-        2 => return placed[index].is_some(),
-        1 => {
-            let (name, _, _, line) = &computed[index];
-            warnings.push(IniWarning::new(
-                *line,
-                format!("computed channel {name} is part of a reference cycle; skipped"),
-            ));
-            return false;
-        }
-        _ => {}
-    }
-    state[index] = 1;
-    let (name, _, expr, line) = &computed[index];
-    let mut ok = true;
-    for reference in expr.names() {
-        if slots.contains_key(reference) {
-            continue;
-        }
-        match by_name.get(reference) {
-            Some(&other) => {
-                if !place(
-                    other,
-                    computed,
-                    by_name,
-                    state,
-                    slots,
-                    placed,
-                    order,
-                    data_channels,
-                    warnings,
-                ) {
-                    warnings.push(IniWarning::new(
-                        *line,
-                        format!(
-                            "computed channel {name} reads skipped channel {reference}; skipped"
-                        ),
-                    ));
-                    ok = false;
-                    break;
-                }
-            }
-            None => {
-                warnings.push(IniWarning::new(*line, format!("computed channel {name} reads unknown name {reference} (a tune constant?); skipped")));
-                ok = false;
-                break;
-            }
-        }
-    }
-    state[index] = 2;
-    if ok {
-        if let Ok(program) = expr.compile(&mut |n| slots.get(n).copied()) {
-            slots.insert(name.clone(), (data_channels + order.len()) as u32);
-            placed[index] = Some(program);
-            order.push(index);
-            return true;
-        }
-        warnings.push(IniWarning::new(
-            *line,
-            format!("computed channel {name} nests too deeply; skipped"),
-        ));
-    }
-    false
 }
 
 /// Bits `low..=high` of `raw`, shifted down; an empty or out-of-range field reads 0.

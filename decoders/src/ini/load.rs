@@ -9,6 +9,7 @@ use super::channels::{Channel, ChannelKind, DataType, OutputChannels, Pending};
 use super::command::{Command, CommandError};
 use super::expr::{Expr, ExprError};
 use super::lines::{self, Entry, unquote};
+use super::resolve::Computed;
 use super::{IniError, IniWarning};
 use crate::frame::Endian;
 
@@ -231,12 +232,12 @@ impl Builder {
                 .unwrap_or("")
                 .to_owned();
             match Expr::parse(body) {
-                Ok(expr) => Pending::Computed {
+                Ok(expr) => Pending::Computed(Computed {
                     name: e.key.to_owned(),
                     unit,
                     expr,
                     line: e.line,
-                },
+                }),
                 Err(ExprError::Syntax { offset, expected }) => {
                     let column = kind_column + 1 + offset as u32;
                     return Err(self.error(

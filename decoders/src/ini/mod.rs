@@ -11,8 +11,10 @@ mod channels;
 mod command;
 mod envelope;
 pub mod expr;
+mod expr_parse;
 mod lines;
 mod load;
+mod resolve;
 
 pub use channels::{Channel, ChannelKind, DataType, OutputChannels};
 pub use command::{
