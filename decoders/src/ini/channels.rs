@@ -9,7 +9,7 @@ use super::IniWarning;
 use super::expr::Program;
 use super::resolve::{self, Computed};
 use crate::error::DecodeError;
-use crate::frame::Endian;
+use crate::frame::{Endian, FieldLayout, ValueType};
 
 /// A raw field type of a scalar or bit-field channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,16 +67,24 @@ impl DataType {
         }
     }
 
-    /// The raw value at `offset`; `None` past the end of `block`.
-    fn read(self, block: &[u8], offset: usize, endian: Endian) -> Option<f64> {
-        let bits = self.read_word(block, offset, endian)?;
-        Some(match self {
-            Self::U08 | Self::U16 | Self::U32 => f64::from(bits),
-            Self::S08 => f64::from(bits as u8 as i8),
-            Self::S16 => f64::from(bits as u16 as i16),
-            Self::S32 => f64::from(bits as i32),
-            Self::F32 => f64::from(f32::from_bits(bits)),
-        })
+    /// Where a value of this type at `offset` sits, in the frame decoders' terms; `bits`
+    /// selects an unsigned field `(lowest bit, width)`. Reads share the frame decoders' reader.
+    fn layout(self, offset: usize, endian: Endian, bits: Option<(u8, u8)>) -> FieldLayout {
+        let ty = match self {
+            Self::U08 => ValueType::U8,
+            Self::S08 => ValueType::I8,
+            Self::U16 => ValueType::U16,
+            Self::S16 => ValueType::I16,
+            Self::U32 => ValueType::U32,
+            Self::S32 => ValueType::I32,
+            Self::F32 => ValueType::F32,
+        };
+        FieldLayout {
+            offset,
+            ty,
+            endian,
+            bits,
+        }
     }
 
     /// Writes `raw` (rounded and clamped to the type) at `offset`; `None` past the end.
@@ -87,17 +95,6 @@ impl DataType {
             _ => raw.round().clamp(lo, hi) as i64 as u32,
         };
         self.write_word(block, offset, endian, bits)
-    }
-
-    /// The field's bytes as an unsigned word (zero-extended).
-    fn read_word(self, block: &[u8], offset: usize, endian: Endian) -> Option<u32> {
-        let bytes = block.get(offset..offset.checked_add(self.size())?)?;
-        let mut word = [0u8; 4];
-        word[..bytes.len()].copy_from_slice(bytes);
-        if endian == Endian::Big {
-            word[..bytes.len()].reverse();
-        }
-        Some(u32::from_le_bytes(word))
     }
 
     /// Stores the low `size` bytes of `bits` at `offset`.
@@ -285,16 +282,21 @@ impl OutputChannels {
                     scale,
                     translate,
                 } => ty
-                    .read(block, *offset, self.endian)
+                    .layout(*offset, self.endian, None)
+                    .value(block, 0)
                     .map_or(f64::NAN, |raw| (raw + translate) * scale),
                 ChannelKind::Bits {
                     ty,
                     offset,
                     low,
                     high,
-                } => ty
-                    .read_word(block, *offset, self.endian)
-                    .map_or(f64::NAN, |word| f64::from(bit_field(word, *low, *high))),
+                } if low <= high && usize::from(*high) < ty.size() * 8 => ty
+                    // Bits read unsigned (`raw`, never sign-extended), as the INI format says.
+                    .layout(*offset, self.endian, Some((*low, high - low + 1)))
+                    .raw(block, 0)
+                    .map_or(f64::NAN, |field| field as f64),
+                // Only a hand-built plan can hold an impossible range; the loader refuses one.
+                ChannelKind::Bits { .. } => f64::NAN,
                 ChannelKind::Computed { program } => program.evaluate(&values[..slot], time_s),
             };
             values[slot] = value;
@@ -328,7 +330,8 @@ impl OutputChannels {
                     low,
                     high,
                 } => {
-                    let word = ty.read_word(block, *offset, self.endian).unwrap_or(0);
+                    let layout = ty.layout(*offset, self.endian, None);
+                    let word = layout.raw(block, 0).unwrap_or(0) as u32;
                     let mask = field_mask(*low, *high);
                     let field = (*value as u32).checked_shl(u32::from(*low)).unwrap_or(0) & mask;
                     ty.write_word(block, *offset, self.endian, (word & !mask) | field);
@@ -358,11 +361,7 @@ impl OutputChannels {
     }
 }
 
-/// Bits `low..=high` of `raw`, shifted down; an empty or out-of-range field reads 0.
-fn bit_field(word: u32, low: u8, high: u8) -> u32 {
-    (word & field_mask(low, high)) >> low.min(31)
-}
-
+/// Ones over bits `low..=high` of a `u32`; 0 for an empty or out-of-range field.
 fn field_mask(low: u8, high: u8) -> u32 {
     if low > high || high > 31 {
         return 0;
@@ -432,9 +431,29 @@ mod tests {
     }
 
     #[test]
-    fn bit_fields_handle_the_full_word() {
-        assert_eq!(bit_field(u32::MAX, 0, 31), u32::MAX);
-        assert_eq!(bit_field(0b1010_0000, 5, 7), 0b101);
+    fn impossible_bit_ranges_read_nan_instead_of_panicking() {
+        let bits = |low, high| Channel {
+            name: format!("b{low}_{high}"),
+            unit: String::new(),
+            kind: ChannelKind::Bits {
+                ty: DataType::U32,
+                offset: 0,
+                low,
+                high,
+            },
+            line: 0,
+            range: None,
+        };
+        let plan = OutputChannels {
+            block_size: 4,
+            endian: Endian::Little,
+            channels: vec![bits(0, 31), bits(5, 7), bits(3, 2), bits(0, 200)],
+        };
+        let mut values = [0.0; 4];
+        plan.decode(&[0xA0, 0xFF, 0xFF, 0xFF], 0.0, &mut values)
+            .expect("fits");
+        assert_eq!(values[..2], [f64::from(0xFFFF_FFA0u32), 5.0]);
+        assert!(values[2].is_nan() && values[3].is_nan());
         assert_eq!(field_mask(3, 2), 0);
     }
 }
