@@ -480,23 +480,12 @@ impl ChannelMap {
         if name.is_empty() || name.contains(':') {
             return Err(ChannelMapError::BadName { name, signal: key });
         }
-        let over = selection
-            .overrides
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default();
-        let (raw_min, raw_max) = physical_range(signal);
-        let (dbc_min, dbc_max) = if signal.min < signal.max {
+        let dbc_range = if signal.min < signal.max {
             (signal.min, signal.max)
         } else {
-            (raw_min, raw_max)
+            physical_range(signal)
         };
-        let min = over.min.unwrap_or(dbc_min);
-        let mut max = over.max.unwrap_or(dbc_max);
-        if max <= min {
-            max = min + 1.0;
-        }
+        let (over, min, max) = presentation(selection, &key, dbc_range);
         Ok(Parameter {
             identifier: format!("{name}:{}", self.application),
             name,
@@ -517,6 +506,23 @@ impl ChannelMap {
             value_descriptions: signal.value_descriptions.clone(),
         })
     }
+}
+
+/// The override for `key` (default if none), and the display range it leaves of `default`,
+/// with the maximum kept above the minimum.
+fn presentation(selection: &Selection, key: &str, default: (f64, f64)) -> (Override, f64, f64) {
+    let over = selection
+        .overrides
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, o)| o.clone())
+        .unwrap_or_default();
+    let min = over.min.unwrap_or(default.0);
+    let mut max = over.max.unwrap_or(default.1);
+    if max <= min {
+        max = min + 1.0;
+    }
+    (over, min, max)
 }
 
 /// Which multiplexed signals are present, as a bit mask over the plan's signals, and whether

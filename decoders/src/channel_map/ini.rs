@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use super::{ChannelMap, ChannelMapError, Format, Override, Parameter, Selection, decimals};
+use super::{
+    ChannelMap, ChannelMapError, Format, Override, Parameter, Selection, decimals, presentation,
+};
 use crate::error::DecodeError;
 use crate::frame::FrameOutcome;
 use crate::ini::{Channel, ChannelKind, OutputChannels};
@@ -108,18 +110,8 @@ impl ChannelMap {
         if name.is_empty() || name.contains(':') {
             return Err(ChannelMapError::BadName { name, signal: key });
         }
-        let over = selection
-            .overrides
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default();
-        let (lo, hi) = channel.display_range().unwrap_or((0.0, 1.0));
-        let min = over.min.unwrap_or(lo);
-        let mut max = over.max.unwrap_or(hi);
-        if max <= min {
-            max = min + 1.0;
-        }
+        let range = channel.display_range().unwrap_or((0.0, 1.0));
+        let (over, min, max) = presentation(selection, &key, range);
         let scale = match channel.kind {
             ChannelKind::Scalar { scale, .. } => scale,
             ChannelKind::Bits { .. } => 1.0,
@@ -181,6 +173,7 @@ mod tests {
     use crate::channel_map::Override;
     use crate::dbc::Dbc;
     use crate::ini::IniFile;
+    use std::sync::LazyLock;
 
     static INI: &str = "[Constants]\nendianness = little\n[OutputChannels]\nochBlockSize = 4\n\
         rpm = scalar, U16, 0, \"rpm\", 1, 0\nclt = scalar, U08, 2, \"C\", 1, -40\n\
@@ -190,11 +183,18 @@ mod tests {
     /// rpm 3000, clt raw 130 → 90 °C, sync set.
     static BLOCK: [u8; 4] = [0xB8, 0x0B, 130, 0x80];
 
-    fn output_channels() -> OutputChannels {
+    static CHANNELS: LazyLock<OutputChannels> = LazyLock::new(|| {
         IniFile::parse("t.ini", INI, &[])
             .expect("valid")
             .0
             .output_channels
+    });
+
+    fn uses() -> [IniUse<'static>; 1] {
+        [IniUse {
+            message: "OutputChannels",
+            channels: &CHANNELS,
+        }]
     }
 
     fn selection() -> Selection {
@@ -215,11 +215,7 @@ mod tests {
 
     #[test]
     fn channels_join_the_map_and_decode_one_row_per_block() {
-        let channels = output_channels();
-        let inis = [IniUse {
-            message: "OutputChannels",
-            channels: &channels,
-        }];
+        let inis = uses();
         let mut map =
             ChannelMap::compile_all(&Dbc::default(), &[], &inis, &selection()).expect("compiles");
         let names: Vec<&str> = map
@@ -255,11 +251,7 @@ mod tests {
 
     #[test]
     fn short_blocks_unknown_indexes_and_bad_keys() {
-        let channels = output_channels();
-        let inis = [IniUse {
-            message: "OutputChannels",
-            channels: &channels,
-        }];
+        let inis = uses();
         let mut map =
             ChannelMap::compile_all(&Dbc::default(), &[], &inis, &selection()).expect("compiles");
         let mut out = RowBatch::new();
