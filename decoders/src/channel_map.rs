@@ -16,12 +16,17 @@
 //! are selected, renamed and overridden by the same rules, keyed `Message.field`, published
 //! under the car's application name, and given formats in the same index space, so one
 //! batching and publishing path serves CAN signals and native frames alike.
+//!
+//! TunerStudio output channels of polled serial ECUs ([`crate::ini`]) join the same way (see
+//! [`IniUse`]): one realtime block is one message and one format, keyed `Message.channel`.
 
 mod definitions;
+mod ini;
 
 use std::collections::HashMap;
 
 pub use definitions::DefinitionUse;
+pub use ini::IniUse;
 
 use crate::can::{CanFrame, CanId};
 use crate::dbc::{BitLayout, Dbc, Message, Multiplexing, Signal};
@@ -131,6 +136,9 @@ pub enum ChannelMapError {
     /// Two frame definitions share a name (sources name definitions, so names must be unique).
     #[error("two frame definitions are named {0:?}")]
     DuplicateDefinition(String),
+    /// Two INI output-channel blocks publish under the same message name.
+    #[error("two INI output-channel blocks are named {0:?}: give each ECU its own message name")]
+    DuplicateIniMessage(String),
     /// A definition said to be carried on CAN cannot be reassembled from CAN frames.
     #[error("frame definition {definition:?} cannot be carried on CAN id {can_id}: {reason}")]
     NotCompound {
@@ -191,6 +199,8 @@ pub struct ChannelMap {
     definitions: Vec<FramePlan>,
     /// Definitions carried as compound messages on a CAN id: (id, definition, assembler).
     compound: Vec<(CanId, usize, CompoundAssembler)>,
+    /// INI output-channel blocks, with their formats placed after the definitions'.
+    inis: Vec<ini::IniPlan>,
 }
 
 /// An ordered list of parameters that share rows.
@@ -236,14 +246,25 @@ impl ChannelMap {
         definitions: &[DefinitionUse<'_>],
         selection: &Selection,
     ) -> Result<Self, ChannelMapError> {
+        Self::compile_all(dbc, definitions, &[], selection)
+    }
+
+    /// Compiles `selection` over the DBC set, the frame definitions and the INI output
+    /// channels of polled serial ECUs, in that order of parameters and formats.
+    pub fn compile_all(
+        dbc: &Dbc,
+        definitions: &[DefinitionUse<'_>],
+        inis: &[IniUse<'_>],
+        selection: &Selection,
+    ) -> Result<Self, ChannelMapError> {
         let app = selection.application.trim();
         if app.is_empty() || app.contains(':') {
             return Err(ChannelMapError::BadApplication(app.to_owned()));
         }
         let renamed = selection.renames.iter().map(|(key, _)| key);
-        check_keys_exist(dbc, definitions, "rename", renamed)?;
+        check_keys_exist(dbc, definitions, inis, "rename", renamed)?;
         let overridden = selection.overrides.iter().map(|(key, _)| key);
-        check_keys_exist(dbc, definitions, "override", overridden)?;
+        check_keys_exist(dbc, definitions, inis, "override", overridden)?;
         let mut map = Self {
             application: app.to_owned(),
             parameters: Vec::new(),
@@ -254,6 +275,7 @@ impl ChannelMap {
             format_by_mask: HashMap::new(),
             definitions: Vec::new(),
             compound: Vec::new(),
+            inis: Vec::new(),
         };
         let shared_names = shared_signal_names(dbc);
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -290,6 +312,9 @@ impl ChannelMap {
         }
         for definition in definitions {
             map.attach(definition, selection, &mut seen)?;
+        }
+        for used in inis {
+            map.attach_ini(used, selection, &mut seen)?;
         }
         if map.parameters.is_empty() {
             return Err(ChannelMapError::NothingSelected);
@@ -455,23 +480,12 @@ impl ChannelMap {
         if name.is_empty() || name.contains(':') {
             return Err(ChannelMapError::BadName { name, signal: key });
         }
-        let over = selection
-            .overrides
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default();
-        let (raw_min, raw_max) = physical_range(signal);
-        let (dbc_min, dbc_max) = if signal.min < signal.max {
+        let dbc_range = if signal.min < signal.max {
             (signal.min, signal.max)
         } else {
-            (raw_min, raw_max)
+            physical_range(signal)
         };
-        let min = over.min.unwrap_or(dbc_min);
-        let mut max = over.max.unwrap_or(dbc_max);
-        if max <= min {
-            max = min + 1.0;
-        }
+        let (over, min, max) = presentation(selection, &key, dbc_range);
         Ok(Parameter {
             identifier: format!("{name}:{}", self.application),
             name,
@@ -492,6 +506,23 @@ impl ChannelMap {
             value_descriptions: signal.value_descriptions.clone(),
         })
     }
+}
+
+/// The override for `key` (default if none), and the display range it leaves of `default`,
+/// with the maximum kept above the minimum.
+fn presentation(selection: &Selection, key: &str, default: (f64, f64)) -> (Override, f64, f64) {
+    let over = selection
+        .overrides
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, o)| o.clone())
+        .unwrap_or_default();
+    let min = over.min.unwrap_or(default.0);
+    let mut max = over.max.unwrap_or(default.1);
+    if max <= min {
+        max = min + 1.0;
+    }
+    (over, min, max)
 }
 
 /// Which multiplexed signals are present, as a bit mask over the plan's signals, and whether
@@ -536,6 +567,7 @@ fn condition(message: &Message, signal: &Signal) -> Option<(BitLayout, Vec<(u64,
 fn check_keys_exist<'a>(
     dbc: &Dbc,
     definitions: &[DefinitionUse<'_>],
+    inis: &[IniUse<'_>],
     section: &'static str,
     keys: impl Iterator<Item = &'a String>,
 ) -> Result<(), ChannelMapError> {
@@ -544,6 +576,7 @@ fn check_keys_exist<'a>(
             dbc.message_by_name(message)
                 .is_some_and(|m| m.signals.iter().any(|s| s.name == signal))
                 || definitions::has_field(definitions, message, signal)
+                || ini::has_channel(inis, message, signal)
         });
         if !found {
             return Err(ChannelMapError::UnknownSignal {

@@ -14,8 +14,9 @@
 //! Modules: [`can`] (the CAN frame type), [`wire`] (CAN transports: cannelloni, SLCAN,
 //! candump logs), [`dbc`] (DBC channel maps and signal bit-twiddling), [`frame`] (native binary
 //! frames described by TOML definition files), [`channel_map`] (a car's selection of DBC
-//! signals and definition fields compiled into a dense decode plan), [`profiles`] (built-in DBCs
-//! for aftermarket ECU broadcasts, compiled in), [`sample`] (decoded output).
+//! signals and definition fields compiled into a dense decode plan), [`ini`] (TunerStudio INI
+//! channel maps and the serial protocol of polled ECUs), [`profiles`] (built-in DBCs for
+//! aftermarket ECU broadcasts, compiled in), [`sample`] (decoded output).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod channel_map;
 pub mod dbc;
 pub mod error;
 pub mod frame;
+pub mod ini;
 pub mod profiles;
 pub mod sample;
 pub mod wire;

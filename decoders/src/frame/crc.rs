@@ -1,9 +1,11 @@
 //! Frame checks: the CRC-16 variants, CRC-32 (zlib) and the 8-bit sum and xor that native ECU
-//! frames carry, table-driven with tables built at compile time.
+//! frames carry. The CRCs come from the `crc` crate's catalogue (tables built at compile time);
+//! only the 8-bit sum and xor are written here.
 //!
 //! Pure functions over byte slices; no state, no allocation. Each variant is pinned down by its
 //! check value over ASCII `"123456789"` (table in `docs/frame-definitions.md`).
 
+use crc::Crc;
 use serde::Deserialize;
 
 /// The check algorithm a frame carries, named as in definition files.
@@ -49,11 +51,11 @@ impl CheckKind {
     pub fn compute(self, data: &[u8]) -> u32 {
         match self {
             Self::None => 0,
-            Self::Crc16CcittFalse => u32::from(crc16_msb(0xFFFF, data)),
-            Self::Crc16Xmodem => u32::from(crc16_msb(0, data)),
-            Self::Crc16Kermit => u32::from(crc16_lsb(0, data)),
-            Self::Crc16Mcrf4xx => u32::from(crc16_lsb(0xFFFF, data)),
-            Self::Crc16X25 => u32::from(crc16_lsb(0xFFFF, data) ^ 0xFFFF),
+            Self::Crc16CcittFalse => u32::from(CRC16_CCITT_FALSE.checksum(data)),
+            Self::Crc16Xmodem => u32::from(CRC16_XMODEM.checksum(data)),
+            Self::Crc16Kermit => u32::from(CRC16_KERMIT.checksum(data)),
+            Self::Crc16Mcrf4xx => u32::from(CRC16_MCRF4XX.checksum(data)),
+            Self::Crc16X25 => u32::from(CRC16_X25.checksum(data)),
             Self::Crc32 => crc32(data),
             Self::Sum8 => u32::from(data.iter().fold(0u8, |acc, b| acc.wrapping_add(*b))),
             Self::Xor8 => u32::from(data.iter().fold(0u8, |acc, b| acc ^ b)),
@@ -63,89 +65,16 @@ impl CheckKind {
 
 /// CRC-32 (zlib) of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
-    let crc = data.iter().fold(0xFFFF_FFFFu32, |crc, &b| {
-        CRC32_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8)
-    });
-    crc ^ 0xFFFF_FFFF
+    CRC32.checksum(data)
 }
 
-/// CRC-16 with poly 0x1021, MSB first (not reflected), no final xor.
-fn crc16_msb(init: u16, data: &[u8]) -> u16 {
-    data.iter().fold(init, |crc, &b| {
-        CRC16_MSB_TABLE[usize::from((crc >> 8) as u8 ^ b)] ^ (crc << 8)
-    })
-}
-
-/// CRC-16 with poly 0x1021 reflected (0x8408), LSB first, no final xor.
-fn crc16_lsb(init: u16, data: &[u8]) -> u16 {
-    data.iter().fold(init, |crc, &b| {
-        CRC16_LSB_TABLE[usize::from(crc as u8 ^ b)] ^ (crc >> 8)
-    })
-}
-
-static CRC16_MSB_TABLE: [u16; 256] = crc16_msb_table();
-static CRC16_LSB_TABLE: [u16; 256] = crc16_lsb_table();
-static CRC32_TABLE: [u32; 256] = crc32_table();
-
-const fn crc16_msb_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-const fn crc16_lsb_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u16;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x8408
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-const fn crc32_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
+/// The catalogue entries by their catalogue names: IBM-3740 is CCITT-FALSE and IBM-SDLC is X-25.
+static CRC16_CCITT_FALSE: Crc<u16> = Crc::<u16>::new(&crc::CRC_16_IBM_3740);
+static CRC16_XMODEM: Crc<u16> = Crc::<u16>::new(&crc::CRC_16_XMODEM);
+static CRC16_KERMIT: Crc<u16> = Crc::<u16>::new(&crc::CRC_16_KERMIT);
+static CRC16_MCRF4XX: Crc<u16> = Crc::<u16>::new(&crc::CRC_16_MCRF4XX);
+static CRC16_X25: Crc<u16> = Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+static CRC32: Crc<u32> = Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 #[cfg(test)]
 mod tests {
