@@ -1,5 +1,6 @@
 //! Running as a systemd service: readiness and watchdog notifications ([`notify`]) and the
-//! Prometheus `/metrics` and `/health` endpoint ([`metrics_http`], text from [`exposition`]).
+//! Prometheus `/metrics` and `/health` endpoint ([`metrics_http`], axum on hyper; text from
+//! [`exposition`], prometheus-client over the counters declared in `src/telemetry.rs`).
 //!
 //! Nothing here starts the pipeline or reads the configuration: `run` decides when the bridge
 //! is ready, what counts as progress and which counters to export, and hands those in. Every
