@@ -422,6 +422,44 @@ async fn slow_clients_do_not_starve_a_scrape() {
         .expect("serve");
 }
 
+/// Shutdown ends connections that have not sent a request after a short grace instead of
+/// waiting out their read timeout, and `serve` returns once they are gone.
+#[tokio::test]
+async fn shutdown_closes_idle_connections_and_returns() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let endpoint = start_endpoint(
+        Limits::default(),
+        Arc::new(Metrics::default()),
+        Vec::new(),
+        healthy,
+    )
+    .await;
+    let mut idle = TcpStream::connect(endpoint.addr).await.expect("connect");
+    let mut started = TcpStream::connect(endpoint.addr).await.expect("connect");
+    started.write_all(b"GET /hea").await.expect("write");
+    // Accepted in order, so both are being served once a later request is answered.
+    assert!(
+        get(endpoint.addr, "/health")
+            .await
+            .starts_with("HTTP/1.1 200 OK\r\n")
+    );
+
+    let _ = endpoint.stop.send(());
+    // The 1 s grace, well under the default 5 s read timeout.
+    let stopping = std::time::Instant::now();
+    timeout(Duration::from_secs(3), endpoint.task)
+        .await
+        .expect("serve returns after the grace")
+        .expect("task")
+        .expect("serve");
+    assert!(stopping.elapsed() >= Duration::from_millis(900));
+    for stream in [&mut idle, &mut started] {
+        let mut buf = [0u8; 64];
+        let read = timeout(Duration::from_millis(100), stream.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    }
+}
+
 /// `promtool check metrics` (Debian package `prometheus`, installed by `.ci/run`) finds
 /// nothing to complain about in a scrape. Required: without promtool this test fails.
 #[tokio::test]
