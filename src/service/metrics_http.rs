@@ -122,26 +122,7 @@ where
             continue;
         };
         let connection = http.serve_connection(TokioIo::new(stream), service.clone());
-        let mut stopping = stopping.clone();
-        connections.spawn(async move {
-            let mut connection = pin!(connection);
-            let served = tokio::time::timeout(limits.connection_timeout, async {
-                tokio::select! {
-                    served = connection.as_mut() => served,
-                    _ = stopping.changed() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.as_mut().await
-                    }
-                }
-            })
-            .await;
-            match served {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%error, "metrics connection failed"),
-                Err(_elapsed) => tracing::debug!("metrics connection cut off at its deadline"),
-            }
-            drop(permit);
-        });
+        connections.spawn(run_connection(connection, limits, stopping.clone(), permit));
     }
     drop(listener);
     let _ = stop.send(());
@@ -156,6 +137,36 @@ where
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// One accepted connection as hyper serves it.
+type Connection = http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
+
+/// Serves `connection` until it ends, its deadline passes, or, once `stopping` changes, its
+/// request in flight is answered; holds its slot (`permit`) until then.
+async fn run_connection(
+    connection: Connection,
+    limits: Limits,
+    mut stopping: watch::Receiver<()>,
+    permit: OwnedSemaphorePermit,
+) {
+    let mut connection = pin!(connection);
+    let served = tokio::time::timeout(limits.connection_timeout, async {
+        tokio::select! {
+            served = connection.as_mut() => served,
+            _ = stopping.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.as_mut().await
+            }
+        }
+    })
+    .await;
+    match served {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "metrics connection failed"),
+        Err(_elapsed) => tracing::debug!("metrics connection cut off at its deadline"),
+    }
+    drop(permit);
 }
 
 /// How long requests in flight at shutdown get to finish.
