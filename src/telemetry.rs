@@ -1,5 +1,11 @@
 //! Pipeline counters: one struct of atomics shared by every stage, bumped outside tight loops
 //! (per batch, not per sample where possible) and read for logs, summaries and metrics.
+//!
+//! Every counter and gauge is declared once, with its Prometheus HELP text, in a `counters!`
+//! block below; `src/service/exposition.rs` exports all of them from the `EXPORTED` lists, so
+//! nothing else changes when one is added. Plain atomics (not prometheus-client metric types)
+//! because the stages update them with `Metrics::add`/`set` and read them for summaries, and
+//! publish sets a counter's running total.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,42 +14,94 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Names of the three stage inputs, in the order of [`Metrics::queue_depths`].
 pub const QUEUES: [&str; 3] = ["decode", "batch", "publish"];
 
-/// Counters for one pipeline run: totals since start, except the gauges noted.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Frames read from sources.
-    pub frames_in: AtomicU64,
-    /// Capture lines or datagrams rejected as malformed (also in `decode_errors`).
-    pub rejected_inputs: AtomicU64,
-    /// Frames whose CAN id or message id (frame definitions) no selected message has.
-    pub unknown_ids: AtomicU64,
-    /// Frames shorter than their DBC message (decoded as far as they go).
-    pub short_frames: AtomicU64,
-    /// Remote, error or empty frames, which carry no values.
-    pub frames_without_values: AtomicU64,
-    /// Frames dropped because the format table was full.
-    pub format_limit_drops: AtomicU64,
-    /// Samples decoded.
-    pub samples_decoded: AtomicU64,
-    /// Rows (frames with values) decoded.
-    pub rows_decoded: AtomicU64,
-    /// Data packets handed to the Stream API.
-    pub packets_published: AtomicU64,
-    /// Samples in those packets.
-    pub samples_published: AtomicU64,
-    /// Bytes of the data packets' content handed to the Stream API.
-    pub bytes_published: AtomicU64,
-    /// Times the Stream API write stream had to be reopened (server went away or ended it).
-    pub stream_reopens: AtomicU64,
-    /// Session state: 0 starting (CreateSession pending), 1 open, 2 ended.
-    pub session_state: AtomicU64,
-    /// Batches waiting in front of decode, batch and publish (last seen by each stage).
-    pub queue_depths: [AtomicU64; 3],
-    /// Frame batch received by decode → its packet handed to the Stream API.
-    pub publish_latency: LatencyHistogram,
-    /// The Open Streaming session being written (empty before CreateSession returns).
-    session: Mutex<String>,
-    decode_errors: Mutex<BTreeMap<&'static str, u64>>,
+/// Whether an exported field only grows or can go down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportedKind {
+    /// A total since start.
+    Counter,
+    /// A value that is set.
+    Gauge,
+}
+
+/// One field exported as a Prometheus family of its own: the name is the field's name (the
+/// exposition adds the `ecu_bridge_` prefix and, for counters, `_total`).
+#[derive(Debug)]
+pub struct Exported<T: 'static> {
+    /// The field's name.
+    pub name: &'static str,
+    /// The family's `# HELP` text, also the field's doc.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: ExportedKind,
+    /// Reads the field.
+    pub field: fn(&T) -> &AtomicU64,
+}
+
+/// Declares a counters struct: first the exported `AtomicU64` fields, each as
+/// `Kind name: "HELP text",` (the HELP text is also its doc), then after `;` the other fields.
+/// It also lists the exported ones in `EXPORTED`, which `src/service/exposition.rs` turns into
+/// Prometheus families, so a new counter is one line here.
+macro_rules! counters {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $( $kind:ident $field:ident: $help:literal, )*
+            ;
+            $( $(#[$other_attr:meta])* $vis:vis $other:ident: $ty:ty, )*
+        }
+    ) => {
+        $(#[$attr])*
+        pub struct $name {
+            $( #[doc = $help] pub $field: AtomicU64, )*
+            $( $(#[$other_attr])* $vis $other: $ty, )*
+        }
+
+        impl $name {
+            /// The fields exported as families of their own, in declaration order.
+            pub const EXPORTED: &[Exported<Self>] = &[
+                $( Exported {
+                    name: stringify!($field),
+                    help: $help,
+                    kind: ExportedKind::$kind,
+                    field: |m| &m.$field,
+                }, )*
+            ];
+        }
+    };
+}
+
+counters! {
+    /// Counters for one pipeline run: totals since start, except the gauges noted.
+    #[derive(Debug, Default)]
+    pub struct Metrics {
+        Counter frames_in: "Frames read from sources.",
+        // Also counted by kind in `decode_errors`.
+        Counter rejected_inputs: "Capture lines or datagrams rejected as malformed.",
+        // Message ids are those of frame definitions.
+        Counter unknown_ids: "Frames whose CAN id or message id no selected message has.",
+        // Decoded as far as they go.
+        Counter short_frames: "Frames shorter than their DBC message.",
+        Counter frames_without_values: "Remote, error or empty frames, which carry no values.",
+        Counter format_limit_drops: "Frames dropped because the format table was full.",
+        Counter samples_decoded: "Samples decoded.",
+        Counter rows_decoded: "Rows (frames with values) decoded.",
+        Counter packets_published: "Data packets handed to the Stream API.",
+        Counter samples_published: "Samples in data packets handed to the Stream API.",
+        Counter bytes_published: "Bytes of data packet content handed to the Stream API.",
+        // The server went away or ended the stream; publish sets the running total.
+        Counter stream_reopens:
+            "Times the Stream API write stream was reopened after the server ended it.",
+        // 0 while CreateSession is pending.
+        Gauge session_state: "Open Streaming session: 0 starting, 1 open, 2 ended.",
+        ;
+        /// Batches waiting in front of decode, batch and publish (last seen by each stage).
+        pub queue_depths: [AtomicU64; 3],
+        /// Frame batch received by decode → its packet handed to the Stream API.
+        pub publish_latency: LatencyHistogram,
+        /// The Open Streaming session being written (empty before CreateSession returns).
+        session: Mutex<String>,
+        decode_errors: Mutex<BTreeMap<&'static str, u64>>,
+    }
 }
 
 impl Metrics {
@@ -99,32 +157,28 @@ impl Metrics {
     }
 }
 
-/// Counters for one source (a UDP socket, a serial device, a capture file).
-#[derive(Debug, Default)]
-pub struct SourceMetrics {
-    /// The source's configured name (metrics label).
-    pub name: String,
-    /// Datagrams (UDP) or reads (serial) received.
-    pub datagrams: AtomicU64,
-    /// Bytes received.
-    pub bytes: AtomicU64,
-    /// Datagrams larger than the receive buffer, cut short by the kernel.
-    pub truncated: AtomicU64,
-    /// Datagrams the kernel dropped for this socket (cumulative `SO_RXQ_OVFL` count).
-    pub kernel_drops: AtomicU64,
-    /// Datagrams (cannelloni) or native frames lost according to their sequence counters.
-    pub sequence_gaps: AtomicU64,
-    /// CAN or native frames taken from the transport and handed on.
-    pub frames: AtomicU64,
-    /// Frame batches dropped because the decode stage's channel was full (UDP only).
-    pub channel_drops: AtomicU64,
-    /// Frames inside those dropped batches.
-    pub frames_dropped: AtomicU64,
-    /// Times the device or socket was lost.
-    pub outages: AtomicU64,
-    /// Times it came back.
-    pub reconnects: AtomicU64,
-    decode_errors: Mutex<BTreeMap<&'static str, u64>>,
+counters! {
+    /// Counters for one source (a UDP socket, a serial device, a capture file).
+    #[derive(Debug, Default)]
+    pub struct SourceMetrics {
+        Counter frames: "CAN or native frames taken from the transport and handed on.",
+        Counter bytes: "Bytes received.",
+        Counter datagrams: "Datagrams (UDP) or reads (serial) received.",
+        // The socket's cumulative `SO_RXQ_OVFL` count.
+        Counter kernel_drops: "Datagrams the kernel dropped for this socket (SO_RXQ_OVFL).",
+        Counter sequence_gaps:
+            "Datagrams (cannelloni) or native frames lost according to their sequence counters.",
+        Counter truncated: "Datagrams larger than the receive buffer, cut short.",
+        // UDP only: the one edge that drops rather than blocks.
+        Counter channel_drops: "Frame batches dropped because the decode channel was full.",
+        Counter frames_dropped: "Frames inside the dropped batches.",
+        Counter outages: "Times the device or socket was lost.",
+        Counter reconnects: "Times the device or socket came back.",
+        ;
+        /// The source's configured name (metrics label).
+        pub name: String,
+        decode_errors: Mutex<BTreeMap<&'static str, u64>>,
+    }
 }
 
 impl SourceMetrics {

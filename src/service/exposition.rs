@@ -1,241 +1,168 @@
-//! The Prometheus text exposition format (v0.0.4) of the bridge's counters: pure formatting of
-//! [`Metrics`] and [`SourceMetrics`] into a `String`, no IO.
+//! The Prometheus text exposition (v0.0.4) of the bridge's counters: a prometheus-client
+//! [`Registry`] whose collectors read [`Metrics`] and [`SourceMetrics`] at scrape time. No IO.
 //!
-//! Every family is written once with its `# HELP` and `# TYPE` lines, then one sample per
-//! source (label `source`) or per decode-error `kind`. Names follow Prometheus conventions:
-//! `ecu_bridge_` prefix, `_total` on counters, seconds for the latency histogram.
+//! Which fields are exported, and their HELP texts, is declared once in `src/telemetry.rs`
+//! (`EXPORTED`); this module only adds the families that are not one field each: decode errors
+//! by `kind`, queue depths by `stage` and the publish latency histogram. Names carry the
+//! `ecu_bridge_` prefix, per-source ones `ecu_bridge_source_` and a `source` label; the encoder
+//! adds `_total` to counters and escapes label values.
 
-use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
-use crate::telemetry::{Metrics, QUEUES, SourceMetrics};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::telemetry::{Exported, ExportedKind, Metrics, QUEUES, SourceMetrics};
 
 /// `Content-Type` of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper edges (ms) of the exported latency buckets: a subset of the histogram's 1 ms buckets,
 /// dense around the batcher's default 100 ms flush age.
 pub const LATENCY_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 250, 500, 1000];
 
-/// One per-source counter family: name, help, and the field it reads.
-type SourceCounter = (&'static str, &'static str, fn(&SourceMetrics) -> &AtomicU64);
-
-const SOURCE_COUNTERS: [SourceCounter; 10] = [
-    (
-        "ecu_bridge_source_frames_total",
-        "CAN or native frames taken from the transport and handed on.",
-        |s| &s.frames,
-    ),
-    ("ecu_bridge_source_bytes_total", "Bytes received.", |s| {
-        &s.bytes
-    }),
-    (
-        "ecu_bridge_source_datagrams_total",
-        "Datagrams (UDP) or reads (serial) received.",
-        |s| &s.datagrams,
-    ),
-    (
-        "ecu_bridge_source_kernel_drops_total",
-        "Datagrams the kernel dropped for this socket (SO_RXQ_OVFL).",
-        |s| &s.kernel_drops,
-    ),
-    (
-        "ecu_bridge_source_sequence_gaps_total",
-        "Datagrams (cannelloni) or native frames lost according to their sequence counters.",
-        |s| &s.sequence_gaps,
-    ),
-    (
-        "ecu_bridge_source_truncated_total",
-        "Datagrams larger than the receive buffer, cut short.",
-        |s| &s.truncated,
-    ),
-    (
-        "ecu_bridge_source_channel_drops_total",
-        "Frame batches dropped because the decode channel was full.",
-        |s| &s.channel_drops,
-    ),
-    (
-        "ecu_bridge_source_frames_dropped_total",
-        "Frames inside the dropped batches.",
-        |s| &s.frames_dropped,
-    ),
-    (
-        "ecu_bridge_source_outages_total",
-        "Times the device or socket was lost.",
-        |s| &s.outages,
-    ),
-    (
-        "ecu_bridge_source_reconnects_total",
-        "Times the device or socket came back.",
-        |s| &s.reconnects,
-    ),
-];
-
-/// One pipeline counter: name, help, and the field it reads.
-type PipelineCounter = (&'static str, &'static str, fn(&Metrics) -> &AtomicU64);
-
-const PIPELINE_COUNTERS: [PipelineCounter; 12] = [
-    (
-        "ecu_bridge_frames_in_total",
-        "Frames read from sources.",
-        |m| &m.frames_in,
-    ),
-    (
-        "ecu_bridge_samples_decoded_total",
-        "Samples decoded.",
-        |m| &m.samples_decoded,
-    ),
-    (
-        "ecu_bridge_rows_decoded_total",
-        "Rows (frames with values) decoded.",
-        |m| &m.rows_decoded,
-    ),
-    (
-        "ecu_bridge_samples_published_total",
-        "Samples in data packets handed to the Stream API.",
-        |m| &m.samples_published,
-    ),
-    (
-        "ecu_bridge_packets_published_total",
-        "Data packets handed to the Stream API.",
-        |m| &m.packets_published,
-    ),
-    (
-        "ecu_bridge_bytes_published_total",
-        "Bytes of data packet content handed to the Stream API.",
-        |m| &m.bytes_published,
-    ),
-    (
-        "ecu_bridge_stream_reopens_total",
-        "Times the Stream API write stream was reopened after the server ended it.",
-        |m| &m.stream_reopens,
-    ),
-    (
-        "ecu_bridge_rejected_inputs_total",
-        "Capture lines or datagrams rejected as malformed.",
-        |m| &m.rejected_inputs,
-    ),
-    (
-        "ecu_bridge_unknown_ids_total",
-        "Frames whose CAN id or message id no selected message has.",
-        |m| &m.unknown_ids,
-    ),
-    (
-        "ecu_bridge_short_frames_total",
-        "Frames shorter than their DBC message.",
-        |m| &m.short_frames,
-    ),
-    (
-        "ecu_bridge_frames_without_values_total",
-        "Remote, error or empty frames, which carry no values.",
-        |m| &m.frames_without_values,
-    ),
-    (
-        "ecu_bridge_format_limit_drops_total",
-        "Frames dropped because the format table was full.",
-        |m| &m.format_limit_drops,
-    ),
-];
-
-/// The exposition of `metrics` and `sources` (in the order given).
-pub fn render(metrics: &Metrics, sources: &[Arc<SourceMetrics>]) -> String {
-    let mut out = String::with_capacity(8 * 1024);
-    for (name, help, field) in SOURCE_COUNTERS {
-        header(&mut out, name, help, "counter");
-        for source in sources {
-            let value = Metrics::get(field(source));
-            let _ = writeln!(out, "{name}{{source=\"{}\"}} {value}", escape(&source.name));
-        }
-    }
-    let name = "ecu_bridge_source_decode_errors_total";
-    header(
-        &mut out,
-        name,
-        "Malformed inputs per source, by kind.",
-        "counter",
-    );
-    for source in sources {
-        for (kind, count) in source.decode_errors() {
-            let _ = writeln!(
-                out,
-                "{name}{{source=\"{}\",kind=\"{}\"}} {count}",
-                escape(&source.name),
-                escape(kind)
-            );
-        }
-    }
-    for (name, help, field) in PIPELINE_COUNTERS {
-        header(&mut out, name, help, "counter");
-        let _ = writeln!(out, "{name} {}", Metrics::get(field(metrics)));
-    }
-    let name = "ecu_bridge_decode_errors_total";
-    header(
-        &mut out,
-        name,
-        "Malformed inputs in the pipeline, by kind.",
-        "counter",
-    );
-    for (kind, count) in metrics.decode_errors() {
-        let _ = writeln!(out, "{name}{{kind=\"{}\"}} {count}", escape(kind));
-    }
-    let name = "ecu_bridge_queue_depth";
-    header(
-        &mut out,
-        name,
-        "Batches waiting in front of a stage (bounded channels).",
-        "gauge",
-    );
-    for (stage, depth) in QUEUES.iter().zip(&metrics.queue_depths) {
-        let _ = writeln!(out, "{name}{{stage=\"{stage}\"}} {}", Metrics::get(depth));
-    }
-    let name = "ecu_bridge_session_state";
-    header(
-        &mut out,
-        name,
-        "Open Streaming session: 0 starting, 1 open, 2 ended.",
-        "gauge",
-    );
-    let _ = writeln!(out, "{name} {}", Metrics::get(&metrics.session_state));
-    render_latency(&mut out, metrics);
-    out
+/// A registry exporting `metrics` and `sources` (in the order given) as they are when encoded.
+pub fn registry(metrics: Arc<Metrics>, sources: Vec<Arc<SourceMetrics>>) -> Registry {
+    let mut registry = Registry::with_prefix("ecu_bridge");
+    registry.register_collector(Box::new(Pipeline(metrics)));
+    registry
+        .sub_registry_with_prefix("source")
+        .register_collector(Box::new(Sources(sources)));
+    registry
 }
 
-/// The publish latency histogram: cumulative `_bucket`s, `+Inf`, `_sum` and `_count`.
-fn render_latency(out: &mut String, metrics: &Metrics) {
-    let name = "ecu_bridge_publish_latency_seconds";
-    header(
-        out,
-        name,
+/// The exposition of everything in `registry`. Writing to a `String` cannot fail, so an error
+/// means a collector could not be encoded.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(8 * 1024);
+    prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// The pipeline's families.
+#[derive(Debug)]
+struct Pipeline(Arc<Metrics>);
+
+impl Collector for Pipeline {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metrics = &*self.0;
+        for exported in Metrics::EXPORTED {
+            let family = descriptor(&mut encoder, exported)?;
+            encode_value(
+                exported.kind,
+                Metrics::get((exported.field)(metrics)),
+                family,
+            )?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "decode_errors",
+            "Malformed inputs in the pipeline, by kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, count) in metrics.decode_errors() {
+            ConstCounter::new(count).encode(family.encode_family(&[("kind", kind)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "queue_depth",
+            "Batches waiting in front of a stage (bounded channels).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (stage, depth) in QUEUES.iter().zip(&metrics.queue_depths) {
+            ConstGauge::new(Metrics::get(depth))
+                .encode(family.encode_family(&[("stage", *stage)])?)?;
+        }
+        encode_latency(&mut encoder, metrics)
+    }
+}
+
+/// The per-source families, one sample per source.
+#[derive(Debug)]
+struct Sources(Vec<Arc<SourceMetrics>>);
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for exported in SourceMetrics::EXPORTED {
+            let mut family = descriptor(&mut encoder, exported)?;
+            for source in &self.0 {
+                let value = Metrics::get((exported.field)(source));
+                let labels = [("source", source.name.as_str())];
+                encode_value(exported.kind, value, family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "decode_errors",
+            "Malformed inputs per source, by kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        for source in &self.0 {
+            for (kind, count) in source.decode_errors() {
+                let labels = [("source", source.name.as_str()), ("kind", kind)];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn descriptor<'a, T>(
+    encoder: &'a mut DescriptorEncoder,
+    exported: &'a Exported<T>,
+) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    let kind = match exported.kind {
+        ExportedKind::Counter => MetricType::Counter,
+        ExportedKind::Gauge => MetricType::Gauge,
+    };
+    encoder.encode_descriptor(exported.name, exported.help, None, kind)
+}
+
+fn encode_value(
+    kind: ExportedKind,
+    value: u64,
+    encoder: MetricEncoder,
+) -> Result<(), std::fmt::Error> {
+    match kind {
+        ExportedKind::Counter => ConstCounter::new(value).encode(encoder),
+        ExportedKind::Gauge => ConstGauge::new(value).encode(encoder),
+    }
+}
+
+/// The publish latency histogram over [`LATENCY_BUCKETS_MS`] and `+Inf`.
+fn encode_latency(
+    encoder: &mut DescriptorEncoder,
+    metrics: &Metrics,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "publish_latency_seconds",
         "Frame batch received by decode to its packet handed to the Stream API.",
-        "histogram",
-    );
-    let counts = metrics
+        None,
+        MetricType::Histogram,
+    )?;
+    // One consistent read: cumulative per edge, then the total (which is also `_count`).
+    let cumulative = metrics
         .publish_latency
         .cumulative_counts(&LATENCY_BUCKETS_MS);
-    for (ms, count) in LATENCY_BUCKETS_MS.iter().zip(&counts) {
-        let le = *ms as f64 / 1000.0;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
-    }
-    // `cumulative_counts` ends with the total; the same figure is the `+Inf` bucket and `_count`.
-    let total = counts.last().copied().unwrap_or(0);
+    let total = cumulative.last().copied().unwrap_or(0);
+    let edges = LATENCY_BUCKETS_MS
+        .iter()
+        .map(|&ms| ms as f64 / 1000.0)
+        .chain([f64::INFINITY]);
+    // The encoder takes per-bucket counts and accumulates them itself.
+    let mut below = 0;
+    let buckets: Vec<(f64, u64)> = edges
+        .zip(&cumulative)
+        .map(|(edge, &upto)| (edge, upto - std::mem::replace(&mut below, upto)))
+        .collect();
     let sum = metrics.publish_latency.sum().as_secs_f64();
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {total}");
-}
-
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A label value with `\`, `"` and newlines escaped as the format requires.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    family.encode_histogram::<NoLabelSet>(sum, total, &buckets, None)
 }
 
 #[cfg(test)]
@@ -244,12 +171,15 @@ mod tests {
 
     use super::*;
 
+    fn text(metrics: Metrics, sources: Vec<Arc<SourceMetrics>>) -> String {
+        render(&registry(Arc::new(metrics), sources)).expect("encodes")
+    }
+
     #[test]
     fn every_family_has_help_and_type_before_its_samples() {
-        let metrics = Metrics::default();
         let source = Arc::new(SourceMetrics::new("can0"));
         source.count_decode_error("checksum");
-        let text = render(&metrics, &[source]);
+        let text = text(Metrics::default(), vec![source]);
         let mut typed = std::collections::BTreeSet::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -269,6 +199,40 @@ mod tests {
     }
 
     #[test]
+    fn every_exported_field_is_a_family_with_its_value() {
+        let metrics = Metrics::default();
+        for (n, exported) in (1..).zip(Metrics::EXPORTED) {
+            Metrics::set((exported.field)(&metrics), n);
+        }
+        let source = Arc::new(SourceMetrics::new("can0"));
+        for (n, exported) in (100..).zip(SourceMetrics::EXPORTED) {
+            Metrics::set((exported.field)(&source), n);
+        }
+        let text = text(metrics, vec![source]);
+        let total = |kind| {
+            if kind == ExportedKind::Counter {
+                "_total"
+            } else {
+                ""
+            }
+        };
+        for (n, exported) in (1..).zip(Metrics::EXPORTED) {
+            let line = format!("ecu_bridge_{}{} {n}", exported.name, total(exported.kind));
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        for (n, exported) in (100..).zip(SourceMetrics::EXPORTED) {
+            let name = format!(
+                "ecu_bridge_source_{}{}",
+                exported.name,
+                total(exported.kind)
+            );
+            let line = format!("{name}{{source=\"can0\"}} {n}");
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+            assert!(text.contains(&format!("# HELP {name} {}\n", exported.help)));
+        }
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative_and_end_in_the_count() {
         let metrics = Metrics::default();
         for ms in [0, 3, 3, 99, 400, 2000] {
@@ -276,7 +240,7 @@ mod tests {
                 .publish_latency
                 .record(Duration::from_millis(ms) + Duration::from_micros(10));
         }
-        let text = render(&metrics, &[]);
+        let text = text(metrics, Vec::new());
         let expected = [
             "ecu_bridge_publish_latency_seconds_bucket{le=\"0.001\"} 1",
             "ecu_bridge_publish_latency_seconds_bucket{le=\"0.005\"} 3",
@@ -290,10 +254,14 @@ mod tests {
         for line in expected {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+        assert_eq!(text.matches("le=\"+Inf\"").count(), 1, "{text}");
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let source = Arc::new(SourceMetrics::new("a\"b\\c\nd"));
+        let text = text(Metrics::default(), vec![source]);
+        let line = "ecu_bridge_source_frames_total{source=\"a\\\"b\\\\c\\nd\"} 0";
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }
 }

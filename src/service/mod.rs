@@ -1,5 +1,6 @@
 //! Running as a systemd service: readiness and watchdog notifications ([`notify`]) and the
-//! Prometheus `/metrics` and `/health` endpoint ([`metrics_http`], text from [`exposition`]).
+//! Prometheus `/metrics` and `/health` endpoint ([`metrics_http`], axum on hyper; text from
+//! [`exposition`], prometheus-client over the counters declared in `src/telemetry.rs`).
 //!
 //! Nothing here starts the pipeline: [`crate::daemon`] decides when the bridge is ready and
 //! when stopping begins; [`runtime`] turns the pipeline's counters into progress, status and
