@@ -70,10 +70,10 @@ pub async fn replay(
 }
 
 /// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
-/// or SIGINT; with `record`, every raw input is also captured there.
-pub async fn run(config_path: &Path, record: Option<PathBuf>) -> anyhow::Result<()> {
+/// or SIGINT; with `capture`, every raw input is also captured into that folder.
+pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let (config, map) = load(config_path)?;
-    let live = LiveSources::prepare(&config, &map, record.as_deref())?;
+    let live = LiveSources::prepare(&config, &map, capture.as_deref())?;
     let daemon = Daemon {
         sources: live.sources,
         source_metrics: live.metrics.clone(),
@@ -246,7 +246,7 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
         println!(
             "  source {}: {} datagrams/reads, {} bytes, {} frames; kernel drops {}, sequence gaps {}, truncated {}, channel drops {} ({} frames); outages {}, reconnects {}",
             m.name,
-            Metrics::get(&m.datagrams),
+            Metrics::get(&m.reads),
             Metrics::get(&m.bytes),
             Metrics::get(&m.frames),
             Metrics::get(&m.kernel_drops),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use decoders::RowBatch;
-use decoders::channel_map::{ChannelMap, FrameOutcome};
+use decoders::channel_map::{CanOutcome, ChannelMap};
 use decoders::frame::{self, CompoundStats};
 use tokio::sync::mpsc;
 
@@ -110,12 +110,12 @@ impl DecodeStage {
         let (mut unknown, mut short, mut without_values, mut limit) = (0, 0, 0, 0);
         for timed in frames {
             match self.map.decode(timed.time_ns, &timed.frame, rows) {
-                FrameOutcome::Decoded { short: true, .. } => short += 1,
-                FrameOutcome::Decoded { .. } | FrameOutcome::Assembling => {}
-                FrameOutcome::Unknown => unknown += 1,
-                FrameOutcome::NoData | FrameOutcome::Empty => without_values += 1,
-                FrameOutcome::FormatLimit => limit += 1,
-                FrameOutcome::Invalid(error) => {
+                CanOutcome::Decoded { short: true, .. } => short += 1,
+                CanOutcome::Decoded { .. } | CanOutcome::Assembling => {}
+                CanOutcome::Unknown => unknown += 1,
+                CanOutcome::NoData | CanOutcome::Empty => without_values += 1,
+                CanOutcome::FormatLimit => limit += 1,
+                CanOutcome::Invalid(error) => {
                     self.metrics.count_decode_error(error.kind());
                     let id = timed.frame.id;
                     self.log_rejection(format_args!("compound message on CAN id {id:?}"), &error);
@@ -157,8 +157,8 @@ impl DecodeStage {
                 .map
                 .decode_definition(index, native.time_ns, &native.bytes, rows)
             {
-                Ok(frame::FrameOutcome::Decoded { .. }) => {}
-                Ok(frame::FrameOutcome::Unknown { .. }) => unknown += 1,
+                Ok(frame::NativeOutcome::Decoded { .. }) => {}
+                Ok(frame::NativeOutcome::Unknown { .. }) => unknown += 1,
                 Err(error) => {
                     self.metrics.count_decode_error(error.kind());
                     let what = format_args!(

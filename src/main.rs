@@ -46,8 +46,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Also capture every raw input into this folder (as `record` does).
-        #[arg(long)]
-        record: Option<PathBuf>,
+        #[arg(long, alias = "record")]
+        capture: Option<PathBuf>,
     },
     /// Capture live traffic exactly as received (pcapng, candump -L, serial logs); no publishing.
     Record {
@@ -104,7 +104,7 @@ async fn main() -> ExitCode {
             };
             commands::replay(&config, captures, pacing).await
         }
-        Command::Run { config, record } => commands::run(&config, record).await,
+        Command::Run { config, capture } => commands::run(&config, capture).await,
         Command::Record {
             config,
             out,

@@ -163,7 +163,7 @@ counters! {
     pub struct SourceMetrics {
         Counter frames: "CAN or native frames taken from the transport and handed on.",
         Counter bytes: "Bytes received.",
-        Counter datagrams: "Datagrams (UDP) or reads (serial) received.",
+        Counter reads: "Reads from the socket or device: one per UDP datagram, one per serial read.",
         // The socket's cumulative `SO_RXQ_OVFL` count.
         Counter kernel_drops: "Datagrams the kernel dropped for this socket (SO_RXQ_OVFL).",
         Counter sequence_gaps:

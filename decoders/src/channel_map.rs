@@ -161,7 +161,7 @@ pub enum ChannelMapError {
 
 /// What decoding one frame did, for the caller's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameOutcome {
+pub enum CanOutcome {
     /// A row was added with this many samples; `short` if the frame was shorter than the DBC
     /// size (only the signals that fit were decoded).
     Decoded {
@@ -355,9 +355,9 @@ impl ChannelMap {
     }
 
     /// Decodes one frame received at `time_ns` into a row of `out`.
-    pub fn decode(&mut self, time_ns: u64, frame: &CanFrame, out: &mut RowBatch) -> FrameOutcome {
+    pub fn decode(&mut self, time_ns: u64, frame: &CanFrame, out: &mut RowBatch) -> CanOutcome {
         if frame.is_remote() || frame.flags.contains(crate::can::CanFlags::ERROR) {
-            return FrameOutcome::NoData;
+            return CanOutcome::NoData;
         }
         if !self.compound.is_empty()
             && let Some(outcome) = self.decode_compound(time_ns, frame, out)
@@ -365,21 +365,21 @@ impl ChannelMap {
             return outcome;
         }
         let Some(plan_index) = self.plan_index(frame.id) else {
-            return FrameOutcome::Unknown;
+            return CanOutcome::Unknown;
         };
         let plan = &self.messages[plan_index];
         let data = frame.data();
         let short = data.len() < plan.size;
         let (mask, full) = presence_mask(plan, data);
         if mask == 0 {
-            return FrameOutcome::Empty;
+            return CanOutcome::Empty;
         }
         let format = if full {
             plan.full_format
         } else {
             match self.format_for_mask(plan_index, mask) {
                 Some(format) => format,
-                None => return FrameOutcome::FormatLimit,
+                None => return CanOutcome::FormatLimit,
             }
         };
         let plan = &self.messages[plan_index];
@@ -392,7 +392,7 @@ impl ChannelMap {
                 samples += 1;
             }
         }
-        FrameOutcome::Decoded { samples, short }
+        CanOutcome::Decoded { samples, short }
     }
 
     fn plan_index(&self, id: CanId) -> Option<usize> {
@@ -799,7 +799,7 @@ VAL_ 512 GEAR 0 "N" 1 "1st" ;
         );
         assert_eq!(
             full,
-            FrameOutcome::Decoded {
+            CanOutcome::Decoded {
                 samples: 2,
                 short: false
             }
@@ -807,7 +807,7 @@ VAL_ 512 GEAR 0 "N" 1 "1st" ;
         let short = map.decode(6, &frame(engine, &[0x10, 0x27]), &mut rows);
         assert_eq!(
             short,
-            FrameOutcome::Decoded {
+            CanOutcome::Decoded {
                 samples: 1,
                 short: true
             }
@@ -825,13 +825,13 @@ VAL_ 512 GEAR 0 "N" 1 "1st" ;
                 &frame(CanId::standard(0x7FF).expect("id"), &[1]),
                 &mut rows
             ),
-            FrameOutcome::Unknown
+            CanOutcome::Unknown
         );
         let remote = CanFrame::remote(engine, 8).expect("remote");
-        assert_eq!(map.decode(8, &remote, &mut rows), FrameOutcome::NoData);
+        assert_eq!(map.decode(8, &remote, &mut rows), CanOutcome::NoData);
         assert_eq!(
             map.decode(9, &frame(engine, &[]), &mut rows),
-            FrameOutcome::Empty
+            CanOutcome::Empty
         );
         assert_eq!(rows.len(), 2);
     }

@@ -2,7 +2,7 @@
 //! reassembles and decodes; a dropped frame and a bad CRC are each counted, never emitted.
 
 use decoders::RowBatch;
-use decoders::frame::{CheckKind, CompoundAssembler, CompoundStats, FrameOutcome, FramePlan};
+use decoders::frame::{CheckKind, CompoundAssembler, CompoundStats, FramePlan, NativeOutcome};
 
 const MOTEC: &str = include_str!("../definitions/motec_dash_can.toml");
 
@@ -45,7 +45,7 @@ fn a_ten_frame_message_reassembles_and_decodes() {
     let mut rows = RowBatch::new();
     assert_eq!(
         plan.decode(9, &got[0], &mut rows),
-        Ok(FrameOutcome::Decoded {
+        Ok(NativeOutcome::Decoded {
             message: 0,
             samples: 36
         })

@@ -2,7 +2,7 @@
 //! from known values; every field type and byte order decodes hand-computed bytes.
 
 use decoders::RowBatch;
-use decoders::frame::{CheckKind, FrameOutcome, FramePlan};
+use decoders::frame::{CheckKind, FramePlan, NativeOutcome};
 
 const F1_24: &str = include_str!("../definitions/f1_24_car_telemetry.toml");
 const F1_23: &str = include_str!("../definitions/f1_23_car_telemetry.toml");
@@ -113,7 +113,7 @@ fn f1_24_player_car_decodes_to_its_known_values() {
         let outcome = plan.decode(42, &packet, &mut rows);
         assert_eq!(
             outcome,
-            Ok(FrameOutcome::Decoded {
+            Ok(NativeOutcome::Decoded {
                 message: 0,
                 samples: 25
             })
@@ -133,13 +133,13 @@ fn f1_packets_of_other_kinds_games_and_sizes_are_told_apart() {
     packet[6] = 2;
     assert_eq!(
         plan.decode(1, &packet, &mut rows),
-        Ok(FrameOutcome::Unknown { id: 2 })
+        Ok(NativeOutcome::Unknown { id: 2 })
     );
     let packet = f1_packet(2023, 3);
     assert!(plan.decode(1, &packet, &mut rows).is_err());
     assert!(matches!(
         f1_23.decode(1, &packet, &mut rows),
-        Ok(FrameOutcome::Decoded { .. })
+        Ok(NativeOutcome::Decoded { .. })
     ));
     let mut bad_index = f1_packet(2024, 22);
     assert_eq!(
@@ -170,7 +170,7 @@ fn serial_example_decodes_scaled_values_and_bit_fields() {
     let mut rows = RowBatch::new();
     assert_eq!(
         plan.decode(5, &engine, &mut rows),
-        Ok(FrameOutcome::Decoded {
+        Ok(NativeOutcome::Decoded {
             message: 0,
             samples: 7
         })

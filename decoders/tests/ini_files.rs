@@ -81,7 +81,7 @@ fn speeduino_loads_with_pinned_counts_and_settings() {
         assert!(skipped(name), "expected a warning about {name}");
     }
     assert!(ini.uses_envelope());
-    // The INI's own command string builds the request of `formats/serial-ecu.md`.
+    // The INI's own command string builds the request of `docs/tunerstudio-ini.md` (test vectors).
     let mut request = Vec::new();
     let och = ini.och_command().expect("ochGetCommand compiles");
     och.build(0, 0, 130, ini.output_channels.endian, &mut request);

@@ -7,7 +7,7 @@ mod profile_gen;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use decoders::channel_map::{ChannelMap, FrameOutcome, Selection};
+use decoders::channel_map::{CanOutcome, ChannelMap, Selection};
 use decoders::dbc::{Dbc, DbcSource, Parsed, WarningKind, parse_dbc, parse_dbc_set};
 use decoders::profiles::{self, Profile};
 use decoders::{CanFlags, CanFrame, CanId, RowBatch};
@@ -44,7 +44,7 @@ fn decode(map: &mut ChannelMap, frame: &CanFrame) -> BTreeMap<String, f64> {
     let mut rows = RowBatch::new();
     let outcome = map.decode(1, frame, &mut rows);
     assert!(
-        matches!(outcome, FrameOutcome::Decoded { .. }),
+        matches!(outcome, CanOutcome::Decoded { .. }),
         "{:?}: {outcome:?}",
         frame.id
     );

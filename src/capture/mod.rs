@@ -3,7 +3,7 @@
 //! so a replay yields the frames and timestamps the live run produced.
 //!
 //! ```text
-//! RawCapture ─▶ Recorder ─┬─ UDP source    ─▶ <name>.pcapng       (pcapng: wire format, Wireshark)
+//! RawCapture ─▶ CaptureWriter ─┬─ UDP source    ─▶ <name>.pcapng       (pcapng: wire format, Wireshark)
 //!                         ├─ serial source ─▶ <name>.serial       (serial_log: timestamped reads)
 //!                         └─ both          ─▶ <name>.candump.log  (decoded frames, candump -L)
 //! <any of them> ─▶ CaptureReader ─▶ TimedFrame   (format detected by content)
@@ -14,14 +14,14 @@
 
 pub mod pcapng;
 pub mod reader;
-pub mod recorder;
 pub mod replay;
 pub mod serial_log;
+pub mod writer;
 
 use std::path::PathBuf;
 
 pub use reader::{CaptureReadError, CaptureReader};
-pub use recorder::{RecordStats, Recorder, SourceRecordStats};
+pub use writer::{CaptureWriter, RecordStats, SourceRecordStats};
 
 /// The capture file formats, told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

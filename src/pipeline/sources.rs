@@ -1,5 +1,5 @@
 //! Live sources from the configuration: binds the UDP sockets and prepares the serial devices
-//! of `[[source]]`, optionally tapping every raw input into a [`Recorder`] — the shared part
+//! of `[[source]]`, optionally tapping every raw input into a [`CaptureWriter`] — the shared part
 //! of `ecu-bridge run` (publish) and `ecu-bridge record` (capture only).
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::capture::reader::NativeInputs;
 use crate::capture::replay::{Pacing, ReplaySource, first_frame_time};
-use crate::capture::{CaptureError, RecordStats, Recorder};
+use crate::capture::{CaptureError, CaptureWriter, RecordStats};
 use crate::config::{Config, SourceKind};
 use crate::pipeline::PipelineError;
 use crate::pipeline::edge::SourceBatch;
@@ -71,7 +71,7 @@ impl LiveSources {
                     action: format!("creating {}", dir.display()),
                     error,
                 })?;
-                let recorder = Recorder::create(dir, &config.sources)?;
+                let recorder = CaptureWriter::create(dir, &config.sources)?;
                 let (tap, input) = mpsc::channel(RECORD_QUEUE);
                 (Some(tap), Some(tokio::spawn(recorder.run(input))))
             }

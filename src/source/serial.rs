@@ -414,7 +414,7 @@ impl Reader {
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<(), ()> {
         let time_ns = now_ns();
-        Metrics::add(&self.metrics.datagrams, 1);
+        Metrics::add(&self.metrics.reads, 1);
         Metrics::add(&self.metrics.bytes, bytes.len() as u64);
         if let Some(tap) = &self.tap {
             let capture = RawCapture {

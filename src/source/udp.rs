@@ -287,7 +287,7 @@ impl Reader {
     /// Counts one datagram, hands a copy to the tap, decodes it into `pending`.
     fn handle_datagram(&mut self, datagram: &Datagram) {
         let metrics = &*self.metrics;
-        Metrics::add(&metrics.datagrams, 1);
+        Metrics::add(&metrics.reads, 1);
         Metrics::add(&metrics.bytes, datagram.len as u64);
         if let Some(drops) = datagram.kernel_drops {
             metrics

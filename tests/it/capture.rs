@@ -14,7 +14,7 @@ use decoders::wire::cannelloni::encode_datagram;
 use decoders::wire::slcan::encode_frame;
 use ecu_bridge::capture::pcapng::{self, PcapngEvent, PcapngReader};
 use ecu_bridge::capture::replay::{Pacing, ReplaySource};
-use ecu_bridge::capture::{CaptureError, CaptureFormat, CaptureReader, Recorder, serial_log};
+use ecu_bridge::capture::{CaptureError, CaptureFormat, CaptureReader, CaptureWriter, serial_log};
 use ecu_bridge::config::{
     FlowControl, Parity, SerialSourceConfig, SlcanSetup, SourceConfig, SourceKind, UdpSourceConfig,
 };
@@ -163,7 +163,7 @@ fn to_micros(frames: &[(u64, CanFrame)]) -> Vec<(u64, CanFrame)> {
 
 async fn record(dir: &Path, captures: Vec<RawCapture>) -> ecu_bridge::capture::RecordStats {
     let recorder =
-        Recorder::create(dir, &[udp_source("gw"), serial_source("usb")]).expect("create");
+        CaptureWriter::create(dir, &[udp_source("gw"), serial_source("usb")]).expect("create");
     let (tx, rx) = mpsc::channel(4);
     let task = tokio::spawn(recorder.run(rx));
     for capture in captures {
@@ -316,7 +316,7 @@ async fn a_serial_log_cut_mid_record_replays_up_to_the_cut() {
 async fn a_recording_never_overwrites_and_names_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("usb.candump.log"), "keep me").expect("write");
-    let error = Recorder::create(dir.path(), &[serial_source("usb")]).expect_err("exists");
+    let error = CaptureWriter::create(dir.path(), &[serial_source("usb")]).expect_err("exists");
     assert!(matches!(error, CaptureError::Create { .. }), "{error}");
     assert!(error.to_string().contains("usb.candump.log"), "{error}");
     assert_eq!(
@@ -325,19 +325,16 @@ async fn a_recording_never_overwrites_and_names_the_file() {
     );
 }
 
-/// Wireshark's reading, when tshark is installed (CI installs it; skipped with a note otherwise).
+/// Wireshark's reading of our recordings. tshark is required (`.ci/run` installs it).
 #[tokio::test]
 async fn tshark_reads_the_recordings() {
-    if std::process::Command::new("tshark")
+    let version = std::process::Command::new("tshark")
         .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "SKIPPED tshark_reads_the_recordings: tshark is not installed (apt-get install tshark)"
-        );
-        return;
-    }
+        .output();
+    assert!(
+        version.is_ok_and(|output| output.status.success()),
+        "tshark is required for this check: apt-get install tshark (.ci/run does)"
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let udp = udp_captures();
     record(dir.path(), udp.clone()).await;
@@ -406,7 +403,7 @@ async fn tshark_reads_the_recordings() {
 #[tokio::test(start_paused = true)]
 async fn a_running_recording_is_readable_within_a_second() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let recorder = Recorder::create(dir.path(), &[udp_source("gw")]).expect("create");
+    let recorder = CaptureWriter::create(dir.path(), &[udp_source("gw")]).expect("create");
     let (tx, rx) = mpsc::channel(4);
     let task = tokio::spawn(recorder.run(rx));
     let udp = udp_captures();

@@ -208,7 +208,7 @@ async fn notify_order_metrics_and_health_on_a_live_udp_run() {
     let body = loop {
         let (status, body) = http_get(&metrics, "/metrics");
         assert_eq!(status, 200);
-        if body.contains("ecu_bridge_source_datagrams_total{source=\"gw\"} 41")
+        if body.contains("ecu_bridge_source_reads_total{source=\"gw\"} 41")
             && body.contains("ecu_bridge_samples_published_total 320")
         {
             break body;

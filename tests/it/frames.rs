@@ -172,7 +172,7 @@ async fn f1_24_packets_over_udp_are_published_as_the_player_car_and_replay_exact
         sender.send_to(bad, address).await.expect("send");
     }
     let sent = cars.len() as u64 + 3;
-    until(|| Metrics::get(&metrics.datagrams) == sent).await;
+    until(|| Metrics::get(&metrics.reads) == sent).await;
     let summary = live.finish().await;
     server.shutdown().await.expect("server stops");
 

@@ -216,7 +216,7 @@ async fn udp_datagrams_become_samples_and_gaps_are_counted() {
         .send_to(&[9, 9, 9], address)
         .await
         .expect("send garbage");
-    until(|| Metrics::get(&metrics.datagrams) == sequences.len() as u64 + 1).await;
+    until(|| Metrics::get(&metrics.reads) == sequences.len() as u64 + 1).await;
     let summary = live.finish().await;
     server.shutdown().await.expect("server stops");
 

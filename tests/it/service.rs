@@ -215,7 +215,7 @@ fn known_counters() -> (Arc<Metrics>, Vec<Arc<SourceMetrics>>) {
     let gateway = Arc::new(SourceMetrics::new("gateway"));
     Metrics::add(&gateway.frames, 5000);
     Metrics::add(&gateway.bytes, 80_000);
-    Metrics::add(&gateway.datagrams, 400);
+    Metrics::add(&gateway.reads, 400);
     Metrics::add(&gateway.kernel_drops, 3);
     Metrics::add(&gateway.sequence_gaps, 4);
     Metrics::add(&gateway.channel_drops, 1);
@@ -244,7 +244,7 @@ async fn metrics_scrape_shows_known_counter_values() {
         "ecu_bridge_source_frames_total{source=\"gateway\"} 5000",
         "ecu_bridge_source_frames_total{source=\"diag\"} 0",
         "ecu_bridge_source_bytes_total{source=\"gateway\"} 80000",
-        "ecu_bridge_source_datagrams_total{source=\"gateway\"} 400",
+        "ecu_bridge_source_reads_total{source=\"gateway\"} 400",
         "ecu_bridge_source_kernel_drops_total{source=\"gateway\"} 3",
         "ecu_bridge_source_sequence_gaps_total{source=\"gateway\"} 4",
         "ecu_bridge_source_truncated_total{source=\"gateway\"} 0",
@@ -518,25 +518,21 @@ fn unit_for_test(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// Runs systemd-analyze, or `None` (with the reason printed) when it is not installed.
-fn systemd_analyze(args: &[&OsStr]) -> Option<std::process::Output> {
-    match Command::new("systemd-analyze").args(args).output() {
-        Ok(output) => Some(output),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: systemd-analyze is not installed");
-            None
-        }
-        Err(error) => panic!("systemd-analyze: {error}"),
-    }
+/// Runs systemd-analyze, which is required (`.ci/run` installs the `systemd` package).
+fn systemd_analyze(args: &[&OsStr]) -> std::process::Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("systemd-analyze is required: apt-get install systemd (.ci/run does): {error}")
+        })
 }
 
 #[test]
 fn systemd_analyze_verify_accepts_the_unit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let unit = unit_for_test(dir.path());
-    let Some(output) = systemd_analyze(&[OsStr::new("verify"), unit.as_os_str()]) else {
-        return;
-    };
+    let output = systemd_analyze(&[OsStr::new("verify"), unit.as_os_str()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "verify failed:\n{stderr}");
     assert!(
@@ -555,9 +551,7 @@ fn security_exposure_stays_low() {
         OsStr::new("--no-pager"),
         unit.as_os_str(),
     ];
-    let Some(output) = systemd_analyze(&args) else {
-        return;
-    };
+    let output = systemd_analyze(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let score: f64 = stdout
         .lines()

@@ -2,7 +2,7 @@
 //! frames and timestamps, counters by kind, kernel drops, the full-speed burst and its edge
 //! policy, multicast membership.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,6 @@ use ecu_bridge::pipeline::edge::{SourceBatch, TimedFrame};
 use ecu_bridge::source::udp::UdpSource;
 use ecu_bridge::source::{CaptureTap, SourceError};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
-use nix::errno::Errno;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -110,7 +109,7 @@ async fn settle(probe: &UdpSocket, to: SocketAddr, metrics: &SourceMetrics, sent
     let (mut probes, mut last_received) = (0, u64::MAX);
     loop {
         tick.tick().await;
-        let received = get(&metrics.datagrams);
+        let received = get(&metrics.reads);
         if received + get(&metrics.kernel_drops) == *sent {
             return probes;
         }
@@ -203,7 +202,7 @@ async fn datagrams_become_timed_frames_and_bad_ones_are_counted() {
     }
     assert_eq!(metrics.decode_errors().get("bad_version"), Some(&1));
     assert_eq!(get(&metrics.truncated), 1);
-    assert_eq!(get(&metrics.datagrams), 7);
+    assert_eq!(get(&metrics.reads), 7);
     assert_eq!(
         get(&metrics.frames),
         6,
@@ -239,7 +238,7 @@ async fn kernel_drops_are_read_from_the_socket() {
     let running = Running::start(source, tx);
     let probes = settle(&send, addr, &metrics, &mut sent).await;
 
-    let (received, drops) = (get(&metrics.datagrams), get(&metrics.kernel_drops));
+    let (received, drops) = (get(&metrics.reads), get(&metrics.kernel_drops));
     eprintln!("kernel drops: sent {sent} ({probes} probes), received {received}, dropped {drops}");
     assert!(drops > 0, "a 4 KiB buffer cannot hold 500 datagrams");
     assert_eq!(received + drops, sent);
@@ -316,7 +315,7 @@ async fn burst(
     );
     BurstFigures {
         probes,
-        received: get(&metrics.datagrams),
+        received: get(&metrics.reads),
         kernel_drops: get(&metrics.kernel_drops),
         channel_drops: get(&metrics.channel_drops),
         frames_decoded: get(&metrics.frames),
@@ -423,13 +422,8 @@ async fn ipv6_loopback() {
         ..config(1 << 16, 1500)
     };
     let metrics = Arc::new(SourceMetrics::new("gw6"));
-    let source = match UdpSource::bind("gw6", &config, metrics) {
-        Ok(source) => source,
-        Err(error) => {
-            eprintln!("IPV6 UNAVAILABLE in this sandbox: {error}; the IPv6 path is not exercised");
-            return;
-        }
-    };
+    // The project's machines have IPv6 loopback: a failure to bind is a failure.
+    let source = UdpSource::bind("gw6", &config, metrics).expect("bind [::1]:0");
     let (tx, mut rx) = mpsc::channel(4);
     let (tap, mut captures) = mpsc::channel(4);
     let running = Running::start_with_tap(source, tx, Some(tap));
@@ -443,25 +437,8 @@ async fn ipv6_loopback() {
     running.stop().await;
 }
 
-/// Whether joining failed because this system cannot do multicast at all (no multicast
-/// route or interface support), as opposed to a bug.
-fn multicast_unsupported(error: &SourceError) -> Option<&std::io::Error> {
-    match error {
-        SourceError::Io { error, .. }
-            if [Errno::ENODEV, Errno::EADDRNOTAVAIL, Errno::ENOPROTOOPT]
-                .iter()
-                .any(|errno| error.raw_os_error() == Some(*errno as i32)) =>
-        {
-            Some(error)
-        }
-        _ => None,
-    }
-}
-
-/// Joins `group` on `interface` (a name, or an IPv4 address), sends one datagram to the group
-/// from the loopback address, and checks it arrives. Returns false, saying so, when this system
-/// cannot do multicast at all.
-async fn multicast_round_trip(group: IpAddr, interface: &str) -> bool {
+/// A source joined to `group` on `interface` (a name, or an IPv4 address).
+fn joined(group: IpAddr, interface: &str) -> UdpSource {
     let config = UdpSourceConfig {
         bind: SocketAddr::new(group, 0),
         multicast: Some(Multicast {
@@ -470,69 +447,49 @@ async fn multicast_round_trip(group: IpAddr, interface: &str) -> bool {
         }),
         ..config(1 << 16, 1500)
     };
-    let source = match UdpSource::bind("mc", &config, Arc::default()) {
-        Ok(source) => source,
-        Err(error) => match multicast_unsupported(&error) {
-            Some(os_error) => {
-                eprintln!(
-                    "MULTICAST UNAVAILABLE in this sandbox (join {group} on {interface}): \
-                     {os_error}; the membership path is not exercised here"
-                );
-                return false;
-            }
-            None => panic!("join {group} on {interface}: {error}"),
-        },
-    };
+    UdpSource::bind("mc", &config, Arc::default())
+        .unwrap_or_else(|error| panic!("join {group} on {interface}: {error}"))
+}
+
+/// Joins `group` on `interface`, sends one datagram to the group from the loopback address,
+/// and checks it arrives.
+async fn multicast_round_trip(group: Ipv4Addr, interface: &str) {
+    let source = joined(IpAddr::V4(group), interface);
     let (tx, mut rx) = mpsc::channel(4);
     let running = Running::start(source, tx);
-    let (domain, from) = match group {
-        IpAddr::V4(_) => (socket2::Domain::IPV4, IpAddr::V4(LOCALHOST)),
-        IpAddr::V6(_) => (socket2::Domain::IPV6, IpAddr::V6(Ipv6Addr::LOCALHOST)),
-    };
-    let send = socket2::Socket::new(domain, socket2::Type::DGRAM, None).expect("socket");
-    match group {
-        IpAddr::V4(_) => send.set_multicast_if_v4(&LOCALHOST),
-        IpAddr::V6(_) => send.set_multicast_if_v6(nix::net::if_::if_nametoindex("lo").expect("lo")),
-    }
-    .expect("multicast interface");
-    send.bind(&SocketAddr::new(from, 0).into()).expect("bind");
+    let send =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    // Linux routes multicast only through interfaces flagged MULTICAST, which `lo` is not;
+    // IPv4 sends anyway once IP_MULTICAST_IF names it.
+    send.set_multicast_if_v4(&LOCALHOST)
+        .expect("multicast interface");
+    send.bind(&SocketAddr::new(IpAddr::V4(LOCALHOST), 0).into())
+        .expect("bind");
     let payload = datagram(1, &[frame(0x42, &[4, 2])]);
-    let to = SocketAddr::new(group, running.addr.port());
-    if let Err(error) = send.send_to(&payload, &to.into()) {
-        // Linux routes multicast only through interfaces flagged MULTICAST, which `lo` is not;
-        // IPv4 sends anyway once IP_MULTICAST_IF names it, IPv6 needs an ff00::/8 route on it.
-        assert_eq!(
-            error.raw_os_error(),
-            Some(Errno::ENETUNREACH as i32),
-            "{error}"
-        );
-        eprintln!(
-            "MULTICAST UNAVAILABLE in this sandbox: joined {group} on {interface}, but sending \
-             to it over lo fails ({error}): no multicast route on lo; delivery not exercised"
-        );
-        running.stop().await;
-        return false;
-    }
+    let to = SocketAddr::new(IpAddr::V4(group), running.addr.port());
+    send.send_to(&payload, &to.into())
+        .expect("send to the group");
     let batch = next_batch(&mut rx).await;
     assert_eq!(batch[0].frame.data(), &[4, 2], "{group} via {interface}");
     running.stop().await;
-    true
 }
 
 #[tokio::test]
 async fn multicast_v4_group_joined_on_loopback_by_name_and_by_address() {
-    let group = IpAddr::V4(Ipv4Addr::new(239, 255, 77, 19));
+    let group = Ipv4Addr::new(239, 255, 77, 19);
     for interface in ["lo", "127.0.0.1"] {
-        if !multicast_round_trip(group, interface).await {
-            return;
-        }
+        multicast_round_trip(group, interface).await;
     }
 }
 
+/// IPv6 multicast: the join on `lo` is checked here; delivery is not, because Linux needs an
+/// ff00::/8 route on an interface flagged MULTICAST and the project's machines have none on
+/// `lo` (docs/configuration.md says IPv6 multicast delivery is untested).
 #[tokio::test]
 async fn multicast_v6_group_joined_on_loopback() {
     let group = IpAddr::V6("ff15::7713".parse().expect("group"));
-    multicast_round_trip(group, "lo").await;
+    let source = joined(group, "lo");
+    assert_eq!(source.local_addr().ip(), group);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{ChannelMap, ChannelMapError, Format, FrameOutcome, Selection, is_selected};
+use super::{CanOutcome, ChannelMap, ChannelMapError, Format, Selection, is_selected};
 use crate::can::{CanFrame, CanId};
 use crate::error::DecodeError;
 use crate::frame::{self, CompoundAssembler, CompoundStats, FrameDefinition, FramePlan};
@@ -152,10 +152,10 @@ impl ChannelMap {
         time_ns: u64,
         bytes: &[u8],
         out: &mut RowBatch,
-    ) -> Result<frame::FrameOutcome, DecodeError> {
+    ) -> Result<frame::NativeOutcome, DecodeError> {
         match self.definitions.get(index) {
             Some(plan) => plan.decode(time_ns, bytes, out),
-            None => Ok(frame::FrameOutcome::Unknown { id: 0 }),
+            None => Ok(frame::NativeOutcome::Unknown { id: 0 }),
         }
     }
 
@@ -181,22 +181,22 @@ impl ChannelMap {
         time_ns: u64,
         frame: &CanFrame,
         out: &mut RowBatch,
-    ) -> Option<FrameOutcome> {
+    ) -> Option<CanOutcome> {
         let (_, definition, assembler) = self
             .compound
             .iter_mut()
             .find(|(id, _, _)| *id == frame.id)?;
         let Some(message) = assembler.handle_frame(frame.data()) else {
-            return Some(FrameOutcome::Assembling);
+            return Some(CanOutcome::Assembling);
         };
         let plan = &self.definitions[*definition];
         Some(match plan.decode(time_ns, message, out) {
-            Ok(frame::FrameOutcome::Decoded { samples, .. }) => FrameOutcome::Decoded {
+            Ok(frame::NativeOutcome::Decoded { samples, .. }) => CanOutcome::Decoded {
                 samples,
                 short: false,
             },
-            Ok(frame::FrameOutcome::Unknown { .. }) => FrameOutcome::Unknown,
-            Err(error) => FrameOutcome::Invalid(error),
+            Ok(frame::NativeOutcome::Unknown { .. }) => CanOutcome::Unknown,
+            Err(error) => CanOutcome::Invalid(error),
         })
     }
 }
@@ -296,7 +296,7 @@ type = "u8"
         let outcome = map.decode_definition(index, 42, &frame, &mut rows);
         assert_eq!(
             outcome,
-            Ok(frame::FrameOutcome::Decoded {
+            Ok(frame::NativeOutcome::Decoded {
                 message: 0,
                 samples: 2
             })
@@ -331,7 +331,7 @@ type = "u8"
         let mut rows = RowBatch::new();
         let spare = [0xAA, 4, 2, 9];
         let outcome = map.decode_definition(0, 1, &spare, &mut rows);
-        assert_eq!(outcome, Ok(frame::FrameOutcome::Unknown { id: 2 }));
+        assert_eq!(outcome, Ok(frame::NativeOutcome::Unknown { id: 2 }));
         assert!(rows.is_empty());
     }
 
@@ -388,11 +388,11 @@ type = "u8"
         let can = |data: &[u8]| CanFrame::new(id, CanFlags::empty(), data).expect("classic");
         let mut rows = RowBatch::new();
         let first = map.decode(5, &can(&[0xAA, 7, 1, 0x1F]), &mut rows);
-        assert_eq!(first, FrameOutcome::Assembling);
+        assert_eq!(first, CanOutcome::Assembling);
         let last = map.decode(6, &can(&[0x40, 0x03, 0x84]), &mut rows);
         assert_eq!(
             last,
-            FrameOutcome::Decoded {
+            CanOutcome::Decoded {
                 samples: 2,
                 short: false
             }
@@ -403,7 +403,7 @@ type = "u8"
         // A stray continuation frame is counted by the assembler, not decoded by the DBC.
         assert_eq!(
             map.decode(7, &can(&[1, 2]), &mut rows),
-            FrameOutcome::Assembling
+            CanOutcome::Assembling
         );
         let stats = map.compound_stats();
         assert_eq!((stats.messages, stats.stray_frames), (1, 1));

@@ -13,7 +13,7 @@ use super::{
     ChannelMap, ChannelMapError, Format, Override, Parameter, Selection, decimals, presentation,
 };
 use crate::error::DecodeError;
-use crate::frame::FrameOutcome;
+use crate::frame::NativeOutcome;
 use crate::ini::{Channel, ChannelKind, OutputChannels};
 use crate::sample::RowBatch;
 
@@ -150,9 +150,9 @@ impl ChannelMap {
         time_ns: u64,
         block: &[u8],
         out: &mut RowBatch,
-    ) -> Result<FrameOutcome, DecodeError> {
+    ) -> Result<NativeOutcome, DecodeError> {
         let Some(plan) = self.inis.get_mut(index) else {
-            return Ok(FrameOutcome::Unknown { id: 0 });
+            return Ok(NativeOutcome::Unknown { id: 0 });
         };
         let time_s = time_ns as f64 / 1e9;
         plan.channels.decode(block, time_s, &mut plan.scratch)?;
@@ -160,7 +160,7 @@ impl ChannelMap {
         for slot in &plan.selected {
             out.push_value(plan.scratch.get(*slot).copied().unwrap_or(f64::NAN));
         }
-        Ok(FrameOutcome::Decoded {
+        Ok(NativeOutcome::Decoded {
             message: 0,
             samples: plan.selected.len(),
         })
@@ -235,7 +235,7 @@ mod tests {
         let outcome = map.decode_ini(index, 2_000_000_000, &BLOCK, &mut out);
         assert_eq!(
             outcome,
-            Ok(FrameOutcome::Decoded {
+            Ok(NativeOutcome::Decoded {
                 message: 0,
                 samples: 3
             })
@@ -258,7 +258,7 @@ mod tests {
         assert!(map.decode_ini(0, 0, &BLOCK[..3], &mut out).is_err());
         assert_eq!(
             map.decode_ini(7, 0, &BLOCK, &mut out),
-            Ok(FrameOutcome::Unknown { id: 0 })
+            Ok(NativeOutcome::Unknown { id: 0 })
         );
         assert!(out.is_empty());
         let mut bad = selection();

@@ -31,5 +31,5 @@ pub use definition::{
 };
 pub use framer::{FramerError, FramerStats, SequenceTracker, StreamFramer};
 pub use framing::{Check, Framing, LengthField, LengthUnit};
-pub use plan::{FrameOutcome, FramePlan, MAX_SELECTORS};
+pub use plan::{FramePlan, MAX_SELECTORS, NativeOutcome};
 pub use value::{Endian, FieldLayout, ValueType, read_uint};

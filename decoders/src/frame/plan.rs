@@ -17,7 +17,7 @@ pub const MAX_SELECTORS: usize = 7;
 
 /// What decoding one frame did, for the caller's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameOutcome {
+pub enum NativeOutcome {
     /// A row was added to the batch.
     Decoded {
         /// Index of the message in the definition (also its row format).
@@ -161,7 +161,7 @@ impl FramePlan {
         time_ns: u64,
         frame: &[u8],
         out: &mut RowBatch,
-    ) -> Result<FrameOutcome, DecodeError> {
+    ) -> Result<NativeOutcome, DecodeError> {
         self.check_envelope(frame)?;
         let index = match &self.framing.message_id {
             None => 0,
@@ -173,12 +173,12 @@ impl FramePlan {
                 ))?;
                 match self.ids.binary_search_by_key(&id, |(id, _)| *id) {
                     Ok(slot) => self.ids[slot].1 as usize,
-                    Err(_) => return Ok(FrameOutcome::Unknown { id }),
+                    Err(_) => return Ok(NativeOutcome::Unknown { id }),
                 }
             }
         };
         let Some(message) = self.messages.get(index) else {
-            return Ok(FrameOutcome::Unknown { id: 0 });
+            return Ok(NativeOutcome::Unknown { id: 0 });
         };
         if frame.len() < message.min_len {
             return Err(truncated(0, message.min_len, frame.len()));
@@ -207,7 +207,7 @@ impl FramePlan {
             let value = field.layout.value(frame, base).unwrap_or(f64::NAN);
             out.push_value(value * field.scale + field.bias);
         }
-        Ok(FrameOutcome::Decoded {
+        Ok(NativeOutcome::Decoded {
             message: index as u32,
             samples: message.fields.len(),
         })

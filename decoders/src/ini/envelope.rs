@@ -226,7 +226,7 @@ impl EnvelopeDecoder {
 mod tests {
     use super::*;
 
-    /// Vectors from `formats/serial-ecu.md` (computed from the firmware sources).
+    /// The vectors of `docs/tunerstudio-ini.md` ("Envelope test vectors").
     static OK_EMPTY: [u8; 7] = [0x00, 0x01, 0x00, 0xD2, 0x02, 0xEF, 0x8D];
     static QUERY: [u8; 7] = [0x00, 0x01, 0x51, 0xCE, 0x6E, 0x8E, 0xEF];
     static SPEEDUINO_130: [u8; 13] = [

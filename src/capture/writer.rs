@@ -40,7 +40,7 @@ const UNSPECIFIED: (SocketAddr, SocketAddr) = (
 
 /// Writes the capture files of one recording directory.
 #[derive(Debug)]
-pub struct Recorder {
+pub struct CaptureWriter {
     /// By source name, as carried in [`RawCapture::source`].
     sources: HashMap<String, SourceRecording>,
     /// Captures naming a source that is not configured (a wiring bug; counted, not fatal).
@@ -103,7 +103,7 @@ struct OutputFile {
     buf: Vec<u8>,
 }
 
-impl Recorder {
+impl CaptureWriter {
     /// Creates `out_dir` (if needed) and, for each source, its capture files with their headers.
     /// Fails if any file already exists.
     pub fn create(out_dir: &Path, sources: &[SourceConfig]) -> Result<Self, CaptureError> {
@@ -211,7 +211,7 @@ impl SourceRecording {
         let (time_ns, bytes) = (capture.time_ns, &capture.bytes[..]);
         // An empty serial capture is the source's reopen marker, not a read.
         if !bytes.is_empty() {
-            Metrics::add(&self.metrics.datagrams, 1);
+            Metrics::add(&self.metrics.reads, 1);
             Metrics::add(&self.metrics.bytes, bytes.len() as u64);
         }
         let decode_can = self.candump.is_some();
@@ -260,7 +260,7 @@ impl SourceRecording {
                 .chain(&self.candump)
                 .map(|file| file.path.clone())
                 .collect(),
-            captures: Metrics::get(&self.metrics.datagrams),
+            captures: Metrics::get(&self.metrics.reads),
             bytes: Metrics::get(&self.metrics.bytes),
             frames: Metrics::get(&self.metrics.frames),
             oversized: self.oversized,
