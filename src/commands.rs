@@ -263,28 +263,17 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
     }
 }
 
-/// A duration like `90s`, `5m`, `2h` or plain seconds (`30`).
+/// A duration like `90s`, `5m`, `2h`, `1h30m` or `500ms` (humantime's syntax), or a plain
+/// number of seconds (`30`), which `--duration` has always accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 2h"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a valid number of seconds"));
+    }
+    humantime::parse_duration(text).map_err(|error| {
+        format!("{text:?} is not a duration like 90s, 5m, 1h30m or 500ms: {error}")
+    })
 }
 
 fn print_run_summary(summary: &RunSummary) {
@@ -315,5 +304,29 @@ fn print_run_summary(summary: &RunSummary) {
     );
     for (kind, count) in m.decode_errors() {
         println!("    {kind}: {count}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_or_as_plain_seconds() {
+        for (text, expected) in [
+            ("90s", Duration::from_secs(90)),
+            ("5m", Duration::from_secs(300)),
+            ("2h", Duration::from_secs(7_200)),
+            ("1h30m", Duration::from_secs(5_400)),
+            ("500ms", Duration::from_millis(500)),
+            ("30", Duration::from_secs(30)),
+            (" 1.5 ", Duration::from_millis(1_500)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(expected), "{text}");
+        }
+        for text in ["", "-3", "5 parsecs", "m5"] {
+            let error = parse_duration(text).expect_err(text);
+            assert!(error.contains("is not a"), "{text}: {error}");
+        }
     }
 }

@@ -1,0 +1,453 @@
+//! Raw → validated: turns the serde `Raw*` types into [`Config`], collecting every
+//! unacceptable value as a located problem instead of stopping at the first. Checks values
+//! only; files named by the configuration are read by `channel_map`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use decoders::CanId;
+use decoders::channel_map::{Override, Selection};
+
+use super::locate::{Locations, child};
+use super::raw::{RawConfig, RawOverride, RawSource, RawSourceKind};
+use super::{
+    BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, Multicast, SerialSourceConfig,
+    ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind, StreamApiTarget,
+    UdpSourceConfig,
+};
+
+/// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
+const PACKET_LIMIT: usize = 900_000;
+
+/// SLCAN's `S0`…`S8` bitrates.
+const SLCAN_BITRATES: [u32; 9] = [
+    10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000,
+];
+
+impl Config {
+    /// The validated configuration, with every unacceptable value added to `problems` (and
+    /// some stand-in kept in its place, so that checking can go on).
+    pub(super) fn validated(
+        path: &Path,
+        raw: RawConfig,
+        locations: Locations,
+        problems: &mut Problems,
+    ) -> Self {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let stream_api = stream_api_target(&raw, base, problems);
+        check_values(&raw, problems);
+        let compound_can = compound_can_ids(&raw.car.compound_can, problems);
+        let sources = sources(raw.sources, problems);
+        Self {
+            path: path.to_owned(),
+            locations,
+            sources,
+            service: ServiceConfig {
+                metrics_listen: raw.service.metrics_listen,
+                stop_timeout: Duration::from_millis(raw.service.stop_timeout_ms),
+            },
+            stream_api,
+            key_generator: raw.stream_api.key_generator,
+            call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
+            drain_timeout: Duration::from_millis(raw.stream_api.drain_timeout_ms),
+            session: SessionConfig {
+                data_source: raw.session.data_source,
+                identifier: raw.session.identifier,
+                session_type: raw.session.session_type,
+                utc_offset_seconds: raw.session.utc_offset_minutes * 60,
+                details: raw.session.details,
+            },
+            car: CarConfig {
+                dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
+                definitions: raw.car.definitions.iter().map(|p| base.join(p)).collect(),
+                compound_can,
+                stream: raw.car.stream,
+                selection: selection(
+                    raw.car.application,
+                    raw.car.include,
+                    raw.car.exclude,
+                    raw.car.rename,
+                    raw.car.overrides,
+                ),
+            },
+            batch: BatchConfig {
+                max_age: Duration::from_millis(raw.batch.max_age_ms),
+                max_packet_bytes: raw.batch.max_packet_bytes,
+                channel_capacity: raw.batch.channel_capacity,
+            },
+        }
+    }
+}
+
+/// Value problems collected while validating, each with its dotted key.
+#[derive(Debug, Default)]
+pub(super) struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    /// Records that the value at dotted `key` is wrong, and why.
+    pub(super) fn add(&mut self, key: &str, message: String) {
+        self.0.push((key.to_owned(), message));
+    }
+
+    fn check(&mut self, key: &str, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.add(key, message);
+        }
+    }
+
+    /// `value` if nothing was wrong, else every problem located, in file order.
+    pub(super) fn into_result<T>(
+        self,
+        path: &Path,
+        locations: &Locations,
+        value: T,
+    ) -> Result<T, ConfigErrors> {
+        if self.0.is_empty() {
+            return Ok(value);
+        }
+        let mut located: Vec<(usize, usize, ConfigError)> = self
+            .0
+            .into_iter()
+            .map(|(key, message)| {
+                let (line, column) = locations.at(&key);
+                let error = ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    key,
+                    message,
+                };
+                (line, column, error)
+            })
+            .collect();
+        located.sort_by_key(|(line, column, _)| (*line, *column));
+        Err(ConfigErrors(
+            located.into_iter().map(|(_, _, error)| error).collect(),
+        ))
+    }
+}
+
+/// Where packets go: `embedded` or an `http://` URL.
+fn stream_api_target(raw: &RawConfig, base: &Path, problems: &mut Problems) -> StreamApiTarget {
+    let stream_api = &raw.stream_api;
+    match stream_api.endpoint.as_str() {
+        "embedded" => StreamApiTarget::Embedded {
+            record: stream_api.record.as_ref().map(|p| base.join(p)),
+            strict: stream_api.strict,
+        },
+        url if url.starts_with("http://") => StreamApiTarget::Remote(url.to_owned()),
+        other => {
+            problems.add(
+                "stream_api.endpoint",
+                format!("{other:?} is neither \"embedded\" nor an http://host:port URL (the Stream API speaks h2c)"),
+            );
+            StreamApiTarget::Remote(other.to_owned())
+        }
+    }
+}
+
+/// The checks of single values that build nothing: names, ranges, limits.
+fn check_values(raw: &RawConfig, problems: &mut Problems) {
+    problems.check(
+        "session.data_source",
+        check_name(&raw.session.data_source, false),
+    );
+    problems.check("car.stream", check_name(&raw.car.stream, true));
+    if raw.session.identifier.trim().is_empty() {
+        problems.add("session.identifier", "must not be empty (rule 8)".into());
+    }
+    if raw.session.utc_offset_minutes.abs() > 14 * 60 {
+        problems.add("session.utc_offset_minutes", "must be within ±840".into());
+    }
+    if raw.car.dbc.is_empty() && raw.car.definitions.is_empty() {
+        problems.add(
+            "car.dbc",
+            "list at least one DBC file or frame definition (definitions = [...])".into(),
+        );
+    }
+    if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
+        problems.add(
+            "batch.max_packet_bytes",
+            format!("must be 1..={PACKET_LIMIT}"),
+        );
+    }
+    if raw.batch.max_age_ms == 0 {
+        problems.add("batch.max_age_ms", "must be positive".into());
+    }
+    if raw.batch.channel_capacity == 0 {
+        problems.add("batch.channel_capacity", "must be positive".into());
+    }
+    if raw.service.stop_timeout_ms == 0 {
+        problems.add("service.stop_timeout_ms", "must be positive".into());
+    }
+}
+
+/// `[car.compound_can]` ids as CAN ids: standard up to 0x7FF, extended above.
+fn compound_can_ids(raw: &BTreeMap<String, u32>, problems: &mut Problems) -> Vec<(String, CanId)> {
+    raw.iter()
+        .filter_map(|(name, &id)| {
+            let can_id = if id <= CanId::MAX_STANDARD {
+                CanId::standard(id)
+            } else {
+                CanId::extended(id)
+            };
+            if can_id.is_none() {
+                let key = child("car.compound_can", name);
+                problems.add(&key, format!("{id:#X} is not a CAN id (29 bits at most)"));
+            }
+            can_id.map(|can_id| (name.clone(), can_id))
+        })
+        .collect()
+}
+
+fn sources(raw: Vec<RawSource>, problems: &mut Problems) -> Vec<SourceConfig> {
+    let mut seen = std::collections::BTreeSet::new();
+    raw.into_iter()
+        .enumerate()
+        .filter_map(|(index, source)| {
+            let result = source_config(source, &mut seen);
+            result
+                .map_err(|(key, message)| problems.add(&format!("source[{index}].{key}"), message))
+                .ok()
+        })
+        .collect()
+}
+
+fn source_config(
+    source: RawSource,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<SourceConfig, (&'static str, String)> {
+    check_name(&source.name, true).map_err(|m| ("name", m))?;
+    if !seen.insert(source.name.clone()) {
+        return Err(("name", format!("{:?} is used twice", source.name)));
+    }
+    let kind = match source.kind {
+        RawSourceKind::Udp {
+            bind,
+            receive_buffer_bytes,
+            multicast_group,
+            multicast_interface,
+            max_datagram_bytes,
+        } => {
+            if let Some(group) = multicast_group
+                && (!group.is_multicast() || group.is_ipv4() != bind.is_ipv4())
+            {
+                return Err((
+                    "multicast_group",
+                    format!("{group} is not a multicast group of the bind address's family"),
+                ));
+            }
+            if multicast_group.is_none() && multicast_interface.is_some() {
+                return Err(("multicast_interface", "needs multicast_group".into()));
+            }
+            if !(1..=65_535).contains(&max_datagram_bytes) || receive_buffer_bytes == 0 {
+                return Err((
+                    "max_datagram_bytes",
+                    "must be 1..=65535, and the buffer positive".into(),
+                ));
+            }
+            SourceKind::Udp(UdpSourceConfig {
+                bind,
+                receive_buffer_bytes,
+                multicast: multicast_group.map(|group| Multicast {
+                    group,
+                    interface: multicast_interface,
+                }),
+                max_datagram_bytes,
+            })
+        }
+        RawSourceKind::Serial {
+            device,
+            baud,
+            data_bits,
+            parity,
+            stop_bits,
+            flow_control,
+            can_bitrate,
+            listen_only,
+            timestamps,
+            reconnect_initial_ms,
+            reconnect_max_ms,
+        } => {
+            if !(5..=8).contains(&data_bits) || !(1..=2).contains(&stop_bits) || baud == 0 {
+                return Err(("data_bits", "data_bits 5-8, stop_bits 1-2, baud > 0".into()));
+            }
+            let slcan = match (can_bitrate, &source.definition) {
+                (Some(_), Some(_)) => {
+                    return Err((
+                        "can_bitrate",
+                        "applies to SLCAN adapters only; this source carries frames of its definition".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err((
+                        "can_bitrate",
+                        "is required for an SLCAN adapter (or give the source a definition)".into(),
+                    ));
+                }
+                (Some(bitrate), None) if !SLCAN_BITRATES.contains(&bitrate) => {
+                    return Err((
+                        "can_bitrate",
+                        format!("{bitrate} is not one of {SLCAN_BITRATES:?}"),
+                    ));
+                }
+                (Some(bitrate), None) => Some(SlcanSetup {
+                    bitrate,
+                    listen_only,
+                    timestamps,
+                }),
+                (None, Some(_)) => None,
+            };
+            if reconnect_initial_ms == 0 || reconnect_max_ms < reconnect_initial_ms {
+                return Err((
+                    "reconnect_initial_ms",
+                    "must be positive and ≤ reconnect_max_ms".into(),
+                ));
+            }
+            SourceKind::Serial(SerialSourceConfig {
+                device,
+                baud,
+                data_bits,
+                parity,
+                stop_bits,
+                flow_control,
+                slcan,
+                reconnect_initial: Duration::from_millis(reconnect_initial_ms),
+                reconnect_max: Duration::from_millis(reconnect_max_ms),
+            })
+        }
+    };
+    Ok(SourceConfig {
+        name: source.name,
+        kind,
+        definition: source.definition,
+    })
+}
+
+fn selection(
+    application: String,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    rename: BTreeMap<String, String>,
+    overrides: BTreeMap<String, RawOverride>,
+) -> Selection {
+    Selection {
+        application,
+        include,
+        exclude,
+        renames: rename.into_iter().collect(),
+        overrides: overrides
+            .into_iter()
+            .map(|(key, o)| {
+                let o = Override {
+                    unit: o.unit,
+                    min: o.min,
+                    max: o.max,
+                    description: o.description,
+                };
+                (key, o)
+            })
+            .collect(),
+    }
+}
+
+/// Data source and stream names become Kafka topic names (rule 61).
+fn check_name(name: &str, is_stream: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty (the main stream is implicit)".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("{name:?} contains {bad:?}; use A-Z a-z 0-9 . _ -"));
+    }
+    if is_stream && name.contains('.') {
+        return Err(format!("{name:?}: stream names must not contain '.'"));
+    }
+    if !is_stream && (name.ends_with("_essential") || name == "Info") {
+        return Err(format!("{name:?} is reserved by the Stream API"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::tests::MINIMAL;
+    use super::*;
+
+    #[test]
+    fn bad_names_are_rejected_with_their_key() {
+        let text = MINIMAL.replace("\"DemoCar\"", "\"Demo Car\"");
+        let error = Config::parse(Path::new("car.toml"), &text).expect_err("space");
+        assert!(
+            error.to_string().contains("[session.data_source]"),
+            "{error}"
+        );
+        let text = MINIMAL.replace("endpoint = \"embedded\"", "endpoint = \"grpc://x\"");
+        let error = Config::parse(Path::new("car.toml"), &text).expect_err("scheme");
+        assert!(
+            error.to_string().contains("[stream_api.endpoint]"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sources_parse_into_validated_kinds() {
+        let text = format!(
+            "{MINIMAL}\n[[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"0.0.0.0:20000\"\nmulticast_group = \"239.1.2.3\"\n\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/ttyACM0\"\ncan_bitrate = 500000\n"
+        );
+        let config = Config::parse(Path::new("car.toml"), &text).expect("valid");
+        assert_eq!(config.sources.len(), 2);
+        let SourceKind::Udp(udp) = &config.sources[0].kind else {
+            panic!("udp")
+        };
+        assert_eq!(udp.receive_buffer_bytes, 8 * 1024 * 1024);
+        let SourceKind::Serial(serial) = &config.sources[1].kind else {
+            panic!("serial")
+        };
+        assert_eq!(
+            (
+                serial.baud,
+                serial.slcan.map(|s| (s.bitrate, s.listen_only))
+            ),
+            (115_200, Some((500_000, true)))
+        );
+        let bad = text.replace("500000", "33333");
+        let error = Config::parse(Path::new("car.toml"), &bad).expect_err("bitrate");
+        assert!(
+            error.to_string().contains("[source[1].can_bitrate]"),
+            "{error}"
+        );
+        let twice = text.replace("name = \"usb\"", "name = \"gw\"");
+        assert!(Config::parse(Path::new("car.toml"), &twice).is_err());
+    }
+
+    #[test]
+    fn value_problems_are_all_reported_with_their_lines() {
+        let text = MINIMAL
+            .replace("\"DemoCar\"", "\"Demo Car\"")
+            .replace("[car]", "[batch]\nmax_age_ms = 0\n\n[car]")
+            + "\n[[source]]\nname = \"usb\"\nkind = \"serial\"\ndevice = \"/dev/x\"\ncan_bitrate = 33333\n";
+        let errors = Config::parse(Path::new("car.toml"), &text)
+            .expect_err("three problems")
+            .0;
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 3, "{messages:#?}");
+        assert!(
+            messages[0].starts_with("car.toml:6:1: [session.data_source]"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].starts_with("car.toml:9:1: [batch.max_age_ms]"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].starts_with("car.toml:19:1: [source[0].can_bitrate]"),
+            "{messages:#?}"
+        );
+    }
+}
