@@ -23,5 +23,6 @@ pub mod publish;
 pub mod row_encoding;
 pub mod service;
 pub mod source;
+pub mod spool;
 pub mod stream_api;
 pub mod telemetry;
