@@ -15,6 +15,8 @@
 //! - Damaged bytes are skipped per record (resync on the record magic) and counted; the spool
 //!   never panics on file contents.
 
+mod config;
+mod error;
 mod pending;
 mod record;
 mod recover;
@@ -28,8 +30,10 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
+pub use config::{SpoolConfig, SyncPolicy};
+pub use error::SpoolError;
 pub use pending::{Pending, PendingRecord};
 pub use record::{MAX_PAYLOAD, MAX_STREAM, SpoolRecord};
 pub use recover::Recovery;
@@ -37,112 +41,6 @@ pub use state::{SessionRecord, SessionState};
 
 use segment::{SEGMENT_HEADER_LEN, SegmentWriter, segment_path};
 use state::{ACKS_FILE, AckState, SESSIONS_FILE};
-
-/// When appended data is forced to stable storage with `fdatasync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// After every append: nothing is lost on a power cut, at a large cost in throughput.
-    Always,
-    /// At most once per interval (checked on append, ack and `sync`), and on roll and close.
-    Every(Duration),
-    /// Never; the OS writes back when it likes. A killed process still loses nothing.
-    Never,
-}
-
-/// Spool limits and durability. `Default` gives the documented production values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolConfig {
-    /// A segment is closed and a new one started once it holds this many bytes.
-    pub segment_bytes: u64,
-    /// Bound on all segment bytes; the oldest segments are dropped to stay under it.
-    pub max_bytes: u64,
-    /// Segments last written longer ago than this are dropped; `None` keeps them.
-    pub max_age: Option<Duration>,
-    /// When data is fdatasync'ed.
-    pub sync: SyncPolicy,
-}
-
-impl SpoolConfig {
-    /// 64 MiB segments: few files, yet deleting one frees space in small steps.
-    pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
-    /// 25 GiB: 30 minutes of a 1 M samples/s car at ~14.5 encoded bytes per sample
-    /// (arithmetic in `docs/spool.md`).
-    pub const DEFAULT_MAX_BYTES: u64 = 25 << 30;
-    /// A day: older telemetry is no longer wanted live.
-    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-    /// The power-cut loss bound.
-    pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(200);
-
-    /// Checks that the limits can hold at least one segment.
-    pub fn validate(&self) -> Result<(), SpoolError> {
-        if self.segment_bytes <= SEGMENT_HEADER_LEN as u64 {
-            return Err(SpoolError::Config(
-                "segment_bytes must exceed the 16-byte header",
-            ));
-        }
-        if self.max_bytes < self.segment_bytes {
-            return Err(SpoolError::Config(
-                "max_bytes must be at least segment_bytes",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for SpoolConfig {
-    fn default() -> Self {
-        Self {
-            segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
-            max_bytes: Self::DEFAULT_MAX_BYTES,
-            max_age: Some(Self::DEFAULT_MAX_AGE),
-            sync: SyncPolicy::Every(Self::DEFAULT_SYNC_INTERVAL),
-        }
-    }
-}
-
-/// Spool failures. After any of them the spool stays usable: a later append retries.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SpoolError {
-    /// The disk (or quota, or file size limit) is full.
-    #[error("spool full writing {path}")]
-    Full {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// Any other IO failure.
-    #[error("spool io error on {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A record or batch larger than the format or `max_bytes` allows.
-    #[error("spool record too large: {len} bytes, limit {limit}")]
-    TooLarge { len: u64, limit: u64 },
-    /// A segment written by a newer ecu-bridge; refused rather than deleted.
-    #[error("spool segment {path} has format version {version}, newer than this build")]
-    UnsupportedVersion { path: PathBuf, version: u32 },
-    /// Impossible limits.
-    #[error("invalid spool config: {0}")]
-    Config(&'static str),
-}
-
-impl SpoolError {
-    fn io(path: &Path, source: io::Error) -> Self {
-        let full = matches!(
-            source.kind(),
-            io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge
-        ) || source.raw_os_error() == Some(nix::errno::Errno::EDQUOT as i32);
-        let path = path.to_path_buf();
-        if full {
-            Self::Full { path, source }
-        } else {
-            Self::Io { path, source }
-        }
-    }
-}
 
 /// Figures for metrics: what waits, how old it is, what was lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -469,17 +367,19 @@ impl Spool {
 
     /// Closes the segment being written (synced unless the policy is `Never`).
     fn seal(&mut self, now: Now) {
-        if let Some(mut writer) = self.writer.take() {
-            if self.config.sync != SyncPolicy::Never && writer.sync().is_err() {
-                self.stats.write_failures += 1;
-            }
-            self.last_sync = now.mono;
+        if let Some(mut writer) = self.writer.take()
+            && self.config.sync != SyncPolicy::Never
+            && writer.sync().is_err()
+        {
+            self.stats.write_failures += 1;
         }
         if let Some(meta) = self.segments.back()
             && meta.pending() == 0
         {
             self.remove_segment(self.segments.len() - 1);
         }
+        // The roll synced only the segment; the ack state keeps its own interval.
+        self.maybe_sync(now);
     }
 
     fn maybe_sync(&mut self, now: Now) {
@@ -537,9 +437,11 @@ impl Spool {
 
     /// Drops the oldest segments until `incoming` more bytes fit under `max_bytes`.
     fn make_room(&mut self, incoming: u64) {
-        while !self.segments.is_empty()
-            && self.segments.iter().map(|s| s.bytes).sum::<u64>() + incoming > self.config.max_bytes
+        let mut on_disk: u64 = self.segments.iter().map(|s| s.bytes).sum();
+        while on_disk + incoming > self.config.max_bytes
+            && let Some(oldest) = self.segments.front()
         {
+            on_disk -= oldest.bytes;
             self.drop_oldest();
         }
     }
