@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ecu_bridge::spool::{Spool, SpoolConfig, SpoolRecord};
+use ecu_bridge::spool::{Spool, SpoolConfig, SpoolRecord, SyncPolicy};
 use tempfile::TempDir;
 
 const RECORD: usize = 4096;
@@ -30,15 +30,33 @@ fn record(i: u64) -> SpoolRecord {
 fn append(c: &mut Criterion) {
     let records: Vec<_> = (0..RECORDS).map(record).collect();
     let encoded = records[0].encoded_len() as u64;
-    let dir = TempDir::new().expect("tempdir");
-    let (mut spool, _) = Spool::open(dir.path(), SpoolConfig::default()).expect("opens");
     let mut group = c.benchmark_group("spool_append_4k");
     group.sample_size(10);
-    // The same sustained loop measured twice, once per unit criterion can print.
-    for (name, throughput) in [
-        ("mb_per_s", Throughput::Bytes(encoded * RECORDS)),
-        ("records_per_s", Throughput::Elements(RECORDS)),
+    // The same sustained loop measured once per unit criterion can print, and once without
+    // fdatasync to show what the disk's sync costs.
+    for (name, throughput, sync) in [
+        (
+            "mb_per_s",
+            Throughput::Bytes(encoded * RECORDS),
+            SpoolConfig::default().sync,
+        ),
+        (
+            "records_per_s",
+            Throughput::Elements(RECORDS),
+            SpoolConfig::default().sync,
+        ),
+        (
+            "mb_per_s_sync_never",
+            Throughput::Bytes(encoded * RECORDS),
+            SyncPolicy::Never,
+        ),
     ] {
+        let dir = TempDir::new().expect("tempdir");
+        let config = SpoolConfig {
+            sync,
+            ..SpoolConfig::default()
+        };
+        let (mut spool, _) = Spool::open(dir.path(), config).expect("opens");
         group.throughput(throughput);
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -50,11 +68,10 @@ fn append(c: &mut Criterion) {
                 }
             })
         });
+        assert_eq!(spool.stats().write_failures, 0);
+        spool.close().expect("closes");
     }
     group.finish();
-    let stats = spool.stats();
-    assert_eq!(stats.write_failures, 0);
-    spool.close().expect("closes");
 }
 
 fn recovery(c: &mut Criterion) {

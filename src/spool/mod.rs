@@ -268,8 +268,11 @@ impl Spool {
             meta.last_seq = end - 1;
             meta.samples += records.iter().map(|r| u64::from(r.samples)).sum::<u64>();
             meta.bytes = bytes;
-            let min = records.iter().map(|r| r.first_time_ns).min();
-            meta.min_time_ns = meta.min_time_ns.min(min).or(meta.min_time_ns).or(min);
+            let batch_min = records.iter().map(|r| r.first_time_ns).min();
+            meta.min_time_ns = match (meta.min_time_ns, batch_min) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             meta.last_write = now.wall;
         }
         self.next_seq = end;

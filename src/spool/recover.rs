@@ -210,7 +210,7 @@ fn scan_segment(
                     recovery.samples_pending += u64::from(view.samples());
                     let (first, last) = (view.first_time_ns(), view.last_time_ns());
                     recovery.oldest_time_ns =
-                        recovery.oldest_time_ns.min(Some(first)).or(Some(first));
+                        Some(recovery.oldest_time_ns.map_or(first, |t| t.min(first)));
                     recovery.newest_time_ns = recovery.newest_time_ns.max(Some(last));
                 }
             }
