@@ -20,4 +20,5 @@ pub mod pipeline;
 pub mod publish;
 pub mod service;
 pub mod source;
+pub mod spool;
 pub mod telemetry;
