@@ -85,12 +85,20 @@ counters! {
         Counter format_limit_drops: "Frames dropped because the format table was full.",
         Counter samples_decoded: "Samples decoded.",
         Counter rows_decoded: "Rows (frames with values) decoded.",
-        Counter packets_published: "Data packets handed to the Stream API.",
-        Counter samples_published: "Samples in data packets handed to the Stream API.",
-        Counter bytes_published: "Bytes of data packet content handed to the Stream API.",
-        // The server went away or ended the stream; publish sets the running total.
-        Counter stream_reopens:
-            "Times the Stream API write stream was reopened after the server ended it.",
+        Counter packets_published: "Packets the Stream API acknowledged.",
+        Counter samples_published: "Samples in packets the Stream API acknowledged.",
+        Counter bytes_published: "Bytes of packet content the Stream API acknowledged.",
+        // Publish sets the running total.
+        Counter stream_reopens: "Times the Stream API came back after an outage.",
+        Counter publish_outages: "Outages: a write failed and packets began to wait in the spool.",
+        Counter packets_resent: "Packets sent again after an outage or a restart.",
+        Counter samples_rejected: "Samples in packets the Stream API refused for good (dropped).",
+        Counter samples_lost_no_room: "Samples dropped: neither the spool nor memory could hold them.",
+        Gauge samples_waiting: "Samples in the spool not yet acknowledged by the Stream API.",
+        Gauge oldest_waiting_age_seconds: "Age of the oldest waiting sample (sample time to now), whole seconds.",
+        Gauge spool_bytes: "Bytes of spool segments on disk.",
+        Counter spool_write_failures: "Spool writes that failed (disk full, I/O error).",
+        Counter spool_dropped_samples: "Samples the spool dropped to stay within its size and age bounds.",
         // 0 while CreateSession is pending.
         Gauge session_state: "Open Streaming session: 0 starting, 1 open, 2 ended.",
         ;

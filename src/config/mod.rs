@@ -52,6 +52,18 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// How the daemon runs as a service.
     pub service: ServiceConfig,
+    /// Where packets wait until the Stream API acknowledged them.
+    pub spool: SpoolSettings,
+}
+
+/// `[spool]`: the folder and bounds of the spool (`docs/spool.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolSettings {
+    /// The folder; when absent, `run` uses `$STATE_DIRECTORY/spool` (systemd) or
+    /// `./ecu-bridge-spool`, and `replay` a temporary folder removed at the end.
+    pub dir: Option<PathBuf>,
+    /// Bounds and durability.
+    pub config: crate::spool::SpoolConfig,
 }
 
 /// Service settings: metrics endpoint and shutdown deadline.

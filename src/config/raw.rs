@@ -48,6 +48,18 @@ pub(super) struct RawConfig {
     pub(super) sources: Vec<RawSource>,
     #[serde(default)]
     pub(super) service: RawService,
+    #[serde(default)]
+    pub(super) spool: RawSpool,
+}
+
+/// `[spool]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSpool {
+    pub(super) dir: Option<std::path::PathBuf>,
+    pub(super) max_bytes: Option<u64>,
+    pub(super) max_age_s: Option<u64>,
+    pub(super) sync_interval_ms: Option<u64>,
 }
 
 /// `[service]`.

@@ -13,8 +13,8 @@ use super::locate::{Locations, child};
 use super::raw::{RawConfig, RawOverride, RawSource, RawSourceKind};
 use super::{
     BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, Multicast, SerialSourceConfig,
-    ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind, StreamApiTarget,
-    UdpSourceConfig,
+    ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind, SpoolSettings,
+    StreamApiTarget, UdpSourceConfig,
 };
 
 /// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
@@ -47,6 +47,7 @@ impl Config {
                 metrics_listen: raw.service.metrics_listen,
                 stop_timeout: Duration::from_millis(raw.service.stop_timeout_ms),
             },
+            spool: spool_settings(&raw.spool, base, problems),
             stream_api,
             key_generator: raw.stream_api.key_generator,
             call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
@@ -370,6 +371,35 @@ fn check_name(name: &str, is_stream: bool) -> Result<(), String> {
         return Err(format!("{name:?} is reserved by the Stream API"));
     }
     Ok(())
+}
+
+/// `[spool]`: relative folders are relative to the configuration's folder.
+fn spool_settings(
+    raw: &super::raw::RawSpool,
+    base: &Path,
+    problems: &mut Problems,
+) -> SpoolSettings {
+    let defaults = crate::spool::SpoolConfig::default();
+    if raw.max_bytes == Some(0) {
+        problems.add("spool.max_bytes", "must be positive".into());
+    }
+    if raw.sync_interval_ms == Some(0) {
+        problems.add(
+            "spool.sync_interval_ms",
+            "must be positive (it bounds what a power cut loses)".into(),
+        );
+    }
+    SpoolSettings {
+        dir: raw.dir.as_ref().map(|dir| base.join(dir)),
+        config: crate::spool::SpoolConfig {
+            max_bytes: raw.max_bytes.unwrap_or(defaults.max_bytes).max(1),
+            max_age: raw.max_age_s.map(Duration::from_secs).or(defaults.max_age),
+            sync: raw.sync_interval_ms.map_or(defaults.sync, |ms| {
+                crate::spool::SyncPolicy::Every(Duration::from_millis(ms.max(1)))
+            }),
+            ..defaults
+        },
+    }
 }
 
 #[cfg(test)]

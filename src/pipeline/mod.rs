@@ -21,7 +21,7 @@ use crate::decode::DecodeStage;
 use crate::publish::PublishStage;
 use crate::publish::configuration::configuration_packet;
 use crate::publish::producer::{
-    Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy,
+    Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy, SpoolPlace,
 };
 use crate::telemetry::Metrics;
 use sources::{Source, native_inputs, replay_sources};
@@ -82,6 +82,10 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
         call_timeout: config.call_timeout,
         retry: RetryPolicy::default(),
         drain_timeout: config.drain_timeout,
+        spool: match &config.spool.dir {
+            Some(dir) => SpoolPlace::Dir(dir.clone(), config.spool.config.clone()),
+            None => SpoolPlace::Temporary,
+        },
     }
 }
 
@@ -173,6 +177,8 @@ pub async fn run_reloadable(
             let producer = stage.run(batches_rx).await?;
             let key = producer.session_key().to_owned();
             let stats = producer.finish().await?;
+            crate::publish::report_stats(&stats, &publish_metrics);
+            Metrics::set(&publish_metrics.samples_waiting, 0);
             Metrics::set(&publish_metrics.session_state, 2);
             Ok((key, stats))
         };

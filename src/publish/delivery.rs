@@ -1,7 +1,11 @@
 //! Acknowledged delivery (`docs/delivery.md`): every packet is appended to the spool first,
 //! then sent with the unary `WriteDataPacket`, whose OK is the server's acknowledgement
 //! (rule 48); only then is the spool record acknowledged and its samples counted as published.
-//! Up to [`WINDOW`] calls are in flight at once, started in spool order.
+//! Calls go one at a time, in spool order: the server runs concurrent calls on separate tasks,
+//! so two calls in flight could reach its queue in either order, and the session's packets
+//! must keep theirs (rule 50; a lap marker after data, B8; ids increasing, B13; nothing after
+//! EndOfSession, B3). Packets are large (up to `batch.max_packet_bytes`), so one round trip per
+//! packet still carries millions of samples a second on a local link (`docs/delivery.md`).
 //!
 //! A call that fails with a retryable status starts an outage: no more calls are started, the
 //! calls in flight finish (their OKs still count), and every unacknowledged record is sent
@@ -11,7 +15,7 @@
 //! refused for a protocol reason (`INVALID_ARGUMENT` from a strict server, and the like) is not
 //! retried: it is counted as rejected and dropped, since sending it again cannot succeed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,15 +26,15 @@ use tonic::{Code, Status};
 
 use open_streaming::api::packet_writer_service_client::PacketWriterServiceClient;
 use open_streaming::api::{DataPacketDetails, WriteDataPacketRequest};
-use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, SampleDataFormat};
 use open_streaming::open_data::sample_data_format::Format;
+use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, SampleDataFormat};
 
 use super::session::{PacketKind, PublishError};
 use crate::spool::{Pending, PendingRecord, Spool, SpoolRecord};
 
-/// Calls in flight at once: enough to keep a link with some latency busy, few enough that a
-/// failure resends little.
-pub const WINDOW: usize = 16;
+/// Calls in flight at once. One keeps the session's order (see the module docs); the
+/// per-stream bookkeeping below would allow one per stream if the protocol ever allows it.
+pub const WINDOW: usize = 1;
 /// Bytes of just-appended records kept in memory so that sending them needs no disk read;
 /// beyond this (an outage, a slow link) they are read back from the spool.
 const RECENT_BYTES: usize = 32 << 20;
@@ -108,6 +112,10 @@ pub struct Delivery {
     volatile: VecDeque<Outgoing>,
     volatile_bytes: usize,
     in_flight: JoinSet<CallOutcome>,
+    /// Streams with a call in flight.
+    busy_streams: HashSet<String>,
+    /// The next record to send, held back while its stream is busy.
+    held: Option<Outgoing>,
     /// Set while the server is away; cleared by [`Delivery::resume`].
     outage: bool,
     stats: DeliveryStats,
@@ -134,6 +142,8 @@ impl Delivery {
             volatile: VecDeque::new(),
             volatile_bytes: 0,
             in_flight: JoinSet::new(),
+            busy_streams: HashSet::new(),
+            held: None,
             outage: false,
             stats: DeliveryStats::default(),
             spool_failure_logged: false,
@@ -176,7 +186,8 @@ impl Delivery {
     }
 
     fn has_queued(&self) -> bool {
-        !self.recent.is_empty()
+        self.held.is_some()
+            || !self.recent.is_empty()
             || !self.volatile.is_empty()
             || self.spilled_from.is_some()
             || self.backlog.is_some()
@@ -225,9 +236,13 @@ impl Delivery {
     /// Starts calls while the window has room and the server is not away.
     pub fn pump(&mut self) {
         while !self.outage && self.in_flight.len() < WINDOW {
-            let Some(outgoing) = self.next_outgoing() else {
+            let Some(outgoing) = self.held.take().or_else(|| self.next_outgoing()) else {
                 return;
             };
+            if self.busy_streams.contains(&outgoing.record.stream) {
+                self.held = Some(outgoing);
+                return;
+            }
             match self.request_for(&outgoing.record) {
                 Ok(Some(request)) => self.start_call(outgoing, request),
                 Ok(None) => self.acknowledge(&outgoing, false),
@@ -317,6 +332,7 @@ impl Delivery {
     }
 
     fn start_call(&mut self, outgoing: Outgoing, request: WriteDataPacketRequest) {
+        self.busy_streams.insert(outgoing.record.stream.clone());
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.call_timeout);
@@ -331,14 +347,37 @@ impl Delivery {
     pub async fn next_outcome(&mut self) -> Option<()> {
         let joined = self.in_flight.join_next().await?;
         match joined {
-            Ok(CallOutcome { outgoing, result }) => match result {
+            Ok(CallOutcome { outgoing, result }) => {
+                self.busy_streams.remove(&outgoing.record.stream);
+                self.account(outgoing, result);
+            }
+            Err(join) => {
+                // A call task cannot panic short of a bug in tonic; its stream is freed by
+                // the outage reset that follows.
+                tracing::error!(%join, "a write call task failed");
+                self.start_outage();
+                self.busy_streams.clear();
+            }
+        }
+        Some(())
+    }
+
+    fn start_outage(&mut self) {
+        if !self.outage {
+            self.outage = true;
+            self.stats.outages += 1;
+        }
+    }
+
+    fn account(&mut self, outgoing: Outgoing, result: Result<(), Status>) {
+        {
+            match result {
                 Ok(()) => self.acknowledge(&outgoing, true),
                 Err(status) if is_retryable(&status) => {
                     if !self.outage {
-                        self.outage = true;
-                        self.stats.outages += 1;
                         tracing::warn!(status = %OneLine(&status), "Stream API write failed; holding packets in the spool until it is back");
                     }
+                    self.start_outage();
                     if outgoing.seq.is_none() {
                         self.volatile_bytes += outgoing.record.encoded_len();
                         self.volatile.push_front(outgoing);
@@ -348,10 +387,8 @@ impl Delivery {
                     tracing::error!(status = %OneLine(&status), packet = outgoing.record.packet_id, "Stream API refused a packet; dropped (not retried)");
                     self.reject(&outgoing);
                 }
-            },
-            Err(join) => tracing::error!(%join, "a write call task failed"),
+            }
         }
-        Some(())
     }
 
     /// Waits until every call in flight has finished.
@@ -364,6 +401,12 @@ impl Delivery {
     pub fn resume(&mut self) {
         debug_assert!(self.in_flight.is_empty(), "settle before resume");
         self.outage = false;
+        if let Some(held) = self.held.take()
+            && held.seq.is_none()
+        {
+            self.volatile_bytes += held.record.encoded_len();
+            self.volatile.push_front(held);
+        }
         self.backlog = Some(self.spool.pending());
         self.recent.clear();
         self.recent_bytes = 0;
@@ -461,6 +504,7 @@ fn remap_format(
 }
 
 /// A gRPC status on one line: code and message, no metadata or `Debug` text.
+#[derive(Debug)]
 pub struct OneLine<'a>(pub &'a Status);
 
 impl std::fmt::Display for OneLine<'_> {

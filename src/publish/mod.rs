@@ -7,7 +7,9 @@
 //! fill and the sources feel backpressure (replay waits; UDP counts drops).
 
 pub mod configuration;
+pub mod delivery;
 pub mod producer;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -33,57 +35,77 @@ pub struct PublishStage {
 }
 
 impl PublishStage {
-    /// Publishes until the input closes, then ends the session.
+    /// Publishes until the input closes; returns the producer for the caller to end the
+    /// session. Input is taken whenever it arrives, also while the Stream API is away: packets
+    /// wait in the spool, not in the channels, so the sources never feel an outage.
     pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) -> Result<Producer, PublishError> {
         let mut formats: Vec<Option<Vec<String>>> = Vec::new();
         let mut marker_sent = false;
-        while let Some(batch) = input.recv().await {
-            Metrics::set(
-                &self.metrics.queue_depths[Queue::Publish.index()],
-                input.len() as u64,
-            );
-            match batch {
-                Batch::Formats(announced) => {
-                    for (index, identifiers) in announced {
-                        let index = index as usize;
-                        if formats.len() <= index {
-                            formats.resize(index + 1, None);
-                        }
-                        formats[index] = Some(identifiers);
-                    }
+        loop {
+            let waiting = self.producer.has_pending();
+            let probe_due = tokio::select! {
+                biased;
+                batch = input.recv() => {
+                    let Some(batch) = batch else { break };
+                    Metrics::set(
+                        &self.metrics.queue_depths[Queue::Publish.index()],
+                        input.len() as u64,
+                    );
+                    self.handle(batch, &mut formats, &mut marker_sent).await?;
+                    false
                 }
-                Batch::Reconfigure(map) => {
-                    self.producer.configure(configuration_packet(&map)).await?;
-                    formats.clear();
-                    tracing::info!("reloaded channel map published as a new configuration");
-                }
-                Batch::Rows(packet) => {
-                    let Some(Some(identifiers)) = formats.get(packet.format as usize) else {
-                        tracing::error!(
-                            format = packet.format,
-                            "rows for an unannounced format dropped"
-                        );
-                        continue;
-                    };
-                    let id = self.producer.data_format_id(identifiers).await?;
-                    let first_time = packet.timestamps.first().copied();
-                    self.write_rows(id, packet).await?;
-                    if let (false, Some(time)) = (marker_sent, first_time) {
-                        self.producer
-                            .write_marker(&self.stream, &out_lap(time))
-                            .await?;
-                        marker_sent = true;
+                due = self.producer.wait(), if waiting => due,
+            };
+            if probe_due {
+                self.producer.probe().await?;
+            }
+            self.report();
+        }
+        self.report();
+        Ok(self.producer)
+    }
+
+    async fn handle(
+        &mut self,
+        batch: Batch,
+        formats: &mut Vec<Option<Vec<String>>>,
+        marker_sent: &mut bool,
+    ) -> Result<(), PublishError> {
+        match batch {
+            Batch::Formats(announced) => {
+                for (index, identifiers) in announced {
+                    let index = index as usize;
+                    if formats.len() <= index {
+                        formats.resize(index + 1, None);
                     }
+                    formats[index] = Some(identifiers);
                 }
             }
-            if input.is_empty() {
-                self.producer.flush().await?;
-                let reopens = self.producer.stats().reopened_streams;
-                Metrics::set(&self.metrics.stream_reopens, reopens);
+            Batch::Reconfigure(map) => {
+                self.producer.configure(configuration_packet(&map)).await?;
+                formats.clear();
+                tracing::info!("reloaded channel map published as a new configuration");
+            }
+            Batch::Rows(packet) => {
+                let Some(Some(identifiers)) = formats.get(packet.format as usize) else {
+                    tracing::error!(
+                        format = packet.format,
+                        "rows for an unannounced format dropped"
+                    );
+                    return Ok(());
+                };
+                let id = self.producer.data_format_id(identifiers).await?;
+                let first_time = packet.timestamps.first().copied();
+                self.write_rows(id, packet).await?;
+                if let (false, Some(time)) = (*marker_sent, first_time) {
+                    self.producer
+                        .write_marker(&self.stream, &out_lap(time))
+                        .await?;
+                    *marker_sent = true;
+                }
             }
         }
-        self.producer.flush().await?;
-        Ok(self.producer)
+        Ok(())
     }
 
     async fn write_rows(
@@ -91,18 +113,55 @@ impl PublishStage {
         data_format: u64,
         packet: RowPacket,
     ) -> Result<(), PublishError> {
-        let samples = packet.samples as u64;
+        let samples = u32::try_from(packet.samples).unwrap_or(u32::MAX);
         let received = packet.first_received;
+        let times = (
+            packet.timestamps.first().copied().unwrap_or_default(),
+            packet.timestamps.last().copied().unwrap_or_default(),
+        );
         let content = row_data_content(data_format, &packet.timestamps, &packet.encoded_rows);
-        Metrics::add(&self.metrics.bytes_published, content.len() as u64);
         self.producer
-            .write_encoded(&self.stream, PacketKind::RowData, content)
+            .write_encoded(&self.stream, PacketKind::RowData, content, samples, times)
             .await?;
         self.metrics.publish_latency.record(received.elapsed());
-        Metrics::add(&self.metrics.packets_published, 1);
-        Metrics::add(&self.metrics.samples_published, samples);
         Ok(())
     }
+
+    /// Publishes the producer's figures: what the server accepted, what waits, what was lost.
+    fn report(&self) {
+        report_producer(&self.producer, &self.metrics);
+    }
+}
+
+/// Sets the pipeline's publish counters from `producer`: only acknowledged packets count as
+/// published.
+pub fn report_producer(producer: &Producer, metrics: &Metrics) {
+    report_stats(&producer.stats(), metrics);
+    let spool = producer.spool().stats();
+    Metrics::set(&metrics.samples_waiting, spool.samples_pending);
+    Metrics::set(&metrics.spool_bytes, spool.bytes_on_disk);
+    Metrics::set(&metrics.spool_write_failures, spool.write_failures);
+    Metrics::set(&metrics.spool_dropped_samples, spool.dropped_samples);
+    let age_s = spool.oldest_pending_time_ns.map_or(0, |oldest| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        now.saturating_sub(oldest) / 1_000_000_000
+    });
+    Metrics::set(&metrics.oldest_waiting_age_seconds, age_s);
+}
+
+/// Sets the publish counters from a producer's `stats` (also after it ended).
+pub fn report_stats(stats: &producer::ProducerStats, metrics: &Metrics) {
+    let delivery = stats.delivery;
+    Metrics::set(&metrics.packets_published, delivery.packets_accepted);
+    Metrics::set(&metrics.samples_published, delivery.samples_accepted);
+    Metrics::set(&metrics.bytes_published, delivery.bytes_accepted);
+    Metrics::set(&metrics.stream_reopens, stats.reopened_streams);
+    Metrics::set(&metrics.samples_rejected, delivery.samples_rejected);
+    Metrics::set(&metrics.packets_resent, delivery.resent);
+    Metrics::set(&metrics.publish_outages, delivery.outages);
+    Metrics::set(&metrics.samples_lost_no_room, delivery.samples_lost_no_room);
 }
 
 /// The lap marker ATLAS uses to overlay sessions, at the first sample time (rule 35).

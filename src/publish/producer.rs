@@ -1,46 +1,66 @@
-//! The Open Streaming producer: one session's calls to the Stream API in the order the protocol
-//! requires (`docs/open-streaming.md` §1–§3).
+//! The Open Streaming producer: one session's packets into the Stream API in the order the
+//! protocol requires (`docs/open-streaming.md` §1–§3), with acknowledged, durable delivery
+//! (`docs/delivery.md`).
 //!
-//! CreateSession → NewSession on `""` and every data stream → Configuration (essential) on all of
-//! them → data-format ids (cached) → data and markers over one long-lived `WriteDataPackets`
-//! stream → EndOfSession on every stream → drain → EndSession.
+//! CreateSession → NewSession on `""` and every data stream → Configuration (essential) on all
+//! of them → data-format ids (cached) → data and markers → EndOfSession on every stream →
+//! EndSession. Every packet passes through the spool ([`Delivery`]); a packet counts as
+//! published when the server acknowledged it.
+//!
+//! Outages: while the server is away nothing is sent and packets wait in the spool; it is asked
+//! again after a backoff capped at [`MAX_PROBE_INTERVAL`] (so delivery resumes within that of
+//! its return). Back, it is asked whether it still has the session (GetSessionInfo): if it
+//! does, delivery continues; if not (a server restarted without its state), a new session
+//! linked to the old one takes over — announced again on every stream, its data-format ids
+//! resolved again — and the waiting packets go there.
+//!
+//! Restarts: a producer starting on a spool that holds an earlier session first delivers that
+//! session's waiting packets into it and ends it properly, then opens its own.
 //!
 //! Invariants kept here, so no caller can break them: `Packet.session_key` always equals
-//! `DataPacketDetails.session_key`; `Packet.id` increases by one per packet; type strings come
-//! from [`PacketKind`]; the write stream is never awaited while writing (the real server does
-//! not answer it) and is reopened when it ends.
+//! `DataPacketDetails.session_key`; `Packet.id` increases per packet within a session and is
+//! kept on a resend; type strings come from [`PacketKind`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::Duration;
 
+use bytes::Bytes;
 use prost::Message;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tokio::time::Instant;
 
-use open_streaming::api::data_format_manager_service_client::DataFormatManagerServiceClient;
-use open_streaming::api::packet_writer_service_client::PacketWriterServiceClient;
-use open_streaming::api::session_management_service_client::SessionManagementServiceClient;
-use open_streaming::api::{
-    CreateSessionRequest, DataPacketDetails, EndSessionRequest, GetParameterDataFormatIdRequest,
-    WriteDataPacketsRequest,
-};
-use open_streaming::key_generator::unique_key_generator_service_client::UniqueKeyGeneratorServiceClient;
-use open_streaming::key_generator::{
-    GenerateUniqueKeyRequest, KeyType, generate_unique_key_response,
-};
 use open_streaming::open_data::{
-    ConfigurationPacket, EndOfSessionPacket, MarkerPacket, NewSessionPacket, Packet,
-    SessionInfoPacket,
+    ConfigurationPacket, EndOfSessionPacket, MarkerPacket, NewSessionPacket, SessionInfoPacket,
 };
 
-/// The main stream's name: the empty string, never `"Main"` (rule 61).
-pub const MAIN_STREAM: &str = "";
+pub use super::delivery::DeliveryStats;
+use super::delivery::{Delivery, OneLine, Route};
+use super::session::{
+    Calls, create_session, data_format_id, end_session, session_is_open, unique_config_id,
+};
+pub use super::session::{
+    MAIN_STREAM, PacketKind, PublishError, RetryPolicy, SessionIdentity, now_timestamp,
+};
+use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord};
+
+/// Longest wait between two attempts to reach an absent server while packets wait.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one "is the server back?" question may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an outage that goes on is summarised in the log.
+const OUTAGE_SUMMARY: Duration = Duration::from_secs(60);
+/// `Packet.id`s are reserved in blocks recorded in the spool's journal, so a process that
+/// takes over a session after a crash continues above any id the dead one used.
+const PACKET_ID_BLOCK: u64 = 1 << 20;
+
+/// Where the spool lives.
+#[derive(Debug, Clone)]
+pub enum SpoolPlace {
+    /// A folder kept across runs (the state directory under systemd).
+    Dir(PathBuf, SpoolConfig),
+    /// A temporary folder removed when the producer ends: nothing survives the process.
+    Temporary,
+}
 
 /// How the producer reaches the Stream API and what session it opens.
 #[derive(Debug, Clone)]
@@ -61,198 +81,162 @@ pub struct ProducerConfig {
     pub details: BTreeMap<String, String>,
     /// Data streams this session writes to, besides the main stream.
     pub streams: Vec<String>,
-    /// Deadline for session and data-format calls (≥ 10 s: rule 5).
+    /// Deadline for each call (≥ 10 s: rule 5).
     pub call_timeout: Duration,
-    /// Start-up retry of UNAVAILABLE: first delay, cap, and when to give up.
+    /// Retry of session calls while the server answers UNAVAILABLE.
     pub retry: RetryPolicy,
-    /// How long `finish` waits for the server to take the last writes before EndSession.
+    /// Unused since delivery is acknowledged per packet; kept for configuration files.
     pub drain_timeout: Duration,
+    /// Where packets wait until the server acknowledged them.
+    pub spool: SpoolPlace,
 }
 
-/// Jittered exponential backoff for `UNAVAILABLE` (the server waits for Kafka before serving).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Delay before the first retry.
-    pub initial: Duration,
-    /// Largest delay between retries.
-    pub max: Duration,
-    /// Total time after which the call fails; `None` retries for ever.
-    pub give_up_after: Option<Duration>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            give_up_after: Some(Duration::from_secs(120)),
+impl ProducerConfig {
+    fn identity(&self) -> SessionIdentity {
+        SessionIdentity {
+            data_source: self.data_source.clone(),
+            identifier: self.identifier.clone(),
+            session_type: self.session_type.clone(),
+            utc_offset_seconds: self.utc_offset_seconds,
+            details: self.details.clone(),
         }
     }
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `attempt` (0-based): exponential, capped, with ±50 % jitter
-    /// so that many producers restarted together do not retry in lockstep.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max);
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let factor = 0.5 + (random % 1000) as f64 / 1000.0;
-        base.mul_f64(factor)
-    }
-}
-
-/// The Open Streaming packet types a producer may write, with their exact `type` strings
-/// (rule 43: the message name without "Packet").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketKind {
-    /// `NewSessionPacket`.
-    NewSession,
-    /// `ConfigurationPacket`.
-    Configuration,
-    /// `PeriodicDataPacket`.
-    PeriodicData,
-    /// `RowDataPacket`.
-    RowData,
-    /// `SynchroDataPacket`.
-    SynchroData,
-    /// `MarkerPacket`.
-    Marker,
-    /// `EndOfSessionPacket`.
-    EndOfSession,
-}
-
-impl PacketKind {
-    /// The `Packet.type` string.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Self::NewSession => "NewSession",
-            Self::Configuration => "Configuration",
-            Self::PeriodicData => "PeriodicData",
-            Self::RowData => "RowData",
-            Self::SynchroData => "SynchroData",
-            Self::Marker => "Marker",
-            Self::EndOfSession => "EndOfSession",
-        }
-    }
-
-    /// Whether packets of this kind are written as essential (rules 16, 33, 36, 47).
-    pub fn is_essential(self) -> bool {
-        matches!(self, Self::Configuration | Self::Marker)
-    }
-}
-
-/// Why a producer call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// The endpoint URL is not valid.
-    #[error("invalid Stream API endpoint {endpoint:?}: {source}")]
-    Endpoint {
-        /// The URL given.
-        endpoint: String,
-        /// Why tonic refused it.
-        source: tonic::transport::Error,
-    },
-    /// A call failed with a gRPC status (after retries, where retried).
-    #[error("{call} failed: {status}")]
-    Rpc {
-        /// Which call.
-        call: &'static str,
-        /// The final status.
-        status: Box<Status>,
-    },
-    /// The server answered a session call with `success = false` (rule 11).
-    #[error("{call} was refused by the Stream API (success = false)")]
-    Refused {
-        /// Which call.
-        call: &'static str,
-    },
-    /// The server returned data-format id 0, which readers treat as "no id" (rule 25).
-    #[error("GetParameterDataFormatId returned id 0 for {parameters} parameters")]
-    ZeroDataFormatId {
-        /// Size of the list asked for.
-        parameters: usize,
-    },
-    /// The Key Generator returned no string key.
-    #[error("the Key Generator returned no string key")]
-    NoKey,
-    /// A stream name not announced at session start.
-    #[error("stream {0:?} was not announced when the session started")]
-    UnknownStream(String),
 }
 
 /// Counters of what the producer sent, for metrics and the closing summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProducerStats {
-    /// Packets handed to the write stream.
+    /// Packets written (appended to the spool).
     pub packets: u64,
-    /// Serialized packet bytes.
+    /// Their encoded content bytes.
     pub bytes: u64,
-    /// Write streams reopened after the server ended one.
+    /// Times the server came back after an outage.
     pub reopened_streams: u64,
+    /// Sessions that took over from one the server had lost.
+    pub sessions_taken_over: u64,
+    /// Earlier sessions found in the spool, delivered and ended.
+    pub sessions_resumed: u64,
+    /// Acknowledged delivery.
+    pub delivery: DeliveryStats,
+}
+
+/// What the spool keeps about a session, to announce it again after the server or the bridge
+/// restarted.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionMemo {
+    #[prost(string, tag = "1")]
+    identifier: String,
+    #[prost(string, tag = "2")]
+    session_type: String,
+    #[prost(int64, tag = "3")]
+    utc_offset_seconds: i64,
+    #[prost(btree_map = "string, string", tag = "4")]
+    details: BTreeMap<String, String>,
+    /// The latest ConfigurationPacket, encoded.
+    #[prost(bytes = "vec", tag = "5")]
+    configuration: Vec<u8>,
+    #[prost(message, repeated, tag = "6")]
+    formats: Vec<FormatMemo>,
+    /// `Packet.id`s below this may have been used.
+    #[prost(uint64, tag = "7")]
+    packet_ids_reserved: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct FormatMemo {
+    #[prost(uint64, tag = "1")]
+    id: u64,
+    #[prost(string, repeated, tag = "2")]
+    parameters: Vec<String>,
+}
+
+/// The session being written.
+#[derive(Debug)]
+struct Current {
+    index: u32,
+    key: String,
+    identity: SessionIdentity,
+    streams: Vec<String>,
+    configuration: ConfigurationPacket,
+    format_ids: HashMap<Vec<String>, u64>,
+    next_packet_id: u64,
+    packet_ids_reserved: u64,
+}
+
+/// When to ask an absent server again, and what to say about the outage.
+#[derive(Debug)]
+struct OutageClock {
+    started: Instant,
+    attempts: u32,
+    next_probe: Instant,
+    next_summary: Instant,
 }
 
 /// A live Open Streaming session.
 #[derive(Debug)]
 pub struct Producer {
     config: ProducerConfig,
-    channel: Channel,
-    session_key: String,
-    next_packet_id: u64,
-    format_ids: HashMap<Vec<String>, u64>,
-    writer: WriteStream,
-    pending: Vec<DataPacketDetails>,
-    pending_bytes: usize,
+    calls: Calls,
+    current: Current,
+    delivery: Delivery,
+    outage: Option<OutageClock>,
     stats: ProducerStats,
+    /// Keeps a temporary spool folder alive; removed on drop.
+    _temporary: Option<tempfile::TempDir>,
 }
 
-/// Requests stay below this size; the server's limit is 4 MB per request (rule 52).
-const MAX_REQUEST_BYTES: usize = 1_000_000;
-/// Requests queued toward the write stream before `flush` waits for space: a few, so the
-/// network stays busy while the next request is built, and memory stays bounded.
-const WRITE_QUEUE_REQUESTS: usize = 4;
-
 impl Producer {
-    /// Opens a session: connects, creates the session (retrying UNAVAILABLE with jittered
-    /// backoff), announces it and sends `configuration` on the main stream and every data
-    /// stream.
+    /// Opens the spool, delivers and ends any earlier session it holds, then opens a new
+    /// session: creates it (retrying UNAVAILABLE with jittered backoff), announces it and
+    /// sends `configuration` on the main stream and every data stream.
     pub async fn start(
         config: ProducerConfig,
         configuration: ConfigurationPacket,
     ) -> Result<Self, PublishError> {
-        let channel = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|source| PublishError::Endpoint {
-                endpoint: config.endpoint.clone(),
-                source,
-            })?
-            .connect_timeout(config.call_timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let session_key = create_session(&config, channel.clone()).await?;
-        let writer = WriteStream::new(channel.clone());
+        let calls = Calls::connect(&config.endpoint, config.call_timeout, config.retry)?;
+        let (spool, temporary) = open_spool(&config.spool)?;
+        let previous: Vec<SessionRecord> = spool.sessions().cloned().collect();
+        let delivery = Delivery::new(
+            spool,
+            calls.channel.clone(),
+            config.call_timeout,
+            &config.data_source,
+        );
+        let identity = config.identity();
         let mut producer = Self {
+            current: Current {
+                index: previous.iter().map(|s| s.index + 1).max().unwrap_or(0),
+                key: String::new(),
+                identity,
+                streams: config.streams.clone(),
+                configuration: configuration.clone(),
+                format_ids: HashMap::new(),
+                next_packet_id: 0,
+                packet_ids_reserved: 0,
+            },
             config,
-            channel,
-            session_key,
-            next_packet_id: 0,
-            format_ids: HashMap::new(),
-            writer,
-            pending: Vec::new(),
-            pending_bytes: 0,
+            calls,
+            delivery,
+            outage: None,
             stats: ProducerStats::default(),
+            _temporary: temporary,
         };
-        producer.announce().await?;
+        let new_index = producer.current.index;
+        for session in previous {
+            producer.finish_previous(session).await?;
+        }
+        producer.current.index = new_index;
+        let identity = producer.current.identity.clone();
+        producer.current.key = create_session(&identity, Vec::new(), &producer.calls).await?;
+        producer.route_current(0);
+        producer.announce(&identity).await?;
         producer.configure(configuration).await?;
         Ok(producer)
     }
 
-    /// The session key returned by CreateSession.
+    /// The session key returned by CreateSession (or of the session that took over).
     pub fn session_key(&self) -> &str {
-        &self.session_key
+        &self.current.key
     }
 
     /// The data source this session writes to.
@@ -260,9 +244,22 @@ impl Producer {
         &self.config.data_source
     }
 
-    /// What has been sent so far.
+    /// What has been sent and acknowledged so far.
     pub fn stats(&self) -> ProducerStats {
-        self.stats
+        ProducerStats {
+            delivery: self.delivery.stats(),
+            ..self.stats
+        }
+    }
+
+    /// The spool, for its figures (samples waiting, oldest waiting sample).
+    pub fn spool(&self) -> &Spool {
+        self.delivery.spool()
+    }
+
+    /// Whether the server is away (packets wait in the spool).
+    pub fn in_outage(&self) -> bool {
+        self.outage.is_some() || self.delivery.in_outage()
     }
 
     /// Sends a new configuration on the main stream and every data stream (also used to
@@ -271,84 +268,63 @@ impl Producer {
         &mut self,
         mut configuration: ConfigurationPacket,
     ) -> Result<(), PublishError> {
-        configuration.config_id = self.unique_config_id().await?;
+        configuration.config_id =
+            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
         for stream in self.all_streams() {
             self.write(&stream, PacketKind::Configuration, &configuration)
                 .await?;
         }
-        self.flush().await
+        self.current.configuration = configuration;
+        self.journal()
     }
 
     /// The data-format id for an ordered parameter list, asked once and cached (rules 21–25).
     pub async fn data_format_id(&mut self, parameters: &[String]) -> Result<u64, PublishError> {
-        if let Some(id) = self.format_ids.get(parameters) {
+        if let Some(id) = self.current.format_ids.get(parameters) {
             return Ok(*id);
         }
-        let request = GetParameterDataFormatIdRequest {
-            data_source: self.config.data_source.clone(),
-            parameters: parameters.to_vec(),
-        };
-        let client = DataFormatManagerServiceClient::new(self.channel.clone());
-        let timeout = self.config.call_timeout;
-        let response = with_retry("GetParameterDataFormatId", &self.config.retry, || {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(timeout);
-            let mut client = client.clone();
-            async move { client.get_parameter_data_format_id(request).await }
-        })
-        .await?;
-        let id = response.data_format_identifier;
-        if id == 0 {
-            return Err(PublishError::ZeroDataFormatId {
-                parameters: parameters.len(),
-            });
-        }
-        self.format_ids.insert(parameters.to_vec(), id);
+        let id = data_format_id(&self.calls, &self.config.data_source, parameters).await?;
+        self.current.format_ids.insert(parameters.to_vec(), id);
+        self.journal()?;
         Ok(id)
     }
 
-    /// Queues one packet for `stream`; it goes out with the next [`Producer::flush`] or when
-    /// the pending request reaches its size limit.
+    /// Writes one packet to `stream`: spooled at once, sent as soon as the window allows.
     pub async fn write<M: Message>(
         &mut self,
         stream: &str,
         kind: PacketKind,
         content: &M,
     ) -> Result<(), PublishError> {
-        self.write_encoded(stream, kind, content.encode_to_vec())
+        self.write_encoded(stream, kind, content.encode_to_vec(), 0, (0, 0))
             .await
     }
 
-    /// [`Producer::write`] for content that is already encoded (the `RowData` fast path).
+    /// [`Producer::write`] for content that is already encoded (the `RowData` fast path), with
+    /// the samples it carries and their first and last times (for the spool's figures).
     pub async fn write_encoded(
         &mut self,
         stream: &str,
         kind: PacketKind,
         content: Vec<u8>,
+        samples: u32,
+        (first_time_ns, last_time_ns): (u64, u64),
     ) -> Result<(), PublishError> {
-        if stream != MAIN_STREAM && !self.config.streams.iter().any(|s| s == stream) {
+        if stream != MAIN_STREAM && !self.current.streams.iter().any(|s| s == stream) {
             return Err(PublishError::UnknownStream(stream.to_owned()));
         }
-        let packet = Packet {
-            r#type: kind.type_name().to_owned(),
-            session_key: self.session_key.clone(),
-            is_essential: kind.is_essential(),
-            content,
-            id: self.next_packet_id,
-        };
-        self.next_packet_id += 1;
-        let size = packet.encoded_len();
+        let packet_id = self.next_packet_id()?;
         self.stats.packets += 1;
-        self.stats.bytes += size as u64;
-        if self.pending_bytes + size > MAX_REQUEST_BYTES {
-            self.flush().await?;
-        }
-        self.pending_bytes += size;
-        self.pending.push(DataPacketDetails {
-            message: Some(packet),
-            data_source: self.config.data_source.clone(),
+        self.stats.bytes += content.len() as u64;
+        self.delivery.append(SpoolRecord {
             stream: stream.to_owned(),
-            session_key: self.session_key.clone(),
+            kind: kind.code(),
+            packet_id,
+            samples,
+            first_time_ns,
+            last_time_ns,
+            session: self.current.index,
+            payload: Bytes::from(content),
         });
         Ok(())
     }
@@ -363,47 +339,61 @@ impl Producer {
         self.write(stream, PacketKind::Marker, marker).await
     }
 
-    /// Hands the pending packets to the write stream, reopening the stream (with jittered
-    /// backoff, until the retry policy gives up) if the server ended it. Waits only for queue
-    /// space, never for the server's answer (rule 49).
-    pub async fn flush(&mut self) -> Result<(), PublishError> {
-        if self.pending.is_empty() {
-            return Ok(());
+    /// Waits for something to do: a call finishing (accounted at once), or the time to ask an
+    /// absent server again, which it returns as `true` (then call [`Producer::probe`]).
+    /// Cancel-safe.
+    pub async fn wait(&mut self) -> bool {
+        self.delivery.pump();
+        if self.delivery.next_outcome().await.is_some() {
+            return false;
         }
-        let mut request = WriteDataPacketsRequest {
-            details: std::mem::take(&mut self.pending),
-        };
-        self.pending_bytes = 0;
-        let started = tokio::time::Instant::now();
-        let mut attempt = 0;
-        loop {
-            match self.writer.send(request).await {
-                Ok(()) => return Ok(()),
-                Err(returned) => request = returned,
-            }
-            let policy = self.config.retry;
-            if policy
-                .give_up_after
-                .is_some_and(|limit| started.elapsed() >= limit)
-            {
-                return Err(PublishError::Rpc {
-                    call: "WriteDataPackets",
-                    status: Box::new(Status::unavailable("write stream could not be reopened")),
-                });
-            }
-            tokio::time::sleep(policy.delay(attempt)).await;
-            let outcome = self.writer.reopen().await;
-            if attempt == 0 {
-                tracing::warn!(session = %self.session_key, %outcome, "Stream API write stream ended; reopening");
-            }
-            attempt = attempt.saturating_add(1);
-            self.stats.reopened_streams += 1;
+        if self.delivery.in_outage() || self.outage.is_some() {
+            let clock = self.outage.get_or_insert_with(|| {
+                let now = Instant::now();
+                OutageClock {
+                    started: now,
+                    attempts: 0,
+                    next_probe: now + Duration::from_millis(100),
+                    next_summary: now + OUTAGE_SUMMARY,
+                }
+            });
+            tokio::time::sleep_until(clock.next_probe).await;
+            return true;
         }
+        false
     }
 
-    /// Ends the session: EndOfSession on every stream, close the write stream and let the
-    /// server drain it, then EndSession, checking `success` (rules 41–42).
+    /// [`Producer::wait`], then the question to the server if it is due.
+    pub async fn progress(&mut self) -> Result<(), PublishError> {
+        if self.wait().await {
+            self.probe().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether packets wait for the server (sent or not).
+    pub fn has_pending(&self) -> bool {
+        !self.delivery.is_idle()
+    }
+
+    /// Waits until every packet written so far is acknowledged, however long the server is
+    /// away.
+    pub async fn flush(&mut self) -> Result<(), PublishError> {
+        while self.has_pending() {
+            self.progress().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the session: EndOfSession on every stream, every packet acknowledged, then
+    /// EndSession, checking `success` (rules 41–42).
     pub async fn finish(mut self) -> Result<ProducerStats, PublishError> {
+        self.end_current().await?;
+        self.delivery.sync();
+        Ok(self.stats())
+    }
+
+    async fn end_current(&mut self) -> Result<(), PublishError> {
         let end = EndOfSessionPacket {
             data_source: self.config.data_source.clone(),
             topic_partition_offsets: HashMap::new(),
@@ -413,45 +403,173 @@ impl Producer {
             self.write(&stream, PacketKind::EndOfSession, &end).await?;
         }
         self.flush().await?;
-        let retry = self.config.retry;
-        self.writer.close(self.config.drain_timeout, &retry).await?;
-        let request = EndSessionRequest {
-            data_source: self.config.data_source.clone(),
-            session_key: self.session_key.clone(),
-            termination_time: Some(now_timestamp()),
-        };
-        let client = SessionManagementServiceClient::new(self.channel.clone());
-        let timeout = self.config.call_timeout;
-        let response = with_retry("EndSession", &self.config.retry, || {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(timeout);
-            let mut client = client.clone();
-            async move { client.end_session(request).await }
-        })
-        .await?;
-        if !response.success {
-            return Err(PublishError::Refused { call: "EndSession" });
-        }
-        Ok(self.stats)
+        end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
+        let index = self.current.index;
+        self.delivery.spool_mut().forget_session(index)?;
+        Ok(())
     }
 
-    async fn announce(&mut self) -> Result<(), PublishError> {
-        let config = &self.config;
+    /// Delivers the waiting packets of a session an earlier process left in the spool into
+    /// it (or the session that takes over from it), then ends it.
+    async fn finish_previous(&mut self, record: SessionRecord) -> Result<(), PublishError> {
+        let memo = SessionMemo::decode(record.opaque.as_ref()).unwrap_or_default();
+        let configuration =
+            ConfigurationPacket::decode(memo.configuration.as_slice()).unwrap_or_default();
+        self.current = Current {
+            index: record.index,
+            key: record.session_key.clone(),
+            identity: SessionIdentity {
+                data_source: record.data_source.clone(),
+                identifier: memo.identifier,
+                session_type: memo.session_type,
+                utc_offset_seconds: memo.utc_offset_seconds,
+                details: memo.details,
+            },
+            streams: record
+                .streams
+                .iter()
+                .filter(|s| s.as_str() != MAIN_STREAM)
+                .cloned()
+                .collect(),
+            configuration,
+            format_ids: memo
+                .formats
+                .into_iter()
+                .map(|f| (f.parameters, f.id))
+                .collect(),
+            next_packet_id: memo.packet_ids_reserved,
+            packet_ids_reserved: memo.packet_ids_reserved,
+        };
+        tracing::info!(session = %record.session_key, "an earlier session waits in the spool: delivering it and ending it first");
+        self.route_current(0);
+        // The server is asked about the session before anything is sent to it.
+        self.outage = Some(OutageClock {
+            started: Instant::now(),
+            attempts: 0,
+            next_probe: Instant::now(),
+            next_summary: Instant::now() + OUTAGE_SUMMARY,
+        });
+        self.end_current().await?;
+        self.stats.sessions_resumed += 1;
+        Ok(())
+    }
+
+    /// Asks an absent server whether it is back and still has the session; when it is,
+    /// delivery resumes (in a session that takes over, if the server lost this one).
+    pub async fn probe(&mut self) -> Result<(), PublishError> {
+        self.delivery.settle().await;
+        let asked = session_is_open(
+            &self.calls,
+            &self.config.data_source,
+            &self.current.key,
+            PROBE_TIMEOUT.min(self.config.call_timeout),
+        )
+        .await;
+        let Some(clock) = self.outage.as_mut() else {
+            return Ok(());
+        };
+        match asked {
+            Ok(known) => {
+                let away = clock.started.elapsed();
+                if !known {
+                    self.take_over().await?;
+                }
+                tracing::info!(
+                    away_s = away.as_secs_f64(),
+                    session = %self.current.key,
+                    "Stream API reachable; delivering waiting packets"
+                );
+                self.outage = None;
+                self.stats.reopened_streams += 1;
+                self.delivery.resume();
+            }
+            Err(status) => {
+                clock.attempts = clock.attempts.saturating_add(1);
+                let delay = self
+                    .config
+                    .retry
+                    .delay(clock.attempts)
+                    .min(MAX_PROBE_INTERVAL);
+                clock.next_probe = Instant::now() + delay;
+                if clock.attempts == 1 || Instant::now() >= clock.next_summary {
+                    clock.next_summary = Instant::now() + OUTAGE_SUMMARY;
+                    let waiting = self.delivery.spool().stats();
+                    tracing::warn!(
+                        endpoint = %self.config.endpoint,
+                        cause = %OneLine(&status),
+                        away_s = clock.started.elapsed().as_secs(),
+                        attempts = clock.attempts,
+                        packets_waiting = waiting.records_pending,
+                        samples_waiting = waiting.samples_pending,
+                        "Stream API unreachable; packets wait in the spool, retrying"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server no longer knows the session (it restarted without its state): a new one,
+    /// linked to it, takes over — announced on every stream, configured, its data-format ids
+    /// resolved again — and the spooled packets are routed there.
+    async fn take_over(&mut self) -> Result<(), PublishError> {
+        let old = self.current.key.clone();
+        let identity = self.current.identity.clone();
+        let key = create_session(&identity, vec![old.clone()], &self.calls).await?;
+        tracing::warn!(old = %old, new = %key, "the Stream API lost the session; a new session linked to it takes over");
+        self.current.key = key;
+        self.stats.sessions_taken_over += 1;
+        let mut remap = HashMap::new();
+        let formats: Vec<(Vec<String>, u64)> = self.current.format_ids.drain().collect();
+        for (parameters, old_id) in formats {
+            let id = data_format_id(&self.calls, &self.config.data_source, &parameters).await?;
+            remap.insert(old_id, id);
+            self.current.format_ids.insert(parameters, id);
+        }
+        let announced_again_before = self.current.next_packet_id;
+        self.delivery.set_route(
+            self.current.index,
+            Route {
+                session_key: self.current.key.clone(),
+                format_remap: remap,
+                announced_again_before,
+            },
+        );
+        // The announcements go through the spool like any packet, after those waiting:
+        // older announcements are skipped by their id, so the new session starts with these.
+        self.announce(&identity).await?;
+        let configuration = self.current.configuration.clone();
+        self.configure(configuration).await?;
+        self.journal()
+    }
+
+    fn route_current(&mut self, announced_again_before: u64) {
+        self.delivery.set_route(
+            self.current.index,
+            Route {
+                session_key: self.current.key.clone(),
+                format_remap: HashMap::new(),
+                announced_again_before,
+            },
+        );
+    }
+
+    async fn announce(&mut self, identity: &SessionIdentity) -> Result<(), PublishError> {
         let utc_offset = prost_types::Duration {
-            seconds: config.utc_offset_seconds,
+            seconds: identity.utc_offset_seconds,
             nanos: 0,
         };
         let new_session = NewSessionPacket {
-            data_source: config.data_source.clone(),
+            data_source: identity.data_source.clone(),
             topic_partition_offsets: HashMap::new(),
             utc_offset: Some(utc_offset),
             session_info: Some(SessionInfoPacket {
-                data_source: config.data_source.clone(),
-                identifier: config.identifier.clone(),
-                r#type: config.session_type.clone(),
+                data_source: identity.data_source.clone(),
+                identifier: identity.identifier.clone(),
+                r#type: identity.session_type.clone(),
                 version: 1,
                 associate_session_keys: Vec::new(),
-                details: config.details.clone().into_iter().collect(),
+                details: identity.details.clone().into_iter().collect(),
                 utc_offset: Some(utc_offset),
                 creation_time: Some(now_timestamp()),
                 termination_time: None,
@@ -462,307 +580,84 @@ impl Producer {
             self.write(&stream, PacketKind::NewSession, &new_session)
                 .await?;
         }
+        self.journal()
+    }
+
+    /// Records the session in the spool's journal (key, streams, what re-announcing needs).
+    fn journal(&mut self) -> Result<(), PublishError> {
+        let current = &self.current;
+        let memo = SessionMemo {
+            identifier: current.identity.identifier.clone(),
+            session_type: current.identity.session_type.clone(),
+            utc_offset_seconds: current.identity.utc_offset_seconds,
+            details: current.identity.details.clone(),
+            configuration: current.configuration.encode_to_vec(),
+            formats: current
+                .format_ids
+                .iter()
+                .map(|(parameters, id)| FormatMemo {
+                    id: *id,
+                    parameters: parameters.clone(),
+                })
+                .collect(),
+            packet_ids_reserved: current.packet_ids_reserved,
+        };
+        let record = SessionRecord {
+            index: current.index,
+            session_key: current.key.clone(),
+            data_source: current.identity.data_source.clone(),
+            streams: self.all_streams(),
+            state: SessionState::Open,
+            opaque: Bytes::from(memo.encode_to_vec()),
+        };
+        self.delivery.spool_mut().put_session(record)?;
         Ok(())
+    }
+
+    fn next_packet_id(&mut self) -> Result<u64, PublishError> {
+        let id = self.current.next_packet_id;
+        self.current.next_packet_id += 1;
+        if id >= self.current.packet_ids_reserved {
+            self.current.packet_ids_reserved = id + PACKET_ID_BLOCK;
+            self.journal()?;
+        }
+        Ok(id)
     }
 
     fn all_streams(&self) -> Vec<String> {
         std::iter::once(MAIN_STREAM.to_owned())
-            .chain(self.config.streams.iter().cloned())
+            .chain(self.current.streams.iter().cloned())
             .collect()
     }
-
-    async fn unique_config_id(&self) -> Result<String, PublishError> {
-        let Some(endpoint) = &self.config.key_generator else {
-            return Ok(uuid::Uuid::new_v4().to_string());
-        };
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|source| PublishError::Endpoint {
-                endpoint: endpoint.clone(),
-                source,
-            })?
-            .connect_lazy();
-        let client = UniqueKeyGeneratorServiceClient::new(channel);
-        let timeout = self.config.call_timeout;
-        let response = with_retry("GenerateUniqueKey", &self.config.retry, || {
-            let mut request = tonic::Request::new(GenerateUniqueKeyRequest {
-                r#type: KeyType::String as i32,
-            });
-            request.set_timeout(timeout);
-            let mut client = client.clone();
-            async move { client.generate_unique_key(request).await }
-        })
-        .await?;
-        match response.key {
-            Some(generate_unique_key_response::Key::StringKey(key)) if !key.is_empty() => Ok(key),
-            _ => Err(PublishError::NoKey),
-        }
-    }
 }
 
-async fn create_session(config: &ProducerConfig, channel: Channel) -> Result<String, PublishError> {
-    let request = CreateSessionRequest {
-        data_source: config.data_source.clone(),
-        r#type: config.session_type.clone(),
-        version: 1,
-        utc_offset: Some(prost_types::Duration {
-            seconds: config.utc_offset_seconds,
-            nanos: 0,
-        }),
-        identifier: config.identifier.clone(),
-        associate_session_key: Vec::new(),
-        details: config.details.clone().into_iter().collect(),
-        creation_time: Some(now_timestamp()),
+fn open_spool(place: &SpoolPlace) -> Result<(Spool, Option<tempfile::TempDir>), PublishError> {
+    let (dir, config, temporary) = match place {
+        SpoolPlace::Dir(dir, config) => (dir.clone(), config.clone(), None),
+        SpoolPlace::Temporary => {
+            let temporary = tempfile::Builder::new()
+                .prefix("ecu-bridge-spool-")
+                .tempdir()
+                .map_err(|error| crate::spool::SpoolError::io(&std::env::temp_dir(), error))?;
+            let config = SpoolConfig {
+                max_bytes: 4 << 30,
+                ..SpoolConfig::default()
+            };
+            (temporary.path().to_owned(), config, Some(temporary))
+        }
     };
-    let client = SessionManagementServiceClient::new(channel);
-    let timeout = config.call_timeout;
-    let response = with_retry("CreateSession", &config.retry, || {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
-        let mut client = client.clone();
-        async move { client.create_session(request).await }
-    })
-    .await?;
-    if !response.success || response.session_key.is_empty() {
-        return Err(PublishError::Refused {
-            call: "CreateSession",
-        });
+    let (spool, recovery) = Spool::open(&dir, config)?;
+    if recovery.records_pending > 0 || recovery.corrupt_records > 0 {
+        tracing::warn!(
+            spool = %dir.display(),
+            packets = recovery.records_pending,
+            samples = recovery.samples_pending,
+            corrupt_records = recovery.corrupt_records,
+            truncated_bytes = recovery.truncated_bytes,
+            oldest_sample_ns = recovery.oldest_time_ns.unwrap_or_default(),
+            newest_sample_ns = recovery.newest_time_ns.unwrap_or_default(),
+            "spool holds packets from an earlier run; they are delivered first"
+        );
     }
-    Ok(response.session_key)
-}
-
-/// Calls `call` until it succeeds, retrying `UNAVAILABLE` (server starting, or restarting)
-/// with jittered backoff until the policy gives up; other errors fail at once.
-async fn with_retry<T, F, Fut>(
-    name: &'static str,
-    policy: &RetryPolicy,
-    mut call: F,
-) -> Result<T, PublishError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
-{
-    let started = tokio::time::Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        match call().await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status) if status.code() == Code::Unavailable => {
-                let waited = started.elapsed();
-                if policy.give_up_after.is_some_and(|limit| waited >= limit) {
-                    return Err(PublishError::Rpc {
-                        call: name,
-                        status: Box::new(status),
-                    });
-                }
-                if attempt == 0 {
-                    tracing::warn!(call = name, %status, "Stream API unavailable; retrying with backoff");
-                }
-                tokio::time::sleep(policy.delay(attempt)).await;
-                attempt = attempt.saturating_add(1);
-            }
-            Err(status) => {
-                return Err(PublishError::Rpc {
-                    call: name,
-                    status: Box::new(status),
-                });
-            }
-        }
-    }
-}
-
-/// The `WriteDataPackets` side of the producer: requests go into one bounded queue whose
-/// receiver outlives any single call. When the server ends a call (or goes away), the requests
-/// still queued are not lost: the next call drains the same receiver. Only what the transport
-/// had already taken from the queue when the server died can be lost; nothing is resent, so
-/// nothing is duplicated.
-#[derive(Debug)]
-struct WriteStream {
-    channel: Channel,
-    requests: Option<mpsc::Sender<WriteDataPacketsRequest>>,
-    receiver: Arc<Mutex<mpsc::Receiver<WriteDataPacketsRequest>>>,
-    call: Option<JoinHandle<Result<(), Status>>>,
-}
-
-/// The request stream of one call: a view of the shared receiver.
-#[derive(Debug)]
-struct SharedRequests(Arc<Mutex<mpsc::Receiver<WriteDataPacketsRequest>>>);
-
-impl tokio_stream::Stream for SharedRequests {
-    type Item = WriteDataPacketsRequest;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // The lock is held only for this poll; a poisoned lock means a panicked poller, and
-        // ending the stream is the safe answer.
-        match self.0.lock() {
-            Ok(mut receiver) => receiver.poll_recv(cx),
-            Err(_) => Poll::Ready(None),
-        }
-    }
-}
-
-/// How often a blocked send looks at whether the call is still alive.
-const LIVENESS_CHECK: Duration = Duration::from_millis(100);
-
-impl WriteStream {
-    fn new(channel: Channel) -> Self {
-        let (requests, receiver) = mpsc::channel(WRITE_QUEUE_REQUESTS);
-        let mut stream = Self {
-            channel,
-            requests: Some(requests),
-            receiver: Arc::new(Mutex::new(receiver)),
-            call: None,
-        };
-        stream.open_call();
-        stream
-    }
-
-    fn open_call(&mut self) {
-        let mut client = PacketWriterServiceClient::new(self.channel.clone())
-            .max_encoding_message_size(4 * 1024 * 1024);
-        let requests = SharedRequests(self.receiver.clone());
-        self.call = Some(tokio::spawn(async move {
-            client.write_data_packets(requests).await.map(|_| ())
-        }));
-    }
-
-    /// Whether the current call has ended (the server finished or dropped it).
-    fn call_ended(&self) -> bool {
-        self.call.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
-    /// Queues `request`, or hands it back if the call ended while waiting for queue space.
-    async fn send(
-        &mut self,
-        request: WriteDataPacketsRequest,
-    ) -> Result<(), WriteDataPacketsRequest> {
-        let Some(sender) = self.requests.clone() else {
-            return Err(request);
-        };
-        loop {
-            if self.call_ended() {
-                return Err(request);
-            }
-            tokio::select! {
-                permit = sender.reserve() => {
-                    return match permit {
-                        Ok(permit) => {
-                            permit.send(request);
-                            Ok(())
-                        }
-                        Err(_) => Err(request),
-                    };
-                }
-                () = tokio::time::sleep(LIVENESS_CHECK) => {}
-            }
-        }
-    }
-
-    /// Starts a new call over the same queue after the previous one ended; returns how the
-    /// previous call finished, for the log.
-    async fn reopen(&mut self) -> String {
-        let outcome = match self.call.take() {
-            Some(call) => match call.await {
-                Ok(Ok(())) => "completed by the server".to_owned(),
-                Ok(Err(status)) => status.to_string(),
-                Err(join) => join.to_string(),
-            },
-            None => "closed".to_owned(),
-        };
-        self.open_call();
-        outcome
-    }
-
-    /// Half-closes the stream and waits up to `drain` for the server to finish reading; the
-    /// real server may never answer after half-close, so a timeout counts as success (rule 49).
-    /// If the call ends while requests are still queued (the server went away), another call
-    /// is opened to deliver them, with backoff, until the retry policy gives up.
-    async fn close(&mut self, drain: Duration, policy: &RetryPolicy) -> Result<(), PublishError> {
-        self.requests = None;
-        let started = tokio::time::Instant::now();
-        let mut attempt = 0;
-        loop {
-            let Some(call) = self.call.as_mut() else {
-                return Ok(());
-            };
-            let outcome = match tokio::time::timeout(drain, call).await {
-                Err(_) => return Ok(()),
-                Ok(Ok(Ok(()))) => "completed".to_owned(),
-                Ok(Ok(Err(status))) => status.to_string(),
-                Ok(Err(join)) => join.to_string(),
-            };
-            self.call = None;
-            if self.queued_requests() == 0 {
-                return Ok(());
-            }
-            if policy
-                .give_up_after
-                .is_some_and(|limit| started.elapsed() >= limit)
-            {
-                return Err(PublishError::Rpc {
-                    call: "WriteDataPackets",
-                    status: Box::new(Status::unavailable(format!(
-                        "{} requests undelivered at close",
-                        self.queued_requests()
-                    ))),
-                });
-            }
-            if attempt == 0 {
-                tracing::warn!(%outcome, "write stream ended with requests queued; reopening to deliver them");
-            }
-            tokio::time::sleep(policy.delay(attempt)).await;
-            attempt += 1;
-            self.open_call();
-        }
-    }
-
-    fn queued_requests(&self) -> usize {
-        self.receiver.lock().map_or(0, |receiver| receiver.len())
-    }
-}
-
-/// Wall-clock now as a protobuf timestamp (session metadata only; sample times come from the
-/// sources).
-pub fn now_timestamp() -> prost_types::Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type_strings_are_the_message_names_without_packet() {
-        assert_eq!(PacketKind::PeriodicData.type_name(), "PeriodicData");
-        assert_eq!(PacketKind::Marker.type_name(), "Marker");
-        assert!(PacketKind::Configuration.is_essential());
-        assert!(!PacketKind::RowData.is_essential());
-        assert!(!PacketKind::NewSession.is_essential());
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let policy = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            give_up_after: None,
-        };
-        for attempt in 0..20 {
-            let delay = policy.delay(attempt);
-            let base = (100u64 << attempt.min(16)).min(1000);
-            assert!(
-                delay >= Duration::from_millis(base / 2),
-                "{attempt}: {delay:?}"
-            );
-            assert!(
-                delay <= Duration::from_millis(base * 3 / 2),
-                "{attempt}: {delay:?}"
-            );
-        }
-    }
+    Ok((spool, temporary))
 }

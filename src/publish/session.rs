@@ -13,8 +13,7 @@ use tonic::{Code, Status};
 use open_streaming::api::data_format_manager_service_client::DataFormatManagerServiceClient;
 use open_streaming::api::session_management_service_client::SessionManagementServiceClient;
 use open_streaming::api::{
-    CreateSessionRequest, EndSessionRequest, GetParameterDataFormatIdRequest,
-    GetSessionInfoRequest,
+    CreateSessionRequest, EndSessionRequest, GetParameterDataFormatIdRequest, GetSessionInfoRequest,
 };
 use open_streaming::key_generator::unique_key_generator_service_client::UniqueKeyGeneratorServiceClient;
 use open_streaming::key_generator::{

@@ -382,7 +382,7 @@ fn session_journal_keeps_the_latest_state_per_index() {
 fn default_max_bytes_holds_thirty_minutes_of_a_million_samples_per_second() {
     // An 8-channel row of non-zero doubles plus its 8-byte timestamp, as batch.rs encodes it.
     let row = [1.5f64; 8];
-    let per_sample = (crate::row_encoding::encoded_row_len(&row) + 8) as f64 / 8.0;
+    let per_sample = (open_streaming::rows::encoded_row_len(&row) + 8) as f64 / 8.0;
     assert!((14.0..15.0).contains(&per_sample), "{per_sample}");
     // Plus the spool header per 16 KiB record and the Packet envelope (~60 bytes each).
     let overhead = 1.0 + (56.0 + 60.0) / 16384.0;

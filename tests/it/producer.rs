@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ecu_bridge::publish::producer::{PacketKind, Producer, ProducerConfig, RetryPolicy};
+use ecu_bridge::publish::producer::{
+    PacketKind, Producer, ProducerConfig, RetryPolicy, SpoolPlace,
+};
 use open_streaming::open_data::{
     ConfigurationPacket, DataStatus, DataType, DoubleSample, DoubleSampleList, GroupDefinition,
     MarkerPacket, ParameterDefinition, PeriodicDataPacket, RowDataPacket, SampleColumn,
@@ -37,6 +39,7 @@ fn producer_config(address: SocketAddr) -> ProducerConfig {
             give_up_after: Some(Duration::from_secs(30)),
         },
         drain_timeout: Duration::from_secs(2),
+        spool: SpoolPlace::Temporary,
     }
 }
 
