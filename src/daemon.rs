@@ -40,6 +40,8 @@ pub struct Daemon {
     pub reloads: Option<mpsc::Receiver<ChannelMap>>,
     /// sd_notify, watchdog and metrics endpoint.
     pub service: ServiceOptions,
+    /// The pipeline's counters (shared, so a caller can watch a run in progress).
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a finished run did.
@@ -79,6 +81,7 @@ impl Daemon {
             source_metrics: Vec::new(),
             reloads: None,
             service: ServiceOptions::default(),
+            metrics: Arc::new(Metrics::default()),
         }
     }
 }
@@ -96,9 +99,9 @@ pub async fn run(
         source_metrics,
         reloads,
         service,
+        metrics,
     } = daemon;
     let target = Target::start(&config).await?;
-    let metrics = Arc::new(Metrics::default());
     let service = Service::start(service, metrics.clone(), source_metrics);
     let (stop, stopped) = watch::channel(false);
     let pipeline = pipeline::run_reloadable(

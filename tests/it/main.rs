@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod frames;
 mod live;
+mod outage;
 mod producer;
 mod replay_can;
 mod serial;

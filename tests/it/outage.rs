@@ -1,0 +1,296 @@
+//! Faults on the way to the Stream API, with a counter in every CAN frame (ENGINE.RPM = n / 4)
+//! so that every lost or duplicated sample is found: the server restarted with its state, the
+//! server restarted without it, the server away when the bridge stops and the next start
+//! delivering what waited. All on 127.0.0.1, the daemon in-process.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use decoders::can::{CanFlags, CanFrame, CanId};
+use decoders::wire::cannelloni::encode_datagram;
+use ecu_bridge::config::Config;
+use ecu_bridge::daemon::{self, Daemon, RunError, RunReport};
+use ecu_bridge::pipeline::sources::LiveSources;
+use ecu_bridge::telemetry::Metrics;
+use stream_api::{ServerHandle, ServerOptions, inspect};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::test_car;
+
+/// Frames sent per millisecond tick: 2 000 frames/s.
+const FRAMES_PER_TICK: u16 = 2;
+
+fn config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
+    let text = format!(
+        r#"
+[stream_api]
+endpoint = "{endpoint}"
+call_timeout_ms = 10000
+
+[session]
+data_source = "OutageCar"
+identifier = "outage test"
+
+[car]
+application = "OutageCar"
+dbc = ["{}"]
+include = ["ENGINE.RPM"]
+stream = "can0"
+
+[batch]
+max_age_ms = 20
+
+[service]
+stop_timeout_ms = {stop_timeout_ms}
+
+[spool]
+dir = "spool"
+
+[[source]]
+name = "gw"
+kind = "udp"
+bind = "127.0.0.1:0"
+receive_buffer_bytes = 4194304
+"#,
+        test_car::dbc_path().display()
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    Config::load(&path).expect("valid config")
+}
+
+async fn server(address: &str, record: &Path) -> ServerHandle {
+    let listener = TcpListener::bind(address).await.expect("bind");
+    stream_api::spawn(
+        listener,
+        ServerOptions {
+            strict: false,
+            record: Some(record.to_owned()),
+        },
+    )
+    .await
+    .expect("server")
+}
+
+/// A daemon running in-process on `config`'s UDP source.
+struct Bridge {
+    udp: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: oneshot::Sender<()>,
+    run: JoinHandle<Result<RunReport, RunError>>,
+}
+
+impl Bridge {
+    fn start(config: Config) -> Self {
+        let (map, _) = config.load_channel_map().expect("map");
+        let live = LiveSources::prepare(&config, &map, None).expect("sources");
+        let udp = live.udp_addresses[0].1;
+        let daemon = Daemon {
+            source_metrics: live.metrics,
+            ..Daemon::new(config, map, live.sources)
+        };
+        let metrics = daemon.metrics.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let run = tokio::spawn(daemon::run(daemon, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            udp,
+            metrics,
+            stop,
+            run,
+        }
+    }
+
+    async fn finish(self) -> Result<RunReport, RunError> {
+        let _ = self.stop.send(());
+        self.run.await.expect("daemon task")
+    }
+}
+
+/// Sends frames `from..to` (counter in RPM) at 2 000 frames/s.
+async fn send(udp: SocketAddr, from: u16, to: u16) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
+    let id = CanId::standard(0x100).expect("id");
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    let mut counter = from;
+    let mut sequence = 0u8;
+    while counter < to {
+        ticks.tick().await;
+        let frames: Vec<CanFrame> = (counter..to.min(counter + FRAMES_PER_TICK))
+            .map(|n| {
+                let mut data = [0u8; 8];
+                data[..2].copy_from_slice(&n.to_le_bytes());
+                CanFrame::new(id, CanFlags::empty(), &data).expect("frame")
+            })
+            .collect();
+        counter += frames.len() as u16;
+        let mut datagram = Vec::new();
+        encode_datagram(sequence, &frames, &mut datagram);
+        sequence = sequence.wrapping_add(1);
+        socket.send_to(&datagram, udp).await.expect("send");
+    }
+}
+
+/// Counters (RPM × 4) found in `records`, and how many samples carried them in all.
+fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
+    let mut found = BTreeSet::new();
+    let mut samples = 0;
+    for record in records {
+        let recording = inspect::read_recording(record).expect("recording");
+        for (_, value) in recording
+            .samples()
+            .remove("RPM:OutageCar")
+            .unwrap_or_default()
+        {
+            found.insert((value * 4.0).round() as u64);
+            samples += 1;
+        }
+    }
+    (found, samples)
+}
+
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sessions(record: &Path) -> Vec<String> {
+    let recording = inspect::read_recording(record).expect("recording");
+    recording
+        .summary()
+        .to_string()
+        .lines()
+        .filter(|line| line.starts_with("  ") && line.contains("data source \"OutageCar\""))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_api_restart_with_its_state_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let first = server("127.0.0.1:0", &record).await;
+    let address = first.local_addr();
+    let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 20_000));
+    send(bridge.udp, 0, 2_000).await;
+    until("first second published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 2_000
+    })
+    .await;
+    first.shutdown().await.expect("server stops");
+    // Five seconds without a server, frames still arriving at 2 000/s.
+    send(bridge.udp, 2_000, 12_000).await;
+    assert!(Metrics::get(&bridge.metrics.samples_waiting) > 0);
+    let second = server(&address.to_string(), &record).await;
+    send(bridge.udp, 12_000, 14_000).await;
+    until("everything published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 14_000
+    })
+    .await;
+    let report = bridge.finish().await.expect("run ends cleanly");
+    second.shutdown().await.expect("server stops");
+
+    assert_eq!(
+        Metrics::get(&report.summary.metrics.samples_published),
+        14_000
+    );
+    assert!(Metrics::get(&report.summary.metrics.stream_reopens) >= 1);
+    let (found, _) = counters(&[&record]);
+    let missing: Vec<u64> = (0..14_000).filter(|n| !found.contains(n)).collect();
+    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "zero violations");
+    assert_eq!(sessions(&record).len(), 1, "one session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_api_restart_without_its_state_continues_in_a_linked_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first_record = dir.path().join("first.osrec");
+    let second_record = dir.path().join("second.osrec");
+    let first = server("127.0.0.1:0", &first_record).await;
+    let address = first.local_addr();
+    let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 20_000));
+    send(bridge.udp, 0, 1_000).await;
+    until("first half second published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 1_000
+    })
+    .await;
+    first.shutdown().await.expect("server stops");
+    send(bridge.udp, 1_000, 3_000).await;
+    // A new server with nothing of the old one: the session is unknown there.
+    let second = server(&address.to_string(), &second_record).await;
+    send(bridge.udp, 3_000, 4_000).await;
+    until("everything published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 4_000
+    })
+    .await;
+    bridge.finish().await.expect("run ends cleanly");
+    second.shutdown().await.expect("server stops");
+
+    let (found, _) = counters(&[&first_record, &second_record]);
+    let missing: Vec<u64> = (0..4_000).filter(|n| !found.contains(n)).collect();
+    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    let (after, _) = counters(&[&second_record]);
+    assert!(after.contains(&1_000) && after.contains(&3_999), "the outage's data went to the new session");
+    let recording = inspect::read_recording(&second_record).expect("recording");
+    assert_eq!(recording.violations(), &[], "the new session was announced properly");
+    let summary = recording.summary().to_string();
+    assert_eq!(sessions(&second_record).len(), 1, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let first = server("127.0.0.1:0", &record).await;
+    let address = first.local_addr();
+    let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 1_000));
+    send(bridge.udp, 0, 500).await;
+    until("first frames published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 500
+    })
+    .await;
+    first.shutdown().await.expect("server stops");
+    send(bridge.udp, 500, 1_500).await;
+    until("the outage's frames spooled", || {
+        Metrics::get(&bridge.metrics.samples_waiting) >= 1_000
+    })
+    .await;
+    // The server is away at stop: the drain cannot finish, the spool keeps the rest.
+    let outcome = bridge.finish().await;
+    assert!(matches!(outcome, Err(RunError::DrainTimeout(_))), "{outcome:?}");
+    let (found, _) = counters(&[&record]);
+    assert!(!found.contains(&1_499), "not delivered yet");
+    // The stopped run's tasks are aborted when its future is dropped; let them go before the
+    // next run opens the same spool.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let second = server(&address.to_string(), &record).await;
+    let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 20_000));
+    send(bridge.udp, 1_500, 1_600).await;
+    until("the new run's frames published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 100
+    })
+    .await;
+    bridge.finish().await.expect("second run ends cleanly");
+    second.shutdown().await.expect("server stops");
+
+    let (found, samples) = counters(&[&record]);
+    let missing: Vec<u64> = (0..1_600).filter(|n| !found.contains(n)).collect();
+    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(samples >= 1_600);
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "both sessions ended properly");
+    let summary = recording.summary().to_string();
+    assert_eq!(sessions(&record).len(), 2, "{summary}");
+}
