@@ -3,6 +3,9 @@
 //!
 //! Only reads; tolerates a torn last record (reported as [`Recording::truncated`]). Packets whose
 //! content does not decode are skipped here (the server recorded a B1 violation for them).
+//! Redelivered packets (same session, stream, `Packet.id` and content as one accepted before,
+//! told apart exactly as the server's checker does) stay listed by [`Recording::duplicates`] but
+//! add no samples or markers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -13,6 +16,7 @@ use prost::{DecodeError, Message};
 use super::conformance::{Severity, Violation, rule_name};
 use super::lint::ListRef;
 use super::recording::{self, RawRecord, RecordKind, RecordingError};
+use super::seen::{Seen, SeenIds};
 use open_data::sample_data_format;
 use open_streaming::{api, open_data};
 
@@ -25,10 +29,36 @@ pub struct Recording {
     sessions: Vec<SessionSummary>,
     /// Data-format id → parameter identifiers (from GetParameterDataFormatId pairs).
     formats: HashMap<u64, Vec<String>>,
-    packets: Vec<(u64, api::DataPacketDetails)>,
+    packets: Vec<Written>,
     violations: Vec<Violation>,
     truncated: bool,
     records: usize,
+    /// Accepted ids per (session key, stream), while reading.
+    seen: HashMap<(String, String), SeenIds>,
+}
+
+/// One recorded packet write.
+#[derive(Debug, Clone)]
+struct Written {
+    time_ns: u64,
+    details: api::DataPacketDetails,
+    /// A redelivery of a packet written before (see [`Recording::duplicates`]).
+    duplicate: bool,
+}
+
+/// A packet the server received again after accepting it (a producer's redelivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicatePacket {
+    /// Session key of the write.
+    pub session_key: String,
+    /// Stream it was written to.
+    pub stream: String,
+    /// Its `Packet.id`.
+    pub id: u64,
+    /// Its `Packet.type`.
+    pub r#type: String,
+    /// When the server received the repeat (epoch ns).
+    pub time_ns: u64,
 }
 
 /// One session as seen by the server.
@@ -44,8 +74,13 @@ pub struct SessionSummary {
     pub started_ns: u64,
     /// When a successful EndSession was received, if it was.
     pub ended_ns: Option<u64>,
-    /// Packets written per stream (`""` = main).
+    /// Packets written per stream (`""` = main), duplicates included.
     pub streams: BTreeMap<String, u64>,
+    /// Packets of this session that were redeliveries of ones already accepted.
+    pub duplicates: u64,
+    /// Sessions this one is linked to (CreateSession's `associate_session_key` and
+    /// AddAssociateSession), e.g. the session a producer continues after a server lost its state.
+    pub associates: Vec<String>,
 }
 
 /// One parameter's data across the recording.
@@ -154,9 +189,10 @@ impl Recording {
     /// Every numeric sample per parameter identifier as `(time_ns, value)`, sorted by time
     /// (stable, so equal times keep write order). Row, periodic and synchro packets are decoded
     /// through their data-format id or inline list; bools count as 0/1, strings are skipped.
+    /// Duplicate packets are left out, so a redelivery does not count its samples twice.
     pub fn samples(&self) -> BTreeMap<String, Vec<(u64, f64)>> {
         let mut out: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-        for packet in self.packets.iter().filter_map(|(_, d)| d.message.as_ref()) {
+        for packet in self.accepted().filter_map(|d| d.message.as_ref()) {
             self.packet_samples(packet, &mut out);
         }
         for samples in out.values_mut() {
@@ -165,17 +201,35 @@ impl Recording {
         out
     }
 
-    /// Every marker packet, in write order (a marker sent to two streams appears twice).
+    /// Every marker packet, in write order (a marker sent to two streams appears twice; a
+    /// redelivered one does not).
     pub fn markers(&self) -> Vec<MarkerRecord> {
-        self.packets
-            .iter()
-            .filter_map(|(_, d)| {
+        self.accepted()
+            .filter_map(|d| {
                 let p = d.message.as_ref().filter(|p| p.r#type == "Marker")?;
                 let marker = open_data::MarkerPacket::decode(p.content.as_slice()).ok()?;
                 Some(MarkerRecord {
                     session_key: d.session_key.clone(),
                     stream: d.stream.clone(),
                     marker,
+                })
+            })
+            .collect()
+    }
+
+    /// Every redelivered packet, in the order the server received the repeats.
+    pub fn duplicates(&self) -> Vec<DuplicatePacket> {
+        self.packets
+            .iter()
+            .filter(|w| w.duplicate)
+            .filter_map(|w| {
+                let packet = w.details.message.as_ref()?;
+                Some(DuplicatePacket {
+                    session_key: w.details.session_key.clone(),
+                    stream: w.details.stream.clone(),
+                    id: packet.id,
+                    r#type: packet.r#type.clone(),
+                    time_ns: w.time_ns,
                 })
             })
             .collect()
@@ -236,6 +290,8 @@ impl Recording {
                         started_ns: record.time_ns,
                         ended_ns: None,
                         streams: BTreeMap::new(),
+                        duplicates: 0,
+                        associates: req.associate_session_key,
                     });
                 }
             }
@@ -252,6 +308,13 @@ impl Recording {
                     s.identifier = req.identifier;
                 }
             }
+            (RecordKind::AddAssociateSessionResponse, Some(req)) => {
+                let req: api::AddAssociateSessionRequest = req.decode()?;
+                let added = record.decode::<api::AddAssociateSessionResponse>()?.success;
+                if let (Some(s), true) = (self.session_mut(&req.session_key), added) {
+                    s.associates.push(req.associate_session_key);
+                }
+            }
             (RecordKind::GetParameterDataFormatIdResponse, Some(req)) => {
                 let req: api::GetParameterDataFormatIdRequest = req.decode()?;
                 let resp: api::GetParameterDataFormatIdResponse = record.decode()?;
@@ -260,15 +323,43 @@ impl Recording {
             }
             (RecordKind::DataPacketDetails, _) => {
                 let details: api::DataPacketDetails = record.decode()?;
+                let duplicate = self.is_redelivery(&details);
                 if let Some(s) = self.session_mut(&details.session_key) {
                     *s.streams.entry(details.stream.clone()).or_insert(0) += 1;
+                    s.duplicates += u64::from(duplicate);
                 }
-                self.packets.push((record.time_ns, details));
+                self.packets.push(Written {
+                    time_ns: record.time_ns,
+                    details,
+                    duplicate,
+                });
             }
             (RecordKind::Violation, _) => self.violations.push(violation_of(&record.decode()?)),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether the server counted this write as a duplicate: it tracks ids of sessions it
+    /// created, ended or not (the checker's `handle_packet`).
+    fn is_redelivery(&mut self, d: &api::DataPacketDetails) -> bool {
+        let known = self.sessions.iter().any(|s| s.key == d.session_key);
+        let Some(packet) = d.message.as_ref().filter(|_| known) else {
+            return false;
+        };
+        let seen = self
+            .seen
+            .entry((d.session_key.clone(), d.stream.clone()))
+            .or_default();
+        seen.handle(packet) == Seen::Duplicate
+    }
+
+    /// Packet writes that were not redeliveries.
+    fn accepted(&self) -> impl Iterator<Item = &api::DataPacketDetails> {
+        self.packets
+            .iter()
+            .filter(|w| !w.duplicate)
+            .map(|w| &w.details)
     }
 
     fn session_mut(&mut self, key: &str) -> Option<&mut SessionSummary> {
@@ -277,7 +368,7 @@ impl Recording {
 
     /// Units per parameter from every Configuration packet (last definition wins).
     fn units(&self) -> HashMap<String, String> {
-        let configs = self.packets.iter().filter_map(|(_, d)| {
+        let configs = self.accepted().filter_map(|d| {
             let p = d.message.as_ref().filter(|p| p.r#type == "Configuration")?;
             open_data::ConfigurationPacket::decode(p.content.as_slice()).ok()
         });
@@ -384,8 +475,14 @@ impl fmt::Display for Summary {
                 s.data_source,
                 utc(s.started_ns)
             )?;
+            for key in &s.associates {
+                writeln!(f, "    associated with {key}")?;
+            }
             for (stream, n) in &s.streams {
                 writeln!(f, "    stream {stream:?}: {n} packets")?;
+            }
+            if s.duplicates > 0 {
+                writeln!(f, "    Duplicate packets ({})", s.duplicates)?;
             }
         }
         writeln!(f, "Parameters ({}):", self.parameters.len())?;
