@@ -5,6 +5,7 @@ mod daemon;
 mod frames;
 mod live;
 mod producer;
+mod proxy;
 mod replay_can;
 mod serial;
 mod service;
