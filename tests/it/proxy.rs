@@ -98,9 +98,12 @@ impl Proxy {
         let _ = listening.wait_for(|open| *open).await;
     }
 
-    /// Drops every connection and refuses new ones until [`Proxy::resume`] (the server went away).
-    pub fn cut(&self) {
+    /// Drops every connection and refuses new ones until [`Proxy::resume`] (the server went
+    /// away); returns once the listening socket is closed.
+    pub async fn cut(&self) {
         self.control.mode.send_replace(Mode::Cut);
+        let mut listening = self.control.listening.subscribe();
+        let _ = listening.wait_for(|open| !*open).await;
     }
 
     /// Limits each direction of each connection to about `bytes_per_second` (0 = unlimited).
@@ -315,7 +318,7 @@ mod tests {
             session_key: "none".into(),
         };
         kept.get_session_info(request()).await.expect("before cut");
-        proxy.cut();
+        proxy.cut().await;
         let refused = TcpStream::connect(proxy.addr()).await;
         assert!(refused.is_err(), "new connections are refused while cut");
         assert!(

@@ -246,9 +246,12 @@ async fn a_sigkilled_stream_api_process_restarts_with_its_sessions() {
     )
     .await;
     p.prelude().await;
-    let a = nth_periodic(&mut p, 0);
+    let (a, b) = (nth_periodic(&mut p, 0), nth_periodic(&mut p, 1));
     p.write_details(a.clone()).await.expect("a");
+    p.write_details(b.clone()).await.expect("b");
     signal(&mut child, Signal::SIGKILL);
+    // As if the kill came mid-write: b's record is torn.
+    tear(&path, 3);
 
     let (mut child, lines) = start_process(&path);
     let addr = crate::daemon::logged_address(&lines, "Stream API listening", "address=");
@@ -257,16 +260,21 @@ async fn a_sigkilled_stream_api_process_restarts_with_its_sessions() {
     let info = session_info(&mut p, &key).await;
     assert!(info.success && !info.is_complete, "still known and open");
     assert_eq!(p.format_id(&[SPEED]).await, p.speed_fid, "same format id");
-    p.write_details(a).await.expect("a again");
-    let b = nth_periodic(&mut p, 1);
-    p.write_details(b).await.expect("b");
+    p.write_details(a.clone()).await.expect("a again");
+    p.write_details(b).await.expect("b again");
+    let c = nth_periodic(&mut p, 2);
+    p.write_details(c).await.expect("c");
     assert!(p.finish().await.success);
     signal(&mut child, Signal::SIGTERM);
 
     let recording = read_recording(&path).expect("read");
     assert_eq!(recording.violations(), vec![]);
-    assert_eq!(recording.duplicates().len(), 1);
-    assert_eq!(recording.samples()[SPEED].len(), 200);
+    let duplicates: Vec<u64> = recording.duplicates().iter().map(|d| d.id).collect();
+    assert_eq!(
+        duplicates,
+        a.message.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    assert_eq!(recording.samples()[SPEED].len(), 300, "a, b, c once each");
     assert!(recording.sessions()[0].ended_ns.is_some());
 }
 
