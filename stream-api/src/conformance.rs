@@ -13,7 +13,7 @@ use std::fmt;
 use prost::Message;
 
 use super::lint::{self, Findings};
-use super::packet::{PacketCtx, decode_content};
+use super::packet::{Content, PacketCtx, decode_content};
 use super::seen::{Seen, SeenIds};
 use open_streaming::{api, open_data};
 
@@ -298,13 +298,23 @@ impl Checker {
         if self.check_id(details, packet, &mut f) == Seen::Duplicate {
             return PacketVerdict::new(f, true);
         }
-        let content = match decode_content(packet) {
-            Ok(content) => content,
-            Err(message) => {
-                f.error("B1", message);
-                return PacketVerdict::new(f, false);
-            }
-        };
+        match decode_content(packet) {
+            Ok(content) => self.check_packet(now_ns, details, packet, &content, live, &mut f),
+            Err(message) => f.error("B1", message),
+        }
+        PacketVerdict::new(f, false)
+    }
+
+    /// B3–B9 for a packet whose content decoded; stream state only for a live session.
+    fn check_packet(
+        &mut self,
+        now_ns: u64,
+        details: &api::DataPacketDetails,
+        packet: &open_data::Packet,
+        content: &Content,
+        live: bool,
+        f: &mut Findings<'_>,
+    ) {
         let Checker {
             sessions,
             formats,
@@ -317,7 +327,7 @@ impl Checker {
             data_source: &details.data_source,
             formats,
             config_ids,
-            f: &mut f,
+            f,
         };
         match sessions.get_mut(&details.session_key).filter(|_| live) {
             Some(session) => {
@@ -328,13 +338,12 @@ impl Checker {
                     .filter_map(|s| s.data_range)
                     .reduce(merge_range);
                 let stream = session.streams.entry(details.stream.clone()).or_default();
-                ctx.check_order(&content, stream, main_configured);
-                ctx.check_content(&content, Some(stream), session_range);
+                ctx.check_order(content, stream, main_configured);
+                ctx.check_content(content, Some(stream), session_range);
                 stream.any_packet = true;
             }
-            None => ctx.check_content(&content, None, None),
+            None => ctx.check_content(content, None, None),
         }
-        PacketVerdict::new(f, false)
     }
 
     /// B13 and redelivery: what the packet's id means on its stream of a known session.
