@@ -13,7 +13,8 @@ use std::fmt;
 use prost::Message;
 
 use super::lint::{self, Findings};
-use super::packet::{PacketCtx, decode_content};
+use super::packet::{Content, PacketCtx, decode_content};
+use super::seen::{Seen, SeenIds};
 use open_streaming::{api, open_data};
 
 /// The rule names a [`Violation`] can carry, in order.
@@ -123,8 +124,16 @@ pub struct Checker {
     formats: HashMap<u64, IssuedFormat>,
     /// Every config id seen, with the content first sent under it (rule 17, across sessions).
     config_ids: HashMap<String, open_data::ConfigurationPacket>,
-    /// Last `Packet.id` per session key (B13).
-    last_ids: HashMap<String, u64>,
+}
+
+/// What one written packet was: a redelivery or not, and the violations it shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PacketVerdict {
+    /// Its (session, stream, `Packet.id`) was accepted before with the same content: a producer
+    /// re-sending what it had no acknowledgement for (rule 48). Not checked again.
+    pub duplicate: bool,
+    /// Violations the packet shows (a duplicate still gets the envelope checks, B2/B10).
+    pub violations: Vec<Violation>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +171,8 @@ pub(super) struct StreamState {
     pub(super) parameters: BTreeSet<String>,
     /// Event ids defined by configurations on this stream (B5).
     pub(super) events: BTreeSet<String>,
+    /// `Packet.id`s accepted on this stream (redeliveries, B13).
+    pub(super) seen: SeenIds,
     /// First and last sample time of data sent on the stream (B8 marker range).
     pub(super) data_range: Option<(u64, u64)>,
     /// Expected next `start_time` and interval per periodic data format (B7 continuity).
@@ -193,7 +204,7 @@ impl Checker {
                 self.formats.insert(id, format);
                 Vec::new()
             }
-            Event::PacketWritten(details) => self.handle_packet(now_ns, details),
+            Event::PacketWritten(details) => self.handle_packet(now_ns, details).violations,
             Event::InfoPacketWritten(request) => {
                 let key = request
                     .message
@@ -268,21 +279,42 @@ impl Checker {
         f.out
     }
 
-    fn handle_packet(&mut self, now_ns: u64, details: &api::DataPacketDetails) -> Vec<Violation> {
+    /// Checks one written packet (as [`Event::PacketWritten`]) and tells whether it was a
+    /// redelivery of a packet already accepted on its session and stream.
+    pub fn handle_packet(
+        &mut self,
+        now_ns: u64,
+        details: &api::DataPacketDetails,
+    ) -> PacketVerdict {
         let mut f = Findings::new(&details.session_key, &details.stream);
         lint::check_names(&details.data_source, Some(&details.stream), &mut f);
         let Some(packet) = details.message.as_ref() else {
             f.error("B1", "DataPacketDetails.message is missing".into());
-            return f.out;
+            return PacketVerdict::new(f, false);
         };
         let live = self.check_envelope(details, packet, &mut f);
-        let content = match decode_content(packet) {
-            Ok(content) => content,
-            Err(message) => {
-                f.error("B1", message);
-                return f.out;
-            }
-        };
+        // Ids are tracked for ended sessions too: a redelivery after EndSession is still B2
+        // (from the envelope), but its samples are not new.
+        if self.check_id(details, packet, &mut f) == Seen::Duplicate {
+            return PacketVerdict::new(f, true);
+        }
+        match decode_content(packet) {
+            Ok(content) => self.check_packet(now_ns, details, packet, &content, live, &mut f),
+            Err(message) => f.error("B1", message),
+        }
+        PacketVerdict::new(f, false)
+    }
+
+    /// B3–B9 for a packet whose content decoded; stream state only for a live session.
+    fn check_packet(
+        &mut self,
+        now_ns: u64,
+        details: &api::DataPacketDetails,
+        packet: &open_data::Packet,
+        content: &Content,
+        live: bool,
+        f: &mut Findings<'_>,
+    ) {
         let Checker {
             sessions,
             formats,
@@ -295,7 +327,7 @@ impl Checker {
             data_source: &details.data_source,
             formats,
             config_ids,
-            f: &mut f,
+            f,
         };
         match sessions.get_mut(&details.session_key).filter(|_| live) {
             Some(session) => {
@@ -306,16 +338,42 @@ impl Checker {
                     .filter_map(|s| s.data_range)
                     .reduce(merge_range);
                 let stream = session.streams.entry(details.stream.clone()).or_default();
-                ctx.check_order(&content, stream, main_configured);
-                ctx.check_content(&content, Some(stream), session_range);
+                ctx.check_order(content, stream, main_configured);
+                ctx.check_content(content, Some(stream), session_range);
                 stream.any_packet = true;
             }
-            None => ctx.check_content(&content, None, None),
+            None => ctx.check_content(content, None, None),
         }
-        f.out
     }
 
-    /// B2, B10, B13 on the envelope; returns whether the packet belongs to a live session.
+    /// B13 and redelivery: what the packet's id means on its stream of a known session.
+    fn check_id(
+        &mut self,
+        d: &api::DataPacketDetails,
+        packet: &open_data::Packet,
+        f: &mut Findings<'_>,
+    ) -> Seen {
+        let Some(session) = self.sessions.get_mut(&d.session_key) else {
+            return Seen::New;
+        };
+        let stream = session.streams.entry(d.stream.clone()).or_default();
+        let seen = stream.seen.handle(packet);
+        let id = packet.id;
+        match seen {
+            Seen::Late { last } => f.warn(
+                "B13",
+                format!("packet id {id} does not increase (previous {last})"),
+            ),
+            Seen::Reused => f.warn(
+                "B13",
+                format!("packet id {id} reused for different content on this stream"),
+            ),
+            Seen::New | Seen::Duplicate => {}
+        }
+        seen
+    }
+
+    /// B2, B10 on the envelope; returns whether the packet belongs to a live session.
     fn check_envelope(
         &mut self,
         d: &api::DataPacketDetails,
@@ -340,14 +398,6 @@ impl Checker {
                     "packet {id} ({}) is {size} bytes serialized (> 1,000,000: dropped by Kafka)",
                     packet.r#type
                 ),
-            );
-        }
-        if let Some(prev) = self.last_ids.insert(key.clone(), id)
-            && id <= prev
-        {
-            f.warn(
-                "B13",
-                format!("packet id {id} does not increase (previous {prev})"),
             );
         }
         match self.sessions.get(key) {
@@ -377,6 +427,15 @@ impl Checker {
                 }
                 true
             }
+        }
+    }
+}
+
+impl PacketVerdict {
+    fn new(f: Findings<'_>, duplicate: bool) -> Self {
+        PacketVerdict {
+            duplicate,
+            violations: f.out,
         }
     }
 }

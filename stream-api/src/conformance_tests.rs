@@ -377,3 +377,87 @@ fn events_need_an_event_format_and_definition() {
         "{wrong_kind:?}"
     );
 }
+
+/// The details `Harness::send` would build for packet `id` (a producer's spooled copy).
+fn spooled(id: u64, stream: &str, ty: &str, content: &impl Message) -> api::DataPacketDetails {
+    api::DataPacketDetails {
+        message: Some(open_data::Packet {
+            r#type: ty.into(),
+            session_key: KEY.into(),
+            is_essential: ty == "Configuration",
+            content: content.encode_to_vec(),
+            id,
+        }),
+        data_source: DS.into(),
+        stream: stream.into(),
+        session_key: KEY.into(),
+    }
+}
+
+#[test]
+fn redeliveries_are_duplicates_and_other_repeats_are_still_flagged() {
+    let mut h = Harness::new();
+    // One id left unused, to be sent late.
+    let skipped = h.next_id;
+    h.next_id += 1;
+    let id = h.next_id;
+    assert_eq!(h.periodic(T0, 10), vec![]);
+    assert_eq!(h.periodic(T0 + 10_000_000, 10), vec![]);
+    // Ids 1..=4 were the prelude: NewSession and Configuration on "" then on S.
+    let again = [
+        spooled(id, S, "PeriodicData", &periodic(T0, 10)),
+        spooled(
+            1,
+            "",
+            "NewSession",
+            &open_data::NewSessionPacket {
+                data_source: DS.into(),
+                ..Default::default()
+            },
+        ),
+        spooled(4, S, "Configuration", &config("c1", "Speed:Car", "Car")),
+    ];
+    for details in &again {
+        let verdict = h.checker.handle_packet(NOW, details);
+        assert_eq!(
+            verdict,
+            PacketVerdict {
+                duplicate: true,
+                violations: vec![]
+            }
+        );
+    }
+    // Same id, other content: checked as data (B7 overlap) and flagged as reuse (B13).
+    let reused = spooled(id, S, "PeriodicData", &periodic(T0 + 5_000_000, 10));
+    let verdict = h.checker.handle_packet(NOW, &reused);
+    assert!(!verdict.duplicate);
+    assert_eq!(rules(&verdict.violations), ["B13", "B7"]);
+    // An id never seen but below the last one is out of order (B13), not a duplicate.
+    h.next_id = skipped;
+    let late = h.periodic(T0 + 15_000_000, 10);
+    assert_eq!(rules(&late), ["B13"]);
+    assert!(late[0].message.contains("does not increase"), "{}", late[0]);
+    // A redelivery into an ended session is still a write after EndSession (B2).
+    let end = api::EndSessionRequest {
+        data_source: DS.into(),
+        session_key: KEY.into(),
+        ..Default::default()
+    };
+    let ended = api::EndSessionResponse {
+        end_session: None,
+        success: true,
+    };
+    let _ = h.checker.handle(
+        NOW,
+        Event::SessionEnded {
+            request: &end,
+            response: &ended,
+        },
+    );
+    let verdict = h.checker.handle_packet(NOW, &again[2]);
+    assert!(verdict.duplicate);
+    assert_eq!(rules(&verdict.violations), ["B2"]);
+    h.next_id = 100;
+    let fresh = h.periodic(T0 + 25_000_000, 10);
+    assert_eq!(rules(&fresh), ["B2"], "new data after EndSession");
+}

@@ -38,8 +38,13 @@ pub struct Stats {
     pub sessions_created: u64,
     /// Successful EndSession calls.
     pub sessions_ended: u64,
-    /// Packets written (WriteDataPacket + every packet inside WriteDataPackets).
+    /// Packets written (WriteDataPacket + every packet inside WriteDataPackets), duplicates
+    /// included.
     pub packets: u64,
+    /// Packets whose (session key, stream, `Packet.id`) was already accepted with the same
+    /// content: redeliveries by a producer that re-sends unacknowledged packets (rule 48). They
+    /// are recorded and forwarded like any packet, but not checked again.
+    pub duplicate_packets: u64,
     /// Violations found.
     pub violations: u64,
 }
@@ -239,9 +244,12 @@ impl Core {
 
     /// Applies one written packet.
     pub fn apply_packet(&mut self, now: u64, details: &api::DataPacketDetails) -> Vec<Violation> {
+        // The real server ignores Packet.id (rule 45), so a redelivery reaches Kafka again.
         self.registry.on_packet(details);
         self.stats.packets += 1;
-        self.checker.handle(now, Event::PacketWritten(details))
+        let verdict = self.checker.handle_packet(now, details);
+        self.stats.duplicate_packets += u64::from(verdict.duplicate);
+        verdict.violations
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Only reads; tolerates a torn last record (reported as [`Recording::truncated`]). Packets whose
 //! content does not decode are skipped here (the server recorded a B1 violation for them).
+//! Redelivered packets (same session, stream, `Packet.id` and content as one accepted before,
+//! told apart exactly as the server's checker does) stay listed by [`Recording::duplicates`] but
+//! add no samples or markers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::Path;
 
 use prost::{DecodeError, Message};
@@ -13,8 +15,11 @@ use prost::{DecodeError, Message};
 use super::conformance::{Severity, Violation, rule_name};
 use super::lint::ListRef;
 use super::recording::{self, RawRecord, RecordKind, RecordingError};
+use super::seen::{Seen, SeenIds};
 use open_data::sample_data_format;
 use open_streaming::{api, open_data};
+
+mod summary;
 
 /// Samples per parameter identifier, `(time_ns, value)`.
 type SampleMap = BTreeMap<String, Vec<(u64, f64)>>;
@@ -25,10 +30,36 @@ pub struct Recording {
     sessions: Vec<SessionSummary>,
     /// Data-format id → parameter identifiers (from GetParameterDataFormatId pairs).
     formats: HashMap<u64, Vec<String>>,
-    packets: Vec<(u64, api::DataPacketDetails)>,
+    packets: Vec<Written>,
     violations: Vec<Violation>,
     truncated: bool,
     records: usize,
+    /// Accepted ids per (session key, stream), while reading.
+    seen: HashMap<(String, String), SeenIds>,
+}
+
+/// One recorded packet write.
+#[derive(Debug, Clone)]
+struct Written {
+    time_ns: u64,
+    details: api::DataPacketDetails,
+    /// A redelivery of a packet written before (see [`Recording::duplicates`]).
+    duplicate: bool,
+}
+
+/// A packet the server received again after accepting it (a producer's redelivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicatePacket {
+    /// Session key of the write.
+    pub session_key: String,
+    /// Stream it was written to.
+    pub stream: String,
+    /// Its `Packet.id`.
+    pub id: u64,
+    /// Its `Packet.type`.
+    pub r#type: String,
+    /// When the server received the repeat (epoch ns).
+    pub time_ns: u64,
 }
 
 /// One session as seen by the server.
@@ -44,8 +75,13 @@ pub struct SessionSummary {
     pub started_ns: u64,
     /// When a successful EndSession was received, if it was.
     pub ended_ns: Option<u64>,
-    /// Packets written per stream (`""` = main).
+    /// Packets written per stream (`""` = main), duplicates included.
     pub streams: BTreeMap<String, u64>,
+    /// Packets of this session that were redeliveries of ones already accepted.
+    pub duplicates: u64,
+    /// Sessions this one is linked to (CreateSession's `associate_session_key` and
+    /// AddAssociateSession), e.g. the session a producer continues after a server lost its state.
+    pub associates: Vec<String>,
 }
 
 /// One parameter's data across the recording.
@@ -74,7 +110,7 @@ pub struct MarkerRecord {
     pub marker: open_data::MarkerPacket,
 }
 
-/// What a recording holds, for people ([`fmt::Display`]) and tests (fields).
+/// What a recording holds, for people (`Display`, in `summary.rs`) and tests (fields).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// Sessions in creation order.
@@ -154,9 +190,10 @@ impl Recording {
     /// Every numeric sample per parameter identifier as `(time_ns, value)`, sorted by time
     /// (stable, so equal times keep write order). Row, periodic and synchro packets are decoded
     /// through their data-format id or inline list; bools count as 0/1, strings are skipped.
+    /// Duplicate packets are left out, so a redelivery does not count its samples twice.
     pub fn samples(&self) -> BTreeMap<String, Vec<(u64, f64)>> {
         let mut out: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-        for packet in self.packets.iter().filter_map(|(_, d)| d.message.as_ref()) {
+        for packet in self.accepted().filter_map(|d| d.message.as_ref()) {
             self.packet_samples(packet, &mut out);
         }
         for samples in out.values_mut() {
@@ -165,17 +202,35 @@ impl Recording {
         out
     }
 
-    /// Every marker packet, in write order (a marker sent to two streams appears twice).
+    /// Every marker packet, in write order (a marker sent to two streams appears twice; a
+    /// redelivered one does not).
     pub fn markers(&self) -> Vec<MarkerRecord> {
-        self.packets
-            .iter()
-            .filter_map(|(_, d)| {
+        self.accepted()
+            .filter_map(|d| {
                 let p = d.message.as_ref().filter(|p| p.r#type == "Marker")?;
                 let marker = open_data::MarkerPacket::decode(p.content.as_slice()).ok()?;
                 Some(MarkerRecord {
                     session_key: d.session_key.clone(),
                     stream: d.stream.clone(),
                     marker,
+                })
+            })
+            .collect()
+    }
+
+    /// Every redelivered packet, in the order the server received the repeats.
+    pub fn duplicates(&self) -> Vec<DuplicatePacket> {
+        self.packets
+            .iter()
+            .filter(|w| w.duplicate)
+            .filter_map(|w| {
+                let packet = w.details.message.as_ref()?;
+                Some(DuplicatePacket {
+                    session_key: w.details.session_key.clone(),
+                    stream: w.details.stream.clone(),
+                    id: packet.id,
+                    r#type: packet.r#type.clone(),
+                    time_ns: w.time_ns,
                 })
             })
             .collect()
@@ -236,6 +291,8 @@ impl Recording {
                         started_ns: record.time_ns,
                         ended_ns: None,
                         streams: BTreeMap::new(),
+                        duplicates: 0,
+                        associates: req.associate_session_key,
                     });
                 }
             }
@@ -252,6 +309,13 @@ impl Recording {
                     s.identifier = req.identifier;
                 }
             }
+            (RecordKind::AddAssociateSessionResponse, Some(req)) => {
+                let req: api::AddAssociateSessionRequest = req.decode()?;
+                let added = record.decode::<api::AddAssociateSessionResponse>()?.success;
+                if let (Some(s), true) = (self.session_mut(&req.session_key), added) {
+                    s.associates.push(req.associate_session_key);
+                }
+            }
             (RecordKind::GetParameterDataFormatIdResponse, Some(req)) => {
                 let req: api::GetParameterDataFormatIdRequest = req.decode()?;
                 let resp: api::GetParameterDataFormatIdResponse = record.decode()?;
@@ -260,15 +324,43 @@ impl Recording {
             }
             (RecordKind::DataPacketDetails, _) => {
                 let details: api::DataPacketDetails = record.decode()?;
+                let duplicate = self.is_redelivery(&details);
                 if let Some(s) = self.session_mut(&details.session_key) {
                     *s.streams.entry(details.stream.clone()).or_insert(0) += 1;
+                    s.duplicates += u64::from(duplicate);
                 }
-                self.packets.push((record.time_ns, details));
+                self.packets.push(Written {
+                    time_ns: record.time_ns,
+                    details,
+                    duplicate,
+                });
             }
             (RecordKind::Violation, _) => self.violations.push(violation_of(&record.decode()?)),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether the server counted this write as a duplicate: it tracks ids of sessions it
+    /// created, ended or not (the checker's `handle_packet`).
+    fn is_redelivery(&mut self, d: &api::DataPacketDetails) -> bool {
+        let known = self.sessions.iter().any(|s| s.key == d.session_key);
+        let Some(packet) = d.message.as_ref().filter(|_| known) else {
+            return false;
+        };
+        let seen = self
+            .seen
+            .entry((d.session_key.clone(), d.stream.clone()))
+            .or_default();
+        seen.handle(packet) == Seen::Duplicate
+    }
+
+    /// Packet writes that were not redeliveries.
+    fn accepted(&self) -> impl Iterator<Item = &api::DataPacketDetails> {
+        self.packets
+            .iter()
+            .filter(|w| !w.duplicate)
+            .map(|w| &w.details)
     }
 
     fn session_mut(&mut self, key: &str) -> Option<&mut SessionSummary> {
@@ -277,7 +369,7 @@ impl Recording {
 
     /// Units per parameter from every Configuration packet (last definition wins).
     fn units(&self) -> HashMap<String, String> {
-        let configs = self.packets.iter().filter_map(|(_, d)| {
+        let configs = self.accepted().filter_map(|d| {
             let p = d.message.as_ref().filter(|p| p.r#type == "Configuration")?;
             open_data::ConfigurationPacket::decode(p.content.as_slice()).ok()
         });
@@ -362,102 +454,5 @@ impl Recording {
             let samples = times.iter().zip(values).filter_map(|(t, v)| Some((*t, v?)));
             out.entry(id.clone()).or_default().extend(samples);
         }
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let torn = if self.truncated {
-            " (torn last record ignored)"
-        } else {
-            ""
-        };
-        writeln!(f, "{} records{torn}", self.records)?;
-        writeln!(f, "Sessions ({}):", self.sessions.len())?;
-        for s in &self.sessions {
-            let end = s.ended_ns.map_or_else(|| "not ended".to_owned(), utc);
-            writeln!(
-                f,
-                "  {} {:?} data source {:?}: {} → {end}",
-                s.key,
-                s.identifier,
-                s.data_source,
-                utc(s.started_ns)
-            )?;
-            for (stream, n) in &s.streams {
-                writeln!(f, "    stream {stream:?}: {n} packets")?;
-            }
-        }
-        writeln!(f, "Parameters ({}):", self.parameters.len())?;
-        for p in &self.parameters {
-            let (a, b) = p.range_ns;
-            writeln!(
-                f,
-                "  {} [{}]: {} samples, {} → {}, mean {:.3} Hz",
-                p.identifier,
-                p.units,
-                p.samples,
-                utc(a),
-                utc(b),
-                p.mean_rate_hz
-            )?;
-        }
-        writeln!(f, "Markers ({}):", self.markers.len())?;
-        for m in &self.markers {
-            let k = &m.marker;
-            writeln!(
-                f,
-                "  {} {:?} {:?} value {} source {:?} on stream {:?}",
-                utc(k.timestamp),
-                k.r#type,
-                k.label,
-                k.value,
-                k.source,
-                m.stream
-            )?;
-        }
-        writeln!(f, "Protocol violations ({}):", self.violations.len())?;
-        for v in &self.violations {
-            writeln!(f, "  {v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Epoch ns as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (proleptic Gregorian, Howard Hinnant's algorithm).
-fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:09}Z",
-        ns % 1_000_000_000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            utc(1_700_000_000_123_456_789),
-            "2023-11-14T22:13:20.123456789Z"
-        );
-        assert_eq!(
-            utc(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000000Z"
-        );
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Layout:
 //! - [`conformance`] + `lint` + `packet`: the sans-IO checker (events in, [`Violation`]s out);
+//!   `seen` tells a producer's redelivery (same session, stream, `Packet.id`, content) from new
+//!   data, so re-sent packets are counted in [`Stats::duplicate_packets`], not flagged;
 //! - `registry`: sessions, data-format ids and offsets (the real server's Kafka-backed state);
 //! - `core` + `server` + `keys`: the lock-guarded state and the tonic services over it;
 //! - [`recording`]: the on-disk framing; [`inspect`]: reading a recording back.
@@ -27,6 +29,7 @@ mod keys;
 mod lint;
 mod packet;
 mod registry;
+mod seen;
 mod server;
 
 use std::collections::BTreeMap;
@@ -114,6 +117,17 @@ impl ServerHandle {
         match changes.wait_for(|s| condition(s)).await {
             Ok(stats) => *stats,
             Err(_) => self.stats(),
+        }
+    }
+
+    /// Stops at once, as a killed process would (restart tests): the serving task is aborted
+    /// without draining, and the recording is closed where it stands, discarding anything not
+    /// yet flushed. Connections already open may be served until their clients drop them, but
+    /// nothing more is recorded; a new server can then open the same file.
+    pub fn abort(self) {
+        self.task.abort();
+        if let Some(recorder) = self.shared.lock().recorder.take() {
+            recorder.abandon();
         }
     }
 

@@ -337,6 +337,12 @@ impl Recorder {
         self.out.flush().map_err(|source| self.io(source))
     }
 
+    /// Closes the file without flushing buffered records, as a crash would.
+    pub fn abandon(self) {
+        // into_parts hands back the buffer instead of writing it out (as drop would).
+        let (_file, _unwritten) = self.out.into_parts();
+    }
+
     fn io(&self, source: io::Error) -> RecordingError {
         RecordingError::Io {
             path: self.path.clone(),

@@ -6,6 +6,7 @@ mod frames;
 mod live;
 mod outage;
 mod producer;
+mod proxy;
 mod replay_can;
 mod serial;
 mod service;

@@ -7,6 +7,8 @@ use tonic::Code;
 
 use crate::util::{self, DS, INTERVAL, Producer, RPM, SPEED, STREAM, T0};
 
+mod redelivery;
+
 /// 100 samples of SPEED from `start`, values `base + i`.
 fn speed_values(base: f64) -> Vec<f64> {
     (0..100).map(|i| base + f64::from(i)).collect()

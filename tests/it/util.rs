@@ -44,18 +44,23 @@ pub async fn start(strict: bool, record: Option<PathBuf>) -> (ServerHandle, Clie
     let server = stream_api::spawn(listener, ServerOptions { strict, record })
         .await
         .expect("spawn");
-    let channel = Channel::from_shared(format!("http://{}", server.local_addr()))
+    let clients = connect(server.local_addr()).await;
+    (server, clients)
+}
+
+/// Clients on one channel to a server at `addr`.
+pub async fn connect(addr: std::net::SocketAddr) -> Clients {
+    let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
         .await
         .expect("connect");
-    let clients = Clients {
+    Clients {
         session: SessionManagementServiceClient::new(channel.clone()),
         formats: DataFormatManagerServiceClient::new(channel.clone()),
         writer: PacketWriterServiceClient::new(channel.clone()),
         keys: UniqueKeyGeneratorServiceClient::new(channel),
-    };
-    (server, clients)
+    }
 }
 
 /// A conforming CreateSession request.
