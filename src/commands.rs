@@ -72,7 +72,10 @@ pub async fn replay(
 /// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
 /// or SIGINT; with `capture`, every raw input is also captured into that folder.
 pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
-    let (config, map) = load(config_path)?;
+    let (mut config, map) = load(config_path)?;
+    // A live run's spool outlives the process: what waits is delivered by the next start.
+    let spool = config.spool.dir.get_or_insert_with(default_spool_dir);
+    tracing::info!(spool = %spool.display(), "packets wait in this spool until the Stream API accepts them");
     let live = LiveSources::prepare(&config, &map, capture.as_deref())?;
     let daemon = Daemon {
         sources: live.sources,
@@ -88,6 +91,24 @@ pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result
         println!("recorded: {stats:?}");
     }
     Ok(())
+}
+
+/// Where `run` keeps its spool when the configuration names none: under systemd's
+/// `StateDirectory` (`$STATE_DIRECTORY`), else in the working folder.
+fn default_spool_dir() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may list several folders separated by ':'; the first is ours.
+        Some(dirs) => {
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or(".")
+                .to_owned();
+            PathBuf::from(first).join("spool")
+        }
+        None => PathBuf::from("ecu-bridge-spool"),
+    }
 }
 
 /// The configuration and its channel map, with the load logged.

@@ -55,6 +55,10 @@ pub struct Route {
     /// Session announcements (NewSession, Configuration) with a `Packet.id` below this were
     /// made again for the session that took over; they are acknowledged without sending.
     pub announced_again_before: u64,
+    /// Packets with an id below `announced_again_before` go to the session that took over
+    /// with their id raised by this much, above the ids of its announcements, so that ids
+    /// still increase on every stream of the new session (B13). Stable across resends.
+    pub id_shift: u64,
 }
 
 /// Counters of delivery, for metrics and summaries.
@@ -78,6 +82,9 @@ pub struct DeliveryStats {
     pub samples_lost_no_room: u64,
     /// Outages (a retryable call failure after a healthy period).
     pub outages: u64,
+    /// Samples waiting: found in the spool at start, plus appended since, less those
+    /// acknowledged, rejected, skipped or dropped by the spool's bounds.
+    pub samples_waiting: u64,
 }
 
 /// One record to send: from the spool (`seq`), or held only in memory (`seq = None`).
@@ -121,12 +128,22 @@ pub struct Delivery {
     stats: DeliveryStats,
     /// Whether a spool failure was logged (logged once per run, counted always).
     spool_failure_logged: bool,
+    /// Samples found waiting at start, plus appended since.
+    samples_entered: u64,
+    /// Samples leaving the wait: acknowledged, rejected or skipped.
+    samples_left: u64,
 }
 
 impl Delivery {
     /// Delivery over `channel` into `spool`; with `backlog`, the spool's unacknowledged records
     /// go first.
-    pub fn new(spool: Spool, channel: Channel, call_timeout: Duration, data_source: &str) -> Self {
+    pub fn new(
+        spool: Spool,
+        samples_pending: u64,
+        channel: Channel,
+        call_timeout: Duration,
+        data_source: &str,
+    ) -> Self {
         let backlog = Some(spool.pending());
         Self {
             spool,
@@ -147,6 +164,8 @@ impl Delivery {
             outage: false,
             stats: DeliveryStats::default(),
             spool_failure_logged: false,
+            samples_entered: samples_pending,
+            samples_left: 0,
         }
     }
 
@@ -172,7 +191,15 @@ impl Delivery {
 
     /// What was delivered so far.
     pub fn stats(&self) -> DeliveryStats {
-        self.stats
+        let waiting = self
+            .samples_entered
+            .saturating_sub(self.samples_left)
+            .saturating_sub(self.spool.stats().dropped_samples)
+            .saturating_sub(self.stats.samples_lost_no_room);
+        DeliveryStats {
+            samples_waiting: waiting,
+            ..self.stats
+        }
     }
 
     /// Whether the server is away.
@@ -196,6 +223,7 @@ impl Delivery {
     /// Appends `record` to the spool and queues it for sending. A spool failure is counted
     /// (and logged once); the record is then held in memory only, within a bound.
     pub fn append(&mut self, record: SpoolRecord) {
+        self.samples_entered += u64::from(record.samples);
         match self.spool.append(&record) {
             Ok(seq) => {
                 let size = record.encoded_len();
@@ -314,12 +342,18 @@ impl Delivery {
             }
         }
         let kind = kind.unwrap_or(PacketKind::RowData);
+        let id = match route {
+            Some(route) if record.packet_id < route.announced_again_before => {
+                record.packet_id + route.id_shift
+            }
+            _ => record.packet_id,
+        };
         let packet = Packet {
             r#type: kind.type_name().to_owned(),
             session_key: session_key.clone(),
             is_essential: kind.is_essential(),
             content: content.to_vec(),
-            id: record.packet_id,
+            id,
         };
         Ok(Some(WriteDataPacketRequest {
             detail: Some(DataPacketDetails {
@@ -340,6 +374,24 @@ impl Delivery {
             let result = client.write_data_packet(request).await.map(|_| ());
             CallOutcome { outgoing, result }
         });
+    }
+
+    /// Sends `record` at once, outside the spool and its order, and waits for the answer (the
+    /// announcements of a session that takes over, which must precede everything waiting).
+    pub async fn send_now(&mut self, record: &SpoolRecord) -> Result<(), PublishError> {
+        let Some(request) = self.request_for(record)? else {
+            return Ok(());
+        };
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(self.call_timeout);
+        self.client
+            .write_data_packet(request)
+            .await
+            .map_err(|status| PublishError::Rpc {
+                call: "WriteDataPacket",
+                status: Box::new(status),
+            })?;
+        Ok(())
     }
 
     /// Waits for the next call to finish and accounts for it; `None` when none is in flight.
@@ -415,6 +467,7 @@ impl Delivery {
     }
 
     fn acknowledge(&mut self, outgoing: &Outgoing, delivered: bool) {
+        self.samples_left += u64::from(outgoing.record.samples);
         if let Some(seq) = outgoing.seq {
             self.spool.ack(seq);
         }

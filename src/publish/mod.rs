@@ -138,7 +138,10 @@ impl PublishStage {
 pub fn report_producer(producer: &Producer, metrics: &Metrics) {
     report_stats(&producer.stats(), metrics);
     let spool = producer.spool().stats();
-    Metrics::set(&metrics.samples_waiting, spool.samples_pending);
+    Metrics::set(
+        &metrics.samples_waiting,
+        producer.stats().delivery.samples_waiting,
+    );
     Metrics::set(&metrics.spool_bytes, spool.bytes_on_disk);
     Metrics::set(&metrics.spool_write_failures, spool.write_failures);
     Metrics::set(&metrics.spool_dropped_samples, spool.dropped_samples);

@@ -161,6 +161,8 @@ struct Current {
     format_ids: HashMap<Vec<String>, u64>,
     next_packet_id: u64,
     packet_ids_reserved: u64,
+    /// EndOfSession is written (spooled) on every stream; only EndSession remains.
+    ending: bool,
 }
 
 /// When to ask an absent server again, and what to say about the outage.
@@ -194,26 +196,30 @@ impl Producer {
         configuration: ConfigurationPacket,
     ) -> Result<Self, PublishError> {
         let calls = Calls::connect(&config.endpoint, config.call_timeout, config.retry)?;
-        let (spool, temporary) = open_spool(&config.spool)?;
+        let (spool, recovered, temporary) = open_spool(&config.spool)?;
         let previous: Vec<SessionRecord> = spool.sessions().cloned().collect();
         let delivery = Delivery::new(
             spool,
+            recovered,
             calls.channel.clone(),
             config.call_timeout,
             &config.data_source,
         );
-        let identity = config.identity();
+        let fresh = || Current {
+            index: previous.iter().map(|s| s.index + 1).max().unwrap_or(0),
+            key: String::new(),
+            identity: config.identity(),
+            streams: config.streams.clone(),
+            configuration: configuration.clone(),
+            format_ids: HashMap::new(),
+            next_packet_id: 0,
+            packet_ids_reserved: 0,
+            ending: false,
+        };
+        let current = fresh();
+        let new_current = fresh();
         let mut producer = Self {
-            current: Current {
-                index: previous.iter().map(|s| s.index + 1).max().unwrap_or(0),
-                key: String::new(),
-                identity,
-                streams: config.streams.clone(),
-                configuration: configuration.clone(),
-                format_ids: HashMap::new(),
-                next_packet_id: 0,
-                packet_ids_reserved: 0,
-            },
+            current,
             config,
             calls,
             delivery,
@@ -221,11 +227,10 @@ impl Producer {
             stats: ProducerStats::default(),
             _temporary: temporary,
         };
-        let new_index = producer.current.index;
         for session in previous {
             producer.finish_previous(session).await?;
         }
-        producer.current.index = new_index;
+        producer.current = new_current;
         let identity = producer.current.identity.clone();
         producer.current.key = create_session(&identity, Vec::new(), &producer.calls).await?;
         producer.route_current(0);
@@ -394,13 +399,17 @@ impl Producer {
     }
 
     async fn end_current(&mut self) -> Result<(), PublishError> {
-        let end = EndOfSessionPacket {
-            data_source: self.config.data_source.clone(),
-            topic_partition_offsets: HashMap::new(),
-            termination_time: Some(now_timestamp()),
-        };
-        for stream in self.all_streams() {
-            self.write(&stream, PacketKind::EndOfSession, &end).await?;
+        if !self.current.ending {
+            let end = EndOfSessionPacket {
+                data_source: self.config.data_source.clone(),
+                topic_partition_offsets: HashMap::new(),
+                termination_time: Some(now_timestamp()),
+            };
+            for stream in self.all_streams() {
+                self.write(&stream, PacketKind::EndOfSession, &end).await?;
+            }
+            self.current.ending = true;
+            self.journal()?;
         }
         self.flush().await?;
         end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
@@ -439,6 +448,7 @@ impl Producer {
                 .collect(),
             next_packet_id: memo.packet_ids_reserved,
             packet_ids_reserved: memo.packet_ids_reserved,
+            ending: record.state == SessionState::Ended,
         };
         tracing::info!(session = %record.session_key, "an earlier session waits in the spool: delivering it and ending it first");
         self.route_current(0);
@@ -471,8 +481,12 @@ impl Producer {
         match asked {
             Ok(known) => {
                 let away = clock.started.elapsed();
-                if !known {
-                    self.take_over().await?;
+                if !known && let Err(error) = self.take_over().await {
+                    tracing::warn!(%error, "taking over the lost session failed; trying again");
+                    if let Some(clock) = self.outage.as_mut() {
+                        clock.next_probe = Instant::now() + MAX_PROBE_INTERVAL;
+                    }
+                    return Ok(());
                 }
                 tracing::info!(
                     away_s = away.as_secs_f64(),
@@ -510,36 +524,67 @@ impl Producer {
     }
 
     /// The server no longer knows the session (it restarted without its state): a new one,
-    /// linked to it, takes over — announced on every stream, configured, its data-format ids
-    /// resolved again — and the spooled packets are routed there.
+    /// linked to it, takes over. It is announced and configured on every stream at once (not
+    /// through the spool: these must precede everything waiting), its data-format ids are
+    /// resolved again, and the spooled packets are routed there with their ids shifted above
+    /// the announcements'. A failure here leaves the outage on; the next probe tries again.
     async fn take_over(&mut self) -> Result<(), PublishError> {
         let old = self.current.key.clone();
         let identity = self.current.identity.clone();
         let key = create_session(&identity, vec![old.clone()], &self.calls).await?;
         tracing::warn!(old = %old, new = %key, "the Stream API lost the session; a new session linked to it takes over");
-        self.current.key = key;
-        self.stats.sessions_taken_over += 1;
         let mut remap = HashMap::new();
-        let formats: Vec<(Vec<String>, u64)> = self.current.format_ids.drain().collect();
-        for (parameters, old_id) in formats {
-            let id = data_format_id(&self.calls, &self.config.data_source, &parameters).await?;
-            remap.insert(old_id, id);
-            self.current.format_ids.insert(parameters, id);
+        let mut format_ids = HashMap::new();
+        for (parameters, old_id) in &self.current.format_ids {
+            let id = data_format_id(&self.calls, &self.config.data_source, parameters).await?;
+            remap.insert(*old_id, id);
+            format_ids.insert(parameters.clone(), id);
         }
-        let announced_again_before = self.current.next_packet_id;
-        self.delivery.set_route(
-            self.current.index,
-            Route {
-                session_key: self.current.key.clone(),
-                format_remap: remap,
-                announced_again_before,
-            },
-        );
-        // The announcements go through the spool like any packet, after those waiting:
-        // older announcements are skipped by their id, so the new session starts with these.
-        self.announce(&identity).await?;
-        let configuration = self.current.configuration.clone();
-        self.configure(configuration).await?;
+        let mut configuration = self.current.configuration.clone();
+        configuration.config_id =
+            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
+        let streams = self.all_streams();
+        let takeover_point = self.current.next_packet_id;
+        let announcements = 2 * streams.len() as u64;
+        let route = Route {
+            session_key: key.clone(),
+            format_remap: remap,
+            announced_again_before: takeover_point,
+            id_shift: takeover_point + announcements,
+        };
+        // Announcements take the ids just above the take-over point (no shift applies to them).
+        let mut announcement_route = route.clone();
+        announcement_route.announced_again_before = 0;
+        self.delivery
+            .set_route(self.current.index, announcement_route);
+        let new_session = new_session_packet(&identity).encode_to_vec();
+        let configuration_bytes = configuration.encode_to_vec();
+        let mut id = takeover_point;
+        for (kind, content) in [
+            (PacketKind::NewSession, &new_session),
+            (PacketKind::Configuration, &configuration_bytes),
+        ] {
+            for stream in &streams {
+                let record = SpoolRecord {
+                    stream: stream.clone(),
+                    kind: kind.code(),
+                    packet_id: id,
+                    session: self.current.index,
+                    payload: Bytes::from(content.clone()),
+                    ..SpoolRecord::default()
+                };
+                id += 1;
+                self.delivery.send_now(&record).await?;
+            }
+        }
+        self.delivery.set_route(self.current.index, route);
+        self.current.key = key;
+        self.current.format_ids = format_ids;
+        self.current.configuration = configuration;
+        // New packets continue above every shifted id.
+        self.current.next_packet_id = 2 * takeover_point + announcements;
+        self.current.packet_ids_reserved = self.current.next_packet_id;
+        self.stats.sessions_taken_over += 1;
         self.journal()
     }
 
@@ -550,32 +595,13 @@ impl Producer {
                 session_key: self.current.key.clone(),
                 format_remap: HashMap::new(),
                 announced_again_before,
+                id_shift: 0,
             },
         );
     }
 
     async fn announce(&mut self, identity: &SessionIdentity) -> Result<(), PublishError> {
-        let utc_offset = prost_types::Duration {
-            seconds: identity.utc_offset_seconds,
-            nanos: 0,
-        };
-        let new_session = NewSessionPacket {
-            data_source: identity.data_source.clone(),
-            topic_partition_offsets: HashMap::new(),
-            utc_offset: Some(utc_offset),
-            session_info: Some(SessionInfoPacket {
-                data_source: identity.data_source.clone(),
-                identifier: identity.identifier.clone(),
-                r#type: identity.session_type.clone(),
-                version: 1,
-                associate_session_keys: Vec::new(),
-                details: identity.details.clone().into_iter().collect(),
-                utc_offset: Some(utc_offset),
-                creation_time: Some(now_timestamp()),
-                termination_time: None,
-            }),
-            creation_time: Some(now_timestamp()),
-        };
+        let new_session = new_session_packet(identity);
         for stream in self.all_streams() {
             self.write(&stream, PacketKind::NewSession, &new_session)
                 .await?;
@@ -607,7 +633,11 @@ impl Producer {
             session_key: current.key.clone(),
             data_source: current.identity.data_source.clone(),
             streams: self.all_streams(),
-            state: SessionState::Open,
+            state: if current.ending {
+                SessionState::Ended
+            } else {
+                SessionState::Open
+            },
             opaque: Bytes::from(memo.encode_to_vec()),
         };
         self.delivery.spool_mut().put_session(record)?;
@@ -631,7 +661,34 @@ impl Producer {
     }
 }
 
-fn open_spool(place: &SpoolPlace) -> Result<(Spool, Option<tempfile::TempDir>), PublishError> {
+/// The NewSession packet announcing a session described by `identity` (rule 13).
+fn new_session_packet(identity: &SessionIdentity) -> NewSessionPacket {
+    let utc_offset = prost_types::Duration {
+        seconds: identity.utc_offset_seconds,
+        nanos: 0,
+    };
+    NewSessionPacket {
+        data_source: identity.data_source.clone(),
+        topic_partition_offsets: HashMap::new(),
+        utc_offset: Some(utc_offset),
+        session_info: Some(SessionInfoPacket {
+            data_source: identity.data_source.clone(),
+            identifier: identity.identifier.clone(),
+            r#type: identity.session_type.clone(),
+            version: 1,
+            associate_session_keys: Vec::new(),
+            details: identity.details.clone().into_iter().collect(),
+            utc_offset: Some(utc_offset),
+            creation_time: Some(now_timestamp()),
+            termination_time: None,
+        }),
+        creation_time: Some(now_timestamp()),
+    }
+}
+
+/// The spool at `place`, the samples it holds from an earlier run, and the temporary folder
+/// to keep alive (for [`SpoolPlace::Temporary`]).
+fn open_spool(place: &SpoolPlace) -> Result<(Spool, u64, Option<tempfile::TempDir>), PublishError> {
     let (dir, config, temporary) = match place {
         SpoolPlace::Dir(dir, config) => (dir.clone(), config.clone(), None),
         SpoolPlace::Temporary => {
@@ -659,5 +716,5 @@ fn open_spool(place: &SpoolPlace) -> Result<(Spool, Option<tempfile::TempDir>), 
             "spool holds packets from an earlier run; they are delivered first"
         );
     }
-    Ok((spool, temporary))
+    Ok((spool, recovery.samples_pending, temporary))
 }

@@ -206,7 +206,12 @@ async fn a_stream_api_restart_with_its_state_loses_nothing() {
     assert!(Metrics::get(&report.summary.metrics.stream_reopens) >= 1);
     let (found, _) = counters(&[&record]);
     let missing: Vec<u64> = (0..14_000).filter(|n| !found.contains(n)).collect();
-    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     let recording = inspect::read_recording(&record).expect("recording");
     assert_eq!(recording.violations(), &[], "zero violations");
     assert_eq!(sessions(&record).len(), 1, "one session");
@@ -239,11 +244,23 @@ async fn a_stream_api_restart_without_its_state_continues_in_a_linked_session() 
 
     let (found, _) = counters(&[&first_record, &second_record]);
     let missing: Vec<u64> = (0..4_000).filter(|n| !found.contains(n)).collect();
-    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     let (after, _) = counters(&[&second_record]);
-    assert!(after.contains(&1_000) && after.contains(&3_999), "the outage's data went to the new session");
+    assert!(
+        after.contains(&1_000) && after.contains(&3_999),
+        "the outage's data went to the new session"
+    );
     let recording = inspect::read_recording(&second_record).expect("recording");
-    assert_eq!(recording.violations(), &[], "the new session was announced properly");
+    assert_eq!(
+        recording.violations(),
+        &[],
+        "the new session was announced properly"
+    );
     let summary = recording.summary().to_string();
     assert_eq!(sessions(&second_record).len(), 1, "{summary}");
 }
@@ -268,7 +285,10 @@ async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
     .await;
     // The server is away at stop: the drain cannot finish, the spool keeps the rest.
     let outcome = bridge.finish().await;
-    assert!(matches!(outcome, Err(RunError::DrainTimeout(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(RunError::DrainTimeout(_))),
+        "{outcome:?}"
+    );
     let (found, _) = counters(&[&record]);
     assert!(!found.contains(&1_499), "not delivered yet");
     // The stopped run's tasks are aborted when its future is dropped; let them go before the
@@ -287,10 +307,20 @@ async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
 
     let (found, samples) = counters(&[&record]);
     let missing: Vec<u64> = (0..1_600).filter(|n| !found.contains(n)).collect();
-    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert!(samples >= 1_600);
     let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "both sessions ended properly");
+    assert_eq!(
+        recording.violations(),
+        &[],
+        "both sessions ended properly:\n{}",
+        recording.summary()
+    );
     let summary = recording.summary().to_string();
     assert_eq!(sessions(&record).len(), 2, "{summary}");
 }
