@@ -18,7 +18,7 @@ pub(crate) const MAGIC: [u8; 4] = *b"SPr1";
 /// Bytes before the stream name.
 pub(crate) const HEADER_LEN: usize = 56;
 /// Largest payload accepted. The Stream API drops packets over 1 MB anyway
-/// (`producer-rules.md` rule 52 in the shared notes); the cap stops a corrupt length from
+/// (`docs/open-streaming.md` rule 52); the cap stops a corrupt length from
 /// making a reader wait for, or allocate, gigabytes.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 /// Largest stream name, bounded by its `u16` length field.

@@ -324,3 +324,90 @@ async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
     let summary = recording.summary().to_string();
     assert_eq!(sessions(&record).len(), 2, "{summary}");
 }
+
+/// The value of metric `name` (no labels) in a `/metrics` body, if present.
+fn metric(body: &str, name: &str) -> Option<u64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Polls `/metrics` at `address` until `name` reaches `at_least`.
+async fn until_metric(address: &str, name: &str, at_least: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = crate::daemon::http_get(address, "/metrics");
+        if metric(&body, name).is_some_and(|value| value >= at_least) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {at_least}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The real binary SIGKILLed with packets waiting in its spool (the server away): the next
+/// process delivers them into the first session and ends it, then opens its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_bridge_process_is_resumed_by_the_next_start() {
+    use crate::daemon::{logged_address, start, wait_exit};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let first = server("127.0.0.1:0", &record).await;
+    let address = first.local_addr();
+    config(dir.path(), &format!("http://{address}"), 20_000);
+    let path = dir.path().join("bridge.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("[spool]", "[spool]\nsync_interval_ms = 50")
+        .replace(
+            "stop_timeout_ms = 20000",
+            "stop_timeout_ms = 20000\nmetrics_listen = \"127.0.0.1:0\"",
+        );
+    std::fs::write(&path, text).expect("config");
+    let notify = dir.path().join("unused.sock");
+    let args = ["run", "--config", path.to_str().expect("utf-8")];
+
+    let (mut bridge, log) = start(&args, &notify);
+    let udp: SocketAddr = logged_address(&log, "udp source bound", "local_addr=")
+        .parse()
+        .expect("udp address");
+    let metrics = logged_address(&log, "metrics endpoint listening", "address=");
+    send(udp, 0, 2_000).await;
+    until_metric(&metrics, "ecu_bridge_samples_published_total", 2_000).await;
+    first.abort();
+    send(udp, 2_000, 4_000).await;
+    until_metric(&metrics, "ecu_bridge_samples_waiting", 2_000).await;
+    kill(Pid::from_raw(bridge.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    wait_exit(&mut bridge);
+
+    let second = server(&address.to_string(), &record).await;
+    let (mut bridge, log) = start(&args, &notify);
+    let udp: SocketAddr = logged_address(&log, "udp source bound", "local_addr=")
+        .parse()
+        .expect("udp address");
+    let metrics = logged_address(&log, "metrics endpoint listening", "address=");
+    send(udp, 4_000, 4_100).await;
+    until_metric(&metrics, "ecu_bridge_samples_published_total", 100).await;
+    kill(Pid::from_raw(bridge.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = wait_exit(&mut bridge);
+    assert!(status.success(), "{status:?}");
+    second.shutdown().await.expect("server stops");
+
+    let (found, _) = counters(&[&record]);
+    let missing: Vec<u64> = (0..4_100).filter(|n| !found.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    assert_eq!(sessions(&record).len(), 2, "{}", recording.summary());
+}
