@@ -218,6 +218,71 @@ async fn a_stream_api_restart_with_its_state_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
+    use decoders::wire::candump::write_line;
+    use ecu_bridge::capture::replay::Pacing;
+    use ecu_bridge::pipeline::sources;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let capture = dir.path().join("drive.log");
+    let id = CanId::standard(0x100).expect("id");
+    let mut text = String::new();
+    // 7 000 frames at 1 kHz: seven seconds at --speed 1.
+    for n in 0..7_000u16 {
+        let mut data = [0u8; 8];
+        data[..2].copy_from_slice(&n.to_le_bytes());
+        let frame = CanFrame::new(id, CanFlags::empty(), &data).expect("frame");
+        write_line(
+            1_778_936_400_000_000_000 + u64::from(n) * 1_000_000,
+            "can0",
+            &frame,
+            &mut text,
+        );
+    }
+    std::fs::write(&capture, text).expect("capture");
+    let first = server("127.0.0.1:0", &record).await;
+    let address = first.local_addr();
+    let config = config(dir.path(), &format!("http://{address}"), 20_000);
+    let (map, _) = config.load_channel_map().expect("map");
+    let native = Arc::new(sources::native_inputs(&config, &map));
+    let replay = sources::replay_sources(vec![capture], Pacing::Speed(1.0), native)
+        .await
+        .expect("replay");
+    let daemon = Daemon::new(config, map, replay);
+    let metrics = daemon.metrics.clone();
+    let run = tokio::spawn(daemon::run(daemon, std::future::pending()));
+    until("the first second published", || {
+        Metrics::get(&metrics.samples_published) >= 500
+    })
+    .await;
+    first.shutdown().await.expect("server stops");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let second = server(&address.to_string(), &record).await;
+    let report = run
+        .await
+        .expect("daemon task")
+        .expect("replay ends cleanly");
+    second.shutdown().await.expect("server stops");
+
+    assert_eq!(
+        Metrics::get(&report.summary.metrics.samples_published),
+        7_000
+    );
+    let (found, _) = counters(&[&record]);
+    let missing: Vec<u64> = (0..7_000).filter(|n| !found.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    assert_eq!(sessions(&record).len(), 1, "one session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_api_restart_without_its_state_continues_in_a_linked_session() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first_record = dir.path().join("first.osrec");
@@ -380,7 +445,7 @@ async fn a_killed_bridge_process_is_resumed_by_the_next_start() {
     let metrics = logged_address(&log, "metrics endpoint listening", "address=");
     send(udp, 0, 2_000).await;
     until_metric(&metrics, "ecu_bridge_samples_published_total", 2_000).await;
-    first.abort();
+    first.shutdown().await.expect("server stops");
     send(udp, 2_000, 4_000).await;
     until_metric(&metrics, "ecu_bridge_samples_waiting", 2_000).await;
     kill(Pid::from_raw(bridge.id() as i32), Signal::SIGKILL).expect("SIGKILL");

@@ -1,0 +1,298 @@
+//! How a session outlives failures: an absent Stream API asked again until it answers, a
+//! session the server lost taken over by a linked new one, a session left in the spool by an
+//! earlier process delivered and ended, and the spool journal that makes the last two possible
+//! (`docs/delivery.md`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::time::Instant;
+
+use open_streaming::open_data::ConfigurationPacket;
+
+use super::{
+    Current, MAX_PROBE_INTERVAL, OUTAGE_SUMMARY, OutageClock, PROBE_TIMEOUT, Producer, SpoolPlace,
+    new_session_packet,
+};
+use crate::publish::delivery::{OneLine, Route};
+use crate::publish::session::{
+    MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_id,
+    session_is_open, unique_config_id,
+};
+use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord};
+
+/// What the spool keeps about a session, to announce it again after the server or the bridge
+/// restarted.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionMemo {
+    #[prost(string, tag = "1")]
+    identifier: String,
+    #[prost(string, tag = "2")]
+    session_type: String,
+    #[prost(int64, tag = "3")]
+    utc_offset_seconds: i64,
+    #[prost(btree_map = "string, string", tag = "4")]
+    details: BTreeMap<String, String>,
+    /// The latest ConfigurationPacket, encoded.
+    #[prost(bytes = "vec", tag = "5")]
+    configuration: Vec<u8>,
+    #[prost(message, repeated, tag = "6")]
+    formats: Vec<FormatMemo>,
+    /// `Packet.id`s below this may have been used.
+    #[prost(uint64, tag = "7")]
+    packet_ids_reserved: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct FormatMemo {
+    #[prost(uint64, tag = "1")]
+    id: u64,
+    #[prost(string, repeated, tag = "2")]
+    parameters: Vec<String>,
+}
+
+impl Producer {
+    /// Delivers the waiting packets of a session an earlier process left in the spool into
+    /// it (or the session that takes over from it), then ends it.
+    pub(super) async fn finish_previous(
+        &mut self,
+        record: SessionRecord,
+    ) -> Result<(), PublishError> {
+        let memo = SessionMemo::decode(record.opaque.as_ref()).unwrap_or_default();
+        let configuration =
+            ConfigurationPacket::decode(memo.configuration.as_slice()).unwrap_or_default();
+        self.current = Current {
+            index: record.index,
+            key: record.session_key.clone(),
+            identity: SessionIdentity {
+                data_source: record.data_source.clone(),
+                identifier: memo.identifier,
+                session_type: memo.session_type,
+                utc_offset_seconds: memo.utc_offset_seconds,
+                details: memo.details,
+            },
+            streams: record
+                .streams
+                .iter()
+                .filter(|s| s.as_str() != MAIN_STREAM)
+                .cloned()
+                .collect(),
+            configuration,
+            format_ids: memo
+                .formats
+                .into_iter()
+                .map(|f| (f.parameters, f.id))
+                .collect(),
+            next_packet_id: memo.packet_ids_reserved,
+            packet_ids_reserved: memo.packet_ids_reserved,
+            ending: record.state == SessionState::Ended,
+        };
+        tracing::info!(session = %record.session_key, "an earlier session waits in the spool: delivering it and ending it first");
+        self.route_current(0);
+        // The server is asked about the session before anything is sent to it.
+        self.outage = Some(OutageClock {
+            started: Instant::now(),
+            attempts: 0,
+            next_probe: Instant::now(),
+            next_summary: Instant::now() + OUTAGE_SUMMARY,
+        });
+        self.end_current().await?;
+        self.stats.sessions_resumed += 1;
+        Ok(())
+    }
+
+    /// Asks an absent server whether it is back and still has the session; when it is,
+    /// delivery resumes (in a session that takes over, if the server lost this one).
+    pub async fn probe(&mut self) -> Result<(), PublishError> {
+        self.delivery.settle().await;
+        let asked = session_is_open(
+            &self.calls,
+            &self.config.data_source,
+            &self.current.key,
+            PROBE_TIMEOUT.min(self.config.call_timeout),
+        )
+        .await;
+        let Some(clock) = self.outage.as_mut() else {
+            return Ok(());
+        };
+        match asked {
+            Ok(known) => {
+                let away = clock.started.elapsed();
+                if !known && let Err(error) = self.take_over().await {
+                    tracing::warn!(%error, "taking over the lost session failed; trying again");
+                    if let Some(clock) = self.outage.as_mut() {
+                        clock.next_probe = Instant::now() + MAX_PROBE_INTERVAL;
+                    }
+                    return Ok(());
+                }
+                tracing::info!(
+                    away_s = away.as_secs_f64(),
+                    session = %self.current.key,
+                    "Stream API reachable; delivering waiting packets"
+                );
+                self.outage = None;
+                self.stats.reopened_streams += 1;
+                self.delivery.resume();
+            }
+            Err(status) => {
+                clock.attempts = clock.attempts.saturating_add(1);
+                let delay = self
+                    .config
+                    .retry
+                    .delay(clock.attempts)
+                    .min(MAX_PROBE_INTERVAL);
+                clock.next_probe = Instant::now() + delay;
+                if clock.attempts == 1 || Instant::now() >= clock.next_summary {
+                    clock.next_summary = Instant::now() + OUTAGE_SUMMARY;
+                    let waiting = self.delivery.spool().stats();
+                    tracing::warn!(
+                        endpoint = %self.config.endpoint,
+                        cause = %OneLine(&status),
+                        away_s = clock.started.elapsed().as_secs(),
+                        attempts = clock.attempts,
+                        packets_waiting = waiting.records_pending,
+                        samples_waiting = waiting.samples_pending,
+                        "Stream API unreachable; packets wait in the spool, retrying"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The server no longer knows the session (it restarted without its state): a new one,
+    /// linked to it, takes over. It is announced and configured on every stream at once (not
+    /// through the spool: these must precede everything waiting), its data-format ids are
+    /// resolved again, and the spooled packets are routed there with their ids shifted above
+    /// the announcements'. A failure here leaves the outage on; the next probe tries again.
+    pub(super) async fn take_over(&mut self) -> Result<(), PublishError> {
+        let old = self.current.key.clone();
+        let identity = self.current.identity.clone();
+        let key = create_session(&identity, vec![old.clone()], &self.calls).await?;
+        tracing::warn!(old = %old, new = %key, "the Stream API lost the session; a new session linked to it takes over");
+        let mut remap = HashMap::new();
+        let mut format_ids = HashMap::new();
+        for (parameters, old_id) in &self.current.format_ids {
+            let id = data_format_id(&self.calls, &self.config.data_source, parameters).await?;
+            remap.insert(*old_id, id);
+            format_ids.insert(parameters.clone(), id);
+        }
+        let mut configuration = self.current.configuration.clone();
+        configuration.config_id =
+            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
+        let streams = self.all_streams();
+        let takeover_point = self.current.next_packet_id;
+        let announcements = 2 * streams.len() as u64;
+        let route = Route {
+            session_key: key.clone(),
+            format_remap: remap,
+            announced_again_before: takeover_point,
+            id_shift: takeover_point + announcements,
+        };
+        // Announcements take the ids just above the take-over point (no shift applies to them).
+        let mut announcement_route = route.clone();
+        announcement_route.announced_again_before = 0;
+        self.delivery
+            .set_route(self.current.index, announcement_route);
+        let new_session = new_session_packet(&identity).encode_to_vec();
+        let configuration_bytes = configuration.encode_to_vec();
+        let mut id = takeover_point;
+        for (kind, content) in [
+            (PacketKind::NewSession, &new_session),
+            (PacketKind::Configuration, &configuration_bytes),
+        ] {
+            for stream in &streams {
+                let record = SpoolRecord {
+                    stream: stream.clone(),
+                    kind: kind.code(),
+                    packet_id: id,
+                    session: self.current.index,
+                    payload: Bytes::from(content.clone()),
+                    ..SpoolRecord::default()
+                };
+                id += 1;
+                self.delivery.send_now(&record).await?;
+            }
+        }
+        self.delivery.set_route(self.current.index, route);
+        self.current.key = key;
+        self.current.format_ids = format_ids;
+        self.current.configuration = configuration;
+        // New packets continue above every shifted id.
+        self.current.next_packet_id = 2 * takeover_point + announcements;
+        self.current.packet_ids_reserved = self.current.next_packet_id;
+        self.stats.sessions_taken_over += 1;
+        self.journal()
+    }
+
+    /// Records the session in the spool's journal (key, streams, what re-announcing needs).
+    pub(super) fn journal(&mut self) -> Result<(), PublishError> {
+        let current = &self.current;
+        let memo = SessionMemo {
+            identifier: current.identity.identifier.clone(),
+            session_type: current.identity.session_type.clone(),
+            utc_offset_seconds: current.identity.utc_offset_seconds,
+            details: current.identity.details.clone(),
+            configuration: current.configuration.encode_to_vec(),
+            formats: current
+                .format_ids
+                .iter()
+                .map(|(parameters, id)| FormatMemo {
+                    id: *id,
+                    parameters: parameters.clone(),
+                })
+                .collect(),
+            packet_ids_reserved: current.packet_ids_reserved,
+        };
+        let record = SessionRecord {
+            index: current.index,
+            session_key: current.key.clone(),
+            data_source: current.identity.data_source.clone(),
+            streams: self.all_streams(),
+            state: if current.ending {
+                SessionState::Ended
+            } else {
+                SessionState::Open
+            },
+            opaque: Bytes::from(memo.encode_to_vec()),
+        };
+        self.delivery.spool_mut().put_session(record)?;
+        Ok(())
+    }
+}
+
+/// The spool at `place`, the samples it holds from an earlier run, and the temporary folder
+/// to keep alive (for [`SpoolPlace::Temporary`]).
+pub(super) fn open_spool(
+    place: &SpoolPlace,
+) -> Result<(Spool, u64, Option<tempfile::TempDir>), PublishError> {
+    let (dir, config, temporary) = match place {
+        SpoolPlace::Dir(dir, config) => (dir.clone(), config.clone(), None),
+        SpoolPlace::Temporary => {
+            let temporary = tempfile::Builder::new()
+                .prefix("ecu-bridge-spool-")
+                .tempdir()
+                .map_err(|error| crate::spool::SpoolError::io(&std::env::temp_dir(), error))?;
+            let config = SpoolConfig {
+                max_bytes: 4 << 30,
+                ..SpoolConfig::default()
+            };
+            (temporary.path().to_owned(), config, Some(temporary))
+        }
+    };
+    let (spool, recovery) = Spool::open(&dir, config)?;
+    if recovery.records_pending > 0 || recovery.corrupt_records > 0 {
+        tracing::warn!(
+            spool = %dir.display(),
+            packets = recovery.records_pending,
+            samples = recovery.samples_pending,
+            corrupt_records = recovery.corrupt_records,
+            truncated_bytes = recovery.truncated_bytes,
+            oldest_sample_ns = recovery.oldest_time_ns.unwrap_or_default(),
+            newest_sample_ns = recovery.newest_time_ns.unwrap_or_default(),
+            "spool holds packets from an earlier run; they are delivered first"
+        );
+    }
+    Ok((spool, recovery.samples_pending, temporary))
+}
