@@ -265,13 +265,14 @@ pub fn validate(config_path: &Path) -> anyhow::Result<()> {
 fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
     for m in sources {
         println!(
-            "  source {}: {} datagrams/reads, {} bytes, {} frames; kernel drops {}, sequence gaps {}, truncated {}, channel drops {} ({} frames); outages {}, reconnects {}",
+            "  source {}: {} datagrams/reads, {} bytes, {} frames; kernel drops {}, sequence gaps {} (resets {}), truncated {}, channel drops {} ({} frames); outages {}, reconnects {}",
             m.name,
             Metrics::get(&m.reads),
             Metrics::get(&m.bytes),
             Metrics::get(&m.frames),
             Metrics::get(&m.kernel_drops),
             Metrics::get(&m.sequence_gaps),
+            Metrics::get(&m.sequence_resets),
             Metrics::get(&m.truncated),
             Metrics::get(&m.channel_drops),
             Metrics::get(&m.frames_dropped),
@@ -325,6 +326,30 @@ fn print_run_summary(summary: &RunSummary) {
     );
     for (kind, count) in m.decode_errors() {
         println!("    {kind}: {count}");
+    }
+    let lost = [
+        (
+            "refused by the Stream API",
+            Metrics::get(&m.samples_rejected),
+        ),
+        (
+            "dropped by the spool's bounds",
+            Metrics::get(&m.spool_dropped_samples),
+        ),
+        (
+            "no room in spool or memory",
+            Metrics::get(&m.samples_lost_no_room),
+        ),
+        (
+            "still waiting in the spool",
+            Metrics::get(&m.samples_waiting),
+        ),
+    ];
+    if lost.iter().any(|(_, n)| *n > 0) {
+        println!("  samples not delivered:");
+        for (reason, count) in lost.iter().filter(|(_, n)| *n > 0) {
+            println!("    {reason}: {count}");
+        }
     }
 }
 

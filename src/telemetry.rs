@@ -174,8 +174,10 @@ counters! {
         Counter reads: "Reads from the socket or device: one per UDP datagram, one per serial read.",
         // The socket's cumulative `SO_RXQ_OVFL` count.
         Counter kernel_drops: "Datagrams the kernel dropped for this socket (SO_RXQ_OVFL).",
+        // Cannelloni: datagrams the kernel dropped are not counted again here.
         Counter sequence_gaps:
-            "Datagrams (cannelloni) or native frames lost according to their sequence counters.",
+            "Datagrams (cannelloni) or native frames lost before the socket, by their sequence counters.",
+        Counter sequence_resets: "Times a sender's sequence counter jumped back (the sender restarted).",
         Counter truncated: "Datagrams larger than the receive buffer, cut short.",
         // UDP only: the one edge that drops rather than blocks.
         Counter channel_drops: "Frame batches dropped because the decode channel was full.",

@@ -198,13 +198,42 @@ impl NativeReceiver {
 #[derive(Debug, Default)]
 pub struct CannelloniReceiver {
     last_sequence: Option<u8>,
+    /// The socket's kernel drop count when the previous datagram arrived.
+    kernel_drops_seen: u64,
+}
+
+/// A jump of the 8-bit sequence by this much or more, with no kernel drop to explain it, is
+/// read as the counter going back (a restarted gateway), not as datagrams lost in between:
+/// losing 128 datagrams in a row on the way to the socket (a LAN, loopback) while the kernel
+/// dropped none is far less likely than a sender restarting.
+const CANNELLONI_RESET_JUMP: u64 = 128;
+/// A jump onto sequence 0 by this much or more is read as a restart too.
+const CANNELLONI_RESTART_JUMP: u64 = 8;
+
+/// The datagrams lost before the socket between two sequence numbers, given the datagrams the
+/// kernel dropped at the socket in the same interval (reported with the datagram after them):
+/// `Ok(lost)`, or `Err(())` when the counter went back (a reset).
+fn cannelloni_gap(last: u8, sequence: u8, kernel_dropped: u64) -> Result<u64, ()> {
+    let jump = u64::from(sequence.wrapping_sub(last.wrapping_add(1)));
+    if kernel_dropped > 0 {
+        // The counter sees the kernel's drops modulo 256; what it skipped beyond them was lost
+        // before the socket. Counting only that keeps the two counters from adding up the
+        // same datagrams, and a burst of 256 or more drops does not alias to a small gap.
+        return Ok((jump + 256 - kernel_dropped % 256) % 256);
+    }
+    // A restarted gateway starts again at 0: a jump onto 0 longer than a burst of loss.
+    if jump >= CANNELLONI_RESET_JUMP || (sequence == 0 && jump >= CANNELLONI_RESTART_JUMP) {
+        return Err(());
+    }
+    Ok(jump)
 }
 
 impl CannelloniReceiver {
     /// Appends the frames of one datagram received at `time_ns` to `out`.
     ///
-    /// A gap in the 8-bit sequence counts the missing datagrams (modulo 256: a gap of 256 or
-    /// more datagrams is invisible to the counter, and shows in the kernel drop count instead).
+    /// A gap in the 8-bit sequence counts the datagrams lost before the socket: those the
+    /// kernel dropped at the socket are in `kernel_drops` and not counted again; a jump back
+    /// is a sender restart (`sequence_resets`), not 255 losses.
     pub fn handle_datagram(
         &mut self,
         time_ns: u64,
@@ -219,9 +248,14 @@ impl CannelloniReceiver {
                 return;
             }
         };
+        let kernel_drops = Metrics::get(&metrics.kernel_drops);
+        let kernel_dropped = kernel_drops.saturating_sub(self.kernel_drops_seen);
+        self.kernel_drops_seen = kernel_drops;
         if let Some(last) = self.last_sequence {
-            let gap = parsed.sequence().wrapping_sub(last.wrapping_add(1));
-            Metrics::add(&metrics.sequence_gaps, u64::from(gap));
+            match cannelloni_gap(last, parsed.sequence(), kernel_dropped) {
+                Ok(lost) => Metrics::add(&metrics.sequence_gaps, lost),
+                Err(()) => Metrics::add(&metrics.sequence_resets, 1),
+            }
         }
         self.last_sequence = Some(parsed.sequence());
         let before = out.len();
@@ -320,6 +354,44 @@ mod tests {
 
     fn frame(id: u32, data: &[u8]) -> CanFrame {
         CanFrame::new(CanId::standard(id).expect("id"), CanFlags::empty(), data).expect("frame")
+    }
+
+    #[test]
+    fn cannelloni_gaps_leave_out_kernel_drops_and_see_resets() {
+        // Follows on: no loss.
+        assert_eq!(cannelloni_gap(7, 8, 0), Ok(0));
+        // Three datagrams lost on the way, none by the kernel.
+        assert_eq!(cannelloni_gap(7, 11, 0), Ok(3));
+        // Wraps: 254, 255 lost.
+        assert_eq!(cannelloni_gap(253, 0, 0), Ok(2));
+        // The kernel dropped the three: nothing more is counted.
+        assert_eq!(cannelloni_gap(7, 11, 3), Ok(0));
+        // 300 dropped by the kernel: the counter moved 300 mod 256 = 44 past; no alias.
+        assert_eq!(cannelloni_gap(7, 8 + 44, 300), Ok(0));
+        // The kernel dropped 2, the counter skipped 5: 3 lost before the socket.
+        assert_eq!(cannelloni_gap(10, 16, 2), Ok(3));
+        // A gateway restarting from 0 after 200: a reset, not 55 losses.
+        assert_eq!(cannelloni_gap(200, 0, 0), Err(()));
+        // A loss of a few across the wrap onto 0 stays a loss.
+        assert_eq!(cannelloni_gap(250, 0, 0), Ok(5));
+        assert_eq!(cannelloni_gap(9, 0, 0), Err(()));
+    }
+
+    #[test]
+    fn a_restarted_sender_counts_a_reset() {
+        let metrics = SourceMetrics::new("gw");
+        let mut receiver = CannelloniReceiver::default();
+        let mut out = Vec::new();
+        let frame = CanFrame::new(CanId::standard(0x10).expect("id"), CanFlags::empty(), &[1])
+            .expect("frame");
+        for sequence in [0u8, 1, 2, 3, 0, 1, 5] {
+            let mut datagram = Vec::new();
+            encode_datagram(sequence, &[frame], &mut datagram);
+            receiver.handle_datagram(1, &datagram, &metrics, &mut out);
+        }
+        assert_eq!(Metrics::get(&metrics.sequence_resets), 1);
+        assert_eq!(Metrics::get(&metrics.sequence_gaps), 3);
+        assert_eq!(out.len(), 7);
     }
 
     #[test]
