@@ -155,6 +155,25 @@ fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
     (found, samples)
 }
 
+/// Asserts that every counter `0..count` is in `records` (each at least once).
+fn assert_every_counter(records: &[&Path], count: u64) {
+    let (found, _) = counters(records);
+    let missing: Vec<u64> = (0..count).filter(|n| !found.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+}
+
+/// Asserts that `record` holds no violation and `expected` sessions of the test car.
+fn assert_clean(record: &Path, expected: usize) {
+    let recording = inspect::read_recording(record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    assert_eq!(sessions(record).len(), expected, "{}", recording.summary());
+}
+
 async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
@@ -204,17 +223,8 @@ async fn a_stream_api_restart_with_its_state_loses_nothing() {
         14_000
     );
     assert!(Metrics::get(&report.summary.metrics.stream_reopens) >= 1);
-    let (found, _) = counters(&[&record]);
-    let missing: Vec<u64> = (0..14_000).filter(|n| !found.contains(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost: {:?}…",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "zero violations");
-    assert_eq!(sessions(&record).len(), 1, "one session");
+    assert_every_counter(&[&record], 14_000);
+    assert_clean(&record, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,17 +279,8 @@ async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
         Metrics::get(&report.summary.metrics.samples_published),
         7_000
     );
-    let (found, _) = counters(&[&record]);
-    let missing: Vec<u64> = (0..7_000).filter(|n| !found.contains(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost: {:?}…",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
-    assert_eq!(sessions(&record).len(), 1, "one session");
+    assert_every_counter(&[&record], 7_000);
+    assert_clean(&record, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,14 +308,7 @@ async fn a_stream_api_restart_without_its_state_continues_in_a_linked_session() 
     bridge.finish().await.expect("run ends cleanly");
     second.shutdown().await.expect("server stops");
 
-    let (found, _) = counters(&[&first_record, &second_record]);
-    let missing: Vec<u64> = (0..4_000).filter(|n| !found.contains(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost: {:?}…",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
+    assert_every_counter(&[&first_record, &second_record], 4_000);
     let (after, _) = counters(&[&second_record]);
     assert!(
         after.contains(&1_000) && after.contains(&3_999),
@@ -370,24 +364,9 @@ async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
     bridge.finish().await.expect("second run ends cleanly");
     second.shutdown().await.expect("server stops");
 
-    let (found, samples) = counters(&[&record]);
-    let missing: Vec<u64> = (0..1_600).filter(|n| !found.contains(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost: {:?}…",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    assert!(samples >= 1_600);
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(
-        recording.violations(),
-        &[],
-        "both sessions ended properly:\n{}",
-        recording.summary()
-    );
-    let summary = recording.summary().to_string();
-    assert_eq!(sessions(&record).len(), 2, "{summary}");
+    // Both sessions ended properly: the resumed one and the second run's own.
+    assert_every_counter(&[&record], 1_600);
+    assert_clean(&record, 2);
 }
 
 /// The value of metric `name` (no labels) in a `/metrics` body, if present.
@@ -464,15 +443,6 @@ async fn a_killed_bridge_process_is_resumed_by_the_next_start() {
     assert!(status.success(), "{status:?}");
     second.shutdown().await.expect("server stops");
 
-    let (found, _) = counters(&[&record]);
-    let missing: Vec<u64> = (0..4_100).filter(|n| !found.contains(n)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost: {:?}…",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
-    assert_eq!(sessions(&record).len(), 2, "{}", recording.summary());
+    assert_every_counter(&[&record], 4_100);
+    assert_clean(&record, 2);
 }
