@@ -1,0 +1,204 @@
+//! Faults of the link and of the spool's disk, with a counter in every CAN frame (ENGINE.RPM =
+//! n / 4, as in `outage.rs`): a link slower than the car when the bridge is stopped (what the
+//! metrics call published is exactly what the server holds; the rest waits in the spool and the
+//! next start delivers it), and a spool whose file system is full (the bridge keeps publishing
+//! from memory and counts the failure). All on 127.0.0.1, the daemon in-process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ecu_bridge::config::Config;
+use ecu_bridge::daemon::RunError;
+use ecu_bridge::telemetry::Metrics;
+use stream_api::inspect;
+
+use crate::outage::{Bridge, config, counters, send_at, server, until};
+use crate::proxy::Proxy;
+
+/// Frames per millisecond tick: 10 000 frames/s (one ENGINE.RPM sample each).
+const FRAMES_PER_TICK: u16 = 10;
+/// The slow link: 200 KB/s each way.
+const LINK_BYTES_PER_SECOND: u64 = 200_000;
+
+fn missing(found: &std::collections::BTreeSet<u64>, to: u64) -> Vec<u64> {
+    (0..to).filter(|n| !found.contains(n)).collect()
+}
+
+/// Five seconds at 10 000 frames/s through a 200 KB/s link (the car needs more), then a stop
+/// whose drain cannot finish. Published (acknowledged) samples are exactly the distinct samples
+/// the server holds; everything else waits in the spool and the next start delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_the_rest() {
+    const FRAMES: u16 = 50_000;
+    const MORE: u16 = 100;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let first = server("127.0.0.1:0", &record).await;
+    let address = first.local_addr();
+    let proxy = Proxy::start(address).await.expect("proxy");
+    proxy.throttle(LINK_BYTES_PER_SECOND);
+    let bridge = Bridge::start(config(dir.path(), &proxy.uri(), 500));
+    let metrics = bridge.metrics.clone();
+    let started = Instant::now();
+    send_at(bridge.udp, 0, FRAMES, FRAMES_PER_TICK).await;
+    let sent_in = started.elapsed();
+    let up = proxy.bytes_up();
+    let published_while_sending = Metrics::get(&metrics.samples_published);
+    // The link is the bottleneck: the bytes per acknowledged sample, times the car's rate, is
+    // more than the link carries, and samples were left waiting.
+    let bytes_per_sample = up as f64 / published_while_sending.max(1) as f64;
+    let needed = bytes_per_sample * f64::from(FRAMES) / sent_in.as_secs_f64();
+    eprintln!(
+        "slow link: {FRAMES} frames in {sent_in:.2?}; {up} bytes up ({:.0} B/s, link {LINK_BYTES_PER_SECOND} B/s), \
+         {bytes_per_sample:.1} B/sample, the car needs {needed:.0} B/s; {published_while_sending} published",
+        up as f64 / sent_in.as_secs_f64()
+    );
+    assert!(
+        needed > 1.2 * LINK_BYTES_PER_SECOND as f64,
+        "the link must be the bottleneck: {needed:.0} B/s needed"
+    );
+    assert!(
+        published_while_sending < u64::from(FRAMES) * 9 / 10,
+        "{published_while_sending} published: the link was not slow"
+    );
+
+    // Stop with 500 ms to drain: the backlog cannot cross the link in time.
+    let outcome = bridge.finish().await;
+    assert!(
+        matches!(outcome, Err(RunError::DrainTimeout(_))),
+        "{outcome:?}"
+    );
+    // The stopped run's tasks are aborted when its future is dropped; let them go.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let published = Metrics::get(&metrics.samples_published);
+    first.shutdown().await.expect("server stops");
+    let (found, samples) = counters(&[&record]);
+    eprintln!(
+        "at stop: {published} samples published, the server holds {} distinct ({samples} samples), \
+         {} wait",
+        found.len(),
+        u64::from(FRAMES) - published
+    );
+    assert_eq!(
+        published,
+        found.len() as u64,
+        "published (acknowledged) samples are exactly the distinct samples the server holds"
+    );
+    assert_eq!(samples, found.len(), "no counter twice");
+    assert!(published < u64::from(FRAMES), "something waits in the spool");
+
+    // The next start, the link no longer throttled, delivers what waited into its session.
+    let second = server(&address.to_string(), &record).await;
+    proxy.throttle(0);
+    let resumed = Instant::now();
+    let bridge = Bridge::start(config(dir.path(), &proxy.uri(), 20_000));
+    send_at(bridge.udp, FRAMES, FRAMES + MORE, FRAMES_PER_TICK).await;
+    let metrics = bridge.metrics.clone();
+    until("the backlog and the new frames published", || {
+        Metrics::get(&metrics.samples_published) >= u64::from(FRAMES) - published + u64::from(MORE)
+    })
+    .await;
+    bridge.finish().await.expect("second run ends cleanly");
+    eprintln!(
+        "second start delivered {} samples in {:.2?}",
+        Metrics::get(&metrics.samples_published),
+        resumed.elapsed()
+    );
+    second.shutdown().await.expect("server stops");
+
+    let (found, _) = counters(&[&record]);
+    let lost = missing(&found, u64::from(FRAMES + MORE));
+    assert!(
+        lost.is_empty(),
+        "{} lost: {:?}…",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+}
+
+/// A tmpfs of `bytes` mounted on a folder, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, bytes: u64) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(Self(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The spool's folder is a 64 KiB tmpfs, full within a second. The bridge keeps publishing
+/// (the delivery holds the packets in memory), counts the failed writes, and every sample
+/// reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_disk_keeps_publishing_from_memory() {
+    const FRAMES: u16 = 6_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A real file system running out of space (ENOSPC in the middle of a segment), which needs
+    // root; the spool's unit tests cover the unprivileged case with a /dev/full segment.
+    let _tmpfs = Tmpfs::mount(&dir.path().join("spool"), 64 * 1024)
+        .expect("mount a 64 KiB tmpfs for the spool (the test runs as root)");
+    let record = dir.path().join("server.osrec");
+    let stream_api = server("127.0.0.1:0", &record).await;
+    let config: Config = config(
+        dir.path(),
+        &format!("http://{}", stream_api.local_addr()),
+        20_000,
+    );
+    let bridge = Bridge::start(config);
+    let metrics = bridge.metrics.clone();
+    let started = Instant::now();
+    // 2 000 frames/s: 40 samples a packet, about 1 KB, so the spool fills in about a second.
+    send_at(bridge.udp, 0, FRAMES / 2, 2).await;
+    let failures = Metrics::get(&metrics.spool_write_failures);
+    assert!(failures > 0, "the spool's disk is full after 1.5 s");
+    let published_at_full = Metrics::get(&metrics.samples_published);
+    send_at(bridge.udp, FRAMES / 2, FRAMES, 2).await;
+    until("every frame published", || {
+        Metrics::get(&metrics.samples_published) >= u64::from(FRAMES)
+    })
+    .await;
+    assert!(!bridge.run.is_finished(), "the daemon keeps running");
+    let failures_at_end = Metrics::get(&metrics.spool_write_failures);
+    eprintln!(
+        "disk full: {failures} failed spool writes after 1.5 s ({published_at_full} published), \
+         {failures_at_end} after {:.2?}",
+        started.elapsed()
+    );
+    assert!(failures_at_end > failures, "still failing, still counted");
+    let report = bridge.finish().await.expect("the run ends cleanly");
+    stream_api.shutdown().await.expect("server stops");
+
+    assert_eq!(
+        Metrics::get(&report.summary.metrics.samples_published),
+        u64::from(FRAMES)
+    );
+    assert_eq!(Metrics::get(&report.summary.metrics.samples_lost_no_room), 0);
+    let (found, samples) = counters(&[&record]);
+    let lost = missing(&found, u64::from(FRAMES));
+    assert!(
+        lost.is_empty(),
+        "{} lost: {:?}…",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert_eq!(samples, usize::from(FRAMES));
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+}
