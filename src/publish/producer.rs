@@ -183,6 +183,8 @@ pub struct Producer {
     delivery: Delivery,
     outage: Option<OutageClock>,
     stats: ProducerStats,
+    /// Whether a failed journal write was logged (logged once per run).
+    journal_failure_logged: bool,
     /// Keeps a temporary spool folder alive; removed on drop.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -225,6 +227,7 @@ impl Producer {
             delivery,
             outage: None,
             stats: ProducerStats::default(),
+            journal_failure_logged: false,
             _temporary: temporary,
         };
         for session in previous {
@@ -384,21 +387,40 @@ impl Producer {
     /// Waits until every packet written so far is acknowledged, however long the server is
     /// away.
     pub async fn flush(&mut self) -> Result<(), PublishError> {
+        self.flush_observed(&mut |_| {}).await
+    }
+
+    /// [`Producer::flush`], calling `observe` after every step (an acknowledgement, a probe).
+    async fn flush_observed(
+        &mut self,
+        observe: &mut impl FnMut(&Self),
+    ) -> Result<(), PublishError> {
         while self.has_pending() {
             self.progress().await?;
+            observe(self);
         }
         Ok(())
     }
 
     /// Ends the session: EndOfSession on every stream, every packet acknowledged, then
     /// EndSession, checking `success` (rules 41–42).
-    pub async fn finish(mut self) -> Result<ProducerStats, PublishError> {
-        self.end_current().await?;
+    pub async fn finish(self) -> Result<ProducerStats, PublishError> {
+        self.finish_observed(|_| {}).await
+    }
+
+    /// [`Producer::finish`], calling `observe` after every step of the drain, so that figures
+    /// taken from the producer (what was acknowledged) stay current even when the drain is cut
+    /// short by a stop timeout.
+    pub async fn finish_observed(
+        mut self,
+        mut observe: impl FnMut(&Self),
+    ) -> Result<ProducerStats, PublishError> {
+        self.end_current(&mut observe).await?;
         self.delivery.sync();
         Ok(self.stats())
     }
 
-    async fn end_current(&mut self) -> Result<(), PublishError> {
+    async fn end_current(&mut self, observe: &mut impl FnMut(&Self)) -> Result<(), PublishError> {
         if !self.current.ending {
             let end = EndOfSessionPacket {
                 data_source: self.config.data_source.clone(),
@@ -411,10 +433,12 @@ impl Producer {
             self.current.ending = true;
             self.journal()?;
         }
-        self.flush().await?;
+        self.flush_observed(observe).await?;
         end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
         let index = self.current.index;
-        self.delivery.spool_mut().forget_session(index)?;
+        if let Err(error) = self.delivery.spool_mut().forget_session(index) {
+            self.journal_failed(&error);
+        }
         Ok(())
     }
 
@@ -459,7 +483,7 @@ impl Producer {
             next_probe: Instant::now(),
             next_summary: Instant::now() + OUTAGE_SUMMARY,
         });
-        self.end_current().await?;
+        self.end_current(&mut |_| {}).await?;
         self.stats.sessions_resumed += 1;
         Ok(())
     }
@@ -640,8 +664,20 @@ impl Producer {
             },
             opaque: Bytes::from(memo.encode_to_vec()),
         };
-        self.delivery.spool_mut().put_session(record)?;
+        if let Err(error) = self.delivery.spool_mut().put_session(record) {
+            self.journal_failed(&error);
+        }
         Ok(())
+    }
+
+    /// A journal write failed (the spool's disk is full): the session goes on, its packets
+    /// held in memory by the delivery; only a restart could not resume it. Logged once,
+    /// counted in the spool's `write_failures`.
+    fn journal_failed(&mut self, error: &crate::spool::SpoolError) {
+        if !self.journal_failure_logged {
+            self.journal_failure_logged = true;
+            tracing::error!(%error, "spool session journal not written; the session goes on, but a restart could not resume it (logged once; see spool_write_failures)");
+        }
     }
 
     fn next_packet_id(&mut self) -> Result<u64, PublishError> {

@@ -420,8 +420,11 @@ impl Spool {
     fn write_sessions(&mut self) -> Result<(), SpoolError> {
         let bytes = state::encode_sessions(self.sessions.values());
         let durable = self.config.sync != SyncPolicy::Never;
-        state::write_atomic(&self.dir, SESSIONS_FILE, &bytes, durable)
-            .map_err(|e| SpoolError::io(&self.dir.join(SESSIONS_FILE), e))
+        let written = state::write_atomic(&self.dir, SESSIONS_FILE, &bytes, durable);
+        if written.is_err() {
+            self.stats.write_failures += 1;
+        }
+        written.map_err(|e| SpoolError::io(&self.dir.join(SESSIONS_FILE), e))
     }
 
     /// Drops the oldest segments while `max_age` says they are too old.
