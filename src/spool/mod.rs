@@ -268,7 +268,12 @@ impl Spool {
             meta.last_seq = end - 1;
             meta.samples += records.iter().map(|r| u64::from(r.samples)).sum::<u64>();
             meta.bytes = bytes;
-            let batch_min = records.iter().map(|r| r.first_time_ns).min();
+            // A record without samples (a session announcement) has no time: 0.
+            let batch_min = records
+                .iter()
+                .map(|r| r.first_time_ns)
+                .filter(|&t| t != 0)
+                .min();
             meta.min_time_ns = match (meta.min_time_ns, batch_min) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

@@ -24,6 +24,28 @@ const LINK_BYTES_PER_SECOND: u64 = 200_000;
 /// a late batch. A stale figure would be off by what the drain carried (thousands).
 const MAX_PACKET_SAMPLES: u64 = 400;
 
+/// Every exported figure of `metrics`, one per line.
+fn dump(metrics: &Metrics) -> String {
+    Metrics::EXPORTED
+        .iter()
+        .map(|e| format!("{} {}", e.name, Metrics::get((e.field)(metrics))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits (at most 15 s) until `metrics` count `at_least` samples published.
+async fn until_published(metrics: &Metrics, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Metrics::get(&metrics.samples_published) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{at_least} samples never published:\n{}",
+            dump(metrics)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn missing(found: &std::collections::BTreeSet<u64>, to: u64) -> Vec<u64> {
     (0..to).filter(|n| !found.contains(n)).collect()
 }
@@ -66,6 +88,18 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
         "{published_while_sending} published: the link was not slow"
     );
 
+    let age = Metrics::get(&metrics.oldest_waiting_age_seconds);
+    assert!(age <= 10, "the oldest waiting sample is {age} s old");
+    // Every frame in the pipeline before the stop, so that the stop loses none.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Metrics::get(&metrics.samples_decoded) < u64::from(FRAMES) {
+        assert!(
+            Instant::now() < deadline,
+            "frames lost:\n{}",
+            dump(&metrics)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Stop with 500 ms to drain: the backlog cannot cross the link in time.
     let outcome = bridge.finish().await;
     assert!(
@@ -75,6 +109,12 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
     // The stopped run's tasks are aborted when its future is dropped; let them go.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let published = Metrics::get(&metrics.samples_published);
+    assert_eq!(
+        Metrics::get(&metrics.samples_decoded),
+        u64::from(FRAMES),
+        "every frame reached the first run:\n{}",
+        dump(&metrics)
+    );
     first.shutdown().await.expect("server stops");
     let (found, samples) = counters(&[&record]);
     eprintln!(
@@ -109,10 +149,7 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
     let bridge = Bridge::start(config(dir.path(), &proxy.uri(), 20_000));
     send_at(bridge.udp, FRAMES, FRAMES + MORE, FRAMES_PER_TICK).await;
     let metrics = bridge.metrics.clone();
-    until("the backlog and the new frames published", || {
-        Metrics::get(&metrics.samples_published) >= u64::from(FRAMES) - published + u64::from(MORE)
-    })
-    .await;
+    until_published(&metrics, u64::from(FRAMES) - published + u64::from(MORE)).await;
     bridge.finish().await.expect("second run ends cleanly");
     eprintln!(
         "second start delivered {} samples in {:.2?}",
