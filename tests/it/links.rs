@@ -200,9 +200,23 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Writes `path` until its file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("filler");
+    let chunk = [0u8; 1024];
+    let full = loop {
+        if let Err(error) = file.write_all(&chunk) {
+            break error;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
+}
+
 /// The spool's folder is a 64 KiB tmpfs, full within a second. The bridge keeps publishing
-/// (the delivery holds the packets in memory), counts the failed writes, and every sample
-/// reaches the server.
+/// (the delivery holds the packets in memory), counts the failed writes, keeps the session's
+/// order when the server stalls meanwhile and space is freed (packets queued in memory are not
+/// overtaken by those the spool takes again), and every sample reaches the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_disk_keeps_publishing_from_memory() {
     const FRAMES: u16 = 6_000;
@@ -211,40 +225,58 @@ async fn a_full_spool_disk_keeps_publishing_from_memory() {
     // root; the spool's unit tests cover the unprivileged case with a /dev/full segment.
     let _tmpfs = Tmpfs::mount(&dir.path().join("spool"), 64 * 1024)
         .expect("mount a 64 KiB tmpfs for the spool (the test runs as root)");
+    // Another file takes half of it, and is removed while the server stalls.
+    let filler = dir.path().join("spool").join("filler");
+    std::fs::write(&filler, vec![0u8; 32 * 1024]).expect("filler");
     let record = dir.path().join("server.osrec");
     let stream_api = server("127.0.0.1:0", &record).await;
-    let config: Config = config(
-        dir.path(),
-        &format!("http://{}", stream_api.local_addr()),
-        20_000,
-    );
+    let proxy = Proxy::start(stream_api.local_addr()).await.expect("proxy");
+    let config: Config = config(dir.path(), &proxy.uri(), 20_000);
     let bridge = Bridge::start(config);
     let metrics = bridge.metrics.clone();
     let started = Instant::now();
     // 2 000 frames/s: 40 samples a packet, about 1 KB, so the spool fills in about a second.
-    send_at(bridge.udp, 0, FRAMES / 2, 2).await;
+    send_at(bridge.udp, 0, 3_000, 2).await;
     let failures = Metrics::get(&metrics.spool_write_failures);
     assert!(failures > 0, "the spool's disk is full after 1.5 s");
     let published_at_full = Metrics::get(&metrics.samples_published);
-    send_at(bridge.udp, FRAMES / 2, FRAMES, 2).await;
-    until("every frame published", || {
-        Metrics::get(&metrics.samples_published) >= u64::from(FRAMES)
-    })
-    .await;
+    let spooled_at_full = Metrics::get(&metrics.spool_bytes);
+    // The server stalls for a second: packets queue in memory. Half way, space is freed: the
+    // spool takes packets again, after those held in memory.
+    proxy.pause();
+    send_at(bridge.udp, 3_000, 4_000, 2).await;
+    std::fs::remove_file(&filler).expect("space freed");
+    send_at(bridge.udp, 4_000, 5_000, 2).await;
+    proxy.resume().await;
+    send_at(bridge.udp, 5_000, FRAMES, 2).await;
+    until_published(&metrics, u64::from(FRAMES)).await;
     assert!(!bridge.run.is_finished(), "the daemon keeps running");
     let failures_at_end = Metrics::get(&metrics.spool_write_failures);
+    let spooled_at_end = Metrics::get(&metrics.spool_bytes);
     eprintln!(
-        "disk full: {failures} failed spool writes after 1.5 s ({published_at_full} published), \
-         {failures_at_end} after {:.2?}",
+        "disk full: {failures} failed spool writes after 1.5 s ({published_at_full} published, \
+         {spooled_at_full} spool bytes), {failures_at_end} after {:.2?}, {FRAMES} published, \
+         {spooled_at_end} spool bytes",
         started.elapsed()
     );
-    assert!(failures_at_end > failures, "still failing, still counted");
+    assert!(failures_at_end >= failures);
+    assert!(
+        spooled_at_end > spooled_at_full,
+        "the spool takes packets again once space is freed"
+    );
+    // Full again at the stop: ending the session cannot write the spool's session journal,
+    // which must not keep it from ending.
+    fill(&filler);
     let report = bridge.finish().await.expect("the run ends cleanly");
     stream_api.shutdown().await.expect("server stops");
 
     assert_eq!(
         Metrics::get(&report.summary.metrics.samples_published),
         u64::from(FRAMES)
+    );
+    assert!(
+        Metrics::get(&report.summary.metrics.spool_write_failures) > failures_at_end,
+        "the journal write at the end failed and was counted"
     );
     assert_eq!(
         Metrics::get(&report.summary.metrics.samples_lost_no_room),
