@@ -13,7 +13,7 @@ use ecu_bridge::daemon::RunError;
 use ecu_bridge::telemetry::Metrics;
 use stream_api::inspect;
 
-use crate::outage::{Bridge, config, counters, send_at, server, until};
+use crate::outage::{Bridge, config, counters, send_at, server};
 use crate::proxy::Proxy;
 
 /// Frames per millisecond tick: 10 000 frames/s (one ENGINE.RPM sample each).

@@ -160,7 +160,7 @@ pub(crate) fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
     (found, samples)
 }
 
-pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
