@@ -176,7 +176,12 @@ pub async fn run_reloadable(
             };
             let producer = stage.run(batches_rx).await?;
             let key = producer.session_key().to_owned();
-            let stats = producer.finish().await?;
+            // Figures kept current through the drain: a stop timeout may cut it short.
+            let stats = producer
+                .finish_observed(|producer| {
+                    crate::publish::report_producer(producer, &publish_metrics);
+                })
+                .await?;
             crate::publish::report_stats(&stats, &publish_metrics);
             Metrics::set(&publish_metrics.samples_waiting, 0);
             Metrics::set(&publish_metrics.session_state, 2);

@@ -118,6 +118,10 @@ pub struct Delivery {
     /// Records the spool refused, oldest first.
     volatile: VecDeque<Outgoing>,
     volatile_bytes: usize,
+    /// Memory-only records not yet acknowledged (queued, held or in flight). While any is
+    /// left, later records are held in memory too: a spooled record would be sent before them
+    /// (spool order first), breaking the session's order (B3, B13).
+    memory_only: u64,
     in_flight: JoinSet<CallOutcome>,
     /// Streams with a call in flight.
     busy_streams: HashSet<String>,
@@ -158,6 +162,7 @@ impl Delivery {
             spilled_from: None,
             volatile: VecDeque::new(),
             volatile_bytes: 0,
+            memory_only: 0,
             in_flight: JoinSet::new(),
             busy_streams: HashSet::new(),
             held: None,
@@ -221,9 +226,15 @@ impl Delivery {
     }
 
     /// Appends `record` to the spool and queues it for sending. A spool failure is counted
-    /// (and logged once); the record is then held in memory only, within a bound.
+    /// (and logged once); the record is then held in memory only, within a bound, and so are
+    /// the records after it until those in memory are acknowledged (to keep the order).
     pub fn append(&mut self, record: SpoolRecord) {
         self.samples_entered += u64::from(record.samples);
+        if self.memory_only > 0 {
+            self.hold_volatile(record);
+            self.pump();
+            return;
+        }
         match self.spool.append(&record) {
             Ok(seq) => {
                 let size = record.encoded_len();
@@ -250,6 +261,7 @@ impl Delivery {
     }
 
     fn hold_volatile(&mut self, record: SpoolRecord) {
+        self.memory_only += 1;
         self.volatile_bytes += record.encoded_len();
         self.volatile.push_back(Outgoing { seq: None, record });
         while self.volatile_bytes > VOLATILE_BYTES {
@@ -257,6 +269,7 @@ impl Delivery {
                 break;
             };
             self.volatile_bytes -= dropped.record.encoded_len();
+            self.memory_only -= 1;
             self.stats.samples_lost_no_room += u64::from(dropped.record.samples);
         }
     }
@@ -468,8 +481,11 @@ impl Delivery {
 
     fn acknowledge(&mut self, outgoing: &Outgoing, delivered: bool) {
         self.samples_left += u64::from(outgoing.record.samples);
-        if let Some(seq) = outgoing.seq {
-            self.spool.ack(seq);
+        match outgoing.seq {
+            Some(seq) => {
+                self.spool.ack(seq);
+            }
+            None => self.memory_only = self.memory_only.saturating_sub(1),
         }
         if delivered {
             self.stats.packets_accepted += 1;

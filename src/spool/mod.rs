@@ -268,7 +268,12 @@ impl Spool {
             meta.last_seq = end - 1;
             meta.samples += records.iter().map(|r| u64::from(r.samples)).sum::<u64>();
             meta.bytes = bytes;
-            let batch_min = records.iter().map(|r| r.first_time_ns).min();
+            // A record without samples (a session announcement) has no time: 0.
+            let batch_min = records
+                .iter()
+                .map(|r| r.first_time_ns)
+                .filter(|&t| t != 0)
+                .min();
             meta.min_time_ns = match (meta.min_time_ns, batch_min) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -420,8 +425,11 @@ impl Spool {
     fn write_sessions(&mut self) -> Result<(), SpoolError> {
         let bytes = state::encode_sessions(self.sessions.values());
         let durable = self.config.sync != SyncPolicy::Never;
-        state::write_atomic(&self.dir, SESSIONS_FILE, &bytes, durable)
-            .map_err(|e| SpoolError::io(&self.dir.join(SESSIONS_FILE), e))
+        let written = state::write_atomic(&self.dir, SESSIONS_FILE, &bytes, durable);
+        if written.is_err() {
+            self.stats.write_failures += 1;
+        }
+        written.map_err(|e| SpoolError::io(&self.dir.join(SESSIONS_FILE), e))
     }
 
     /// Drops the oldest segments while `max_age` says they are too old.

@@ -199,19 +199,24 @@ fn scan_segment(
                 meta.last_seq = view.seq();
                 meta.records += 1;
                 meta.samples += u64::from(view.samples());
-                meta.min_time_ns = Some(
-                    meta.min_time_ns
-                        .map_or(view.first_time_ns(), |t| t.min(view.first_time_ns())),
-                );
+                // A record without samples (a session announcement) has no time: 0.
+                if view.first_time_ns() != 0 {
+                    meta.min_time_ns = Some(
+                        meta.min_time_ns
+                            .map_or(view.first_time_ns(), |t| t.min(view.first_time_ns())),
+                    );
+                }
                 if acks.is_acked(view.seq()) {
                     meta.acked += 1;
                 } else {
                     recovery.records_pending += 1;
                     recovery.samples_pending += u64::from(view.samples());
                     let (first, last) = (view.first_time_ns(), view.last_time_ns());
-                    recovery.oldest_time_ns =
-                        Some(recovery.oldest_time_ns.map_or(first, |t| t.min(first)));
-                    recovery.newest_time_ns = recovery.newest_time_ns.max(Some(last));
+                    if first != 0 {
+                        recovery.oldest_time_ns =
+                            Some(recovery.oldest_time_ns.map_or(first, |t| t.min(first)));
+                        recovery.newest_time_ns = recovery.newest_time_ns.max(Some(last));
+                    }
                 }
             }
             Scanned::Corrupt { offset, bytes } => {

@@ -52,8 +52,11 @@ fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
 /// Starts the bridge with `args`, the notify socket and a 400 ms watchdog; stderr lines are
 /// forwarded to the returned channel.
 pub(crate) fn start(args: &[&str], notify: &Path) -> (Child, std_mpsc::Receiver<String>) {
+    // In the test's folder (the notify socket's), so that nothing a run writes by default
+    // (a spool) lands in the checkout.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
         .args(args)
+        .current_dir(notify.parent().unwrap_or(Path::new(".")))
         .env("NOTIFY_SOCKET", notify)
         .env("WATCHDOG_USEC", "400000")
         .env("RUST_LOG", "info")

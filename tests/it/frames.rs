@@ -478,7 +478,7 @@ fn f1_24_over_udp_through_the_bridge_binary_into_the_stream_api_binary() {
     let config = write_f1_config(
         dir.path(),
         &format!("http://{server_address}"),
-        "\n[service]\nmetrics_listen = \"127.0.0.1:0\"\n",
+        "\n[service]\nmetrics_listen = \"127.0.0.1:0\"\n\n[spool]\ndir = \"spool\"\n",
     );
     let (mut bridge, bridge_log) = start(
         &["run", "--config", config.to_str().expect("utf-8")],

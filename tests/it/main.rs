@@ -3,6 +3,7 @@ mod capture;
 mod cli;
 mod daemon;
 mod frames;
+mod links;
 mod live;
 mod outage;
 mod producer;

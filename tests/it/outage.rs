@@ -25,7 +25,7 @@ use crate::test_car;
 /// Frames sent per millisecond tick: 2 000 frames/s.
 const FRAMES_PER_TICK: u16 = 2;
 
-fn config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
+pub(crate) fn config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
     let text = format!(
         r#"
 [stream_api]
@@ -64,7 +64,7 @@ receive_buffer_bytes = 4194304
     Config::load(&path).expect("valid config")
 }
 
-async fn server(address: &str, record: &Path) -> ServerHandle {
+pub(crate) async fn server(address: &str, record: &Path) -> ServerHandle {
     let listener = TcpListener::bind(address).await.expect("bind");
     stream_api::spawn(
         listener,
@@ -78,15 +78,15 @@ async fn server(address: &str, record: &Path) -> ServerHandle {
 }
 
 /// A daemon running in-process on `config`'s UDP source.
-struct Bridge {
-    udp: SocketAddr,
-    metrics: Arc<Metrics>,
+pub(crate) struct Bridge {
+    pub(crate) udp: SocketAddr,
+    pub(crate) metrics: Arc<Metrics>,
     stop: oneshot::Sender<()>,
-    run: JoinHandle<Result<RunReport, RunError>>,
+    pub(crate) run: JoinHandle<Result<RunReport, RunError>>,
 }
 
 impl Bridge {
-    fn start(config: Config) -> Self {
+    pub(crate) fn start(config: Config) -> Self {
         let (map, _) = config.load_channel_map().expect("map");
         let live = LiveSources::prepare(&config, &map, None).expect("sources");
         let udp = live.udp_addresses[0].1;
@@ -107,14 +107,19 @@ impl Bridge {
         }
     }
 
-    async fn finish(self) -> Result<RunReport, RunError> {
+    pub(crate) async fn finish(self) -> Result<RunReport, RunError> {
         let _ = self.stop.send(());
         self.run.await.expect("daemon task")
     }
 }
 
 /// Sends frames `from..to` (counter in RPM) at 2 000 frames/s.
-async fn send(udp: SocketAddr, from: u16, to: u16) {
+pub(crate) async fn send(udp: SocketAddr, from: u16, to: u16) {
+    send_at(udp, from, to, FRAMES_PER_TICK).await;
+}
+
+/// Sends frames `from..to` (counter in RPM), `per_tick` of them every millisecond.
+pub(crate) async fn send_at(udp: SocketAddr, from: u16, to: u16, per_tick: u16) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
     let id = CanId::standard(0x100).expect("id");
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
@@ -122,7 +127,7 @@ async fn send(udp: SocketAddr, from: u16, to: u16) {
     let mut sequence = 0u8;
     while counter < to {
         ticks.tick().await;
-        let frames: Vec<CanFrame> = (counter..to.min(counter + FRAMES_PER_TICK))
+        let frames: Vec<CanFrame> = (counter..to.min(counter + per_tick))
             .map(|n| {
                 let mut data = [0u8; 8];
                 data[..2].copy_from_slice(&n.to_le_bytes());
@@ -138,7 +143,7 @@ async fn send(udp: SocketAddr, from: u16, to: u16) {
 }
 
 /// Counters (RPM × 4) found in `records`, and how many samples carried them in all.
-fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
+pub(crate) fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
     let mut found = BTreeSet::new();
     let mut samples = 0;
     for record in records {

@@ -97,7 +97,7 @@ impl Producer {
             next_probe: Instant::now(),
             next_summary: Instant::now() + OUTAGE_SUMMARY,
         });
-        self.end_current().await?;
+        self.end_current(&mut |_| {}).await?;
         self.stats.sessions_resumed += 1;
         Ok(())
     }
@@ -257,8 +257,20 @@ impl Producer {
             },
             opaque: Bytes::from(memo.encode_to_vec()),
         };
-        self.delivery.spool_mut().put_session(record)?;
+        if let Err(error) = self.delivery.spool_mut().put_session(record) {
+            self.journal_failed(&error);
+        }
         Ok(())
+    }
+
+    /// A journal write failed (the spool's disk is full): the session goes on, its packets
+    /// held in memory by the delivery; only a restart could not resume it. Logged once,
+    /// counted in the spool's `write_failures`.
+    pub(super) fn journal_failed(&mut self, error: &crate::spool::SpoolError) {
+        if !self.journal_failure_logged {
+            self.journal_failure_logged = true;
+            tracing::error!(%error, "spool session journal not written; the session goes on, but a restart could not resume it (logged once; see spool_write_failures)");
+        }
     }
 }
 

@@ -154,6 +154,8 @@ pub struct Producer {
     delivery: Delivery,
     outage: Option<OutageClock>,
     stats: ProducerStats,
+    /// Whether a failed journal write was logged (logged once per run).
+    journal_failure_logged: bool,
     /// Keeps a temporary spool folder alive; removed on drop.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -196,6 +198,7 @@ impl Producer {
             delivery,
             outage: None,
             stats: ProducerStats::default(),
+            journal_failure_logged: false,
             _temporary: temporary,
         };
         for session in previous {
@@ -355,21 +358,40 @@ impl Producer {
     /// Waits until every packet written so far is acknowledged, however long the server is
     /// away.
     pub async fn flush(&mut self) -> Result<(), PublishError> {
+        self.flush_observed(&mut |_| {}).await
+    }
+
+    /// [`Producer::flush`], calling `observe` after every step (an acknowledgement, a probe).
+    async fn flush_observed(
+        &mut self,
+        observe: &mut impl FnMut(&Self),
+    ) -> Result<(), PublishError> {
         while self.has_pending() {
             self.progress().await?;
+            observe(self);
         }
         Ok(())
     }
 
     /// Ends the session: EndOfSession on every stream, every packet acknowledged, then
     /// EndSession, checking `success` (rules 41–42).
-    pub async fn finish(mut self) -> Result<ProducerStats, PublishError> {
-        self.end_current().await?;
+    pub async fn finish(self) -> Result<ProducerStats, PublishError> {
+        self.finish_observed(|_| {}).await
+    }
+
+    /// [`Producer::finish`], calling `observe` after every step of the drain, so that figures
+    /// taken from the producer (what was acknowledged) stay current even when the drain is cut
+    /// short by a stop timeout.
+    pub async fn finish_observed(
+        mut self,
+        mut observe: impl FnMut(&Self),
+    ) -> Result<ProducerStats, PublishError> {
+        self.end_current(&mut observe).await?;
         self.delivery.sync();
         Ok(self.stats())
     }
 
-    async fn end_current(&mut self) -> Result<(), PublishError> {
+    async fn end_current(&mut self, observe: &mut impl FnMut(&Self)) -> Result<(), PublishError> {
         if !self.current.ending {
             let end = EndOfSessionPacket {
                 data_source: self.config.data_source.clone(),
@@ -382,10 +404,12 @@ impl Producer {
             self.current.ending = true;
             self.journal()?;
         }
-        self.flush().await?;
+        self.flush_observed(observe).await?;
         end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
         let index = self.current.index;
-        self.delivery.spool_mut().forget_session(index)?;
+        if let Err(error) = self.delivery.spool_mut().forget_session(index) {
+            self.journal_failed(&error);
+        }
         Ok(())
     }
 
