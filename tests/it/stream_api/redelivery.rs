@@ -3,9 +3,8 @@
 //! from its recording with sessions, format ids, configurations and seen ids, and a session
 //! linked to an earlier one may announce itself again.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc as std_mpsc;
 
 use open_streaming::{api, open_data};
@@ -208,22 +207,13 @@ async fn a_session_linked_to_an_earlier_one_may_announce_itself_again() {
 
 /// `ecu-bridge stream-api --record FILE` on port 0; stderr lines to the receiver.
 fn start_process(record: &Path) -> (Child, std_mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["stream-api", "--listen", "127.0.0.1:0", "--record"])
-        .arg(record)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stream-api");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines, received) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    (child, received)
+    let record = record.to_str().expect("utf-8 path");
+    // No notify socket listens there: the server only needs the test's folder.
+    let notify = Path::new(record).with_file_name("notify.sock");
+    crate::daemon::start(
+        &["stream-api", "--listen", "127.0.0.1:0", "--record", record],
+        &notify,
+    )
 }
 
 /// Sends `signal` to `child` and waits for it to exit.
