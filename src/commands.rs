@@ -236,6 +236,21 @@ pub fn inspect(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ecu-bridge profiles`: the built-in ECU profiles, one block each.
+pub fn profiles() {
+    for profile in decoders::profiles::all() {
+        let bitrate = profile.bus_bitrate.map_or_else(
+            || "any bitrate".to_owned(),
+            |b| format!("{} kbit/s", b / 1000),
+        );
+        println!("{:<22} {} ({bitrate})", profile.name, profile.title);
+        println!("{:<22} {}", "", profile.coverage);
+    }
+    println!(
+        "\nUse one in a car's configuration: [car] profile = [\"<name>\"]; docs/profiles.md has the details."
+    );
+}
+
 /// `ecu-bridge validate`: every problem at once, each with file, line, column and key.
 pub fn validate(config_path: &Path) -> anyhow::Result<()> {
     let (config, map, warnings) = match Config::validate_file(config_path) {

@@ -78,6 +78,8 @@ enum Command {
         /// The recording.
         file: PathBuf,
     },
+    /// List the built-in ECU profiles (`[car] profile = ["name"]`) with their coverage.
+    Profiles,
     /// Check a configuration and the DBC files it names; exits non-zero on any error.
     Validate {
         /// The car's bridge configuration (TOML).
@@ -116,6 +118,10 @@ async fn main() -> ExitCode {
             record,
         } => commands::stream_api(listen, strict, record).await,
         Command::Inspect { file } => commands::inspect(&file),
+        Command::Profiles => {
+            commands::profiles();
+            Ok(())
+        }
         Command::Validate { config } => commands::validate(&config),
     };
     match result {

@@ -16,7 +16,13 @@ impl Config {
     /// Loads the car's DBC files (imports first) and compiles the channel map, reporting every
     /// unreadable or malformed DBC, and every rename or override naming no signal, at once.
     pub fn load_channel_map(&self) -> Result<(ChannelMap, Vec<DbcWarning>), ConfigErrors> {
-        let mut files: Vec<(String, String)> = Vec::new();
+        // Profiles first: a DBC file of the car's own can then add to them.
+        let mut files: Vec<(String, String)> = self
+            .car
+            .profiles
+            .iter()
+            .map(|profile| (format!("profile {}", profile.name), profile.dbc.to_owned()))
+            .collect();
         let errors: Vec<ConfigError> = self
             .car
             .dbc

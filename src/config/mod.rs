@@ -209,6 +209,8 @@ pub struct SessionConfig {
 /// The car: DBC files and frame definitions, which signals and fields to publish, and as what.
 #[derive(Debug, Clone)]
 pub struct CarConfig {
+    /// Built-in ECU profiles (`decoders::profiles`) by name, loaded before the DBC files.
+    pub profiles: Vec<&'static decoders::profiles::Profile>,
     /// DBC files (resolved paths), loaded as one set in this order.
     pub dbc: Vec<PathBuf>,
     /// Frame definition files (resolved paths).

@@ -164,6 +164,8 @@ pub(super) struct RawSession {
 pub(super) struct RawCar {
     pub(super) application: String,
     #[serde(default)]
+    pub(super) profile: Vec<String>,
+    #[serde(default)]
     pub(super) dbc: Vec<PathBuf>,
     #[serde(default)]
     pub(super) definitions: Vec<PathBuf>,

@@ -60,6 +60,7 @@ impl Config {
                 details: raw.session.details,
             },
             car: CarConfig {
+                profiles: profiles(&raw.car.profile, problems),
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
                 definitions: raw.car.definitions.iter().map(|p| base.join(p)).collect(),
                 compound_can,
@@ -161,10 +162,10 @@ fn check_values(raw: &RawConfig, problems: &mut Problems) {
     if raw.session.utc_offset_minutes.abs() > 14 * 60 {
         problems.add("session.utc_offset_minutes", "must be within ±840".into());
     }
-    if raw.car.dbc.is_empty() && raw.car.definitions.is_empty() {
+    if raw.car.dbc.is_empty() && raw.car.definitions.is_empty() && raw.car.profile.is_empty() {
         problems.add(
             "car.dbc",
-            "list at least one DBC file or frame definition (definitions = [...])".into(),
+            "list at least one DBC file, ECU profile (profile = [...]) or frame definition (definitions = [...])".into(),
         );
     }
     if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
@@ -371,6 +372,27 @@ fn check_name(name: &str, is_stream: bool) -> Result<(), String> {
         return Err(format!("{name:?} is reserved by the Stream API"));
     }
     Ok(())
+}
+
+/// `[car] profile`: built-in ECU profiles by name (`ecu-bridge profiles` lists them).
+fn profiles(
+    names: &[String],
+    problems: &mut Problems,
+) -> Vec<&'static decoders::profiles::Profile> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let found = decoders::profiles::find(name);
+            if found.is_none() {
+                let known: Vec<&str> = decoders::profiles::all().iter().map(|p| p.name).collect();
+                problems.add(
+                    "car.profile",
+                    format!("no ECU profile {name:?}; known: {}", known.join(", ")),
+                );
+            }
+            found
+        })
+        .collect()
 }
 
 /// `[spool]`: relative folders are relative to the configuration's folder.

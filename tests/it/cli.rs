@@ -96,3 +96,81 @@ fn the_sim_rig_example_validates_and_replays_with_no_violation() {
         );
     }
 }
+
+/// A car on a built-in ECU profile, as a user would set it up: `profiles` lists it, `validate`
+/// accepts it (and names the known profiles for a typo), `replay` publishes its frames.
+#[test]
+fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
+    let listed = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .arg("profiles")
+        .output()
+        .expect("run profiles");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success());
+    for profile in decoders::profiles::all() {
+        assert!(
+            listing.contains(profile.name),
+            "{} missing:\n{listing}",
+            profile.name
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("car.toml");
+    let text = "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"Club\"\n\n[car]\napplication = \"Club\"\nprofile = [\"haltech-v3\"]\n";
+    std::fs::write(&config, text).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run validate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("{}:9:1: [car.profile]", config.display()))
+            && stderr.contains("haltech-v2"),
+        "{stderr}"
+    );
+
+    std::fs::write(&config, text.replace("haltech-v3", "haltech-v2")).expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ok — 292 parameters"), "{stdout}");
+
+    // Haltech 0x360 (RPM, MAP, TPS, ...) ten times, 20 ms apart.
+    let capture = dir.path().join("club.log");
+    let lines: String = (0..10u64)
+        .map(|n| {
+            format!(
+                "({}.{:06}) can0 360#0BB8{:02X}0000000000\n",
+                1_778_936_400 + n / 50,
+                (n % 50) * 20_000,
+                n
+            )
+        })
+        .collect();
+    std::fs::write(&capture, lines).expect("capture");
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--max-speed", "--config"])
+        .arg(&config)
+        .arg(&capture)
+        .output()
+        .expect("run replay");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Protocol violations (0)"), "{stdout}");
+    assert!(stdout.contains(": 10 samples"), "{stdout}");
+}
