@@ -15,7 +15,7 @@
 //! refused for a protocol reason (`INVALID_ARGUMENT` from a strict server, and the like) is not
 //! retried: it is counted as rejected and dropped, since sending it again cannot succeed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,8 +32,7 @@ use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, Sampl
 use super::session::{PacketKind, PublishError};
 use crate::spool::{Pending, PendingRecord, Spool, SpoolRecord};
 
-/// Calls in flight at once. One keeps the session's order (see the module docs); the
-/// per-stream bookkeeping below would allow one per stream if the protocol ever allows it.
+/// Calls in flight at once. One keeps the session's order (see the module docs).
 pub const WINDOW: usize = 1;
 /// Bytes of just-appended records kept in memory so that sending them needs no disk read;
 /// beyond this (an outage, a slow link) they are read back from the spool.
@@ -118,15 +117,11 @@ pub struct Delivery {
     /// Records the spool refused, oldest first.
     volatile: VecDeque<Outgoing>,
     volatile_bytes: usize,
-    /// Memory-only records not yet acknowledged (queued, held or in flight). While any is
+    /// Memory-only records not yet acknowledged (queued or in flight). While any is
     /// left, later records are held in memory too: a spooled record would be sent before them
     /// (spool order first), breaking the session's order (B3, B13).
     memory_only: u64,
     in_flight: JoinSet<CallOutcome>,
-    /// Streams with a call in flight.
-    busy_streams: HashSet<String>,
-    /// The next record to send, held back while its stream is busy.
-    held: Option<Outgoing>,
     /// Set while the server is away; cleared by [`Delivery::resume`].
     outage: bool,
     stats: DeliveryStats,
@@ -164,8 +159,6 @@ impl Delivery {
             volatile_bytes: 0,
             memory_only: 0,
             in_flight: JoinSet::new(),
-            busy_streams: HashSet::new(),
-            held: None,
             outage: false,
             stats: DeliveryStats::default(),
             spool_failure_logged: false,
@@ -218,8 +211,7 @@ impl Delivery {
     }
 
     fn has_queued(&self) -> bool {
-        self.held.is_some()
-            || !self.recent.is_empty()
+        !self.recent.is_empty()
             || !self.volatile.is_empty()
             || self.spilled_from.is_some()
             || self.backlog.is_some()
@@ -277,13 +269,9 @@ impl Delivery {
     /// Starts calls while the window has room and the server is not away.
     pub fn pump(&mut self) {
         while !self.outage && self.in_flight.len() < WINDOW {
-            let Some(outgoing) = self.held.take().or_else(|| self.next_outgoing()) else {
+            let Some(outgoing) = self.next_outgoing() else {
                 return;
             };
-            if self.busy_streams.contains(&outgoing.record.stream) {
-                self.held = Some(outgoing);
-                return;
-            }
             match self.request_for(&outgoing.record) {
                 Ok(Some(request)) => self.start_call(outgoing, request),
                 Ok(None) => self.acknowledge(&outgoing, false),
@@ -379,7 +367,6 @@ impl Delivery {
     }
 
     fn start_call(&mut self, outgoing: Outgoing, request: WriteDataPacketRequest) {
-        self.busy_streams.insert(outgoing.record.stream.clone());
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.call_timeout);
@@ -413,15 +400,13 @@ impl Delivery {
         let joined = self.in_flight.join_next().await?;
         match joined {
             Ok(CallOutcome { outgoing, result }) => {
-                self.busy_streams.remove(&outgoing.record.stream);
                 self.account(outgoing, result);
             }
             Err(join) => {
-                // A call task cannot panic short of a bug in tonic; its stream is freed by
-                // the outage reset that follows.
+                // A call task cannot panic short of a bug in tonic; the outage reset that
+                // follows sends its packet again.
                 tracing::error!(%join, "a write call task failed");
                 self.start_outage();
-                self.busy_streams.clear();
             }
         }
         Some(())
@@ -466,12 +451,6 @@ impl Delivery {
     pub fn resume(&mut self) {
         debug_assert!(self.in_flight.is_empty(), "settle before resume");
         self.outage = false;
-        if let Some(held) = self.held.take()
-            && held.seq.is_none()
-        {
-            self.volatile_bytes += held.record.encoded_len();
-            self.volatile.push_front(held);
-        }
         self.backlog = Some(self.spool.pending());
         self.recent.clear();
         self.recent_bytes = 0;
