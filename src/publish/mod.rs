@@ -136,12 +136,10 @@ impl PublishStage {
 /// Sets the pipeline's publish counters from `producer`: only acknowledged packets count as
 /// published.
 pub fn report_producer(producer: &Producer, metrics: &Metrics) {
-    report_stats(&producer.stats(), metrics);
+    let stats = producer.stats();
+    report_stats(&stats, metrics);
     let spool = producer.spool().stats();
-    Metrics::set(
-        &metrics.samples_waiting,
-        producer.stats().delivery.samples_waiting,
-    );
+    Metrics::set(&metrics.samples_waiting, stats.delivery.samples_waiting);
     Metrics::set(&metrics.spool_bytes, spool.bytes_on_disk);
     Metrics::set(&metrics.spool_write_failures, spool.write_failures);
     Metrics::set(&metrics.spool_dropped_samples, spool.dropped_samples);

@@ -266,7 +266,6 @@ pub(crate) async fn create_session(
 /// an error when it cannot be asked (one attempt, bounded by `timeout`).
 pub(crate) async fn session_is_open(
     calls: &Calls,
-    data_source: &str,
     session_key: &str,
     timeout: Duration,
 ) -> Result<bool, Status> {
@@ -276,7 +275,6 @@ pub(crate) async fn session_is_open(
     });
     request.set_timeout(timeout);
     let info = client.get_session_info(request).await?.into_inner();
-    let _ = data_source;
     Ok(info.success && !info.is_complete)
 }
 

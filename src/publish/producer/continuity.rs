@@ -108,7 +108,6 @@ impl Producer {
         self.delivery.settle().await;
         let asked = session_is_open(
             &self.calls,
-            &self.config.data_source,
             &self.current.key,
             PROBE_TIMEOUT.min(self.config.call_timeout),
         )
