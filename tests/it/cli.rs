@@ -1,8 +1,18 @@
 //! The command line as a user meets it: `validate` on a broken configuration.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use crate::test_car;
+
+/// Runs the bridge binary with `args`, then `paths`, and waits for it.
+fn bridge(args: &[&str], paths: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(args)
+        .args(paths)
+        .output()
+        .expect("run ecu-bridge")
+}
 
 #[test]
 fn validate_reports_every_mistake_with_its_location() {
@@ -14,11 +24,7 @@ fn validate_reports_every_mistake_with_its_location() {
         dbc.display()
     );
     std::fs::write(&config, text).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["validate", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run validate");
+    let output = bridge(&["validate", "--config"], &[&config]);
     assert!(!output.status.success(), "validate must fail");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let path = config.display();
@@ -40,11 +46,7 @@ fn validate_reports_every_mistake_with_its_location() {
         .replace("ENGINE.NO_SUCH", "ENGINE.RPM")
         .replace("33333", "500000");
     std::fs::write(&config, fixed).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["validate", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run validate");
+    let output = bridge(&["validate", "--config"], &[&config]);
     assert!(
         output.status.success(),
         "{}",
@@ -59,11 +61,7 @@ fn validate_reports_every_mistake_with_its_location() {
 fn the_sim_rig_example_validates_and_replays_with_no_violation() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = root.join("fixtures/sim-car/bridge.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["validate", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run validate");
+    let output = bridge(&["validate", "--config"], &[&config]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
@@ -71,12 +69,8 @@ fn the_sim_rig_example_validates_and_replays_with_no_violation() {
         "{stdout}"
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["replay", "--max-speed", "--config"])
-        .arg(&config)
-        .arg(root.join("fixtures/sim-car/lap.pcapng"))
-        .output()
-        .expect("run replay");
+    let capture = root.join("fixtures/sim-car/lap.pcapng");
+    let output = bridge(&["replay", "--max-speed", "--config"], &[&config, &capture]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -101,10 +95,7 @@ fn the_sim_rig_example_validates_and_replays_with_no_violation() {
 /// accepts it (and names the known profiles for a typo), `replay` publishes its frames.
 #[test]
 fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
-    let listed = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .arg("profiles")
-        .output()
-        .expect("run profiles");
+    let listed = bridge(&["profiles"], &[]);
     let listing = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success());
     for profile in decoders::profiles::all() {
@@ -119,11 +110,7 @@ fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
     let config = dir.path().join("car.toml");
     let text = "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"Club\"\n\n[car]\napplication = \"Club\"\nprofile = [\"haltech-v3\"]\n";
     std::fs::write(&config, text).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["validate", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run validate");
+    let output = bridge(&["validate", "--config"], &[&config]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -133,11 +120,7 @@ fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
     );
 
     std::fs::write(&config, text.replace("haltech-v3", "haltech-v2")).expect("config");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["validate", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run validate");
+    let output = bridge(&["validate", "--config"], &[&config]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -159,12 +142,7 @@ fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
         })
         .collect();
     std::fs::write(&capture, lines).expect("capture");
-    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-        .args(["replay", "--max-speed", "--config"])
-        .arg(&config)
-        .arg(&capture)
-        .output()
-        .expect("run replay");
+    let output = bridge(&["replay", "--max-speed", "--config"], &[&config, &capture]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
