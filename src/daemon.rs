@@ -104,20 +104,37 @@ pub async fn run(
     let target = Target::start(&config).await?;
     let service = Service::start(service, metrics.clone(), source_metrics);
     let (stop, stopped) = watch::channel(false);
+    let (give_up, given_up) = watch::channel(false);
     let pipeline = pipeline::run_reloadable(
         &config,
         map,
         target.endpoint.clone(),
         sources,
         wait_for_stop(stopped),
-        reloads,
-        metrics,
+        pipeline::RunHooks {
+            reloads,
+            metrics,
+            give_up: Some(given_up),
+        },
     );
     let stop_timeout = config.service.stop_timeout;
-    let outcome = drain_on_shutdown(pipeline, shutdown, stop_timeout, || {
-        service.stopping();
-        let _ = stop.send(true);
-    })
+    let limits = DrainLimits {
+        stop_timeout,
+        // The calls in flight at the stop timeout are answered within their deadline.
+        answer_grace: config.call_timeout + Duration::from_secs(1),
+    };
+    let outcome = drain_on_shutdown(
+        pipeline,
+        shutdown,
+        limits,
+        || {
+            service.stopping();
+            let _ = stop.send(true);
+        },
+        || {
+            let _ = give_up.send(true);
+        },
+    )
     .await;
     service.finish().await;
     let recording = target.finish().await;
@@ -128,22 +145,38 @@ pub async fn run(
     })
 }
 
+/// How long a stop may take.
+#[derive(Debug, Clone, Copy)]
+struct DrainLimits {
+    /// From the stop signal to giving up the drain.
+    stop_timeout: Duration,
+    /// From giving up to the end: the calls in flight get their answers, so that what counts
+    /// as published is what the server holds.
+    answer_grace: Duration,
+}
+
 /// Drives `pipeline`; when `shutdown` resolves, calls `on_stop` and allows `stop_timeout` for
-/// the pipeline to finish.
+/// the pipeline to finish; then calls `on_give_up` and allows `answer_grace` more.
 async fn drain_on_shutdown<T>(
     pipeline: impl Future<Output = T>,
     shutdown: impl Future<Output = ()>,
-    stop_timeout: Duration,
+    limits: DrainLimits,
     on_stop: impl FnOnce(),
+    on_give_up: impl FnOnce(),
 ) -> Result<T, RunError> {
     tokio::pin!(pipeline, shutdown);
     tokio::select! {
         outcome = &mut pipeline => return Ok(outcome),
         () = &mut shutdown => on_stop(),
     }
-    tokio::time::timeout(stop_timeout, pipeline)
-        .await
-        .map_err(|_| RunError::DrainTimeout(stop_timeout))
+    if let Ok(outcome) = tokio::time::timeout(limits.stop_timeout, &mut pipeline).await {
+        return Ok(outcome);
+    }
+    on_give_up();
+    match tokio::time::timeout(limits.answer_grace, pipeline).await {
+        // Cut short: whatever the pipeline says, the run did not drain.
+        Ok(_) | Err(_) => Err(RunError::DrainTimeout(limits.stop_timeout)),
+    }
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -205,20 +238,54 @@ fn temporary_recording() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
 
+    const LIMITS: DrainLimits = DrainLimits {
+        stop_timeout: Duration::from_secs(5),
+        answer_grace: Duration::from_secs(11),
+    };
+
     #[tokio::test(start_paused = true)]
-    async fn a_drain_that_outlives_the_stop_timeout_is_an_error() {
-        let stopped = std::sync::atomic::AtomicBool::new(false);
+    async fn a_drain_that_outlives_the_stop_timeout_gives_up_then_is_an_error() {
+        let stopped = AtomicBool::new(false);
+        let gave_up = AtomicBool::new(false);
+        let started = tokio::time::Instant::now();
         let outcome = drain_on_shutdown(
             std::future::pending::<()>(),
             tokio::time::sleep(Duration::from_secs(1)),
-            Duration::from_secs(5),
-            || stopped.store(true, std::sync::atomic::Ordering::Relaxed),
+            LIMITS,
+            || stopped.store(true, Ordering::Relaxed),
+            || gave_up.store(true, Ordering::Relaxed),
         )
         .await;
         assert!(matches!(outcome, Err(RunError::DrainTimeout(t)) if t == Duration::from_secs(5)));
-        assert!(stopped.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(stopped.load(Ordering::Relaxed));
+        assert!(gave_up.load(Ordering::Relaxed));
+        assert_eq!(started.elapsed(), Duration::from_secs(1 + 5 + 11));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_given_up_ends_when_the_calls_in_flight_are_answered() {
+        let (give_up, mut given_up) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let outcome = drain_on_shutdown(
+            async move {
+                let _ = given_up.wait_for(|g| *g).await;
+                // The call in flight answers 2 s later.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            },
+            tokio::time::sleep(Duration::from_secs(1)),
+            LIMITS,
+            || {},
+            || {
+                let _ = give_up.send(true);
+            },
+        )
+        .await;
+        assert!(matches!(outcome, Err(RunError::DrainTimeout(_))));
+        assert_eq!(started.elapsed(), Duration::from_secs(1 + 5 + 2));
     }
 
     #[tokio::test(start_paused = true)]
@@ -226,8 +293,9 @@ mod tests {
         let outcome = drain_on_shutdown(
             async { 7 },
             std::future::pending(),
-            Duration::from_secs(5),
+            LIMITS,
             || panic!("no stop expected"),
+            || panic!("no give-up expected"),
         )
         .await;
         assert_eq!(outcome.ok(), Some(7));
@@ -242,8 +310,9 @@ mod tests {
                 "drained"
             },
             tokio::time::sleep(Duration::from_secs(1)),
-            Duration::from_secs(5),
+            LIMITS,
             || {},
+            || panic!("no give-up expected"),
         )
         .await;
         assert_eq!(outcome.ok(), Some("drained"));

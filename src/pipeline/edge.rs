@@ -11,7 +11,7 @@
 //! | edge | sender | when full |
 //! |---|---|---|
 //! | [`SourceBatch`] | replay and serial sources | **block**: the capture or the adapter waits, nothing is lost |
-//! | [`SourceBatch`] | UDP sources | **drop and count** the batch (`channel_drops`, `frames_dropped`): an ECU cannot be slowed down, and a blocked socket reader would only move the loss into the kernel |
+//! | [`SourceBatch`] | UDP sources | **hold, then drop and count**: the reader keeps frames while the channel is full, up to `source::udp::HOLD_FRAMES`, and drops (counting `channel_drops`, `frames_dropped`) only frames beyond: an ECU cannot be slowed down, and a blocked socket reader would only move the loss into the kernel |
 //! | [`Decoded`] | decode | **block** |
 //! | [`Batch`] | batch | **block** |
 //!
@@ -104,6 +104,18 @@ impl SourceBatch {
     pub fn first_time_ns(&self) -> Option<u64> {
         let can = self.can.iter().map(|f| f.time_ns);
         can.chain(self.native.iter().map(|f| f.time_ns)).min()
+    }
+
+    /// Keeps the first `frames` frames (CAN frames first, then native ones); returns how many
+    /// were removed.
+    pub fn keep_first(&mut self, frames: usize) -> usize {
+        let before = self.len();
+        if before <= frames {
+            return 0;
+        }
+        self.can.truncate(frames);
+        self.native.truncate(frames - self.can.len());
+        before - self.len()
     }
 
     /// Empties the batch, keeping its capacity.

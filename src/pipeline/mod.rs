@@ -112,21 +112,44 @@ pub async fn run(
     sources: Vec<Source>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
-    let metrics = Arc::new(Metrics::default());
-    run_reloadable(config, map, endpoint, sources, shutdown, None, metrics).await
+    run_reloadable(
+        config,
+        map,
+        endpoint,
+        sources,
+        shutdown,
+        RunHooks::default(),
+    )
+    .await
 }
 
-/// [`run`], taking reloaded channel maps from `reloads` (SIGHUP): each is published as a new
-/// configuration while samples keep flowing.
+/// What a daemon adds to a run: channel-map reloads, shared counters, and the end of the drain.
+#[derive(Debug, Default)]
+pub struct RunHooks {
+    /// Reloaded channel maps (SIGHUP): each is published as a new configuration while samples
+    /// keep flowing.
+    pub reloads: Option<mpsc::Receiver<ChannelMap>>,
+    /// The pipeline's counters (shared, so a caller can watch the run).
+    pub metrics: Arc<Metrics>,
+    /// Turns true when the stop timeout has passed: the drain starts no further call, waits
+    /// for those in flight, and leaves the rest in the spool.
+    pub give_up: Option<watch::Receiver<bool>>,
+}
+
+/// [`run`] with the daemon's [`RunHooks`].
 pub async fn run_reloadable(
     config: &Config,
     map: ChannelMap,
     endpoint: String,
     sources: Vec<Source>,
     shutdown: impl Future<Output = ()> + Send,
-    reloads: Option<mpsc::Receiver<ChannelMap>>,
-    metrics: Arc<Metrics>,
+    hooks: RunHooks,
 ) -> Result<RunSummary, PipelineError> {
+    let RunHooks {
+        reloads,
+        metrics,
+        give_up,
+    } = hooks;
     let started = std::time::Instant::now();
     let capacity = config.batch.channel_capacity;
     let (frames_tx, frames_rx) = mpsc::channel(capacity);
@@ -177,10 +200,19 @@ pub async fn run_reloadable(
             let producer = stage.run(batches_rx).await?;
             let key = producer.session_key().to_owned();
             // Figures kept current through the drain: a stop timeout may cut it short.
+            let give_up = async move {
+                match give_up {
+                    Some(mut give_up) => {
+                        let _ = give_up.wait_for(|given_up| *given_up).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let stats = producer
-                .finish_observed(|producer| {
-                    crate::publish::report_producer(producer, &publish_metrics);
-                })
+                .finish_observed(
+                    |producer| crate::publish::report_producer(producer, &publish_metrics),
+                    give_up,
+                )
                 .await?;
             crate::publish::report_stats(&stats, &publish_metrics);
             Metrics::set(&publish_metrics.samples_waiting, 0);

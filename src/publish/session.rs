@@ -214,6 +214,13 @@ pub enum PublishError {
     /// The spool could not be opened (a failed append is counted, not an error).
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    /// The stop timeout ended the drain: the calls in flight were answered, the rest waits in
+    /// the spool for the next start.
+    #[error("the drain was cut short by the stop timeout; {samples} samples wait in the spool")]
+    DrainCutShort {
+        /// Samples not acknowledged.
+        samples: u64,
+    },
     /// A packet in the spool could not be decoded to remap its data-format id.
     #[error("spooled packet {packet_id} cannot be decoded: {source}")]
     Corrupt {

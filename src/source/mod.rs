@@ -4,9 +4,9 @@
 //! definition — stamped with their receive time, and may hand every
 //! raw input to a [`CaptureTap`] for `ecu-bridge record`.
 //!
-//! Edge policies (toward the decode stage): UDP never blocks its socket reader — a full
-//! channel drops the batch and counts it (`channel_drops`, `frames_dropped`), because an ECU
-//! cannot be slowed down; serial and replay sources block (backpressure).
+//! Edge policies (toward the decode stage): UDP never blocks its socket reader — while the
+//! channel is full it holds frames up to a bound, then drops and counts the rest
+//! (`channel_drops`, `frames_dropped`), because an ECU cannot be slowed down; serial and replay sources block (backpressure).
 
 pub mod receiver;
 pub mod serial;

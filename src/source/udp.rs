@@ -7,8 +7,10 @@
 //! recording replays into the same frames. Never parses frames itself, never blocks its reader.
 //!
 //! Invariants:
-//! - Edge policy: the batch goes out with `try_send`; a full channel drops the whole batch and
-//!   counts it (`channel_drops`, `frames_dropped`), logged once per episode. An ECU cannot be
+//! - Edge policy: the batch goes out with `try_send`. While the channel is full the reader
+//!   keeps its frames and goes on reading, up to [`HOLD_FRAMES`] (a stall of about half a
+//!   second at 100 000 frames/s, about 5 MiB); only frames beyond that are dropped and
+//!   counted (`channel_drops`, `frames_dropped`), logged once per episode. An ECU cannot be
 //!   slowed down, and a blocked reader would only move the loss into the kernel, unseen.
 //! - Accounting: every datagram the kernel accepted for this socket is either received
 //!   (`datagrams`) or dropped by the kernel (`kernel_drops`, the cumulative `SO_RXQ_OVFL` count,
@@ -43,6 +45,10 @@ use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Datagrams read in one pass before the loop goes back to check `cancel` and the output.
 const DATAGRAMS_PER_PASS: usize = 1024;
+/// Frames a reader holds while the decode channel is full before it drops them: the decode
+/// channel is counted in batches, so this is what turns a short stall downstream (a disk
+/// sync, a burst of catch-up delivery on the same cores) into latency rather than loss.
+pub const HOLD_FRAMES: usize = 64 * 1024;
 
 /// A bound UDP socket, ready to [`run`](Self::run).
 #[derive(Debug)]
@@ -179,6 +185,13 @@ impl UdpSource {
                 }
                 () = output.closed() => break,
                 ready = socket.readable() => ready.map_err(io("waiting for datagrams"))?,
+                // Frames held back by a full channel go as soon as it has room, even if no
+                // further datagram arrives.
+                permit = output.reserve(), if !reader.pending.is_empty() => {
+                    let Ok(permit) = permit else { break };
+                    reader.send_held(permit);
+                    continue;
+                }
             }
             match reader.read_pass(&socket, &output) {
                 Ok(Pass::Continue) => {}
@@ -186,6 +199,7 @@ impl UdpSource {
                 Err(error) => return Err(io("receiving")(error)),
             }
         }
+        reader.hand_on_held(&output).await;
         reader.finish();
         Ok(())
     }
@@ -327,39 +341,59 @@ impl Reader {
             .handle_datagram(time_ns, bytes, metrics, &mut self.pending);
     }
 
-    /// Hands `pending` on without waiting; a full channel drops it (counted). Returns false
-    /// when the channel is closed.
+    /// Hands `pending` on without waiting. A full channel leaves it pending (more frames join
+    /// it) up to [`HOLD_FRAMES`]; frames beyond are dropped and counted, the held ones kept
+    /// (the oldest, contiguous with what went before). Returns false when
+    /// the channel is closed.
     fn send_pending(&mut self, output: &mpsc::Sender<SourceBatch>) -> bool {
         if self.pending.is_empty() {
             return true;
         }
+        match output.try_reserve() {
+            Ok(permit) => {
+                self.send_held(permit);
+                true
+            }
+            Err(TrySendError::Full(())) => {
+                let excess = self.pending.keep_first(HOLD_FRAMES);
+                if excess > 0 {
+                    Metrics::add(&self.metrics.channel_drops, 1);
+                    Metrics::add(&self.metrics.frames_dropped, excess as u64);
+                    if self.episode_drops == 0 {
+                        tracing::warn!(source = %self.name, held = HOLD_FRAMES, "decode channel full and the frames held back reached their bound: dropping new frames");
+                    }
+                    self.episode_drops += 1;
+                }
+                true
+            }
+            Err(TrySendError::Closed(())) => false,
+        }
+    }
+
+    /// At the stop: the frames held back wait for room (the later stages drain), or are
+    /// counted as dropped if the pipeline is gone.
+    async fn hand_on_held(&mut self, output: &mpsc::Sender<SourceBatch>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.pending);
+        if let Err(unsent) = output.send(held).await {
+            Metrics::add(&self.metrics.channel_drops, 1);
+            Metrics::add(&self.metrics.frames_dropped, unsent.0.len() as u64);
+        }
+    }
+
+    /// Sends `pending` through a reserved slot.
+    fn send_held(&mut self, permit: mpsc::Permit<'_, SourceBatch>) {
         let fresh = self.receiver.empty_batch();
-        let batch = std::mem::replace(&mut self.pending, fresh);
-        match output.try_send(batch) {
-            Ok(()) => {
-                if self.episode_drops > 0 {
-                    tracing::info!(
-                        source = %self.name,
-                        batches = self.episode_drops,
-                        "decode channel accepting again"
-                    );
-                    self.episode_drops = 0;
-                }
-                true
-            }
-            Err(TrySendError::Full(mut batch)) => {
-                Metrics::add(&self.metrics.channel_drops, 1);
-                Metrics::add(&self.metrics.frames_dropped, batch.len() as u64);
-                if self.episode_drops == 0 {
-                    tracing::warn!(source = %self.name, "decode channel full: dropping batches");
-                }
-                self.episode_drops += 1;
-                // Keep the allocation: the fresh Vec above is the one wasted this time.
-                batch.clear();
-                self.pending = batch;
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
+        permit.send(std::mem::replace(&mut self.pending, fresh));
+        if self.episode_drops > 0 {
+            tracing::info!(
+                source = %self.name,
+                batches = self.episode_drops,
+                "decode channel accepting again"
+            );
+            self.episode_drops = 0;
         }
     }
 

@@ -266,9 +266,18 @@ const BURST: u64 = 100_000;
 const FRAMES_PER_DATAGRAM: usize = 4;
 
 /// 100 000 datagrams at full speed from one task into one source; the output goes to a
-/// channel of `capacity`, consumed with `delay` per batch.
+/// channel of `capacity`, consumed with `delay` per batch after a first `stall`.
 async fn burst(
     capacity: usize,
+    delay: Option<Duration>,
+    receive_buffer_bytes: usize,
+) -> BurstFigures {
+    burst_after(capacity, Duration::ZERO, delay, receive_buffer_bytes).await
+}
+
+async fn burst_after(
+    capacity: usize,
+    stall: Duration,
     delay: Option<Duration>,
     receive_buffer_bytes: usize,
 ) -> BurstFigures {
@@ -278,6 +287,7 @@ async fn burst(
     let (tx, mut rx) = mpsc::channel::<SourceBatch>(capacity);
     let consumer = tokio::spawn(async move {
         let mut frames = 0u64;
+        tokio::time::sleep(stall).await;
         while let Some(batch) = rx.recv().await {
             frames += batch.len() as u64;
             if let Some(delay) = delay {
@@ -371,11 +381,23 @@ async fn burst_of_100k_datagrams_with_a_consumed_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_100k_datagrams_into_a_tiny_slow_channel() {
+    // A one-batch channel read every 1 ms: the reader holds frames back while it is full and
+    // hands them on in larger batches, so every frame is either handed on or counted.
     let figures = burst(1, Some(Duration::from_millis(1)), 1 << 20).await;
     check_burst("burst, tiny slow channel", &figures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_into_a_stalled_channel_holds_a_bounded_backlog_then_drops() {
+    // Nothing is read for 3 s while 400 000 frames arrive: the reader holds HOLD_FRAMES of
+    // them, drops (and counts) the rest, and hands the held ones on once the channel moves.
+    let figures = burst_after(1, Duration::from_secs(3), None, 1 << 20).await;
+    check_burst("burst, stalled channel", &figures);
+    assert!(figures.channel_drops > 0, "a 3 s stall overflows the hold");
     assert!(
-        figures.channel_drops > 0,
-        "a one-batch channel read every 1 ms overflows"
+        figures.frames_handed_on >= ecu_bridge::source::udp::HOLD_FRAMES as u64,
+        "the held frames are handed on: {}",
+        figures.frames_handed_on
     );
 }
 

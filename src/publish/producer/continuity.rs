@@ -97,7 +97,8 @@ impl Producer {
             next_probe: Instant::now(),
             next_summary: Instant::now() + OUTAGE_SUMMARY,
         });
-        self.end_current(&mut |_| {}).await?;
+        self.end_current(&mut |_| {}, &mut std::future::pending())
+            .await?;
         self.stats.sessions_resumed += 1;
         Ok(())
     }

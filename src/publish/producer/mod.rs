@@ -22,6 +22,7 @@
 //! kept on a resend; type strings come from [`PacketKind`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -358,16 +359,35 @@ impl Producer {
     /// Waits until every packet written so far is acknowledged, however long the server is
     /// away.
     pub async fn flush(&mut self) -> Result<(), PublishError> {
-        self.flush_observed(&mut |_| {}).await
+        self.flush_observed(&mut |_| {}, &mut std::future::pending())
+            .await
     }
 
     /// [`Producer::flush`], calling `observe` after every step (an acknowledgement, a probe).
+    /// When `give_up` resolves, no further call is started: the calls in flight are awaited
+    /// (each within its deadline), so what counts as published is exactly what the server
+    /// acknowledged, and the rest stays in the spool.
     async fn flush_observed(
         &mut self,
         observe: &mut impl FnMut(&Self),
+        give_up: &mut (impl Future<Output = ()> + Unpin),
     ) -> Result<(), PublishError> {
         while self.has_pending() {
-            self.progress().await?;
+            let probe_due = tokio::select! {
+                biased;
+                () = &mut *give_up => {
+                    self.delivery.settle().await;
+                    observe(self);
+                    return Err(PublishError::DrainCutShort {
+                        samples: self.delivery.stats().samples_waiting,
+                    });
+                }
+                due = self.wait() => due,
+            };
+            // Not raced against `give_up`: a take-over must not be left half done.
+            if probe_due {
+                self.probe().await?;
+            }
             observe(self);
         }
         Ok(())
@@ -376,22 +396,31 @@ impl Producer {
     /// Ends the session: EndOfSession on every stream, every packet acknowledged, then
     /// EndSession, checking `success` (rules 41–42).
     pub async fn finish(self) -> Result<ProducerStats, PublishError> {
-        self.finish_observed(|_| {}).await
+        self.finish_observed(|_| {}, std::future::pending()).await
     }
 
     /// [`Producer::finish`], calling `observe` after every step of the drain, so that figures
-    /// taken from the producer (what was acknowledged) stay current even when the drain is cut
-    /// short by a stop timeout.
+    /// taken from the producer (what was acknowledged) stay current; `give_up` (the stop
+    /// timeout) ends the drain early, after the calls in flight are answered, with
+    /// [`PublishError::DrainCutShort`]: the session stays open in the spool's journal and the
+    /// next start delivers the rest and ends it.
     pub async fn finish_observed(
         mut self,
         mut observe: impl FnMut(&Self),
+        give_up: impl Future<Output = ()>,
     ) -> Result<ProducerStats, PublishError> {
-        self.end_current(&mut observe).await?;
+        let mut give_up = std::pin::pin!(give_up);
+        let ended = self.end_current(&mut observe, &mut give_up).await;
         self.delivery.sync();
+        ended?;
         Ok(self.stats())
     }
 
-    async fn end_current(&mut self, observe: &mut impl FnMut(&Self)) -> Result<(), PublishError> {
+    async fn end_current(
+        &mut self,
+        observe: &mut impl FnMut(&Self),
+        give_up: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<(), PublishError> {
         if !self.current.ending {
             let end = EndOfSessionPacket {
                 data_source: self.config.data_source.clone(),
@@ -404,7 +433,7 @@ impl Producer {
             self.current.ending = true;
             self.journal()?;
         }
-        self.flush_observed(observe).await?;
+        self.flush_observed(observe, give_up).await?;
         end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
         let index = self.current.index;
         if let Err(error) = self.delivery.spool_mut().forget_session(index) {
