@@ -2,6 +2,8 @@
 //! flushed when it is `max_age` old (by arrival, so a replay at any speed keeps latency
 //! bounded) or when it would pass `max_packet_bytes`. Rows keep their exact frame timestamps.
 //!
+//! Laps go out after every pending packet is flushed, so each marker follows its data.
+//!
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
 
 use std::collections::HashMap;
@@ -33,6 +35,10 @@ pub struct BatchStage {
     pub max_packet_bytes: usize,
     /// Counters (the stage reports its input queue depth).
     pub metrics: Arc<Metrics>,
+    /// A jump in sample time longer than this starts a new session downstream: every pending
+    /// packet goes out first, so no packet mixes samples of two sessions, then a
+    /// [`Batch::Boundary`] with the first sample's time (also sent before the very first row).
+    pub session_gap: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -45,6 +51,7 @@ impl BatchStage {
     /// Runs until the input closes, then flushes everything.
     pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
         let mut pending: HashMap<u32, Pending> = HashMap::new();
+        let mut latest_ns: Option<u64> = None;
         loop {
             // The oldest pending packet is due exactly `max_age` after its first row arrived.
             let next_due = pending
@@ -56,7 +63,7 @@ impl BatchStage {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
                     Metrics::set(&self.metrics.queue_depths[Queue::Batch.index()], input.len() as u64);
-                    if self.take(decoded, &mut pending, &output).await.is_err() {
+                    if self.take(decoded, &mut pending, &mut latest_ns, &output).await.is_err() {
                         return;
                     }
                 }
@@ -91,15 +98,12 @@ impl BatchStage {
         &self,
         mut decoded: Decoded,
         pending: &mut HashMap<u32, Pending>,
+        latest_ns: &mut Option<u64>,
         output: &mpsc::Sender<Batch>,
     ) -> Result<(), mpsc::error::SendError<Batch>> {
         if let Some(configuration) = decoded.reconfigure.take() {
             // Rows of the old map go out first: their format indices mean nothing after this.
-            let mut old: Vec<_> = pending.drain().map(|(_, p)| p).collect();
-            old.sort_by_key(|p| p.opened);
-            for p in old {
-                output.send(Batch::Rows(p.packet)).await?;
-            }
+            flush_all(pending, output).await?;
             output.send(Batch::Reconfigure(configuration)).await?;
         }
         if !decoded.new_formats.is_empty() {
@@ -108,6 +112,18 @@ impl BatchStage {
         }
         let decoded = &decoded;
         for (header, values) in decoded.rows.rows() {
+            let gap = match (self.session_gap, *latest_ns) {
+                (_, None) => true,
+                (Some(gap), Some(latest)) => {
+                    header.time_ns > latest.saturating_add(gap.as_nanos() as u64)
+                }
+                (None, Some(_)) => false,
+            };
+            if gap {
+                flush_all(pending, output).await?;
+                output.send(Batch::Boundary(header.time_ns)).await?;
+            }
+            *latest_ns = Some(latest_ns.map_or(header.time_ns, |t| t.max(header.time_ns)));
             let row_bytes = 8 + encoded_row_len(values);
             let full = pending
                 .get(&header.format)
@@ -132,8 +148,26 @@ impl BatchStage {
             encode_row(values, &mut entry.packet.encoded_rows);
             entry.packet.samples += values.len();
         }
+        if !decoded.laps.is_empty() {
+            // A lap marker must lie in data already sent: everything pending goes first.
+            flush_all(pending, output).await?;
+            output.send(Batch::Laps(decoded.laps.clone())).await?;
+        }
         Ok(())
     }
+}
+
+/// Sends every pending packet, oldest first.
+async fn flush_all(
+    pending: &mut HashMap<u32, Pending>,
+    output: &mpsc::Sender<Batch>,
+) -> Result<(), mpsc::error::SendError<Batch>> {
+    let mut held: Vec<_> = pending.drain().map(|(_, p)| p).collect();
+    held.sort_by_key(|p| p.opened);
+    for p in held {
+        output.send(Batch::Rows(p.packet)).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,6 +177,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::pipeline::edge::LapEvent;
     use open_streaming::open_data::{DataStatus, RowDataPacket, sample_row};
     use open_streaming::rows::row_data_content;
 
@@ -198,6 +233,7 @@ mod tests {
                 max_age: Duration::from_millis(100),
                 max_packet_bytes: max_bytes,
                 metrics: Arc::default(),
+                session_gap: None,
             };
             let task = tokio::spawn(stage.run(in_rx, out_tx));
             let feeder = {
@@ -214,6 +250,7 @@ mod tests {
                             rows: batch,
                             received: Instant::now(),
                             reconfigure: None,
+                            laps: Vec::new(),
                         };
                         if in_tx.send(decoded).await.is_err() {
                             return;
@@ -268,6 +305,7 @@ mod tests {
                 max_age: Duration::from_millis(100),
                 max_packet_bytes: 1 << 20,
                 metrics: Arc::default(),
+                session_gap: None,
             };
             let task = tokio::spawn(stage.run(in_rx, out_tx));
             let mut batch = RowBatch::new();
@@ -280,9 +318,13 @@ mod tests {
                     rows: batch,
                     received: sent_at,
                     reconfigure: None,
+                    laps: Vec::new(),
                 })
                 .await
                 .expect("send");
+            let boundary = out_rx.recv().await.expect("the first row begins a session");
+            assert!(matches!(boundary, Batch::Boundary(42)), "{boundary:?}");
+            assert_eq!(sent_at.elapsed(), Duration::ZERO, "at once");
             let packet = out_rx
                 .recv()
                 .await
@@ -305,6 +347,113 @@ mod tests {
             assert_eq!(packet.first_received, sent_at);
             drop(in_tx);
             task.await.expect("stage ends when its input closes");
+        });
+    }
+
+    #[test]
+    fn laps_go_out_at_once_after_every_pending_row() {
+        runtime().block_on(async {
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(8);
+            let stage = BatchStage {
+                max_age: Duration::from_secs(10),
+                max_packet_bytes: 1 << 20,
+                metrics: Arc::default(),
+                session_gap: None,
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let mut rows = RowBatch::new();
+            for (time, format) in [(10, 0), (20, 1), (30, 0)] {
+                rows.begin_row(time, format);
+                rows.push_value(1.0);
+            }
+            let lap = LapEvent {
+                time_ns: 20,
+                lap: Some(1),
+            };
+            let sent_at = Instant::now();
+            in_tx
+                .send(Decoded {
+                    new_formats: Vec::new(),
+                    rows,
+                    received: sent_at,
+                    reconfigure: None,
+                    laps: vec![lap],
+                })
+                .await
+                .expect("send");
+            let boundary = out_rx.recv().await.expect("boundary");
+            assert!(matches!(boundary, Batch::Boundary(10)), "{boundary:?}");
+            let mut samples = 0;
+            for _ in 0..2 {
+                match out_rx.recv().await.expect("rows") {
+                    Batch::Rows(packet) => samples += packet.samples,
+                    other => panic!("rows expected before the lap, got {other:?}"),
+                }
+            }
+            assert_eq!(samples, 3, "every pending row before the lap");
+            match out_rx.recv().await.expect("laps") {
+                Batch::Laps(laps) => assert_eq!(laps, vec![lap]),
+                other => panic!("laps expected, got {other:?}"),
+            }
+            assert_eq!(
+                sent_at.elapsed(),
+                Duration::ZERO,
+                "without waiting for max_age"
+            );
+            drop(in_tx);
+            task.await.expect("stage ends");
+        });
+    }
+
+    #[test]
+    fn a_jump_in_sample_time_flushes_and_marks_a_boundary() {
+        runtime().block_on(async {
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(8);
+            let stage = BatchStage {
+                max_age: Duration::from_secs(10),
+                max_packet_bytes: 1 << 20,
+                metrics: Arc::default(),
+                session_gap: Some(Duration::from_secs(30)),
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let second = 1_000_000_000u64;
+            let mut rows = RowBatch::new();
+            // 30 s apart is not a gap; 31 s is.
+            for time in [0, 30 * second, 61 * second] {
+                rows.begin_row(time, 0);
+                rows.push_value(1.0);
+            }
+            in_tx
+                .send(Decoded {
+                    new_formats: Vec::new(),
+                    rows,
+                    received: Instant::now(),
+                    reconfigure: None,
+                    laps: Vec::new(),
+                })
+                .await
+                .expect("send");
+            drop(in_tx);
+            let mut seen = Vec::new();
+            while let Some(batch) = out_rx.recv().await {
+                seen.push(match batch {
+                    Batch::Boundary(time) => format!("boundary {}", time / second),
+                    Batch::Rows(packet) => format!("rows {:?}", packet.timestamps),
+                    other => format!("{other:?}"),
+                });
+            }
+            assert_eq!(
+                seen,
+                [
+                    "boundary 0".to_owned(),
+                    format!("rows {:?}", [0, 30 * second]),
+                    "boundary 61".to_owned(),
+                    format!("rows {:?}", [61 * second]),
+                ]
+            );
+            task.await.expect("stage ends");
         });
     }
 }

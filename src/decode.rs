@@ -1,6 +1,6 @@
 //! Decode stage: frame batches → rows, through the compiled channel map: CAN frames by their
 //! DBC messages (or reassembled into a definition's compound message), native frames by their
-//! frame definition.
+//! frame definition. Laps the car signals (`[laps]`) are found here, where values are known.
 //!
 //! Edge policy: input and output both **block** when full (backpressure reaches the sources;
 //! only the UDP source converts it into counted drops). New data formats (multiplexed
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use decoders::RowBatch;
 use decoders::channel_map::{CanOutcome, ChannelMap};
 use decoders::frame::{self, CompoundStats};
+use decoders::laps::LapDetector;
 use tokio::sync::mpsc;
 
 use crate::pipeline::edge::{
@@ -47,6 +48,8 @@ pub struct DecodeStage {
     pub reloads: Option<mpsc::Receiver<ChannelMap>>,
     /// Frames rejected so far whose reason was logged.
     pub logged_rejections: u64,
+    /// Follows the car's lap signal, when `[laps]` names one.
+    pub laps: Option<LapDetector>,
 }
 
 impl DecodeStage {
@@ -66,6 +69,9 @@ impl DecodeStage {
                 Some(map) = next_reload(&mut reloads) => {
                     reconfigure = Some(Arc::new(map.clone()));
                     self.map = map;
+                    if let Some(laps) = self.laps.as_mut() {
+                        laps.follow(&self.map);
+                    }
                     announced = 0;
                     compound_seen = CompoundStats::default();
                     SourceBatch::default()
@@ -83,9 +89,13 @@ impl DecodeStage {
                 rows: RowBatch::with_capacity(frames.len(), 8),
                 received: tokio::time::Instant::now(),
                 reconfigure,
+                laps: Vec::new(),
             };
             self.decode_batch(&frames.can, &mut decoded.rows);
             self.decode_native(&frames.native, &mut decoded.rows);
+            if let Some(laps) = self.laps.as_mut() {
+                laps.observe(&self.map, &decoded.rows, &mut decoded.laps);
+            }
             if !frames.can.is_empty() {
                 self.count_compound(&mut compound_seen);
             }

@@ -100,7 +100,10 @@ counters! {
         Counter spool_write_failures: "Spool writes that failed (disk full, I/O error).",
         Counter spool_dropped_samples: "Samples the spool dropped to stay within its size and age bounds.",
         // 0 while CreateSession is pending.
-        Gauge session_state: "Open Streaming session: 0 starting, 1 open, 2 ended.",
+        Gauge session_state: "Open Streaming session: 0 none yet, 1 open, 2 ended (waiting for the car).",
+        Counter sessions_begun: "Sessions begun (CreateSession) with the car's first sample.",
+        Counter sessions_ended: "Sessions ended (EndSession), after the car went quiet or at the stop.",
+        Counter laps_marked: "Lap markers written from the car's lap signal.",
         ;
         /// Batches waiting in front of decode, batch and publish (last seen by each stage).
         pub queue_depths: [AtomicU64; 3],

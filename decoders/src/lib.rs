@@ -16,7 +16,8 @@
 //! frames described by TOML definition files), [`channel_map`] (a car's selection of DBC
 //! signals and definition fields compiled into a dense decode plan), [`ini`] (TunerStudio INI
 //! channel maps and the serial protocol of polled ECUs), [`profiles`] (built-in DBCs for
-//! aftermarket ECU broadcasts, compiled in), [`sample`] (decoded output).
+//! aftermarket ECU broadcasts, compiled in), [`laps`] (laps from the car's lap signals),
+//! [`sample`] (decoded output).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod dbc;
 pub mod error;
 pub mod frame;
 pub mod ini;
+pub mod laps;
 pub mod profiles;
 pub mod sample;
 pub mod wire;

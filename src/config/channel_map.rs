@@ -53,7 +53,31 @@ impl Config {
         let compile =
             |selection: &Selection| ChannelMap::compile_with(&parsed.dbc, &uses, selection);
         let map = self.compile_reporting_every_unknown_key(compile)?;
+        self.check_lap_parameter(&map)?;
         Ok((map, parsed.warnings))
+    }
+
+    /// The `[laps]` parameter must be one the map publishes.
+    fn check_lap_parameter(&self, map: &ChannelMap) -> Result<(), ConfigErrors> {
+        let Some(laps) = &self.laps else {
+            return Ok(());
+        };
+        if map
+            .parameters()
+            .iter()
+            .any(|p| p.identifier == laps.parameter)
+        {
+            return Ok(());
+        }
+        let mut problems = Problems::default();
+        problems.add(
+            &format!("laps.{}", laps.key),
+            format!(
+                "{:?} is not a published parameter (see `ecu-bridge validate --list`)",
+                laps.parameter
+            ),
+        );
+        problems.into_result(&self.path, &self.locations, ())
     }
 
     /// Compiles with the configured selection. The compiler stops at the first rename or

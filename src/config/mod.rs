@@ -54,6 +54,19 @@ pub struct Config {
     pub service: ServiceConfig,
     /// Where packets wait until the Stream API acknowledged them.
     pub spool: SpoolSettings,
+    /// The car's lap signal (`[laps]`), if any.
+    pub laps: Option<LapConfig>,
+}
+
+/// `[laps]`: the parameter whose samples mark laps (`docs/sessions.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LapConfig {
+    /// How it marks them.
+    pub signal: decoders::laps::LapSignal,
+    /// The parameter, `Name:App`.
+    pub parameter: String,
+    /// The key it was given under (`counter`, `beacon`, `lap_time`), for errors.
+    pub key: &'static str,
 }
 
 /// `[spool]`: the folder and bounds of the spool (`docs/spool.md`).
@@ -204,6 +217,11 @@ pub struct SessionConfig {
     pub utc_offset_seconds: i64,
     /// Session details.
     pub details: BTreeMap<String, String>,
+    /// A session ends after this long without data (the car is off) and the next starts
+    /// with the next frame; `None` keeps one session for the whole run.
+    pub idle_end: Option<Duration>,
+    /// Whether to mark an "In Lap" at each session's last sample.
+    pub in_lap: bool,
 }
 
 /// The car: DBC files and frame definitions, which signals and fields to publish, and as what.

@@ -50,6 +50,16 @@ pub(super) struct RawConfig {
     pub(super) service: RawService,
     #[serde(default)]
     pub(super) spool: RawSpool,
+    pub(super) laps: Option<RawLaps>,
+}
+
+/// `[laps]`: the parameter that marks laps; exactly one key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLaps {
+    pub(super) counter: Option<String>,
+    pub(super) beacon: Option<String>,
+    pub(super) lap_time: Option<String>,
 }
 
 /// `[spool]`.
@@ -156,6 +166,10 @@ pub(super) struct RawSession {
     pub(super) utc_offset_minutes: i64,
     #[serde(default)]
     pub(super) details: BTreeMap<String, String>,
+    #[serde(default = "default_idle_end_s")]
+    pub(super) idle_end_s: u64,
+    #[serde(default)]
+    pub(super) in_lap: bool,
 }
 
 /// `[car]` with its `rename`, `override` and `compound_can` tables.
@@ -256,6 +270,9 @@ fn default_drain_timeout_ms() -> u64 {
 }
 fn default_identifier() -> String {
     "{data_source} {date} {time}".to_owned()
+}
+fn default_idle_end_s() -> u64 {
+    30
 }
 fn default_stream() -> String {
     "can".to_owned()

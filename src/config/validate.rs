@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use decoders::CanId;
 use decoders::channel_map::{Override, Selection};
+use decoders::laps::LapSignal;
 
 use super::locate::{Locations, child};
-use super::raw::{RawConfig, RawOverride, RawSource, RawSourceKind};
+use super::raw::{RawConfig, RawLaps, RawOverride, RawSource, RawSourceKind};
 use super::{
-    BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, Multicast, SerialSourceConfig,
-    ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind, SpoolSettings,
-    StreamApiTarget, UdpSourceConfig,
+    BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, LapConfig, Multicast,
+    SerialSourceConfig, ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind,
+    SpoolSettings, StreamApiTarget, UdpSourceConfig,
 };
 
 /// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
@@ -58,7 +59,11 @@ impl Config {
                 session_type: raw.session.session_type,
                 utc_offset_seconds: raw.session.utc_offset_minutes * 60,
                 details: raw.session.details,
+                idle_end: (raw.session.idle_end_s > 0)
+                    .then(|| Duration::from_secs(raw.session.idle_end_s)),
+                in_lap: raw.session.in_lap,
             },
+            laps: laps(raw.laps.as_ref(), &raw.car.application, problems),
             car: CarConfig {
                 profiles: profiles(&raw.car.profile, problems),
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
@@ -78,6 +83,51 @@ impl Config {
                 max_packet_bytes: raw.batch.max_packet_bytes,
                 channel_capacity: raw.batch.channel_capacity,
             },
+        }
+    }
+}
+
+/// `[laps]`: which signal, on which parameter (`Name` gets the car's `:App`).
+fn laps(raw: Option<&RawLaps>, application: &str, problems: &mut Problems) -> Option<LapConfig> {
+    let raw = raw?;
+    let given: Vec<(LapSignal, &str, &String)> = [
+        (LapSignal::Counter, "counter", &raw.counter),
+        (LapSignal::Beacon, "beacon", &raw.beacon),
+        (LapSignal::LapTime, "lap_time", &raw.lap_time),
+    ]
+    .into_iter()
+    .filter_map(|(signal, key, value)| value.as_ref().map(|v| (signal, key, v)))
+    .collect();
+    match given.as_slice() {
+        [(signal, key, parameter)] => {
+            if parameter.trim().is_empty() {
+                problems.add(&format!("laps.{key}"), "must name a parameter".into());
+                return None;
+            }
+            let parameter = if parameter.contains(':') {
+                (*parameter).clone()
+            } else {
+                format!("{parameter}:{application}")
+            };
+            Some(LapConfig {
+                signal: *signal,
+                parameter,
+                key,
+            })
+        }
+        [] => {
+            problems.add(
+                "laps",
+                "give one of `counter`, `beacon` or `lap_time` (a parameter)".into(),
+            );
+            None
+        }
+        _ => {
+            problems.add(
+                "laps",
+                "give only one of `counter`, `beacon` or `lap_time`".into(),
+            );
+            None
         }
     }
 }

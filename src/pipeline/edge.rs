@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use decoders::channel_map::ChannelMap;
+pub use decoders::laps::LapEvent;
 use decoders::{CanFrame, RowBatch};
 use tokio::time::Instant;
 
@@ -142,6 +143,8 @@ pub struct Decoded {
     /// A reloaded channel map: everything before belongs to the old map,
     /// `new_formats` and `rows` to the new one (format indices start again from 0).
     pub reconfigure: Option<Arc<ChannelMap>>,
+    /// Laps completed by samples in `rows`, in time order.
+    pub laps: Vec<LapEvent>,
 }
 
 // ---- batch → publish
@@ -155,6 +158,13 @@ pub enum Batch {
     Rows(RowPacket),
     /// A reloaded channel map: publish its configuration, and forget the old formats.
     Reconfigure(Arc<ChannelMap>),
+    /// The samples that follow begin a session (the first ever, or after a silence of the
+    /// session's `idle_end` in sample time): the first one's time, ns since the UNIX epoch.
+    /// Every row before it was handed on before.
+    Boundary(u64),
+    /// Laps completed; every row up to them was handed on before (so a lap marker lies in
+    /// the data range already sent: `docs/open-streaming.md` rule 36).
+    Laps(Vec<LapEvent>),
 }
 
 /// Rows of one data format, encoded as they arrived, ready to become a `RowDataPacket`.

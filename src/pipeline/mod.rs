@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use decoders::channel_map::ChannelMap;
+use decoders::laps::LapDetector;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -18,19 +19,22 @@ use crate::batch::BatchStage;
 use crate::capture::replay::{Pacing, ReplayError};
 use crate::config::Config;
 use crate::decode::DecodeStage;
-use crate::publish::PublishStage;
 use crate::publish::configuration::configuration_packet;
 use crate::publish::producer::{
     Producer, ProducerConfig, ProducerStats, PublishError, RetryPolicy, SpoolPlace,
 };
+use crate::publish::sessions::{RunCounter, SessionPlan, SessionTemplate};
+use crate::publish::{PublishStage, SessionSummary};
 use crate::telemetry::Metrics;
 use sources::{Source, native_inputs, replay_sources};
 
 /// What a finished run did.
 #[derive(Debug)]
 pub struct RunSummary {
-    /// The Open Streaming session key.
+    /// The Open Streaming session key (of the first session; empty when no data came).
     pub session_key: String,
+    /// Every session the run wrote, in order.
+    pub sessions: Vec<SessionSummary>,
     /// The pipeline's counters.
     pub metrics: Arc<Metrics>,
     /// What the producer sent.
@@ -60,7 +64,7 @@ pub enum PipelineError {
 
 enum StageResult {
     Source(String, Result<u64, PipelineError>),
-    Publish(Result<(String, ProducerStats), PublishError>),
+    Publish(Result<(Vec<SessionSummary>, ProducerStats), PublishError>),
     Done,
 }
 
@@ -86,6 +90,66 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
             Some(dir) => SpoolPlace::Dir(dir.clone(), config.spool.config.clone()),
             None => SpoolPlace::Temporary,
         },
+    }
+}
+
+/// How this configuration's sessions are cut and named, with what the bridge knows added to
+/// the details (version, channel map, files).
+fn session_plan(
+    config: &Config,
+    map: &ChannelMap,
+    sources: &[Source],
+    producer: &ProducerConfig,
+) -> SessionPlan {
+    let mut details = config.session.details.clone();
+    let mut known = |key: &str, value: String| {
+        details.entry(key.to_owned()).or_insert(value);
+    };
+    known(
+        "bridge",
+        format!("ecu-bridge {}", env!("CARGO_PKG_VERSION")),
+    );
+    known("channel map", map.application().to_owned());
+    known("parameters", map.parameters().len().to_string());
+    let files: Vec<String> = config
+        .car
+        .profiles
+        .iter()
+        .map(|p| format!("profile {}", p.name))
+        .chain(
+            config
+                .car
+                .dbc
+                .iter()
+                .chain(&config.car.definitions)
+                .map(|path| {
+                    path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    )
+                }),
+        )
+        .collect();
+    if !files.is_empty() {
+        known("channel map files", files.join(", "));
+    }
+    let source: Vec<String> = sources.iter().map(Source::name).collect();
+    SessionPlan {
+        template: SessionTemplate {
+            identifier: config.session.identifier.clone(),
+            data_source: config.session.data_source.clone(),
+            session_type: config.session.session_type.clone(),
+            utc_offset_seconds: config.session.utc_offset_seconds,
+            details,
+            car: map.application().to_owned(),
+            source: source.join("+"),
+        },
+        idle_end: config.session.idle_end,
+        in_lap: config.session.in_lap,
+        runs: RunCounter::new(match &producer.spool {
+            SpoolPlace::Dir(dir, _) => Some(dir.clone()),
+            SpoolPlace::Temporary => None,
+        }),
     }
 }
 
@@ -158,7 +222,12 @@ pub async fn run_reloadable(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let configuration = configuration_packet(&map);
     let producer_config = producer_config(config, endpoint);
+    let plan = session_plan(config, &map, &sources, &producer_config);
     let stream = config.car.stream.clone();
+    let laps = config
+        .laps
+        .as_ref()
+        .map(|laps| LapDetector::new(laps.signal, &laps.parameter, &map));
 
     let mut stages = JoinSet::new();
     for source in sources {
@@ -172,6 +241,7 @@ pub async fn run_reloadable(
         metrics: metrics.clone(),
         reloads,
         logged_rejections: 0,
+        laps,
     };
     stages.spawn(async move {
         decode.run(frames_rx, rows_tx).await;
@@ -181,6 +251,7 @@ pub async fn run_reloadable(
         max_age: config.batch.max_age,
         max_packet_bytes: config.batch.max_packet_bytes,
         metrics: metrics.clone(),
+        session_gap: config.session.idle_end,
     };
     stages.spawn(async move {
         batch.run(rows_rx, batches_tx).await;
@@ -189,17 +260,15 @@ pub async fn run_reloadable(
     let publish_metrics = metrics.clone();
     stages.spawn(async move {
         let result = async {
-            let producer = Producer::start(producer_config, configuration).await?;
-            publish_metrics.set_session(producer.session_key());
-            Metrics::set(&publish_metrics.session_state, 1);
+            let producer = Producer::open(producer_config, configuration).await?;
             let stage = PublishStage {
                 producer,
                 stream,
+                plan,
                 metrics: publish_metrics.clone(),
             };
-            let producer = stage.run(batches_rx).await?;
-            let key = producer.session_key().to_owned();
-            // Figures kept current through the drain: a stop timeout may cut it short.
+            let (producer, sessions) = stage.run(batches_rx).await?;
+            let ending = producer.is_open();
             let give_up = async move {
                 match give_up {
                     Some(mut give_up) => {
@@ -216,8 +285,11 @@ pub async fn run_reloadable(
                 .await?;
             crate::publish::report_stats(&stats, &publish_metrics);
             Metrics::set(&publish_metrics.samples_waiting, 0);
-            Metrics::set(&publish_metrics.session_state, 2);
-            Ok((key, stats))
+            if ending {
+                Metrics::set(&publish_metrics.session_state, 2);
+                Metrics::add(&publish_metrics.sessions_ended, 1);
+            }
+            Ok((sessions, stats))
         };
         StageResult::Publish(result.await)
     });
@@ -266,9 +338,10 @@ async fn collect(
     if let Some(error) = first_error {
         return Err(error);
     }
-    let (session_key, producer) = published.unwrap_or_default();
+    let (sessions, producer) = published.unwrap_or_default();
     Ok(RunSummary {
-        session_key,
+        session_key: sessions.first().map(|s| s.key.clone()).unwrap_or_default(),
+        sessions,
         metrics,
         producer,
         frames_per_source,

@@ -1,49 +1,103 @@
-//! Publish stage: batches → the Stream API through one [`Producer`] session. Resolves each data
-//! format's id once, wraps the already-encoded rows into `RowData` packets, sends the "Out Lap" marker once
-//! data exists on the stream (rules 35–36), and ends the session when the input closes.
+//! Publish stage: batches → the Stream API through one [`Producer`]. Sessions follow the car
+//! (`docs/sessions.md`): a session begins with the first sample (dated by it, named from the
+//! template), gets an "Out Lap" at that sample and a lap marker for every lap the car signals
+//! (rules 34–36), and ends when no data came for `idle_end` (optionally with an "In Lap" at
+//! its last sample, and `termination_time` from it) or when the input closes; the next frame
+//! begins the next session. Resolves each data format's id once per session and wraps the
+//! already-encoded rows into `RowData` packets.
 //!
-//! Edge policy: the input **blocks** when full. While the Stream API is unreachable the
-//! producer retries with backoff and this stage stops reading, so the bounded channels before it
-//! fill and the sources feel backpressure (replay waits; UDP counts drops).
+//! Edge policy: the input **blocks** when full. Input is taken whenever it arrives, also while
+//! the Stream API is away: packets wait in the spool, not in the channels.
 
 pub mod configuration;
 pub mod delivery;
 pub mod producer;
 pub mod session;
+pub mod sessions;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use open_streaming::open_data::MarkerPacket;
 use open_streaming::rows::row_data_content;
 
-use crate::pipeline::edge::{Batch, Queue, RowPacket};
+use crate::pipeline::edge::{Batch, LapEvent, Queue, RowPacket};
 use crate::telemetry::Metrics;
 use configuration::configuration_packet;
 use producer::{PacketKind, Producer, PublishError};
+use sessions::SessionPlan;
 
 /// The publish stage.
 #[derive(Debug)]
 pub struct PublishStage {
-    /// The open session.
+    /// The producer (spool and delivery); sessions are begun and ended here.
     pub producer: Producer,
     /// The data stream samples go to.
     pub stream: String,
+    /// How sessions are cut and named.
+    pub plan: SessionPlan,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
 
+/// The open session as this stage sees it.
+#[derive(Debug, Default)]
+struct Open {
+    /// Sample time span so far (ns since the UNIX epoch).
+    first_ns: u64,
+    last_ns: u64,
+    /// When data last came (for `idle_end`).
+    last_data: Option<Instant>,
+    /// Laps numbered here (beacon, lap time), per session.
+    laps_counted: u32,
+    /// The earliest sample time of the packets written.
+    sent_from: u64,
+    /// The Out Lap is still to be written.
+    out_lap_due: bool,
+}
+
+/// A session this stage ended or is writing, for the run's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Its key.
+    pub key: String,
+    /// Its identifier.
+    pub identifier: String,
+    /// First and last sample times, ns since the UNIX epoch.
+    pub first_ns: u64,
+    /// See `first_ns`.
+    pub last_ns: u64,
+    /// Lap markers written (Out Lap and In Lap not counted).
+    pub laps: u32,
+}
+
 impl PublishStage {
-    /// Publishes until the input closes; returns the producer for the caller to end the
-    /// session. Input is taken whenever it arrives, also while the Stream API is away: packets
-    /// wait in the spool, not in the channels, so the sources never feel an outage.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) -> Result<Producer, PublishError> {
+    /// Publishes until the input closes; returns the producer (its session, if one is open,
+    /// still to be ended by the caller) and the sessions written.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Batch>,
+    ) -> Result<(Producer, Vec<SessionSummary>), PublishError> {
         let mut formats: Vec<Option<Vec<String>>> = Vec::new();
-        let mut marker_sent = false;
+        let mut open: Option<Open> = None;
+        let mut sessions: Vec<SessionSummary> = Vec::new();
+        // The first sample time of the session to begin, from the batch stage.
+        let mut next_first: Option<u64> = None;
         loop {
             let waiting = self.producer.has_pending();
-            let probe_due = tokio::select! {
+            let idle_at = match (&open, self.plan.idle_end) {
+                (
+                    Some(Open {
+                        last_data: Some(at),
+                        ..
+                    }),
+                    Some(idle),
+                ) => Some(*at + idle),
+                _ => None,
+            };
+            let step = tokio::select! {
                 biased;
                 batch = input.recv() => {
                     let Some(batch) = batch else { break };
@@ -51,25 +105,41 @@ impl PublishStage {
                         &self.metrics.queue_depths[Queue::Publish.index()],
                         input.len() as u64,
                     );
-                    self.handle(batch, &mut formats, &mut marker_sent).await?;
-                    false
+                    self.handle(batch, &mut formats, &mut open, &mut sessions, &mut next_first).await?;
+                    Step::Handled
                 }
-                due = self.producer.wait(), if waiting => due,
+                () = sleep_until(idle_at) => Step::Idle,
+                due = self.producer.wait(), if waiting => if due { Step::Probe } else { Step::Handled },
             };
-            if probe_due {
-                self.producer.probe().await?;
+            match step {
+                Step::Probe => self.producer.probe().await?,
+                Step::Idle => {
+                    if let Some(ended) = open.take() {
+                        tracing::info!(
+                            idle_s = self.plan.idle_end.unwrap_or_default().as_secs(),
+                            "no data from the car: ending the session"
+                        );
+                        self.end(ended).await?;
+                    }
+                }
+                Step::Handled => {}
             }
             self.report();
         }
+        if let Some(ended) = open.take() {
+            self.end_marks(&ended).await?;
+        }
         self.report();
-        Ok(self.producer)
+        Ok((self.producer, sessions))
     }
 
     async fn handle(
         &mut self,
         batch: Batch,
         formats: &mut Vec<Option<Vec<String>>>,
-        marker_sent: &mut bool,
+        open: &mut Option<Open>,
+        sessions: &mut Vec<SessionSummary>,
+        next_first: &mut Option<u64>,
     ) -> Result<(), PublishError> {
         match batch {
             Batch::Formats(announced) => {
@@ -94,17 +164,131 @@ impl PublishStage {
                     );
                     return Ok(());
                 };
-                let id = self.producer.data_format_id(identifiers).await?;
-                let first_time = packet.timestamps.first().copied();
+                let identifiers = identifiers.clone();
+                let (Some(&first), Some(&last)) =
+                    (packet.timestamps.first(), packet.timestamps.last())
+                else {
+                    return Ok(());
+                };
+                let begun = open.is_none();
+                if begun {
+                    let first = next_first.take().unwrap_or(first);
+                    self.begin(first, sessions).await?;
+                }
+                let session = open.get_or_insert_with(|| {
+                    let first = sessions.last().map_or(first, |s| s.first_ns);
+                    Open {
+                        first_ns: first,
+                        last_ns: first,
+                        sent_from: u64::MAX,
+                        out_lap_due: true,
+                        ..Open::default()
+                    }
+                });
+                session.first_ns = session.first_ns.min(first);
+                session.last_ns = session.last_ns.max(last);
+                session.sent_from = session.sent_from.min(first);
+                session.last_data = Some(Instant::now());
+                let id = self.producer.data_format_id(&identifiers).await?;
                 self.write_rows(id, packet).await?;
-                if let (false, Some(time)) = (*marker_sent, first_time) {
-                    self.producer
-                        .write_marker(&self.stream, &out_lap(time))
-                        .await?;
-                    *marker_sent = true;
+                // The Out Lap lies at the session's first sample, once the packet holding it
+                // is sent (a marker outside the data sent is dropped by readers: rule 36).
+                if session.out_lap_due && session.sent_from <= session.first_ns {
+                    session.out_lap_due = false;
+                    let marker = out_lap(session.first_ns);
+                    self.producer.write_marker(&self.stream, &marker).await?;
+                }
+                self.producer.set_last_sample(session.last_ns);
+                if let Some(summary) = sessions.last_mut() {
+                    summary.first_ns = session.first_ns;
+                    summary.last_ns = session.last_ns;
+                }
+            }
+            Batch::Boundary(first_ns) => {
+                // Samples after a silence of `idle_end` in sample time (a replay at any
+                // speed) begin a new session, as a quiet car does live.
+                if let Some(ended) = open.take() {
+                    self.end(ended).await?;
+                }
+                *next_first = Some(first_ns);
+            }
+            Batch::Laps(laps) => {
+                let Some(session) = open.as_mut() else {
+                    return Ok(());
+                };
+                for lap in laps {
+                    self.write_lap(session, lap).await?;
+                    if let Some(summary) = sessions.last_mut() {
+                        summary.laps += 1;
+                    }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Begins a session whose first sample is at `first_ns`.
+    async fn begin(
+        &mut self,
+        first_ns: u64,
+        sessions: &mut Vec<SessionSummary>,
+    ) -> Result<(), PublishError> {
+        let run = self.plan.runs.next(first_ns);
+        let identity = self.plan.template.identity(first_ns, run);
+        let identifier = identity.identifier.clone();
+        self.producer.begin(identity).await?;
+        let key = self.producer.session_key().to_owned();
+        tracing::info!(session = %key, %identifier, "session begun");
+        self.metrics.set_session(&key);
+        Metrics::set(&self.metrics.session_state, 1);
+        Metrics::add(&self.metrics.sessions_begun, 1);
+        sessions.push(SessionSummary {
+            key,
+            identifier,
+            first_ns,
+            last_ns: first_ns,
+            laps: 0,
+        });
+        Ok(())
+    }
+
+    /// Ends a session whose car went quiet.
+    async fn end(&mut self, session: Open) -> Result<(), PublishError> {
+        self.end_marks(&session).await?;
+        self.producer.end_session(Some(session.last_ns)).await?;
+        Metrics::set(&self.metrics.session_state, 2);
+        Metrics::add(&self.metrics.sessions_ended, 1);
+        Ok(())
+    }
+
+    /// What a session gets at its end before EndOfSession: the optional In Lap.
+    async fn end_marks(&mut self, session: &Open) -> Result<(), PublishError> {
+        if self.plan.in_lap {
+            let number = i64::from(session.laps_counted) + 1;
+            let marker = lap_marker(session.last_ns, "In Lap", number, "session end");
+            self.producer.write_marker(&self.stream, &marker).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_lap(&mut self, session: &mut Open, lap: LapEvent) -> Result<(), PublishError> {
+        let number = match lap.lap {
+            Some(number) => number,
+            None => {
+                session.laps_counted += 1;
+                session.laps_counted
+            }
+        };
+        session.laps_counted = session.laps_counted.max(number);
+        let value = i64::from(number);
+        let marker = lap_marker(
+            lap.time_ns,
+            &format!("Lap {number}"),
+            value,
+            "lap completed",
+        );
+        self.producer.write_marker(&self.stream, &marker).await?;
+        Metrics::add(&self.metrics.laps_marked, 1);
         Ok(())
     }
 
@@ -130,6 +314,21 @@ impl PublishStage {
     /// Publishes the producer's figures: what the server accepted, what waits, what was lost.
     fn report(&self) {
         report_producer(&self.producer, &self.metrics);
+    }
+}
+
+/// What woke the stage.
+enum Step {
+    Handled,
+    Probe,
+    Idle,
+}
+
+/// Sleeps until `at`, or for ever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -165,15 +364,20 @@ pub fn report_stats(stats: &producer::ProducerStats, metrics: &Metrics) {
     Metrics::set(&metrics.samples_lost_no_room, delivery.samples_lost_no_room);
 }
 
-/// The lap marker ATLAS uses to overlay sessions, at the first sample time (rule 35).
-pub fn out_lap(time_ns: u64) -> MarkerPacket {
+/// A "Lap Trigger" marker (rule 34): `label` ("Out Lap", "Lap 3"), lap number `value`.
+pub fn lap_marker(time_ns: u64, label: &str, value: i64, description: &str) -> MarkerPacket {
     MarkerPacket {
         timestamp: time_ns,
         end_time: 0,
-        label: "Out Lap".to_owned(),
+        label: label.to_owned(),
         r#type: "Lap Trigger".to_owned(),
-        description: "session start".to_owned(),
+        description: description.to_owned(),
         source: "0".to_owned(),
-        value: 0,
+        value,
     }
+}
+
+/// The lap marker ATLAS uses to overlay sessions, at the first sample time (rule 35).
+pub fn out_lap(time_ns: u64) -> MarkerPacket {
+    lap_marker(time_ns, "Out Lap", 0, "session start")
 }

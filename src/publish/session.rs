@@ -37,6 +37,9 @@ pub struct SessionIdentity {
     pub utc_offset_seconds: i64,
     /// Session details (key/value pairs shown in ATLAS).
     pub details: BTreeMap<String, String>,
+    /// When the session began (its first sample), ns since the UNIX epoch; `None` = now.
+    /// Sent as `creation_time` so that ATLAS 2.1+ dates a replayed session when it was driven.
+    pub creation_ns: Option<u64>,
 }
 
 /// A channel to the Stream API with the call deadline and retry policy every call uses.
@@ -208,6 +211,9 @@ pub enum PublishError {
     /// The Key Generator returned no string key.
     #[error("the Key Generator returned no string key")]
     NoKey,
+    /// A packet was written while no session was open.
+    #[error("no session is open")]
+    NoSession,
     /// A stream name not announced at session start.
     #[error("stream {0:?} was not announced when the session started")]
     UnknownStream(String),
@@ -249,7 +255,7 @@ pub(crate) async fn create_session(
         identifier: config.identifier.clone(),
         associate_session_key: associate,
         details: config.details.clone().into_iter().collect(),
-        creation_time: Some(now_timestamp()),
+        creation_time: Some(super::producer::timestamp_or_now(config.creation_ns)),
     };
     let client = SessionManagementServiceClient::new(calls.channel.clone());
     let timeout = calls.call_timeout;
@@ -290,11 +296,12 @@ pub(crate) async fn end_session(
     calls: &Calls,
     data_source: &str,
     session_key: &str,
+    termination_time: prost_types::Timestamp,
 ) -> Result<(), PublishError> {
     let request = EndSessionRequest {
         data_source: data_source.to_owned(),
         session_key: session_key.to_owned(),
-        termination_time: Some(now_timestamp()),
+        termination_time: Some(termination_time),
     };
     let client = SessionManagementServiceClient::new(calls.channel.clone());
     let timeout = calls.call_timeout;

@@ -173,12 +173,14 @@ impl UdpSource {
             receiver,
             tap,
         );
+        let mut drain = true;
         while !*cancel.borrow_and_update() {
             tokio::select! {
                 biased;
                 changed = cancel.changed() => {
                     // A dropped sender can never cancel us: its owner is gone, so stop.
                     if changed.is_err() {
+                        drain = false;
                         break;
                     }
                     continue;
@@ -198,6 +200,10 @@ impl UdpSource {
                 Ok(Pass::OutputClosed) => break,
                 Err(error) => return Err(io("receiving")(error)),
             }
+        }
+        if drain {
+            // Datagrams the kernel took before the stop are the car's data too.
+            reader.drain_socket(&socket, &output);
         }
         reader.hand_on_held(&output).await;
         reader.finish();
@@ -368,6 +374,25 @@ impl Reader {
             }
             Err(TrySendError::Closed(())) => false,
         }
+    }
+
+    /// At the stop: reads what the socket already holds, straight from the (non-blocking)
+    /// descriptor, since the runtime's readiness flag may lag; at most a bounded number of
+    /// datagrams, never waiting.
+    fn drain_socket(&mut self, socket: &UdpSocket, output: &mpsc::Sender<SourceBatch>) {
+        const MAX_DATAGRAMS: usize = 64 * DATAGRAMS_PER_PASS;
+        let fd = socket.as_raw_fd();
+        for _ in 0..MAX_DATAGRAMS {
+            match receive(fd, &mut self.buffer, &mut self.control) {
+                Ok(datagram) => self.handle_datagram(&datagram),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            if self.pending.len() >= FRAMES_PER_BATCH && !self.send_pending(output) {
+                return;
+            }
+        }
+        self.send_pending(output);
     }
 
     /// At the stop: the frames held back wait for room (the later stages drain), or are

@@ -202,6 +202,33 @@ impl Recording {
         out
     }
 
+    /// [`Recording::samples`] of one session only (and of one stream, when given).
+    pub fn samples_of(&self, session_key: &str, stream: Option<&str>) -> SampleMap {
+        let mut out: SampleMap = BTreeMap::new();
+        for details in self.accepted().filter(|d| {
+            d.session_key == session_key && stream.is_none_or(|stream| d.stream == stream)
+        }) {
+            if let Some(packet) = details.message.as_ref() {
+                self.packet_samples(packet, &mut out);
+            }
+        }
+        for samples in out.values_mut() {
+            samples.sort_by_key(|(t, _)| *t);
+        }
+        out
+    }
+
+    /// Every accepted packet of type `type_name` (`"NewSession"`, `"EndOfSession"`, …) as
+    /// (session key, stream, content), in write order, redeliveries left out.
+    pub fn packets_of_type(&self, type_name: &str) -> Vec<(String, String, Vec<u8>)> {
+        self.accepted()
+            .filter_map(|d| {
+                let p = d.message.as_ref().filter(|p| p.r#type == type_name)?;
+                Some((d.session_key.clone(), d.stream.clone(), p.content.clone()))
+            })
+            .collect()
+    }
+
     /// Every marker packet, in write order (a marker sent to two streams appears twice; a
     /// redelivered one does not).
     pub fn markers(&self) -> Vec<MarkerRecord> {

@@ -11,6 +11,7 @@ mod proxy;
 mod replay_can;
 mod serial;
 mod service;
+mod sessions;
 mod signals;
 mod stream_api;
 mod test_car;

@@ -407,6 +407,38 @@ async fn burst_of_100k_datagrams_into_a_small_socket_buffer() {
     check_burst("burst, 16 KiB socket buffer", &figures);
 }
 
+/// Datagrams the kernel holds when the stop comes are read and handed on, not left behind.
+#[tokio::test]
+async fn a_stop_reads_what_the_socket_already_holds() {
+    let (source, metrics) = bind(&config(1 << 20, 1500));
+    let addr = source.local_addr();
+    let (tx, mut rx) = mpsc::channel::<SourceBatch>(1024);
+    // Sent before the source runs: all of it waits in the socket when the stop comes.
+    let send = sender().await;
+    let frames: Vec<CanFrame> = (0..FRAMES_PER_DATAGRAM as u32)
+        .map(|i| frame(0x100 + i, &[i as u8; 8]))
+        .collect();
+    for i in 0..500u32 {
+        send.send_to(&datagram(i as u8, &frames), addr)
+            .await
+            .expect("send");
+    }
+    let (cancel, cancel_rx) = watch::channel(true);
+    let task = tokio::spawn(source.run(tx, None, cancel_rx));
+    timeout(WAIT, task)
+        .await
+        .expect("stops promptly")
+        .expect("no panic")
+        .expect("no source error");
+    drop(cancel);
+    let mut handed_on = 0;
+    while let Some(batch) = rx.recv().await {
+        handed_on += batch.len();
+    }
+    assert_eq!(get(&metrics.reads), 500);
+    assert_eq!(handed_on, 500 * FRAMES_PER_DATAGRAM);
+}
+
 #[tokio::test]
 async fn tap_gets_each_datagram_and_a_full_tap_never_blocks() {
     let (source, _) = bind(&config(1 << 16, 1500));

@@ -42,6 +42,9 @@ struct SessionMemo {
     /// `Packet.id`s below this may have been used.
     #[prost(uint64, tag = "7")]
     packet_ids_reserved: u64,
+    /// The session's creation time (its first sample), ns since the UNIX epoch; 0 = unknown.
+    #[prost(uint64, tag = "8")]
+    creation_ns: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -71,6 +74,7 @@ impl Producer {
                 session_type: memo.session_type,
                 utc_offset_seconds: memo.utc_offset_seconds,
                 details: memo.details,
+                creation_ns: (memo.creation_ns > 0).then_some(memo.creation_ns),
             },
             streams: record
                 .streams
@@ -87,8 +91,10 @@ impl Producer {
             next_packet_id: memo.packet_ids_reserved,
             packet_ids_reserved: memo.packet_ids_reserved,
             ending: record.state == SessionState::Ended,
+            last_sample_ns: None,
         };
         tracing::info!(session = %record.session_key, "an earlier session waits in the spool: delivering it and ending it first");
+        self.open = true;
         self.route_current(0);
         // The server is asked about the session before anything is sent to it.
         self.outage = Some(OutageClock {
@@ -97,8 +103,9 @@ impl Producer {
             next_probe: Instant::now(),
             next_summary: Instant::now() + OUTAGE_SUMMARY,
         });
-        self.end_current(&mut |_| {}, &mut std::future::pending())
+        self.end_current(&mut |_| {}, &mut std::future::pending(), None)
             .await?;
+        self.open = false;
         self.stats.sessions_resumed += 1;
         Ok(())
     }
@@ -244,6 +251,7 @@ impl Producer {
                 })
                 .collect(),
             packet_ids_reserved: current.packet_ids_reserved,
+            creation_ns: current.identity.creation_ns.unwrap_or_default(),
         };
         let record = SessionRecord {
             index: current.index,

@@ -94,13 +94,15 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
-    fn identity(&self) -> SessionIdentity {
+    /// The session these settings describe, dated now.
+    pub fn identity(&self) -> SessionIdentity {
         SessionIdentity {
             data_source: self.data_source.clone(),
             identifier: self.identifier.clone(),
             session_type: self.session_type.clone(),
             utc_offset_seconds: self.utc_offset_seconds,
             details: self.details.clone(),
+            creation_ns: None,
         }
     }
 }
@@ -118,6 +120,10 @@ pub struct ProducerStats {
     pub sessions_taken_over: u64,
     /// Earlier sessions found in the spool, delivered and ended.
     pub sessions_resumed: u64,
+    /// Sessions opened (CreateSession) by this producer, take-overs not counted.
+    pub sessions_opened: u64,
+    /// Sessions it ended (EndSession), earlier ones from the spool not counted.
+    pub sessions_ended: u64,
     /// Acknowledged delivery.
     pub delivery: DeliveryStats,
 }
@@ -135,6 +141,8 @@ struct Current {
     packet_ids_reserved: u64,
     /// EndOfSession is written (spooled) on every stream; only EndSession remains.
     ending: bool,
+    /// The session's last sample time, for its `termination_time` (now when unknown).
+    last_sample_ns: Option<u64>,
 }
 
 /// When to ask an absent server again, and what to say about the outage.
@@ -152,6 +160,9 @@ pub struct Producer {
     config: ProducerConfig,
     calls: Calls,
     current: Current,
+    /// Whether `current` is a session open on the server (between [`Producer::begin`] and its
+    /// end); when not, `current` holds what the next session starts from.
+    open: bool,
     delivery: Delivery,
     outage: Option<OutageClock>,
     stats: ProducerStats,
@@ -166,6 +177,18 @@ impl Producer {
     /// session: creates it (retrying UNAVAILABLE with jittered backoff), announces it and
     /// sends `configuration` on the main stream and every data stream.
     pub async fn start(
+        config: ProducerConfig,
+        configuration: ConfigurationPacket,
+    ) -> Result<Self, PublishError> {
+        let identity = config.identity();
+        let mut producer = Self::open(config, configuration).await?;
+        producer.begin(identity).await?;
+        Ok(producer)
+    }
+
+    /// Opens the spool and delivers and ends any earlier session it holds; no session is open
+    /// until [`Producer::begin`]. `configuration` is what the sessions begun later announce.
+    pub async fn open(
         config: ProducerConfig,
         configuration: ConfigurationPacket,
     ) -> Result<Self, PublishError> {
@@ -189,11 +212,13 @@ impl Producer {
             next_packet_id: 0,
             packet_ids_reserved: 0,
             ending: false,
+            last_sample_ns: None,
         };
         let current = fresh();
         let new_current = fresh();
         let mut producer = Self {
             current,
+            open: false,
             config,
             calls,
             delivery,
@@ -206,12 +231,58 @@ impl Producer {
             producer.finish_previous(session).await?;
         }
         producer.current = new_current;
-        let identity = producer.current.identity.clone();
-        producer.current.key = create_session(&identity, Vec::new(), &producer.calls).await?;
-        producer.route_current(0);
-        producer.announce(&identity).await?;
-        producer.configure(configuration).await?;
+        producer.open = false;
         Ok(producer)
+    }
+
+    /// Opens a session described by `identity`: CreateSession (retrying UNAVAILABLE), then
+    /// NewSession and the latest configuration on the main stream and every data stream.
+    pub async fn begin(&mut self, identity: SessionIdentity) -> Result<(), PublishError> {
+        debug_assert!(!self.open, "end the open session first");
+        self.current.identity = identity.clone();
+        self.current.key = create_session(&identity, Vec::new(), &self.calls).await?;
+        self.open = true;
+        self.stats.sessions_opened += 1;
+        self.route_current(0);
+        self.announce(&identity).await?;
+        let configuration = self.current.configuration.clone();
+        self.configure(configuration).await
+    }
+
+    /// Whether a session is open (begun and not ended).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Ends the open session (EndOfSession on every stream stamped `termination_ns`, every
+    /// packet acknowledged, EndSession) and readies the next; the producer stays usable.
+    pub async fn end_session(&mut self, termination_ns: Option<u64>) -> Result<(), PublishError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.end_current(&mut |_| {}, &mut std::future::pending(), termination_ns)
+            .await?;
+        self.close_current();
+        Ok(())
+    }
+
+    /// After an end: the next session gets the next spool index and starts from the same
+    /// streams and configuration.
+    fn close_current(&mut self) {
+        self.open = false;
+        self.stats.sessions_ended += 1;
+        self.current.index += 1;
+        self.current.key.clear();
+        self.current.format_ids.clear();
+        self.current.next_packet_id = 0;
+        self.current.packet_ids_reserved = 0;
+        self.current.ending = false;
+        self.current.last_sample_ns = None;
+    }
+
+    /// Records the open session's last sample time: its `termination_time` when it ends.
+    pub fn set_last_sample(&mut self, time_ns: u64) {
+        self.current.last_sample_ns = Some(time_ns);
     }
 
     /// The session key returned by CreateSession (or of the session that took over).
@@ -248,6 +319,11 @@ impl Producer {
         &mut self,
         mut configuration: ConfigurationPacket,
     ) -> Result<(), PublishError> {
+        if !self.open {
+            // Announced by the next session's begin.
+            self.current.configuration = configuration;
+            return Ok(());
+        }
         configuration.config_id =
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
         for stream in self.all_streams() {
@@ -290,6 +366,9 @@ impl Producer {
         samples: u32,
         (first_time_ns, last_time_ns): (u64, u64),
     ) -> Result<(), PublishError> {
+        if !self.open {
+            return Err(PublishError::NoSession);
+        }
         if stream != MAIN_STREAM && !self.current.streams.iter().any(|s| s == stream) {
             return Err(PublishError::UnknownStream(stream.to_owned()));
         }
@@ -410,22 +489,34 @@ impl Producer {
         give_up: impl Future<Output = ()>,
     ) -> Result<ProducerStats, PublishError> {
         let mut give_up = std::pin::pin!(give_up);
-        let ended = self.end_current(&mut observe, &mut give_up).await;
+        let ended = if self.open {
+            self.end_current(&mut observe, &mut give_up, None).await
+        } else {
+            // No session of ours; packets of earlier ones may still wait.
+            self.flush_observed(&mut observe, &mut give_up).await
+        };
         self.delivery.sync();
         ended?;
+        if self.open {
+            self.close_current();
+        }
         Ok(self.stats())
     }
 
+    /// Ends the session being written (termination time `termination_ns`, or now).
     async fn end_current(
         &mut self,
         observe: &mut impl FnMut(&Self),
         give_up: &mut (impl Future<Output = ()> + Unpin),
+        termination_ns: Option<u64>,
     ) -> Result<(), PublishError> {
         if !self.current.ending {
             let end = EndOfSessionPacket {
                 data_source: self.config.data_source.clone(),
                 topic_partition_offsets: HashMap::new(),
-                termination_time: Some(now_timestamp()),
+                termination_time: Some(timestamp_or_now(
+                    termination_ns.or(self.current.last_sample_ns),
+                )),
             };
             for stream in self.all_streams() {
                 self.write(&stream, PacketKind::EndOfSession, &end).await?;
@@ -434,7 +525,13 @@ impl Producer {
             self.journal()?;
         }
         self.flush_observed(observe, give_up).await?;
-        end_session(&self.calls, &self.config.data_source, &self.current.key).await?;
+        end_session(
+            &self.calls,
+            &self.config.data_source,
+            &self.current.key,
+            timestamp_or_now(termination_ns.or(self.current.last_sample_ns)),
+        )
+        .await?;
         let index = self.current.index;
         if let Err(error) = self.delivery.spool_mut().forget_session(index) {
             self.journal_failed(&error);
@@ -498,9 +595,20 @@ fn new_session_packet(identity: &SessionIdentity) -> NewSessionPacket {
             associate_session_keys: Vec::new(),
             details: identity.details.clone().into_iter().collect(),
             utc_offset: Some(utc_offset),
-            creation_time: Some(now_timestamp()),
+            creation_time: Some(timestamp_or_now(identity.creation_ns)),
             termination_time: None,
         }),
-        creation_time: Some(now_timestamp()),
+        creation_time: Some(timestamp_or_now(identity.creation_ns)),
+    }
+}
+
+/// `time_ns` (ns since the UNIX epoch) as a protobuf timestamp, or now when `None`.
+pub fn timestamp_or_now(time_ns: Option<u64>) -> prost_types::Timestamp {
+    match time_ns {
+        Some(time_ns) => prost_types::Timestamp {
+            seconds: (time_ns / 1_000_000_000) as i64,
+            nanos: (time_ns % 1_000_000_000) as i32,
+        },
+        None => now_timestamp(),
     }
 }

@@ -1,0 +1,431 @@
+//! Sessions that follow the car (`docs/sessions.md`): a quiet car ends its session and the next
+//! frame begins the next run, numbered per day across restarts; laps from the car's lap counter
+//! at the triggering samples' times on every stream; a replayed capture dated when it was
+//! driven; the watchdog pinging through a long idle. Real UDP on 127.0.0.1, our strict Stream
+//! API, a counter in every frame (ENGINE.RPM = n / 4) so each session's samples are exact.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ecu_bridge::capture::replay::Pacing;
+use ecu_bridge::config::{Config, StreamApiTarget};
+use ecu_bridge::pipeline;
+use ecu_bridge::telemetry::Metrics;
+use open_streaming::open_data::{EndOfSessionPacket, NewSessionPacket};
+use prost::Message;
+use stream_api::inspect::{self, Recording};
+use stream_api::{ServerHandle, ServerOptions};
+use tokio::net::TcpListener;
+
+use crate::outage::{Bridge, send};
+use crate::test_car;
+
+async fn strict_server(record: &Path) -> ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let options = ServerOptions {
+        strict: true,
+        record: Some(record.to_owned()),
+    };
+    stream_api::spawn(listener, options).await.expect("server")
+}
+
+/// The outage test car with sessions named by run, ending after `idle_end_s` of silence.
+fn live_config(dir: &Path, endpoint: &str, idle_end_s: u64) -> Config {
+    let text = format!(
+        r#"
+[stream_api]
+endpoint = "{endpoint}"
+call_timeout_ms = 10000
+
+[session]
+data_source = "OutageCar"
+identifier = "{{car}} {{date}} run {{run}}"
+idle_end_s = {idle_end_s}
+
+[car]
+application = "OutageCar"
+dbc = ["{}"]
+include = ["ENGINE.RPM"]
+stream = "can0"
+
+[batch]
+max_age_ms = 20
+
+[service]
+stop_timeout_ms = 5000
+
+[spool]
+dir = "spool"
+
+[[source]]
+name = "gw"
+kind = "udp"
+bind = "127.0.0.1:0"
+receive_buffer_bytes = 4194304
+"#,
+        test_car::dbc_path().display()
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    Config::load(&path).expect("valid config")
+}
+
+/// The counters (RPM × 4) of one session's samples.
+fn session_counters(recording: &Recording, key: &str) -> Vec<u64> {
+    recording
+        .samples_of(key, None)
+        .remove("RPM:OutageCar")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, value)| (value * 4.0).round() as u64)
+        .collect()
+}
+
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 1 s of frames, 4 s of silence (`idle_end` 2 s), 1 s of frames: two sessions, each with
+/// exactly its own frames, "run 1" and "run 2"; a restarted bridge's next session is "run 3".
+/// (The issue's 5 s + 40 s + 5 s with the default 30 s `idle_end`, scaled down.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_car_ends_its_session_and_the_next_frame_begins_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+
+    let bridge = Bridge::start(live_config(dir.path(), &endpoint, 2));
+    let metrics = bridge.metrics.clone();
+    assert_eq!(
+        Metrics::get(&metrics.sessions_begun),
+        0,
+        "no session before the first frame"
+    );
+    send(bridge.udp, 0, 2_000).await;
+    until("first session ended", || {
+        Metrics::get(&metrics.sessions_ended) == 1
+    })
+    .await;
+    assert_eq!(Metrics::get(&metrics.samples_published), 2_000);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        Metrics::get(&metrics.sessions_begun),
+        1,
+        "silence begins nothing"
+    );
+    send(bridge.udp, 2_000, 4_000).await;
+    until("all published", || {
+        Metrics::get(&metrics.samples_published) == 4_000
+    })
+    .await;
+    let report = bridge.finish().await.expect("clean stop");
+    assert_eq!(report.summary.sessions.len(), 2);
+    assert_eq!(Metrics::get(&metrics.sessions_begun), 2);
+    assert_eq!(Metrics::get(&metrics.sessions_ended), 2);
+
+    // A restart numbers on.
+    let bridge = Bridge::start(live_config(dir.path(), &endpoint, 2));
+    send(bridge.udp, 4_000, 4_500).await;
+    let restarted = bridge.metrics.clone();
+    until("third run published", || {
+        Metrics::get(&restarted.samples_published) == 500
+    })
+    .await;
+    bridge.finish().await.expect("clean stop");
+    server.shutdown().await.expect("server stops");
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let sessions = recording.sessions();
+    assert_eq!(sessions.len(), 3, "{}", recording.summary());
+    for (session, run) in sessions.iter().zip(1..) {
+        assert!(
+            session.identifier.starts_with("OutageCar 20")
+                && session.identifier.ends_with(&format!("run {run}")),
+            "{}",
+            session.identifier
+        );
+        assert!(session.ended_ns.is_some(), "{} ended", session.identifier);
+    }
+    let expected = [0..2_000u64, 2_000..4_000, 4_000..4_500];
+    for (session, range) in sessions.iter().zip(expected) {
+        let counters = session_counters(&recording, &session.key);
+        assert_eq!(
+            counters,
+            range.clone().collect::<Vec<_>>(),
+            "{} holds exactly its own frames",
+            session.identifier
+        );
+    }
+}
+
+const LAP_DBC: &str = r#"VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU
+
+BO_ 512 LAPS: 8 ECU
+ SG_ LapCount : 0|8@1+ (1,0) [0|255] "" Vector__XXX
+ SG_ Counter : 8|16@1+ (1,0) [0|65535] "" Vector__XXX
+"#;
+
+/// A candump log: 0x200 every 10 ms for 4 s (400 frames); the lap counter goes 0→1→2→3 at
+/// frames 100, 200 and 300. Returns the file and the frames' times (ns).
+fn lap_capture(dir: &Path) -> (PathBuf, Vec<u64>) {
+    let start_s = 1_778_936_400u64;
+    let mut text = String::new();
+    let mut times = Vec::new();
+    for n in 0..400u64 {
+        let micros = n * 10_000 + 250;
+        let lap = n / 100;
+        let data = [lap as u8, (n & 0xff) as u8, (n >> 8) as u8, 0, 0, 0, 0, 0];
+        let hex: String = data.iter().map(|b| format!("{b:02X}")).collect();
+        let (seconds, fraction) = (start_s + micros / 1_000_000, micros % 1_000_000);
+        text.push_str(&format!("({seconds}.{fraction:06}) can0 200#{hex}\n"));
+        times.push(seconds * 1_000_000_000 + fraction * 1_000);
+    }
+    let path = dir.join("laps.log");
+    std::fs::write(&path, text).expect("capture");
+    (path, times)
+}
+
+fn lap_config(dir: &Path, endpoint: &str) -> Config {
+    std::fs::write(dir.join("laps.dbc"), LAP_DBC).expect("dbc");
+    let text = format!(
+        r#"
+[stream_api]
+endpoint = "{endpoint}"
+
+[session]
+data_source = "LapCar"
+identifier = "{{car}} {{date}} {{time}} run {{run}}"
+
+[car]
+application = "LapCar"
+dbc = ["laps.dbc"]
+stream = "car"
+
+[laps]
+counter = "LapCount"
+"#
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    Config::load(&path).expect("valid config")
+}
+
+/// A lap counter 0→1→2→3 in a replayed candump capture: Out Lap at the first sample and Lap
+/// 1–3 at the samples where the counter rose, on `""` and the data stream, inside the data
+/// sent; the session dated by the capture; 0 violations into a strict server.
+#[tokio::test]
+async fn a_lap_counter_marks_laps_at_the_samples_that_raise_it_on_every_stream() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let config = lap_config(dir.path(), &endpoint);
+    let (map, _) = config.load_channel_map().expect("map");
+    let (capture, times) = lap_capture(dir.path());
+    let summary = pipeline::replay(
+        &config,
+        map,
+        endpoint,
+        vec![capture],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay");
+    server.shutdown().await.expect("server stops");
+    assert_eq!(Metrics::get(&summary.metrics.laps_marked), 3);
+    assert_eq!(summary.sessions.len(), 1);
+    assert_eq!(summary.sessions[0].laps, 3);
+    assert_eq!(summary.sessions[0].first_ns, times[0]);
+    assert_eq!(summary.sessions[0].last_ns, times[399]);
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let markers = recording.markers();
+    for stream in ["", "car"] {
+        let on_stream: Vec<(String, i64, u64)> = markers
+            .iter()
+            .filter(|m| m.stream == stream)
+            .map(|m| {
+                assert_eq!(m.marker.r#type, "Lap Trigger");
+                (m.marker.label.clone(), m.marker.value, m.marker.timestamp)
+            })
+            .collect();
+        assert_eq!(
+            on_stream,
+            vec![
+                ("Out Lap".to_owned(), 0, times[0]),
+                ("Lap 1".to_owned(), 1, times[100]),
+                ("Lap 2".to_owned(), 2, times[200]),
+                ("Lap 3".to_owned(), 3, times[300]),
+            ],
+            "markers on stream {stream:?}"
+        );
+    }
+    let session = &recording.sessions()[0];
+    assert_eq!(session.identifier, "LapCar 2026-05-16 13:00:00 run 1");
+}
+
+/// The demo capture (driven 2026-05-16 13:00 UTC) replayed: `creation_time` is its first
+/// frame's time and `termination_time` its last, in NewSession, the session info and
+/// EndOfSession.
+#[tokio::test]
+async fn a_replayed_capture_is_dated_when_it_was_driven() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-car");
+    let mut config = Config::load(&demo.join("bridge.toml")).expect("demo config");
+    config.stream_api = StreamApiTarget::Remote(endpoint.clone());
+    let (map, _) = config.load_channel_map().expect("map");
+    let capture = demo.join("drive.log");
+    let text = std::fs::read_to_string(&capture).expect("capture");
+    let time_ns = |line: &str| -> u64 {
+        let stamp = &line[1..line.find(')').expect("stamp")];
+        let (seconds, micros) = stamp.split_once('.').expect("fraction");
+        seconds.parse::<u64>().expect("s") * 1_000_000_000
+            + micros.parse::<u64>().expect("us") * 1_000
+    };
+    let first_ns = time_ns(text.lines().next().expect("first line"));
+    let last_ns = text.lines().map(time_ns).max().expect("last");
+    assert_eq!(first_ns, 1_778_936_400_000_261_000);
+    let summary = pipeline::replay(
+        &config,
+        map,
+        endpoint,
+        vec![capture],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay");
+    server.shutdown().await.expect("server stops");
+    assert_eq!(summary.sessions.len(), 1);
+    assert_eq!(
+        (summary.sessions[0].first_ns, summary.sessions[0].last_ns),
+        (first_ns, last_ns)
+    );
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let as_ns = |t: &prost_types::Timestamp| t.seconds as u64 * 1_000_000_000 + t.nanos as u64;
+    let announced = recording.packets_of_type("NewSession");
+    assert!(!announced.is_empty());
+    for (_, stream, content) in announced {
+        let packet = NewSessionPacket::decode(content.as_slice()).expect("NewSession");
+        let created = packet.creation_time.as_ref().expect("creation_time");
+        assert_eq!(as_ns(created), first_ns, "NewSession on {stream:?}");
+        let info = packet.session_info.expect("session info");
+        assert_eq!(as_ns(&info.creation_time.expect("info creation")), first_ns);
+    }
+    let ended = recording.packets_of_type("EndOfSession");
+    assert!(!ended.is_empty());
+    let streams: BTreeSet<String> = ended.iter().map(|(_, s, _)| s.clone()).collect();
+    assert!(streams.contains(""), "EndOfSession on the main stream");
+    for (_, stream, content) in ended {
+        let packet = EndOfSessionPacket::decode(content.as_slice()).expect("EndOfSession");
+        let terminated = packet.termination_time.as_ref().expect("termination_time");
+        assert_eq!(as_ns(terminated), last_ns, "EndOfSession on {stream:?}");
+    }
+}
+
+/// A car that sends a few frames and then stays off for 10 minutes (paused time): its session
+/// ends after `idle_end`, the watchdog pings at every check, the status never says stalled,
+/// and `/health` stays 200. Time is paused once the frames are published.
+#[tokio::test]
+async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
+    use ecu_bridge::daemon::{self, Daemon};
+    use ecu_bridge::pipeline::sources::LiveSources;
+    use ecu_bridge::service::ServiceOptions;
+    use ecu_bridge::service::notify::Notifier;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("metrics");
+    let metrics_addr = metrics_listener.local_addr().expect("address");
+
+    let config = live_config(dir.path(), &endpoint, 30);
+    let (map, _) = config.load_channel_map().expect("map");
+    let live = LiveSources::prepare(&config, &map, None).expect("sources");
+    let udp = live.udp_addresses[0].1;
+    let daemon = Daemon {
+        source_metrics: live.metrics,
+        service: ServiceOptions {
+            notifier: Notifier::from_socket_var(Some(notify_path.as_os_str())),
+            watchdog: Some(Duration::from_secs(10)),
+            metrics_listener: Some(metrics_listener),
+        },
+        ..Daemon::new(config, map, live.sources)
+    };
+    let metrics = daemon.metrics.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(daemon::run(daemon, async {
+        let _ = stopped.await;
+    }));
+
+    send(udp, 0, 200).await;
+    until("published", || {
+        Metrics::get(&metrics.samples_published) == 200
+    })
+    .await;
+    tokio::time::pause();
+    let idle_from = tokio::time::Instant::now();
+    let mut pings = 0;
+    let mut buf = [0u8; 1024];
+    while idle_from.elapsed() < Duration::from_secs(600) {
+        let n = tokio::time::timeout(Duration::from_secs(30), notify.recv(&mut buf))
+            .await
+            .expect("a notification at least every 30 s")
+            .expect("recv");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(!message.contains("stalled"), "{message}");
+        if message.starts_with("WATCHDOG=1") {
+            pings += 1;
+        }
+    }
+    // One check every 5 s (half of WatchdogSec): 120 in 10 minutes.
+    assert!(pings >= 118, "{pings} pings in 10 idle minutes");
+    assert_eq!(
+        Metrics::get(&metrics.sessions_ended),
+        1,
+        "the idle session ended"
+    );
+
+    let mut health = tokio::net::TcpStream::connect(metrics_addr)
+        .await
+        .expect("connect");
+    health
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    health
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let _ = stop.send(());
+    run.await.expect("task").expect("clean stop");
+    server.shutdown().await.expect("server stops");
+}
