@@ -313,14 +313,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) of a time in ns since the UNIX epoch.
+fn utc_stamp(time_ns: u64) -> String {
+    let (date, time) = ecu_bridge::config::utc_date_time(time_ns / 1_000_000_000);
+    format!("{date} {time}.{:03}", time_ns % 1_000_000_000 / 1_000_000)
+}
+
 fn print_run_summary(summary: &RunSummary) {
     let m = &summary.metrics;
     let seconds = summary.elapsed.as_secs_f64().max(1e-9);
     let published = Metrics::get(&m.samples_published);
-    println!(
-        "finished in {:.2} s — session {}",
-        seconds, summary.session_key
-    );
+    let sessions = match summary.sessions.len() {
+        0 => "no session (no sample decoded)".to_owned(),
+        1 => "1 session".to_owned(),
+        n => format!("{n} sessions"),
+    };
+    println!("finished in {seconds:.2} s — {sessions}");
+    for session in &summary.sessions {
+        println!(
+            "  session {} \"{}\": samples {} → {} UTC ({:.1} s), {} laps",
+            session.key,
+            session.identifier,
+            utc_stamp(session.first_ns),
+            utc_stamp(session.last_ns),
+            session.last_ns.saturating_sub(session.first_ns) as f64 / 1e9,
+            session.laps,
+        );
+    }
     for (path, frames) in &summary.frames_per_source {
         println!("  {path}: {frames} frames");
     }
