@@ -262,6 +262,9 @@ pub fn inspect(
         write_csv(&recording, parameters, path)?;
     }
     if let Some(path) = plot {
+        if parameters.is_empty() {
+            bail!("--plot needs the names of the parameters to draw");
+        }
         let series = recording.series(parameters)?;
         inspect::plot_png(&series, &recording.laps(), path)?;
         eprintln!(

@@ -220,7 +220,12 @@ impl Config {
 
 fn unknown_definition(name: &str, known: &[&str]) -> String {
     format!(
-        "{name:?} is not the name of a frame definition in [car] definitions (loaded: {known:?})"
+        "{name:?} is not the name of a frame definition in [car] definitions (loaded: {})",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
     )
 }
 

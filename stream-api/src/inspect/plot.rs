@@ -1,5 +1,6 @@
 //! `inspect --plot`: chosen parameters drawn as time plots into a PNG, one panel per parameter
-//! stacked on a shared time axis (seconds since the first sample), the parameter's units on
+//! stacked on a shared time axis (seconds since the first sample, or since a lap marker just
+//! before it, such as the session's "Out Lap"), the parameter's units on
 //! its y axis, and lap markers as vertical lines across every panel.
 //!
 //! Drawn into an RGB buffer and encoded with `png`, with a bundled font (DejaVu Sans,
@@ -100,7 +101,8 @@ pub fn plot_png(series: &[Series], laps: &[Lap], path: &Path) -> Result<(), Plot
     load_font()?;
     let (width, height) = image_size(series.len());
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
-    draw(&mut pixels, (width, height), series, laps, (first, last)).map_err(PlotError::Draw)?;
+    let origin = axis_origin(first, last, laps);
+    draw(&mut pixels, (width, height), series, laps, (origin, last)).map_err(PlotError::Draw)?;
     encode(&pixels, (width, height), path)
 }
 
@@ -116,20 +118,21 @@ fn draw(
     size: (u32, u32),
     series: &[Series],
     laps: &[Lap],
-    (first, last): (u64, u64),
+    (origin, last): (u64, u64),
 ) -> Result<(), String> {
     let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let title = format!("time since {} (UTC)", utc(first));
+    let title = format!("time since {} (UTC)", utc(origin));
     let root = root
         .titled(&title, (FAMILY, 22))
         .map_err(|e| e.to_string())?;
-    let span_s = seconds(last, first).max(1e-3);
+    let span_s = seconds(last, origin).max(1e-3);
     let panels = root.split_evenly((series.len(), 1));
     for (index, (panel, s)) in panels.iter().zip(series).enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
         let last_panel = index + 1 == series.len();
-        draw_panel(panel, s, laps, first, span_s, colour, last_panel).map_err(|e| e.to_string())?;
+        draw_panel(panel, s, laps, origin, span_s, colour, last_panel)
+            .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())?;
     Ok(())
@@ -143,7 +146,7 @@ fn draw_panel(
     panel: &Panel<'_>,
     series: &Series,
     laps: &[Lap],
-    first: u64,
+    origin: u64,
     span_s: f64,
     colour: RGBColor,
     last_panel: bool,
@@ -175,10 +178,13 @@ fn draw_panel(
         .light_line_style(RGBColor(238, 238, 238))
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
-    let points = series.samples.iter().map(|(t, v)| (seconds(*t, first), *v));
+    let points = series
+        .samples
+        .iter()
+        .map(|(t, v)| (seconds(*t, origin), *v));
     chart.draw_series(LineSeries::new(points, colour.stroke_width(1)))?;
-    for lap in laps.iter().filter(|l| l.time_ns >= first) {
-        let x = seconds(lap.time_ns, first);
+    for lap in laps.iter().filter(|l| l.time_ns >= origin) {
+        let x = seconds(lap.time_ns, origin);
         if x > span_s {
             continue;
         }
@@ -212,6 +218,18 @@ fn value_range(samples: &[(u64, f64)]) -> (f64, f64) {
     (low - margin, high + margin)
 }
 
+/// Where the time axis starts: at the first sample, or earlier at a lap marker that precedes it
+/// by less than the samples' span. The session's "Out Lap" is stamped with the session's first
+/// sample, which may belong to a parameter not plotted; without this it would fall off the axis.
+fn axis_origin(first: u64, last: u64, laps: &[Lap]) -> u64 {
+    let span = last - first;
+    laps.iter()
+        .map(|l| l.time_ns)
+        .filter(|&t| t < first && first - t <= span)
+        .min()
+        .unwrap_or(first)
+}
+
 /// An axis label without trailing zeros (`4000`, `2.5`), which plotters would print as
 /// `4000.0`.
 fn tick(value: f64) -> String {
@@ -224,8 +242,8 @@ fn tick(value: f64) -> String {
     }
 }
 
-fn seconds(time: u64, first: u64) -> f64 {
-    time.saturating_sub(first) as f64 / 1e9
+fn seconds(time: u64, origin: u64) -> f64 {
+    time.saturating_sub(origin) as f64 / 1e9
 }
 
 fn encode(pixels: &[u8], (width, height): (u32, u32), path: &Path) -> Result<(), PlotError> {
@@ -262,6 +280,17 @@ mod tests {
         let ticks: Vec<String> = [4000.0, 2.5, -0.0000001, 0.125, -20.0].map(tick).into();
         assert_eq!(ticks, ["4000", "2.5", "0", "0.125", "-20"]);
         assert_eq!(value_range(&[(0, 5.0), (1, 5.0)]), (4.5, 5.5));
+        let lap = |time_ns| Lap {
+            time_ns,
+            label: "Out Lap".to_owned(),
+        };
+        assert_eq!(axis_origin(1_000, 5_000, &[lap(990)]), 990, "just before");
+        assert_eq!(axis_origin(1_000, 5_000, &[lap(1_500)]), 1_000, "inside");
+        assert_eq!(
+            axis_origin(10_000, 15_000, &[lap(10)]),
+            10_000,
+            "long before"
+        );
         assert_eq!(value_range(&[(0, f64::NAN)]), (0.0, 1.0));
         let (low, high) = value_range(&[(0, 0.0), (1, 100.0)]);
         assert!(low < 0.0 && high > 100.0);
