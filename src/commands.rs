@@ -1,6 +1,7 @@
 //! The binary's commands: each loads what it needs, runs the library, and reports to the
 //! terminal. The only place (with main.rs) that uses `anyhow`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,15 +9,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use decoders::channel_map::ChannelMap;
+use ecu_bridge::capture::RecordStats;
 use ecu_bridge::capture::replay::Pacing;
-use ecu_bridge::config::Config;
+use ecu_bridge::config::{Config, ParameterTable};
 use ecu_bridge::daemon::{self, Daemon};
 use ecu_bridge::pipeline::RunSummary;
 use ecu_bridge::pipeline::sources::{self, LiveSources};
 use ecu_bridge::service::notify::Notifier;
 use ecu_bridge::service::{ServiceOptions, signals};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
-use stream_api::{ServerOptions, inspect};
+use stream_api::ServerOptions;
+use stream_api::inspect::{self, Recording, WideTable};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -88,7 +91,7 @@ pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result
     report_recording(report.embedded_recording)?;
     if let Some(recorder) = live.recorder {
         let stats = recorder.await.context("recorder task")??;
-        println!("recorded: {stats:?}");
+        print_record_stats(&stats);
     }
     Ok(())
 }
@@ -120,6 +123,9 @@ fn load(config_path: &Path) -> anyhow::Result<(Config, ChannelMap)> {
         dbc_warnings = warnings.len(),
         "channel map loaded (`ecu-bridge validate` lists DBC warnings)"
     );
+    for warning in config.pattern_warnings(&map) {
+        tracing::warn!("{warning}");
+    }
     Ok((config, map))
 }
 
@@ -189,7 +195,7 @@ pub async fn record(
     print_source_metrics(&live.metrics);
     if let Some(recorder) = live.recorder {
         let stats = recorder.await.context("recorder task")??;
-        println!("recorded into {}: {stats:?}", out.display());
+        print_record_stats(&stats);
     }
     Ok(())
 }
@@ -228,12 +234,74 @@ pub async fn stream_api(
     Ok(())
 }
 
-/// `ecu-bridge inspect`.
-pub fn inspect(file: &Path) -> anyhow::Result<()> {
+/// `ecu-bridge inspect`: the recording's summary, or the named parameters' values (`values`),
+/// as CSV (`csv`) and as a PNG of time plots (`plot`).
+pub fn inspect(
+    file: &Path,
+    parameters: &[String],
+    values: bool,
+    csv: Option<&Path>,
+    plot: Option<&Path>,
+) -> anyhow::Result<()> {
     let recording = inspect::read_recording(file)
         .with_context(|| format!("reading recording {}", file.display()))?;
-    println!("{}", recording.summary());
+    if !values && csv.is_none() && plot.is_none() {
+        if !parameters.is_empty() {
+            bail!("parameter names are for --values, --csv or --plot");
+        }
+        return print_quietly(|out| writeln!(out, "{}", recording.summary()));
+    }
+    if values {
+        if parameters.is_empty() {
+            bail!("--values needs the names of the parameters to show");
+        }
+        let series = recording.series(parameters)?;
+        print_quietly(|out| inspect::write_values(&series, out))?;
+    }
+    if let Some(path) = csv {
+        write_csv(&recording, parameters, path)?;
+    }
+    if let Some(path) = plot {
+        if parameters.is_empty() {
+            bail!("--plot needs the names of the parameters to draw");
+        }
+        let series = recording.series(parameters)?;
+        inspect::plot_png(&series, &recording.laps(), path)?;
+        eprintln!(
+            "plotted {} parameter(s) into {}",
+            series.len(),
+            path.display()
+        );
+    }
     Ok(())
+}
+
+fn write_csv(recording: &Recording, parameters: &[String], path: &Path) -> anyhow::Result<()> {
+    let table = WideTable::new(&recording.series(parameters)?);
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    table
+        .write_csv(std::io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {} rows of {} parameter(s) to {}",
+        table.rows.len(),
+        table.columns.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Writes to standard output; a reader that closed the pipe early (`| head`) ends the output
+/// quietly instead of failing the command.
+fn print_quietly(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to standard output"),
+    }
 }
 
 /// `ecu-bridge profiles`: the built-in ECU profiles, one block each.
@@ -251,8 +319,9 @@ pub fn profiles() {
     );
 }
 
-/// `ecu-bridge validate`: every problem at once, each with file, line, column and key.
-pub fn validate(config_path: &Path) -> anyhow::Result<()> {
+/// `ecu-bridge validate`: every problem at once, each with file, line, column and key; with
+/// `list`, every parameter the configuration publishes.
+pub fn validate(config_path: &Path, list: bool) -> anyhow::Result<()> {
     let (config, map, warnings) = match Config::validate_file(config_path) {
         Ok(checked) => checked,
         Err(errors) => {
@@ -262,19 +331,58 @@ pub fn validate(config_path: &Path) -> anyhow::Result<()> {
             bail!("{}: {} problem(s)", config_path.display(), errors.0.len());
         }
     };
-    for warning in &warnings {
-        println!("warning: {warning}");
+    let pattern_warnings = config.pattern_warnings(&map);
+    let mut report = String::new();
+    for warning in warnings.iter().map(ToString::to_string) {
+        report.push_str(&format!("warning: {warning}\n"));
     }
-    println!(
+    for warning in &pattern_warnings {
+        report.push_str(&format!("warning: {warning}\n"));
+    }
+    if list {
+        report.push_str(&format!("{}\n", ParameterTable(&map)));
+    }
+    report.push_str(&format!(
         "{}: ok — {} parameters from {} DBC file(s) and {} frame definition(s), {} source(s), {} warning(s)",
         config_path.display(),
         map.parameters().len(),
         config.car.dbc.len(),
         map.definitions().len(),
         config.sources.len(),
-        warnings.len()
-    );
-    Ok(())
+        warnings.len() + pattern_warnings.len()
+    ));
+    print_quietly(|out| writeln!(out, "{report}"))
+}
+
+/// What a recorder wrote, per source, for people.
+fn print_record_stats(stats: &RecordStats) {
+    println!("recorded:");
+    for source in &stats.sources {
+        println!(
+            "  source {}: {} datagrams/reads, {} bytes, {} CAN frames{}",
+            source.name,
+            source.captures,
+            source.bytes,
+            source.frames,
+            if source.oversized > 0 {
+                format!(", {} datagrams too large for the pcapng", source.oversized)
+            } else {
+                String::new()
+            }
+        );
+        for file in &source.files {
+            println!("    {}", file.display());
+        }
+        for (kind, count) in &source.decode_errors {
+            println!("    {kind}: {count}");
+        }
+    }
+    if stats.unknown_source > 0 {
+        println!(
+            "  {} captures from sources not configured for recording were dropped",
+            stats.unknown_source
+        );
+    }
 }
 
 fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {

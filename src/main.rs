@@ -73,10 +73,25 @@ enum Command {
         #[arg(long)]
         record: Option<PathBuf>,
     },
-    /// Summarise a Stream API recording: sessions, parameters, samples, markers, violations.
+    /// Summarise a Stream API recording (sessions, parameters, samples, markers, violations),
+    /// or show the values of its parameters.
     Inspect {
         /// The recording.
         file: PathBuf,
+        /// Parameters for --values, --csv and --plot: `Name:App` identifiers, or `Name` alone
+        /// when one application has it. --csv takes every parameter when none is named.
+        #[arg(value_name = "PARAM")]
+        parameters: Vec<String>,
+        /// Print the time (ISO-8601 UTC, ns) and value of every sample of the named parameters.
+        #[arg(long)]
+        values: bool,
+        /// Write the parameters as CSV: one `time_utc` column, one column per parameter, one
+        /// row per timestamp (empty where a parameter has no sample then).
+        #[arg(long, value_name = "OUT.csv")]
+        csv: Option<PathBuf>,
+        /// Draw the named parameters over time into a PNG: one panel each, laps as lines.
+        #[arg(long, value_name = "OUT.png")]
+        plot: Option<PathBuf>,
     },
     /// List the built-in ECU profiles (`[car] profile = ["name"]`) with their coverage.
     Profiles,
@@ -85,6 +100,9 @@ enum Command {
         /// The car's bridge configuration (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// Also list every parameter it will publish: identifier, source, unit, range, rate.
+        #[arg(long)]
+        list: bool,
     },
 }
 
@@ -117,12 +135,18 @@ async fn main() -> ExitCode {
             strict,
             record,
         } => commands::stream_api(listen, strict, record).await,
-        Command::Inspect { file } => commands::inspect(&file),
+        Command::Inspect {
+            file,
+            parameters,
+            values,
+            csv,
+            plot,
+        } => commands::inspect(&file, &parameters, values, csv.as_deref(), plot.as_deref()),
         Command::Profiles => {
             commands::profiles();
             Ok(())
         }
-        Command::Validate { config } => commands::validate(&config),
+        Command::Validate { config, list } => commands::validate(&config, list),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

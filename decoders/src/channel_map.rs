@@ -28,9 +28,10 @@ use std::collections::HashMap;
 
 pub use definitions::DefinitionUse;
 pub use ini::IniUse;
-pub use select::glob;
+pub use select::{UnmatchedPattern, glob};
 use select::{
     check_keys_exist, decimals, is_selected, physical_range, presentation, shared_signal_names,
+    unmatched_patterns,
 };
 
 use crate::can::{CanFrame, CanId};
@@ -206,6 +207,8 @@ pub struct ChannelMap {
     compound: Vec<(CanId, usize, CompoundAssembler)>,
     /// INI output-channel blocks, with their formats placed after the definitions'.
     inis: Vec<ini::IniPlan>,
+    /// Include/exclude patterns that had no effect (warnings for the user, not errors).
+    unmatched_patterns: Vec<UnmatchedPattern>,
 }
 
 /// An ordered list of parameters that share rows.
@@ -281,6 +284,7 @@ impl ChannelMap {
             definitions: Vec::new(),
             compound: Vec::new(),
             inis: Vec::new(),
+            unmatched_patterns: Vec::new(),
         };
         let shared_names = shared_signal_names(dbc);
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -324,7 +328,32 @@ impl ChannelMap {
         if map.parameters.is_empty() {
             return Err(ChannelMapError::NothingSelected);
         }
+        let dbc_signals = dbc.messages.iter().flat_map(|m| {
+            let message = m.name.as_str();
+            m.signals.iter().map(move |s| (message, s.name.as_str()))
+        });
+        let fields = definitions.iter().flat_map(|used| {
+            used.definition.messages.iter().flat_map(|m| {
+                let message = m.name.as_str();
+                m.fields.iter().map(move |f| (message, f.name.as_str()))
+            })
+        });
+        let channels = inis.iter().flat_map(|used| {
+            let message = used.message;
+            used.channels
+                .channels()
+                .iter()
+                .map(move |c| (message, c.name.as_str()))
+        });
+        map.unmatched_patterns =
+            unmatched_patterns(selection, dbc_signals.chain(fields).chain(channels));
         Ok(map)
+    }
+
+    /// The include/exclude patterns that selected or removed nothing (see
+    /// [`UnmatchedPattern`]); the map compiles without them, so these are warnings.
+    pub fn unmatched_patterns(&self) -> &[UnmatchedPattern] {
+        &self.unmatched_patterns
     }
 
     /// The application name (`App` of every identifier).
@@ -641,6 +670,34 @@ VAL_ 512 GEAR 0 "N" 1 "1st" ;
         assert_eq!(
             identifiers(&map),
             ["ENGINE_CHECKSUM:Car", "GEARBOX_CHECKSUM:Car"]
+        );
+        assert!(map.unmatched_patterns().is_empty());
+    }
+
+    #[test]
+    fn patterns_that_select_or_remove_nothing_are_reported_by_position() {
+        let mut typo = selection();
+        typo.include = vec!["ENGINE".into(), "GEARBX".into(), "TYRES.TEMP_*".into()];
+        typo.exclude = vec!["*.CHECKSUM".into(), "TYRES.STATUS".into(), "*.CRC".into()];
+        let map = compile(&typo).expect("the valid patterns still compile");
+        assert_eq!(identifiers(&map), ["RPM:Car", "TEMP_FL:Car", "TEMP_FR:Car"]);
+        let unmatched: Vec<(&str, usize, &str)> = map
+            .unmatched_patterns()
+            .iter()
+            .map(|u| (u.list, u.index, u.pattern.as_str()))
+            .collect();
+        // TYRES.STATUS exists but was never included, so excluding it removes nothing.
+        assert_eq!(
+            unmatched,
+            [
+                ("include", 1, "GEARBX"),
+                ("exclude", 1, "TYRES.STATUS"),
+                ("exclude", 2, "*.CRC")
+            ]
+        );
+        assert_eq!(
+            map.unmatched_patterns()[0].to_string(),
+            "include pattern \"GEARBX\" matches no message or signal of the loaded DBC files and definitions"
         );
     }
 

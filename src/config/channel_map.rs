@@ -1,10 +1,13 @@
 //! The car's channel map: reads the DBC files the configuration names (imports first) and its
 //! frame definition files, checks the names that sources and `compound_can` give, and compiles
-//! the map once. Every problem is located in the configuration file.
+//! the map once. Every problem is located in the configuration file, and so is every include or
+//! exclude pattern that has no effect (a warning: the rest of the selection still applies).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use decoders::channel_map::{ChannelMap, ChannelMapError, DefinitionUse, Selection};
+use decoders::channel_map::{
+    ChannelMap, ChannelMapError, DefinitionUse, Selection, UnmatchedPattern,
+};
 use decoders::dbc::{DbcSource, DbcWarning, parse_dbc_set};
 use decoders::frame::{FrameDefinition, StreamFramer};
 
@@ -194,9 +197,59 @@ impl Config {
     }
 }
 
+/// An `[car] include` or `exclude` pattern that selects or removes nothing, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternWarning {
+    /// The configuration file.
+    pub path: PathBuf,
+    /// 1-based line of the pattern.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The pattern and why it has no effect.
+    pub pattern: UnmatchedPattern,
+}
+
+impl std::fmt::Display for PatternWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (path, line, column) = (self.path.display(), self.line, self.column);
+        let (list, index) = (self.pattern.list, self.pattern.index);
+        write!(
+            f,
+            "{path}:{line}:{column}: [car.{list}[{index}]] {}",
+            self.pattern
+        )
+    }
+}
+
+impl Config {
+    /// The include/exclude patterns of this configuration that had no effect on `map` (compiled
+    /// from it), each with the line it is written on.
+    pub fn pattern_warnings(&self, map: &ChannelMap) -> Vec<PatternWarning> {
+        map.unmatched_patterns()
+            .iter()
+            .map(|pattern| {
+                let key = format!("car.{}[{}]", pattern.list, pattern.index);
+                let (line, column) = self.locations.at(&key);
+                PatternWarning {
+                    path: self.path.clone(),
+                    line,
+                    column,
+                    pattern: pattern.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
 fn unknown_definition(name: &str, known: &[&str]) -> String {
     format!(
-        "{name:?} is not the name of a frame definition in [car] definitions (loaded: {known:?})"
+        "{name:?} is not the name of a frame definition in [car] definitions (loaded: {})",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
     )
 }
 

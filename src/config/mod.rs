@@ -4,10 +4,12 @@
 //! `docs/configuration.md`.
 //!
 //! Files: `raw` (serde types, defaults), `validate` (values → `Config`), `channel_map` (DBC and
-//! definition files → compiled map), `locate` (key → line and column), `error`.
+//! definition files → compiled map), `listing` (the map as `validate --list` shows it),
+//! `locate` (key → line and column), `error`.
 
 mod channel_map;
 mod error;
+mod listing;
 mod locate;
 mod raw;
 mod validate;
@@ -21,7 +23,9 @@ use decoders::channel_map::{ChannelMap, Selection};
 use decoders::dbc::DbcWarning;
 use serde::Deserialize;
 
+pub use channel_map::PatternWarning;
 pub use error::{ConfigError, ConfigErrors};
+pub use listing::ParameterTable;
 use locate::Locations;
 use raw::parse_raw;
 use validate::Problems;

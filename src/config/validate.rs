@@ -341,7 +341,10 @@ fn source_config(
                 (Some(bitrate), None) if !SLCAN_BITRATES.contains(&bitrate) => {
                     return Err((
                         "can_bitrate",
-                        format!("{bitrate} is not one of {SLCAN_BITRATES:?}"),
+                        format!(
+                            "{bitrate} is not one of {}",
+                            SLCAN_BITRATES.map(|b| b.to_string()).join(", ")
+                        ),
                     ));
                 }
                 (Some(bitrate), None) => Some(SlcanSetup {

@@ -1,5 +1,7 @@
 //! Reading a recording back: sessions, streams, parameters, samples, markers and the protocol
-//! violations the server recorded, as data ([`Recording`]) and as a human summary ([`Summary`]).
+//! violations the server recorded, as data ([`Recording`]) and as a human summary ([`Summary`]);
+//! chosen parameters' values as series, a wide table and CSV (`values`), and as a PNG of time
+//! plots (`plot`).
 //!
 //! Only reads; tolerates a torn last record (reported as [`Recording::truncated`]). Packets whose
 //! content does not decode are skipped here (the server recorded a B1 violation for them).
@@ -19,7 +21,14 @@ use super::seen::{Seen, SeenIds};
 use open_data::sample_data_format;
 use open_streaming::{api, open_data};
 
+mod plot;
 mod summary;
+mod time;
+mod values;
+
+pub use plot::{MAX_PANELS, PlotError, image_size, plot_png};
+pub use time::utc;
+pub use values::{Lap, SelectError, Series, WideRow, WideTable, write_values};
 
 /// Samples per parameter identifier, `(time_ns, value)`.
 type SampleMap = BTreeMap<String, Vec<(u64, f64)>>;

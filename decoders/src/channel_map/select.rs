@@ -1,6 +1,6 @@
 //! What a car's selection does to a DBC signal or a definition field: whether it is selected
-//! (`include`/`exclude` globs), that renames and overrides name something, and the unit,
-//! range and decimals a parameter is published with.
+//! (`include`/`exclude` globs), which patterns select or remove nothing, that renames and
+//! overrides name something, and the unit, range and decimals a parameter is published with.
 
 use std::collections::HashMap;
 
@@ -64,12 +64,91 @@ pub(super) fn shared_signal_names(dbc: &Dbc) -> HashMap<&str, usize> {
 
 /// Whether the patterns select `message.signal` (a DBC signal or a definition's field).
 pub(super) fn is_selected(selection: &Selection, message: &str, signal: &str) -> bool {
-    let matches = |pattern: &String| match pattern.split_once('.') {
+    let included = selection.include.is_empty()
+        || selection
+            .include
+            .iter()
+            .any(|p| pattern_matches(p, message, signal));
+    included
+        && !selection
+            .exclude
+            .iter()
+            .any(|p| pattern_matches(p, message, signal))
+}
+
+/// An `include` or `exclude` pattern of the selection that has no effect, most often a typo
+/// next to valid patterns: an include pattern matching no signal or field at all, or an
+/// exclude pattern removing nothing the include patterns let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedPattern {
+    /// `include` or `exclude`, the key it is written under.
+    pub list: &'static str,
+    /// Its position in that list, so the caller can point at the line.
+    pub index: usize,
+    /// The pattern as written.
+    pub pattern: String,
+}
+
+impl std::fmt::Display for UnmatchedPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.list {
+            "include" => write!(
+                f,
+                "include pattern {:?} matches no message or signal of the loaded DBC files and definitions",
+                self.pattern
+            ),
+            _ => write!(
+                f,
+                "exclude pattern {:?} removes nothing the include patterns select",
+                self.pattern
+            ),
+        }
+    }
+}
+
+/// The patterns that select or remove nothing among `candidates` (every `(message, signal)`
+/// the map could publish, before selection).
+pub(super) fn unmatched_patterns<'a>(
+    selection: &Selection,
+    candidates: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> Vec<UnmatchedPattern> {
+    let mut unmatched = Vec::new();
+    for (index, pattern) in selection.include.iter().enumerate() {
+        if !candidates
+            .clone()
+            .any(|(m, s)| pattern_matches(pattern, m, s))
+        {
+            unmatched.push(UnmatchedPattern {
+                list: "include",
+                index,
+                pattern: pattern.clone(),
+            });
+        }
+    }
+    let included = |m: &str, s: &str| {
+        selection.include.is_empty() || selection.include.iter().any(|p| pattern_matches(p, m, s))
+    };
+    for (index, pattern) in selection.exclude.iter().enumerate() {
+        let removes = candidates
+            .clone()
+            .any(|(m, s)| included(m, s) && pattern_matches(pattern, m, s));
+        if !removes {
+            unmatched.push(UnmatchedPattern {
+                list: "exclude",
+                index,
+                pattern: pattern.clone(),
+            });
+        }
+    }
+    unmatched
+}
+
+/// A pattern with a `.` matches `Message.Signal`; without, it matches the message name.
+fn pattern_matches(pattern: &str, message: &str, signal: &str) -> bool {
+    match pattern.split_once('.') {
         Some((m, s)) => glob(m, message) && glob(s, signal),
         None => glob(pattern, message),
-    };
-    let included = selection.include.is_empty() || selection.include.iter().any(matches);
-    included && !selection.exclude.iter().any(matches)
+    }
 }
 
 /// Matches `*` (any run) and `?` (one character); everything else literally.
