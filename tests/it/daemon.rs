@@ -302,8 +302,9 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     let config_path = write_config(dir.path(), &format!("http://{address}"), "");
     let config = Config::load(&config_path).expect("config");
     let (map, _) = config.load_channel_map().expect("map");
-    let native = std::sync::Arc::new(sources::native_inputs(&config, &map));
-    let replay = sources::replay_sources(vec![capture], Pacing::Speed(1.0), native)
+    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
+    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
+    let replay = sources::replay_sources(vec![capture], options, inputs)
         .await
         .expect("replay");
     let (daemon, _) = service_daemon(config, replay, &notify_path).await;
