@@ -127,21 +127,38 @@ impl LiveSources {
 
 /// The configured sources that carry native frames, with their definitions' framing from
 /// `map` (a source naming a definition the map lacks is left out: validation refuses it).
+/// A source of whole-datagram frames with sync bytes also takes, by their sync, the frames of
+/// every other such definition the car loads.
 pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
+    let whole_datagrams = |plan: &&decoders::frame::FramePlan| {
+        !plan.framing().is_delimited() && !plan.framing().sync.is_empty()
+    };
     config
         .sources
         .iter()
         .filter_map(|source| {
             let name = source.definition.as_deref()?;
             let plan = &map.definitions()[map.definition_index(name)?];
+            let by_sync = match source.kind {
+                SourceKind::Udp(_) if whole_datagrams(&plan) => map
+                    .definitions()
+                    .iter()
+                    .filter(whole_datagrams)
+                    .filter(|other| other.name() != name)
+                    .map(|other| (Arc::from(other.name()), other.framing().sync.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let input = NativeInput {
                 definition: Arc::from(name),
                 framing: plan.framing().clone(),
+                by_sync,
             };
             Some((source.name.clone(), input))
         })
         .collect()
 }
+
 /// The configured sources as replay chooses among them (docs/replay.md); `forced` names the
 /// source that reads every input (`replay --source`).
 pub fn replay_inputs(

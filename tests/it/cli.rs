@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use crate::test_car;
 
 /// Runs the bridge binary with `args`, then `paths`, and waits for it.
-fn bridge(args: &[&str], paths: &[&Path]) -> Output {
+pub(crate) fn bridge(args: &[&str], paths: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
         .args(args)
         .args(paths)
