@@ -316,6 +316,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_jump_of_the_capture_time_is_not_waited_for() {
+        // 300 years ahead (a corrupt timestamp) and back again.
+        const JUMP_MS: u64 = 300 * 365 * 86_400 * 1000;
+        let file = capture(&[0, 100, JUMP_MS, JUMP_MS + 100]);
+        let (arrivals, _) = replay(file.path(), Pacing::Speed(1.0)).await;
+        let at: Vec<Duration> = arrivals.iter().map(|(_, at)| *at).collect();
+        assert_eq!(at.len(), 4);
+        assert!(at[1] >= Duration::from_millis(99), "{at:?}");
+        assert!(
+            at[2] <= at[1] + Duration::from_millis(5),
+            "the jump is skipped: {at:?}"
+        );
+        let after = at[3] - at[2];
+        assert!(
+            after >= Duration::from_millis(99) && after <= Duration::from_millis(105),
+            "pacing goes on after the jump: {at:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jump_back_in_capture_time_keeps_the_pacing() {
+        // A stray frame 60 s ahead, then the capture carries on where it was.
+        let file = capture(&[0, 60_000, 100, 200]);
+        let (arrivals, _) = replay(file.path(), Pacing::Speed(1.0)).await;
+        let at: Vec<Duration> = arrivals.iter().map(|(_, at)| *at).collect();
+        assert_eq!(at.len(), 4);
+        assert!(at[2] <= Duration::from_millis(5), "{at:?}");
+        let paced = at[3] - at[2];
+        assert!(
+            paced >= Duration::from_millis(99) && paced <= Duration::from_millis(105),
+            "100 ms after the way back: {at:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn max_speed_does_not_wait() {
         let file = capture(&[0, 500, 1000, 2000]);
         let (arrivals, _) = replay(file.path(), Pacing::MaxSpeed).await;

@@ -85,7 +85,9 @@ impl Tshark {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("tshark runs (installed by .ci/run; capturing on lo needs root or capabilities)");
+            .expect(
+                "tshark runs (installed by .ci/run; capturing on lo needs root or capabilities)",
+            );
         let stderr = child.stderr.take().expect("stderr piped");
         let (ready, started) = mpsc::channel();
         std::thread::spawn(move || {
@@ -205,7 +207,9 @@ fn a_tshark_capture_of_f1_packets_replays_into_the_values_sent() {
     assert_eq!(recording.violations(), &[], "no protocol violations");
     let samples = recording.samples();
     let values = |name: &str| -> Vec<f64> {
-        let found = samples.get(name).unwrap_or_else(|| panic!("{name} missing"));
+        let found = samples
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         found.iter().map(|(_, value)| *value).collect()
     };
     for (year, format) in [("F1_24", 2024), ("F1_23", 2023)] {
@@ -250,4 +254,216 @@ fn a_tshark_capture_of_f1_packets_replays_into_the_values_sent() {
         "{text}"
     );
     drop(receiver);
+}
+
+fn sim_car() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim-car");
+    (root.join("bridge.toml"), root.join("lap.pcapng"))
+}
+
+/// Replays `captures` at full speed through the sim-car configuration with `flags`.
+fn replay_sim_car(flags: &[&str], captures: &[&Path]) -> (Option<i32>, String) {
+    let (config, _) = sim_car();
+    let mut args = vec!["replay", "--max-speed"];
+    args.extend(flags);
+    args.push("--config");
+    let mut paths = vec![config.as_path()];
+    paths.extend(captures);
+    let output = bridge(&args, &paths);
+    (output.status.code(), stdout(&output))
+}
+
+/// The error line (the last line on stderr).
+fn error_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or("")
+}
+
+#[test]
+fn an_empty_capture_fails_saying_nothing_was_published() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").expect("capture");
+    let (code, text) = replay_sim_car(&[], &[&empty]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: nothing was published: 0 frames read, 0 inputs rejected, 0 samples decoded",
+        "{text}"
+    );
+}
+
+#[test]
+fn a_capture_of_rejected_lines_only_fails_and_a_share_of_them_is_bounded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let junk = dir.path().join("junk.log");
+    let lines: String = (0..5)
+        .map(|n| format!("(1778936400.{n:06}) can0 123#GG\n"))
+        .collect();
+    std::fs::write(&junk, lines).expect("capture");
+    let (code, text) = replay_sim_car(&[], &[&junk]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: nothing was published: 0 frames read, 5 inputs rejected, 0 samples decoded",
+        "{text}"
+    );
+
+    // Beside the 120 good packets of the lap, 5 rejected lines are 4 %: over the default 1 %.
+    let (_, lap) = sim_car();
+    let (code, text) = replay_sim_car(&[], &[&lap, &junk]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: 5 of 125 inputs (4.0 %) were rejected as malformed, more than --max-rejected-share 0.01",
+        "{text}"
+    );
+    assert!(text.contains("published 1920 samples"), "{text}");
+    let (code, text) = replay_sim_car(&["--max-rejected-share", "0.05"], &[&lap, &junk]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = replay_sim_car(&["--max-rejected-share", "2"], &[&lap]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: --max-rejected-share must be between 0 and 1, got 2"
+    );
+}
+
+#[test]
+fn a_pcapng_with_a_bit_flipped_header_fails_with_its_rejections_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, lap) = sim_car();
+    let mut bytes = std::fs::read(&lap).expect("lap");
+    // The Interface Description Block follows the Section Header Block; its link type is the
+    // first field of its body (offset 8): raw IP (101) becomes 100, a link type we cannot read.
+    let section_len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
+    assert_eq!(bytes[section_len + 8], 101, "raw IP link type");
+    bytes[section_len + 8] ^= 1;
+    let flipped = dir.path().join("flipped.pcapng");
+    std::fs::write(&flipped, bytes).expect("capture");
+    let (code, text) = replay_sim_car(&[], &[&flipped]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: nothing was published: 0 frames read, 120 inputs rejected, 0 samples decoded",
+        "{text}"
+    );
+}
+
+#[test]
+fn a_file_of_one_ten_megabyte_line_is_one_rejected_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let long = dir.path().join("long.log");
+    let mut line = vec![b'A'; 10 << 20];
+    line[0] = b'(';
+    std::fs::write(&long, line).expect("capture");
+    let started = Instant::now();
+    let (code, text) = replay_sim_car(&[], &[&long]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        error_line(&text),
+        "error: nothing was published: 0 frames read, 1 inputs rejected, 0 samples decoded",
+        "{text}"
+    );
+    assert!(text.contains("line_too_long: 1"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(60), "no hang");
+}
+
+#[test]
+fn an_embedded_replay_leaves_no_recording_unless_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = leftover_recordings();
+    let (_, lap) = sim_car();
+    // TMPDIR is where a temporary recording would go: a folder of this test's own.
+    let (config, _) = sim_car();
+    let output = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--max-speed", "--config"])
+        .arg(&config)
+        .arg(&lap)
+        .env("TMPDIR", dir.path())
+        .output()
+        .expect("run ecu-bridge");
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    // The summary still lists what the server received.
+    assert!(text.contains("vCar:SimCar [km/h]: 80 samples"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("temp dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<std::ffi::OsString>::new(),
+        "nothing left behind"
+    );
+    assert_eq!(
+        leftover_recordings(),
+        before,
+        "nothing new in the system temp folder"
+    );
+
+    let kept = dir.path().join("kept.osrec");
+    let (code, text) = replay_sim_car(&["--record", kept.to_str().expect("utf-8")], &[&lap]);
+    assert_eq!(code, Some(0), "{text}");
+    let recording = inspect::read_recording(&kept).expect("kept recording");
+    assert_eq!(recording.samples()["vCar:SimCar"].len(), 80);
+}
+
+/// `ecu-bridge-*.osrec` files in the system temp folder (where older versions left them).
+fn leftover_recordings() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("ecu-bridge-") && n.ends_with(".osrec"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_not_in_a_pipe() {
+    use std::io::Read as _;
+
+    let (config, lap) = sim_car();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let terminal = std::fs::File::from(pty.slave);
+    // 8 s of capture at 4x: long enough for the bar to be drawn a few times.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["replay", "--speed", "4", "--config"])
+        .arg(&config)
+        .arg(&lap)
+        .stdin(Stdio::null())
+        .stdout(terminal.try_clone().expect("pty"))
+        .stderr(terminal)
+        .spawn()
+        .expect("run ecu-bridge");
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut screen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The read fails (EIO) once the child has closed the terminal's last descriptor.
+        while let Ok(n) = master.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            screen.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&screen).into_owned()
+    });
+    let status = child.wait().expect("ecu-bridge ends");
+    let screen = reader.join().expect("reader");
+    assert!(status.success(), "{screen}");
+    for expected in ["capture 13:00:0", "frames/s", "left"] {
+        assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
+    }
+
+    let (code, text) = replay_sim_car(&[], &[&lap]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("frames/s"), "no progress in a pipe:\n{text}");
 }
