@@ -46,7 +46,7 @@ pub struct ReplayInputs {
     pub forced: Option<usize>,
 }
 
-/// Why a receiver was chosen; `Display` is the summary's wording.
+/// Why a source's receiver was chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChoiceReason {
     /// `replay --source`.
@@ -57,24 +57,27 @@ pub enum ChoiceReason {
     DestinationPort(u16),
     /// The configuration has one source of this transport.
     OnlySource,
-    /// Nothing matched: the default CAN transport reads it.
-    NoMatch {
-        /// The recorded name (pcapng interface, serial log source); may be empty.
+}
+
+/// The receiver chosen for one recorded input stream; `Display` is the summary's wording.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReceiverChoice {
+    /// A configured source's receiver.
+    Source {
+        /// The source's name.
         name: String,
+        /// Why.
+        reason: ChoiceReason,
+        /// Datagrams (pcapng) rather than a byte stream (serial log).
+        datagrams: bool,
+    },
+    /// No source matched: cannelloni for datagrams, SLCAN for a byte stream.
+    Default {
+        /// The recorded name (pcapng interface, serial log source); may be empty.
+        recorded: String,
         /// The UDP destination port, for datagrams.
         port: Option<u16>,
     },
-}
-
-/// The receiver chosen for one recorded input stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReceiverChoice {
-    /// The source whose receiver reads it (`None`: the default CAN transport).
-    pub source: Option<String>,
-    /// Why.
-    pub reason: ChoiceReason,
-    /// Whether it is read as datagrams (cannelloni default) or a byte stream (SLCAN default).
-    pub datagrams: bool,
 }
 
 impl ReplayInputs {
@@ -103,11 +106,7 @@ impl ReplayInputs {
                 bound.map(|s| (s, ChoiceReason::DestinationPort(port)))
             })
             .or_else(|| self.only(udp));
-        let no_match = ChoiceReason::NoMatch {
-            name: interface.to_owned(),
-            port: Some(port),
-        };
-        Self::choice(found, no_match, true)
+        Self::choice(found, interface, Some(port))
     }
 
     /// The source that reads a serial log recorded from the source called `recorded`.
@@ -127,11 +126,7 @@ impl ReplayInputs {
                 named.map(|s| (s, ChoiceReason::RecordedName(recorded.to_owned())))
             })
             .or_else(|| self.only(serial));
-        let no_match = ChoiceReason::NoMatch {
-            name: recorded.to_owned(),
-            port: None,
-        };
-        Self::choice(found, no_match, false)
+        Self::choice(found, recorded, None)
     }
 
     fn forced_source(&self) -> Option<(&RecordedSource, ChoiceReason)> {
@@ -150,26 +145,25 @@ impl ReplayInputs {
         }
     }
 
-    fn choice(
-        found: Option<(&RecordedSource, ChoiceReason)>,
-        no_match: ChoiceReason,
-        datagrams: bool,
-    ) -> (Option<&RecordedSource>, ReceiverChoice) {
+    fn choice<'a>(
+        found: Option<(&'a RecordedSource, ChoiceReason)>,
+        recorded: &str,
+        port: Option<u16>,
+    ) -> (Option<&'a RecordedSource>, ReceiverChoice) {
         match found {
             Some((source, reason)) => (
                 Some(source),
-                ReceiverChoice {
-                    source: Some(source.name.clone()),
+                ReceiverChoice::Source {
+                    name: source.name.clone(),
                     reason,
-                    datagrams,
+                    datagrams: port.is_some(),
                 },
             ),
             None => (
                 None,
-                ReceiverChoice {
-                    source: None,
-                    reason: no_match,
-                    datagrams,
+                ReceiverChoice::Default {
+                    recorded: recorded.to_owned(),
+                    port,
                 },
             ),
         }
@@ -178,41 +172,42 @@ impl ReplayInputs {
 
 impl fmt::Display for ReceiverChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = if self.datagrams { "UDP" } else { "serial" };
-        match (&self.source, &self.reason) {
-            (Some(source), ChoiceReason::Forced) => {
-                write!(f, "source `{source}` (forced by --source)")
-            }
-            (Some(source), ChoiceReason::RecordedName(name)) if self.datagrams => {
-                write!(
-                    f,
-                    "source `{source}` (pcapng interface `{name}` is its name)"
-                )
-            }
-            (Some(source), ChoiceReason::RecordedName(_)) => {
-                write!(f, "source `{source}` (the serial log was recorded from it)")
-            }
-            (Some(source), ChoiceReason::DestinationPort(port)) => write!(
-                f,
-                "source `{source}` (UDP destination port {port} matches its bind port)"
-            ),
-            (Some(source), ChoiceReason::OnlySource) => {
-                write!(f, "source `{source}` (the only {transport} source)")
-            }
-            (_, ChoiceReason::NoMatch { name, port }) => {
-                let default = if self.datagrams {
-                    "cannelloni"
-                } else {
-                    "SLCAN"
+        match self {
+            Self::Source {
+                name,
+                reason,
+                datagrams,
+            } => {
+                let transport = if *datagrams { "UDP" } else { "serial" };
+                let why = match reason {
+                    ChoiceReason::Forced => "forced by --source".to_owned(),
+                    ChoiceReason::RecordedName(recorded) if *datagrams => {
+                        format!("pcapng interface `{recorded}` is its name")
+                    }
+                    ChoiceReason::RecordedName(_) => {
+                        "the serial log was recorded from it".to_owned()
+                    }
+                    ChoiceReason::DestinationPort(port) => {
+                        format!("UDP destination port {port} matches its bind port")
+                    }
+                    ChoiceReason::OnlySource => format!("the only {transport} source"),
                 };
-                let port = port.map(|p| format!(", port {p}")).unwrap_or_default();
-                write!(
-                    f,
-                    "no source: read as {default} CAN (recorded as `{name}`{port}; no {transport} source has that name{}; pick one with --source)",
-                    if self.datagrams { " or bind port" } else { "" }
-                )
+                write!(f, "source `{name}` ({why})")
             }
-            (None, reason) => write!(f, "no source ({reason:?})"),
+            Self::Default {
+                recorded,
+                port: Some(port),
+            } => write!(
+                f,
+                "no source: read as cannelloni CAN (recorded as `{recorded}`, port {port}; no UDP source has that name or bind port; pick one with --source)"
+            ),
+            Self::Default {
+                recorded,
+                port: None,
+            } => write!(
+                f,
+                "no source: read as SLCAN CAN (recorded as `{recorded}`; no serial source has that name; pick one with --source)"
+            ),
         }
     }
 }
@@ -268,6 +263,12 @@ mod tests {
         assert_eq!(
             one.choose_stream_source("old-name").1.to_string(),
             "source `usb` (the only serial source)"
+        );
+        let none = ReplayInputs::default().choose_stream_source("usb").1;
+        assert!(
+            none.to_string()
+                .starts_with("no source: read as SLCAN CAN (recorded as `usb`;"),
+            "{none}"
         );
     }
 
