@@ -140,6 +140,9 @@ impl CaptureReader {
             None if blank => CaptureFormat::Candump,
             None => return Err(reader.unknown_format()),
         };
+        if reader.format == CaptureFormat::Candump {
+            reader.choices.insert(ReceiverChoice::CanLog);
+        }
         Ok(reader)
     }
 

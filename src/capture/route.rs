@@ -71,6 +71,8 @@ pub enum ReceiverChoice {
         /// Datagrams (pcapng) rather than a byte stream (serial log).
         datagrams: bool,
     },
+    /// A `candump -L` log: CAN frames already, no receiver involved.
+    CanLog,
     /// No source matched: cannelloni for datagrams, SLCAN for a byte stream.
     Default {
         /// The recorded name (pcapng interface, serial log source); may be empty.
@@ -194,6 +196,7 @@ impl fmt::Display for ReceiverChoice {
                 };
                 write!(f, "source `{name}` ({why})")
             }
+            Self::CanLog => write!(f, "candump -L log (CAN frames, no receiver needed)"),
             Self::Default {
                 recorded,
                 port: Some(port),

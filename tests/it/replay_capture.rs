@@ -288,6 +288,10 @@ fn an_empty_capture_fails_saying_nothing_was_published() {
     std::fs::write(&empty, "").expect("capture");
     let (code, text) = replay_sim_car(&[], &[&empty]);
     assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("empty.log → candump -L log (CAN frames, no receiver needed)"),
+        "{text}"
+    );
     assert_eq!(
         error_line(&text),
         "error: nothing was published: 0 frames read, 0 inputs rejected, 0 samples decoded",
