@@ -1,6 +1,8 @@
 //! The binary's commands: each loads what it needs, runs the library, and reports to the
 //! terminal. The only place (with main.rs) that uses `anyhow`.
 
+mod progress;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use decoders::channel_map::ChannelMap;
 use ecu_bridge::capture::RecordStats;
-use ecu_bridge::capture::replay::Pacing;
-use ecu_bridge::config::{Config, ParameterTable};
-use ecu_bridge::daemon::{self, Daemon};
+use ecu_bridge::capture::replay::{Pacing, ReplayProgress};
+use ecu_bridge::config::{Config, ParameterTable, StreamApiTarget};
+use ecu_bridge::daemon::{self, Daemon, EmbeddedReport};
 use ecu_bridge::pipeline::RunSummary;
-use ecu_bridge::pipeline::sources::{self, LiveSources};
+use ecu_bridge::pipeline::sources::{self, LiveSources, ReplayOptions};
 use ecu_bridge::service::notify::Notifier;
 use ecu_bridge::service::{ServiceOptions, signals};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
@@ -49,27 +51,153 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-/// `ecu-bridge replay`.
-pub async fn replay(
-    config_path: &Path,
-    captures: Vec<PathBuf>,
-    pacing: Pacing,
-) -> anyhow::Result<()> {
+/// `ecu-bridge replay` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The car's bridge configuration (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Replay speed relative to the captured timing (1 = real time).
+    #[arg(long, conflicts_with = "max_speed", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Replay as fast as the pipeline accepts.
+    #[arg(long)]
+    pub max_speed: bool,
+    /// Read every input with this configured source's receiver (default: chosen from what the
+    /// capture says; see docs/replay.md).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// A jump of the capture time longer than this (90s, 500ms, 10) is logged and not waited
+    /// for at --speed.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub max_gap: Duration,
+    /// Fail when more than this share (0 to 1) of the inputs read was rejected as malformed.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_rejected_share: f64,
+    /// Keep the embedded Stream API's recording in this file (default: none kept).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Capture files.
+    #[arg(required = true)]
+    pub captures: Vec<PathBuf>,
+}
+
+/// `ecu-bridge replay`: fails when nothing was published or too much input was rejected.
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let pacing = if args.max_speed {
+        Pacing::MaxSpeed
+    } else {
+        Pacing::Speed(args.speed)
+    };
     if let Pacing::Speed(speed) = pacing
         && !(speed.is_finite() && speed > 0.0)
     {
         bail!("--speed must be a positive number, got {speed}");
     }
-    let (config, map) = load(config_path)?;
-    let native = Arc::new(sources::native_inputs(&config, &map));
-    let sources = sources::replay_sources(captures, pacing, native).await?;
+    let share = args.max_rejected_share;
+    if !(0.0..=1.0).contains(&share) {
+        bail!("--max-rejected-share must be between 0 and 1, got {share}");
+    }
+    let (mut config, map) = load(&args.config)?;
+    // The summary lists what the embedded server received, so it keeps a recording: the
+    // user's file, or one in a private folder removed when this function returns.
+    let scratch = embedded_recording(&mut config, args.record.as_deref())?;
+    let inputs = Arc::new(sources::replay_inputs(
+        &config,
+        &map,
+        args.source.as_deref(),
+    )?);
+    let options = ReplayOptions {
+        max_gap: args.max_gap,
+        ..ReplayOptions::new(pacing)
+    };
+    let progress = options.progress.clone();
+    let total_bytes = args
+        .captures
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| meta.len())
+        .sum();
+    let sources = sources::replay_sources(args.captures, options, inputs).await?;
     let daemon = Daemon {
         sources,
-        ..service_daemon(config_path, config, map).await?
+        ..service_daemon(&args.config, config, map).await?
     };
-    let report = daemon::run(daemon, signals::shutdown_signal()).await?;
+    let bar = progress::show(progress.clone(), total_bytes);
+    let report = daemon::run(daemon, signals::shutdown_signal()).await;
+    bar.finish();
+    let report = report?;
     print_run_summary(&report.summary);
-    report_recording(report.embedded_recording)
+    print_receiver_choices(&progress);
+    report_embedded(report.embedded)?;
+    drop(scratch);
+    check_replay_outcome(&report.summary, share)
+}
+
+/// Points an embedded endpoint's recording at `keep`, or at a file in a temporary folder
+/// (returned, so it lives until the summary is read) when the configuration names none.
+fn embedded_recording(
+    config: &mut Config,
+    keep: Option<&Path>,
+) -> anyhow::Result<Option<tempfile::TempDir>> {
+    let StreamApiTarget::Embedded { record, .. } = &mut config.stream_api else {
+        if keep.is_some() {
+            bail!(
+                "--record keeps the embedded Stream API's recording; this configuration publishes to a remote endpoint"
+            );
+        }
+        return Ok(None);
+    };
+    if let Some(keep) = keep {
+        *record = Some(keep.to_owned());
+    }
+    if record.is_some() {
+        return Ok(None);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("ecu-bridge-replay-")
+        .tempdir()
+        .context("creating a temporary folder for the replay summary")?;
+    *record = Some(scratch.path().join("summary.osrec"));
+    Ok(Some(scratch))
+}
+
+/// Which receiver read each capture, and why (docs/replay.md).
+fn print_receiver_choices(progress: &ReplayProgress) {
+    for (path, choice) in progress.receiver_choices() {
+        let file = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        println!("  {file} → {choice}");
+    }
+}
+
+/// The replay's verdict: an error (non-zero exit) when nothing was published or more than
+/// `max_rejected_share` of the inputs was rejected.
+fn check_replay_outcome(summary: &RunSummary, max_rejected_share: f64) -> anyhow::Result<()> {
+    let m = &summary.metrics;
+    let rejected = Metrics::get(&m.rejected_inputs);
+    let read = Metrics::get(&m.frames_in) + rejected;
+    let share = if read == 0 {
+        0.0
+    } else {
+        rejected as f64 / read as f64
+    };
+    if Metrics::get(&m.samples_published) == 0 {
+        bail!(
+            "nothing was published: {} frames read, {rejected} inputs rejected, {} samples decoded",
+            Metrics::get(&m.frames_in),
+            Metrics::get(&m.samples_decoded)
+        );
+    }
+    if share > max_rejected_share {
+        bail!(
+            "{rejected} of {read} inputs ({:.1} %) were rejected as malformed, more than --max-rejected-share {max_rejected_share}",
+            share * 100.0
+        );
+    }
+    Ok(())
 }
 
 /// `ecu-bridge run`: the live sources of the configuration into the Stream API, until SIGTERM
@@ -88,7 +216,7 @@ pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result
     let report = daemon::run(daemon, signals::shutdown_signal()).await?;
     print_run_summary(&report.summary);
     print_source_metrics(&live.metrics);
-    report_recording(report.embedded_recording)?;
+    report_embedded(report.embedded)?;
     if let Some(recorder) = live.recorder {
         let stats = recorder.await.context("recorder task")??;
         print_record_stats(&stats);
@@ -200,15 +328,35 @@ pub async fn record(
     Ok(())
 }
 
-/// Prints the embedded server's recording summary; fails if it saw protocol violations.
-fn report_recording(recording: Option<PathBuf>) -> anyhow::Result<()> {
-    let Some(record) = recording else {
+/// Prints what the embedded server received (from its recording when there is one, else
+/// its counters); fails if it saw protocol violations.
+fn report_embedded(embedded: Option<EmbeddedReport>) -> anyhow::Result<()> {
+    let Some(embedded) = embedded else {
         return Ok(());
     };
-    let recording = inspect::read_recording(&record)
-        .with_context(|| format!("reading recording {}", record.display()))?;
-    println!("\n{}", recording.summary());
-    let violations = recording.violations().len();
+    let violations = match &embedded.recording {
+        Some(record) => {
+            let recording = inspect::read_recording(record)
+                .with_context(|| format!("reading recording {}", record.display()))?;
+            println!("\n{}", recording.summary());
+            recording.violations().len()
+        }
+        None => {
+            let stats = &embedded.stats;
+            println!(
+                "\nembedded Stream API (not recording): {} session(s) created, {} ended; {} packets ({} redelivered); {} protocol violations",
+                stats.sessions_created,
+                stats.sessions_ended,
+                stats.packets,
+                stats.duplicate_packets,
+                embedded.violations.len()
+            );
+            for violation in &embedded.violations {
+                println!("  {violation}");
+            }
+            embedded.violations.len()
+        }
+    };
     if violations > 0 {
         bail!("the embedded Stream API recorded {violations} protocol violations");
     }

@@ -49,8 +49,20 @@ pub struct Daemon {
 pub struct RunReport {
     /// The pipeline's summary.
     pub summary: RunSummary,
-    /// The embedded Stream API's recording, when the run used one.
-    pub embedded_recording: Option<PathBuf>,
+    /// What the embedded Stream API saw, when the run used one.
+    pub embedded: Option<EmbeddedReport>,
+}
+
+/// What the embedded Stream API saw in one run, from its memory (a recording is kept only
+/// when the configuration names one).
+#[derive(Debug)]
+pub struct EmbeddedReport {
+    /// Its recording, when `[stream_api] record` asked for one.
+    pub recording: Option<PathBuf>,
+    /// Its counters for this run.
+    pub stats: stream_api::Stats,
+    /// The protocol violations it found, in order.
+    pub violations: Vec<stream_api::Violation>,
 }
 
 /// Why a run failed.
@@ -137,11 +149,11 @@ pub async fn run(
     )
     .await;
     service.finish().await;
-    let recording = target.finish().await;
+    let embedded = target.finish().await;
     let summary = outcome??;
     Ok(RunReport {
         summary,
-        embedded_recording: recording?,
+        embedded: embedded?,
     })
 }
 
@@ -199,41 +211,46 @@ impl Target {
                 record: None,
             }),
             StreamApiTarget::Embedded { record, strict } => {
-                let record = record.clone().unwrap_or_else(temporary_recording);
                 let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
                     .await
                     .map_err(RunError::EmbeddedBind)?;
+                // Recording only when asked: a long `run` must not grow a file without bound.
                 let options = ServerOptions {
                     strict: *strict,
-                    record: Some(record.clone()),
+                    record: record.clone(),
                 };
                 let server = stream_api::spawn(listener, options).await?;
                 let endpoint = format!("http://{}", server.local_addr());
-                tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started");
+                match record {
+                    Some(record) => {
+                        tracing::info!(%endpoint, recording = %record.display(), "embedded Stream API started")
+                    }
+                    None => {
+                        tracing::info!(%endpoint, "embedded Stream API started (not recording)")
+                    }
+                }
                 Ok(Self {
                     endpoint,
                     server: Some(server),
-                    record: Some(record),
+                    record: record.clone(),
                 })
             }
         }
     }
 
-    /// Stops the embedded server; its recording.
-    async fn finish(self) -> Result<Option<PathBuf>, RunError> {
-        if let Some(server) = self.server {
-            server.shutdown().await?;
-        }
-        Ok(self.record)
+    /// Stops the embedded server and reports what it saw.
+    async fn finish(self) -> Result<Option<EmbeddedReport>, RunError> {
+        let Some(server) = self.server else {
+            return Ok(None);
+        };
+        let (stats, violations) = (server.stats(), server.violations());
+        server.shutdown().await?;
+        Ok(Some(EmbeddedReport {
+            recording: self.record,
+            stats,
+            violations,
+        }))
     }
-}
-
-fn temporary_recording() -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    std::env::temp_dir().join(format!("ecu-bridge-{}-{stamp}.osrec", std::process::id()))
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 use commands::LogFormat;
-use ecu_bridge::capture::replay::Pacing;
 
 /// Carries ECU telemetry (CAN captures today) into the Open Streaming Stream API.
 #[derive(Debug, Parser)]
@@ -25,21 +24,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Replay capture files (candump logs, pcapng and serial recordings, detected by content)
-    /// through the pipeline into the Stream API.
-    Replay {
-        /// The car's bridge configuration (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// Replay speed relative to the captured timing (1 = real time).
-        #[arg(long, conflicts_with = "max_speed", default_value_t = 1.0)]
-        speed: f64,
-        /// Replay as fast as the pipeline accepts.
-        #[arg(long)]
-        max_speed: bool,
-        /// Capture files.
-        #[arg(required = true)]
-        captures: Vec<PathBuf>,
-    },
+    /// through the pipeline into the Stream API; exits non-zero when nothing was published or
+    /// too many inputs were rejected.
+    Replay(commands::ReplayArgs),
     /// Run the bridge on the configuration's live sources until SIGTERM or SIGINT.
     Run {
         /// The car's bridge configuration (TOML).
@@ -111,19 +98,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Replay {
-            config,
-            speed,
-            max_speed,
-            captures,
-        } => {
-            let pacing = if max_speed {
-                Pacing::MaxSpeed
-            } else {
-                Pacing::Speed(speed)
-            };
-            commands::replay(&config, captures, pacing).await
-        }
+        Command::Replay(args) => commands::replay(args).await,
         Command::Run { config, capture } => commands::run(&config, capture).await,
         Command::Record {
             config,

@@ -319,8 +319,9 @@ impl ChannelMap {
             }
             map.add_message(message, &chosen, parameters);
         }
+        let shared = map.shared_field_names(definitions, selection)?;
         for definition in definitions {
-            map.attach(definition, selection, &mut seen)?;
+            map.attach(definition, selection, &shared, &mut seen)?;
         }
         for used in inis {
             map.attach_ini(used, selection, &mut seen)?;

@@ -395,3 +395,47 @@ fn parameters_carry_units_limits_and_decimals() {
     assert_eq!(plan.format_count(), 2);
     assert_eq!(plan.application(), "ExampleECU");
 }
+
+#[test]
+fn f1_23_and_f1_24_load_in_one_car_with_distinct_names_and_decode_by_packet_format() {
+    use decoders::channel_map::{ChannelMap, DefinitionUse, Selection};
+    use decoders::frame::FrameDefinition;
+
+    let f1_23 = FrameDefinition::parse("f1_23_car_telemetry.toml", F1_23).expect("valid");
+    let f1_24 = FrameDefinition::parse("f1_24_car_telemetry.toml", F1_24).expect("valid");
+    let used = [&f1_23, &f1_24].map(|definition| DefinitionUse {
+        definition,
+        can_id: None,
+    });
+    let selection = Selection {
+        application: "Sim".into(),
+        renames: vec![("CarTelemetry.speed".into(), "vCar".into())],
+        ..Selection::default()
+    };
+    let dbc = decoders::dbc::Dbc::default();
+    let map = ChannelMap::compile_with(&dbc, &used, &selection).expect("both load");
+    let identifiers: Vec<&str> = map
+        .parameters()
+        .iter()
+        .map(|p| p.identifier.as_str())
+        .collect();
+    assert_eq!(identifiers.len(), 50);
+    assert_eq!(identifiers[0], "F1_23_vCar:Sim");
+    assert_eq!(identifiers[25], "F1_24_vCar:Sim");
+    assert!(identifiers.contains(&"F1_24_tyre_pressure_RL:Sim"));
+
+    // The packet format (the definitions' sync) tells which one decodes a packet.
+    let mut rows = RowBatch::new();
+    for (format, name) in [(2023, "f1_23_car_telemetry"), (2024, "f1_24_car_telemetry")] {
+        let index = map.definition_index(name).expect("loaded");
+        let packet = f1_packet(format, 4);
+        let framing = map.definitions()[index].framing();
+        assert!(framing.sync_prefix_matches(&packet), "{name}");
+        rows.clear();
+        assert!(matches!(
+            map.decode_definition(index, 9, &packet, &mut rows),
+            Ok(NativeOutcome::Decoded { samples: 25, .. })
+        ));
+        assert_eq!(rows.row(0).expect("row").1, expected(&car(4)).as_slice());
+    }
+}

@@ -15,6 +15,7 @@
 pub mod pcapng;
 pub mod reader;
 pub mod replay;
+pub mod route;
 pub mod serial_log;
 pub mod writer;
 

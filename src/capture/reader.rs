@@ -1,9 +1,11 @@
 //! Reads any capture file back into timed frames: the format is detected by content, and
 //! pcapng datagrams and serial-log records go through the live sources' transport receivers
 //! with their recorded receive times, so the frames and timestamps are those of the live run.
-//! Which receiver depends on the source that was recorded (the pcapng interface name or the
-//! serial log's source name): the native-frame receiver of its definition when the
-//! configuration says that source carries native frames, cannelloni or SLCAN otherwise.
+//! Which receiver depends on the source chosen for the input ([`super::route`]: forced, the
+//! pcapng interface name, the UDP destination port, the serial log's source name, or the only
+//! source of that transport): the native-frame receiver of its definition when that source
+//! carries native frames, cannelloni or SLCAN otherwise. Each choice is kept, with its reason,
+//! for the replay summary.
 //!
 //! Never paces and never reads a clock (replay does). Malformed input (a bad line, a non-UDP
 //! packet, a datagram that is not cannelloni, a truncated last record) is counted in
@@ -11,7 +13,7 @@
 //! stops the read. Only a damaged pcapng block structure or serial-log record length, after
 //! which the next record cannot be found, ends the read early (also counted and logged).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use tokio::io::AsyncReadExt;
 
 use super::CaptureFormat;
 use super::pcapng::{PcapngEvent, PcapngReader};
+use super::route::{ReceiverChoice, ReplayInputs};
 use super::serial_log;
 use crate::pipeline::edge::{SourceBatch, TimedFrame};
 use crate::source::NativeInput;
@@ -56,7 +59,8 @@ pub type NativeInputs = HashMap<String, NativeInput>;
 const LOGGED_BAD_INPUTS: u64 = 10;
 /// Bytes read from the file at a time.
 const CHUNK: usize = 1 << 16;
-/// A candump "line" longer than this is cut and rejected (no newline in sight: not a log).
+/// A candump "line" longer than this is rejected whole, without being buffered: the reader
+/// skips to its end, so a file of one endless line costs bounded memory.
 const MAX_LINE: usize = 1 << 16;
 
 /// One capture file being read, one input unit (line, packet, record) at a time.
@@ -75,10 +79,15 @@ pub struct CaptureReader {
     done: bool,
     line_number: u64,
     pcapng: PcapngReader,
-    /// Which recorded sources carry native frames.
-    native: Arc<NativeInputs>,
-    /// One receiver per pcapng interface name ("" for none), so counters follow each source.
-    datagrams: HashMap<String, DatagramReceiver>,
+    /// The configured sources, to choose a receiver for each recorded input.
+    inputs: Arc<ReplayInputs>,
+    /// One receiver per pcapng interface name ("" for none) and UDP destination port, so
+    /// counters follow each source.
+    datagrams: HashMap<(String, u16), DatagramReceiver>,
+    /// The receivers chosen so far, with their reasons.
+    choices: BTreeSet<ReceiverChoice>,
+    /// Inside a line longer than [`MAX_LINE`], already counted: skip to its newline.
+    skipping_line: bool,
     /// Chosen once the serial log's header names the source.
     stream: ByteStreamReceiver,
     serial_header_read: bool,
@@ -110,8 +119,10 @@ impl CaptureReader {
             done: false,
             line_number: 0,
             pcapng: PcapngReader::new(),
-            native: Arc::default(),
+            inputs: Arc::default(),
             datagrams: HashMap::new(),
+            choices: BTreeSet::new(),
+            skipping_line: false,
             stream: ByteStreamReceiver::new(None),
             serial_header_read: false,
             transport: SourceMetrics::new(&path.display().to_string()),
@@ -129,13 +140,21 @@ impl CaptureReader {
             None if blank => CaptureFormat::Candump,
             None => return Err(reader.unknown_format()),
         };
+        if reader.format == CaptureFormat::Candump {
+            reader.choices.insert(ReceiverChoice::CanLog);
+        }
         Ok(reader)
     }
 
-    /// Reads the recordings of the sources in `native` as their native frames.
-    pub fn with_native_inputs(mut self, native: Arc<NativeInputs>) -> Self {
-        self.native = native;
+    /// Chooses receivers among the configured sources in `inputs` (see [`super::route`]).
+    pub fn with_inputs(mut self, inputs: Arc<ReplayInputs>) -> Self {
+        self.inputs = inputs;
         self
+    }
+
+    /// The receivers chosen so far for this capture, each with its reason.
+    pub fn receiver_choices(&self) -> impl Iterator<Item = &ReceiverChoice> {
+        self.choices.iter()
     }
 
     /// Logs nothing about malformed input (it is still counted): for a second pass.
@@ -147,6 +166,11 @@ impl CaptureReader {
     /// The detected format.
     pub fn format(&self) -> CaptureFormat {
         self.format
+    }
+
+    /// Bytes of the file consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Appends the frames of the next input unit to `out` (often none or one; a datagram or
@@ -178,19 +202,29 @@ impl CaptureReader {
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         let mut scanned = 0;
-        let end = loop {
+        let (end, whole) = loop {
             let pending = &self.buf[self.start..];
             if let Some(at) = pending[scanned..].iter().position(|&b| b == b'\n') {
-                break scanned + at + 1;
+                break (scanned + at + 1, true);
             }
             scanned = pending.len();
             if self.eof || scanned >= MAX_LINE {
-                break scanned;
+                break (scanned, self.eof);
             }
             self.fill(scanned + 1).await?;
         };
         if end == 0 {
             self.done = true;
+            return Ok(());
+        }
+        if self.skipping_line || !whole {
+            // One over-long line is one rejected input, however many pieces it is read in.
+            if !self.skipping_line {
+                self.line_number += 1;
+                self.reject(metrics, "line_too_long", "over-long capture line skipped");
+            }
+            self.skipping_line = !whole;
+            self.consume(end);
             return Ok(());
         }
         self.line_number += 1;
@@ -227,12 +261,18 @@ impl CaptureReader {
                 Ok(Some((used, PcapngEvent::Packet(packet)))) => {
                     let time_ns = packet.time_ns;
                     let name = self.pcapng.interface_name(packet.interface).unwrap_or("");
-                    let receiver = match self.datagrams.get_mut(name) {
-                        Some(receiver) => receiver,
-                        None => self
-                            .datagrams
-                            .entry(name.to_owned())
-                            .or_insert_with(|| DatagramReceiver::new(self.native.get(name))),
+                    let key = (name.to_owned(), packet.local.port());
+                    let receiver = match self.datagrams.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(new) => {
+                            let (source, choice) = self
+                                .inputs
+                                .choose_datagram_source(&new.key().0, new.key().1);
+                            let native = source.and_then(|s| s.native.as_ref());
+                            let receiver = DatagramReceiver::new(native);
+                            self.choices.insert(choice);
+                            new.insert(receiver)
+                        }
                     };
                     receiver.handle_datagram(time_ns, packet.payload, &self.transport, out);
                     self.take_transport_errors(metrics);
@@ -279,7 +319,10 @@ impl CaptureReader {
             } else {
                 serial_log::parse_header(pending).map(|h| {
                     h.map(|(name, used)| {
-                        self.stream = ByteStreamReceiver::new(self.native.get(name));
+                        let (source, choice) = self.inputs.choose_stream_source(name);
+                        let native = source.and_then(|s| s.native.as_ref());
+                        self.stream = ByteStreamReceiver::new(native);
+                        self.choices.insert(choice);
                         (None, used)
                     })
                 })

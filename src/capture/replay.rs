@@ -9,13 +9,14 @@
 //! (and line, for candump logs); it never stops the replay.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::capture::reader::NativeInputs;
+use crate::capture::route::{ReceiverChoice, ReplayInputs};
 use crate::capture::{CaptureReadError, CaptureReader};
 use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
 use crate::telemetry::Metrics;
@@ -35,6 +36,37 @@ pub type ReplayError = CaptureReadError;
 /// Input units (lines, packets, records) scanned by [`first_frame_time`] before giving up.
 const FIRST_FRAME_SCAN: usize = 1000;
 
+/// Capture-time jumps logged individually per file before the rest are only counted.
+const LOGGED_JUMPS: u64 = 10;
+
+/// The default for [`ReplaySource::max_gap`] (`replay --max-gap`): longer than any pause
+/// between frames of a live stream, far shorter than a corrupt timestamp's jump.
+pub const DEFAULT_MAX_GAP: Duration = Duration::from_secs(10);
+
+/// What the replay sources have done so far, shared with whoever shows progress and writes
+/// the summary. Counters only ever grow.
+#[derive(Debug, Default)]
+pub struct ReplayProgress {
+    /// Capture bytes consumed, over every file.
+    pub bytes_read: AtomicU64,
+    /// Frames read.
+    pub frames: AtomicU64,
+    /// The latest capture time reached (ns since the UNIX epoch).
+    pub capture_time_ns: AtomicU64,
+    /// The receiver chosen for each recorded input stream, per file.
+    choices: Mutex<Vec<(PathBuf, ReceiverChoice)>>,
+}
+
+impl ReplayProgress {
+    /// Every receiver choice made so far, by file, in the order the files finished.
+    pub fn receiver_choices(&self) -> Vec<(PathBuf, ReceiverChoice)> {
+        self.choices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// One capture file being replayed.
 #[derive(Debug)]
 pub struct ReplaySource {
@@ -46,8 +78,22 @@ pub struct ReplaySource {
     pub origin_ns: u64,
     /// When the replay started.
     pub start: Instant,
-    /// Recorded sources that carry native frames (from the configuration).
-    pub native: Arc<NativeInputs>,
+    /// The configured sources, to choose the receiver of each recorded input.
+    pub inputs: Arc<ReplayInputs>,
+    /// A capture-time jump (forward or back) longer than this is logged and not waited for:
+    /// pacing carries on from the frame after the jump.
+    pub max_gap: Duration,
+    /// Shared progress and receiver choices.
+    pub progress: Arc<ReplayProgress>,
+}
+
+/// Where pacing stands in one capture: the last capture time seen and the capture time
+/// skipped by jumps so far.
+#[derive(Debug)]
+struct Clock {
+    last_ns: u64,
+    skipped_ns: i128,
+    jumps: u64,
 }
 
 impl ReplaySource {
@@ -61,20 +107,35 @@ impl ReplaySource {
     ) -> Result<u64, ReplayError> {
         let mut reader = CaptureReader::open(&self.path)
             .await?
-            .with_native_inputs(self.native.clone());
+            .with_inputs(self.inputs.clone());
         let mut batch = SourceBatch::with_capacity(FRAMES_PER_BATCH);
         // Frames of one input unit: a datagram or serial read may carry several.
         let mut unit = SourceBatch::default();
         let mut frames = 0u64;
+        let mut clock = Clock {
+            last_ns: self.origin_ns,
+            skipped_ns: 0,
+            jumps: 0,
+        };
+        let mut consumed = 0;
         while !*cancel.borrow() && reader.read_frames(&mut unit, &metrics).await? {
             frames += unit.len() as u64;
+            let offset = reader.offset();
+            let progress = &self.progress;
+            progress
+                .bytes_read
+                .fetch_add(offset - consumed, Ordering::Relaxed);
+            progress
+                .frames
+                .fetch_add(unit.len() as u64, Ordering::Relaxed);
+            consumed = offset;
             for timed in unit.can.drain(..) {
-                self.wait_until_due(timed.time_ns, &output, &mut batch, &mut cancel)
+                self.wait_until_due(timed.time_ns, &mut clock, &output, &mut batch, &mut cancel)
                     .await;
                 batch.can.push(timed);
             }
             for native in unit.native.drain(..) {
-                self.wait_until_due(native.time_ns, &output, &mut batch, &mut cancel)
+                self.wait_until_due(native.time_ns, &mut clock, &output, &mut batch, &mut cancel)
                     .await;
                 batch.native.push(native);
             }
@@ -83,6 +144,20 @@ impl ReplaySource {
             }
         }
         send(&output, &mut batch).await;
+        if clock.jumps > LOGGED_JUMPS {
+            let jumps = clock.jumps;
+            tracing::warn!(file = %self.path.display(), jumps, "capture time jumps not waited for, in total");
+        }
+        let mut choices = self
+            .progress
+            .choices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        choices.extend(
+            reader
+                .receiver_choices()
+                .map(|choice| (self.path.clone(), choice.clone())),
+        );
         Ok(frames)
     }
 
@@ -91,11 +166,13 @@ impl ReplaySource {
     async fn wait_until_due(
         &self,
         time_ns: u64,
+        clock: &mut Clock,
         output: &mpsc::Sender<SourceBatch>,
         batch: &mut SourceBatch,
         cancel: &mut watch::Receiver<bool>,
     ) {
-        if let Some(wait) = self.delay_for(time_ns) {
+        self.follow_jumps(time_ns, clock);
+        if let Some(wait) = self.delay_for(time_ns, clock) {
             send(output, batch).await;
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -104,13 +181,32 @@ impl ReplaySource {
         }
     }
 
+    /// Notes a jump of the capture time beyond `max_gap` (logged) so pacing skips it.
+    fn follow_jumps(&self, time_ns: u64, clock: &mut Clock) {
+        let progress = &self.progress.capture_time_ns;
+        progress.fetch_max(time_ns, Ordering::Relaxed);
+        let jump = i128::from(time_ns) - i128::from(clock.last_ns);
+        clock.last_ns = time_ns;
+        if jump.unsigned_abs() <= self.max_gap.as_nanos() {
+            return;
+        }
+        clock.skipped_ns += jump;
+        clock.jumps += 1;
+        if clock.jumps <= LOGGED_JUMPS {
+            let seconds = jump as f64 / 1e9;
+            let max_gap = self.max_gap.as_secs_f64();
+            tracing::warn!(file = %self.path.display(), jump_s = seconds, max_gap_s = max_gap, "capture time jumps by more than --max-gap; not waited for");
+        }
+    }
+
     /// How long to wait before the frame captured at `time_ns` is due, if at all.
-    fn delay_for(&self, time_ns: u64) -> Option<Duration> {
+    fn delay_for(&self, time_ns: u64, clock: &Clock) -> Option<Duration> {
         let Pacing::Speed(speed) = self.pacing else {
             return None;
         };
-        let offset = Duration::from_nanos(time_ns.saturating_sub(self.origin_ns)).div_f64(speed);
-        let due = self.start + offset;
+        let offset = i128::from(time_ns) - i128::from(self.origin_ns) - clock.skipped_ns;
+        let offset = Duration::from_nanos(u64::try_from(offset).ok()?).div_f64(speed);
+        let due = self.start.checked_add(offset)?;
         let now = Instant::now();
         (due > now + Duration::from_micros(500)).then(|| due - now)
     }
@@ -130,12 +226,9 @@ async fn send(output: &mpsc::Sender<SourceBatch>, batch: &mut SourceBatch) {
 /// counts and logs it).
 pub async fn first_frame_time(
     path: &Path,
-    native: Arc<NativeInputs>,
+    inputs: Arc<ReplayInputs>,
 ) -> Result<Option<u64>, ReplayError> {
-    let mut reader = CaptureReader::open(path)
-        .await?
-        .quiet()
-        .with_native_inputs(native);
+    let mut reader = CaptureReader::open(path).await?.quiet().with_inputs(inputs);
     let scratch = Metrics::default();
     let mut frames = SourceBatch::default();
     for _ in 0..FIRST_FRAME_SCAN {
@@ -185,7 +278,9 @@ mod tests {
             pacing,
             origin_ns: T0,
             start,
-            native: Arc::default(),
+            inputs: Arc::default(),
+            max_gap: DEFAULT_MAX_GAP,
+            progress: Arc::default(),
         };
         let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
         let mut arrivals = Vec::new();
@@ -217,6 +312,41 @@ mod tests {
             Metrics::get(&metrics.rejected_inputs),
             1,
             "the bad line is counted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jump_of_the_capture_time_is_not_waited_for() {
+        // 300 years ahead (a corrupt timestamp) and back again.
+        const JUMP_MS: u64 = 300 * 365 * 86_400 * 1000;
+        let file = capture(&[0, 100, JUMP_MS, JUMP_MS + 100]);
+        let (arrivals, _) = replay(file.path(), Pacing::Speed(1.0)).await;
+        let at: Vec<Duration> = arrivals.iter().map(|(_, at)| *at).collect();
+        assert_eq!(at.len(), 4);
+        assert!(at[1] >= Duration::from_millis(99), "{at:?}");
+        assert!(
+            at[2] <= at[1] + Duration::from_millis(5),
+            "the jump is skipped: {at:?}"
+        );
+        let after = at[3] - at[2];
+        assert!(
+            after >= Duration::from_millis(99) && after <= Duration::from_millis(105),
+            "pacing goes on after the jump: {at:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jump_back_in_capture_time_keeps_the_pacing() {
+        // A stray frame 60 s ahead, then the capture carries on where it was.
+        let file = capture(&[0, 60_000, 100, 200]);
+        let (arrivals, _) = replay(file.path(), Pacing::Speed(1.0)).await;
+        let at: Vec<Duration> = arrivals.iter().map(|(_, at)| *at).collect();
+        assert_eq!(at.len(), 4);
+        assert!(at[2] <= Duration::from_millis(5), "{at:?}");
+        let paced = at[3] - at[2];
+        assert!(
+            paced >= Duration::from_millis(99) && paced <= Duration::from_millis(105),
+            "100 ms after the way back: {at:?}"
         );
     }
 
@@ -294,7 +424,9 @@ mod tests {
             pacing: Pacing::MaxSpeed,
             origin_ns: 0,
             start: Instant::now(),
-            native: Arc::default(),
+            inputs: Arc::default(),
+            max_gap: DEFAULT_MAX_GAP,
+            progress: Arc::default(),
         };
         let error = source
             .run(tx, Arc::default(), cancel)

@@ -199,7 +199,8 @@ pub struct SlcanSetup {
 pub enum StreamApiTarget {
     /// Start `ecu-bridge stream-api` in-process on 127.0.0.1 (quick start, map testing).
     Embedded {
-        /// Record everything it receives to this file (a temporary file when absent).
+        /// Record everything it receives to this file (nothing is recorded when absent;
+        /// `replay` keeps a private temporary recording for its summary, removed after it).
         record: Option<PathBuf>,
         /// Reject protocol violations instead of only counting them.
         strict: bool,

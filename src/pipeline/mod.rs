@@ -26,7 +26,7 @@ use crate::publish::producer::{
 use crate::publish::sessions::{RunCounter, SessionPlan, SessionTemplate};
 use crate::publish::{PublishStage, SessionSummary};
 use crate::telemetry::Metrics;
-use sources::{Source, native_inputs, replay_sources};
+use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 
 /// What a finished run did.
 #[derive(Debug)]
@@ -60,6 +60,14 @@ pub enum PipelineError {
     /// A stage task panicked or was cancelled.
     #[error("a pipeline stage failed: {0}")]
     Stage(#[from] tokio::task::JoinError),
+    /// `replay --source` names no configured source.
+    #[error("--source {name:?} is not a configured [[source]] (configured: {known:?})")]
+    UnknownReplaySource {
+        /// The name given.
+        name: String,
+        /// The configured names.
+        known: Vec<String>,
+    },
 }
 
 enum StageResult {
@@ -162,8 +170,8 @@ pub async fn replay(
     pacing: Pacing,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, PipelineError> {
-    let native = Arc::new(native_inputs(config, &map));
-    let sources = replay_sources(captures, pacing, native).await?;
+    let inputs = Arc::new(replay_inputs(config, &map, None)?);
+    let sources = replay_sources(captures, ReplayOptions::new(pacing), inputs).await?;
     run(config, map, endpoint, sources, shutdown).await
 }
 

@@ -5,13 +5,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use decoders::channel_map::ChannelMap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::capture::reader::NativeInputs;
-use crate::capture::replay::{Pacing, ReplaySource, first_frame_time};
+use crate::capture::replay::{
+    DEFAULT_MAX_GAP, Pacing, ReplayProgress, ReplaySource, first_frame_time,
+};
+use crate::capture::route::{RecordedSource, RecordedTransport, ReplayInputs};
 use crate::capture::{CaptureError, CaptureWriter, RecordStats};
 use crate::config::{Config, SourceKind};
 use crate::pipeline::PipelineError;
@@ -123,31 +127,107 @@ impl LiveSources {
 
 /// The configured sources that carry native frames, with their definitions' framing from
 /// `map` (a source naming a definition the map lacks is left out: validation refuses it).
+/// A source of whole-datagram frames with sync bytes also takes, by their sync, the frames of
+/// every other such definition the car loads.
 pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
+    let whole_datagrams = |plan: &&decoders::frame::FramePlan| {
+        !plan.framing().is_delimited() && !plan.framing().sync.is_empty()
+    };
     config
         .sources
         .iter()
         .filter_map(|source| {
             let name = source.definition.as_deref()?;
             let plan = &map.definitions()[map.definition_index(name)?];
+            let by_sync = match source.kind {
+                SourceKind::Udp(_) if whole_datagrams(&plan) => map
+                    .definitions()
+                    .iter()
+                    .filter(whole_datagrams)
+                    .filter(|other| other.name() != name)
+                    .map(|other| (Arc::from(other.name()), other.framing().sync.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let input = NativeInput {
                 definition: Arc::from(name),
                 framing: plan.framing().clone(),
+                by_sync,
             };
             Some((source.name.clone(), input))
         })
         .collect()
 }
+
+/// The configured sources as replay chooses among them (docs/replay.md); `forced` names the
+/// source that reads every input (`replay --source`).
+pub fn replay_inputs(
+    config: &Config,
+    map: &ChannelMap,
+    forced: Option<&str>,
+) -> Result<ReplayInputs, PipelineError> {
+    let mut native = native_inputs(config, map);
+    let sources: Vec<RecordedSource> = config
+        .sources
+        .iter()
+        .map(|source| RecordedSource {
+            name: source.name.clone(),
+            transport: match &source.kind {
+                SourceKind::Udp(udp) => RecordedTransport::Udp {
+                    port: udp.bind.port(),
+                },
+                SourceKind::Serial(_) => RecordedTransport::Serial,
+            },
+            native: native.remove(&source.name),
+        })
+        .collect();
+    let forced = match forced {
+        Some(name) => Some(
+            sources
+                .iter()
+                .position(|source| source.name == name)
+                .ok_or_else(|| PipelineError::UnknownReplaySource {
+                    name: name.to_owned(),
+                    known: sources.iter().map(|s| s.name.clone()).collect(),
+                })?,
+        ),
+        None => None,
+    };
+    Ok(ReplayInputs { sources, forced })
+}
+
+/// How replay sources read and pace their captures.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Pacing.
+    pub pacing: Pacing,
+    /// Capture-time jumps longer than this are logged and not waited for.
+    pub max_gap: Duration,
+    /// Where the sources report progress and their receiver choices.
+    pub progress: Arc<ReplayProgress>,
+}
+
+impl ReplayOptions {
+    /// `pacing` with the default gap and a fresh progress record.
+    pub fn new(pacing: Pacing) -> Self {
+        Self {
+            pacing,
+            max_gap: DEFAULT_MAX_GAP,
+            progress: Arc::default(),
+        }
+    }
+}
+
 /// One replay source per capture, all on one clock: the earliest first frame maps to now.
-/// Recordings of the sources in `native` are read as their native frames.
+/// Each recorded input is read by the receiver of the source `inputs` chooses for it.
 pub async fn replay_sources(
     captures: Vec<PathBuf>,
-    pacing: Pacing,
-    native: Arc<NativeInputs>,
+    options: ReplayOptions,
+    inputs: Arc<ReplayInputs>,
 ) -> Result<Vec<Source>, PipelineError> {
     let mut origin_ns = u64::MAX;
     for capture in &captures {
-        if let Some(first) = first_frame_time(capture, native.clone()).await? {
+        if let Some(first) = first_frame_time(capture, inputs.clone()).await? {
             origin_ns = origin_ns.min(first);
         }
     }
@@ -157,10 +237,12 @@ pub async fn replay_sources(
         .map(|path| {
             let source = ReplaySource {
                 path: path.clone(),
-                pacing,
+                pacing: options.pacing,
                 origin_ns,
                 start,
-                native: native.clone(),
+                inputs: inputs.clone(),
+                max_gap: options.max_gap,
+                progress: options.progress.clone(),
             };
             Source::Replay(source)
         })

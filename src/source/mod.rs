@@ -27,6 +27,10 @@ pub struct NativeInput {
     pub definition: Arc<str>,
     /// Its framing, from the compiled channel map.
     pub framing: Framing,
+    /// Other loaded definitions of whole-datagram frames, with their sync bytes: a datagram
+    /// that does not start with this definition's sync but with one of theirs is theirs (F1 23
+    /// and F1 24 packets on one port, told apart by the packet format).
+    pub by_sync: Vec<(Arc<str>, Vec<u8>)>,
 }
 
 /// One input exactly as received, for recording.

@@ -111,6 +111,8 @@ impl ByteStreamReceiver {
 pub struct NativeReceiver {
     definition: Arc<str>,
     framing: Framing,
+    /// Definitions chosen instead by a datagram's sync bytes (see [`NativeInput::by_sync`]).
+    by_sync: Vec<(Arc<str>, Vec<u8>)>,
     /// Present when the definition is delimited (fixed length or a length field).
     framer: Option<StreamFramer>,
     /// Counter of whole-datagram frames.
@@ -125,6 +127,7 @@ impl NativeReceiver {
         Self {
             definition: input.definition.clone(),
             framing: input.framing.clone(),
+            by_sync: input.by_sync.clone(),
             framer: StreamFramer::new(&input.framing).ok(),
             sequence: SequenceTracker::new(),
             reported: FramerStats::default(),
@@ -149,10 +152,23 @@ impl NativeReceiver {
         }
         out.push(NativeFrame {
             time_ns,
-            definition: self.definition.clone(),
+            definition: self.definition_of(datagram).clone(),
             bytes: Bytes::copy_from_slice(datagram),
         });
         Metrics::add(&metrics.frames, 1);
+    }
+
+    /// The definition a whole datagram belongs to: this source's, unless its sync does not
+    /// match and another definition's does (a mismatch nobody claims is decoded, and counted
+    /// as bad sync, by this source's definition).
+    fn definition_of(&self, datagram: &[u8]) -> &Arc<str> {
+        if self.by_sync.is_empty() || self.framing.sync_prefix_matches(datagram) {
+            return &self.definition;
+        }
+        self.by_sync
+            .iter()
+            .find(|(_, sync)| datagram.starts_with(sync))
+            .map_or(&self.definition, |(name, _)| name)
     }
 
     /// Appends the frames completed by `bytes`, received at `time_ns`, to `out`.
@@ -451,6 +467,7 @@ mod tests {
         NativeInput {
             definition: Arc::from(plan.name()),
             framing: plan.framing().clone(),
+            by_sync: Vec::new(),
         }
     }
 

@@ -182,7 +182,9 @@ async fn replay(path: &Path) -> (Vec<(u64, CanFrame)>, Arc<Metrics>) {
         pacing: Pacing::MaxSpeed,
         origin_ns: 0,
         start: tokio::time::Instant::now(),
-        native: Arc::default(),
+        inputs: Arc::default(),
+        max_gap: ecu_bridge::capture::replay::DEFAULT_MAX_GAP,
+        progress: Arc::default(),
     };
     let task = tokio::spawn(source.run(tx, metrics.clone(), cancel));
     let mut frames = Vec::new();

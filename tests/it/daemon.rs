@@ -302,8 +302,9 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     let config_path = write_config(dir.path(), &format!("http://{address}"), "");
     let config = Config::load(&config_path).expect("config");
     let (map, _) = config.load_channel_map().expect("map");
-    let native = std::sync::Arc::new(sources::native_inputs(&config, &map));
-    let replay = sources::replay_sources(vec![capture], Pacing::Speed(1.0), native)
+    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
+    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
+    let replay = sources::replay_sources(vec![capture], options, inputs)
         .await
         .expect("replay");
     let (daemon, _) = service_daemon(config, replay, &notify_path).await;
@@ -343,4 +344,45 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
             >= 3,
         "{seen:?}"
     );
+}
+
+/// `run` with the embedded endpoint and no `[stream_api] record`: the server records nothing
+/// (a long run must not grow a file), and still reports what it received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_run_records_nothing_unless_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = "\n[[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"127.0.0.1:0\"\n";
+    let config_path = write_config(dir.path(), "embedded", source);
+    let config = Config::load(&config_path).expect("config");
+    let (map, _) = config.load_channel_map().expect("map");
+    let live = LiveSources::prepare(&config, &map, None).expect("sources");
+    let udp = live.udp_addresses[0].1;
+    let daemon = Daemon::new(config, map, live.sources);
+    let metrics = daemon.metrics.clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(daemon::run(daemon, async {
+        let _ = stopped.await;
+    }));
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("sender");
+    let id = CanId::standard(0x100).expect("id");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sequence = 0u8;
+    // Datagrams until some are published (the first may arrive before the session is open).
+    while ecu_bridge::telemetry::Metrics::get(&metrics.samples_published) == 0 {
+        let frame = CanFrame::new(id, CanFlags::empty(), &[sequence; 8]).expect("frame");
+        let mut datagram = Vec::new();
+        encode_datagram(sequence, &[frame], &mut datagram);
+        sender.send_to(&datagram, udp).expect("send");
+        sequence = sequence.wrapping_add(1);
+        assert!(Instant::now() < deadline, "nothing published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("daemon running");
+    let report = run.await.expect("daemon task").expect("daemon run");
+    let embedded = report.embedded.expect("an embedded server ran");
+    assert_eq!(embedded.recording, None, "no recording unless asked");
+    assert_eq!(embedded.stats.sessions_created, 1);
+    assert_eq!(embedded.stats.sessions_ended, 1);
+    assert!(embedded.stats.packets > 0, "{:?}", embedded.stats);
+    assert_eq!(embedded.violations, Vec::new());
 }

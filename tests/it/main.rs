@@ -9,6 +9,7 @@ mod outage;
 mod producer;
 mod proxy;
 mod replay_can;
+mod replay_capture;
 mod see;
 mod serial;
 mod service;

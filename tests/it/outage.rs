@@ -260,8 +260,9 @@ async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
     let address = first.local_addr();
     let config = config(dir.path(), &format!("http://{address}"), 20_000);
     let (map, _) = config.load_channel_map().expect("map");
-    let native = Arc::new(sources::native_inputs(&config, &map));
-    let replay = sources::replay_sources(vec![capture], Pacing::Speed(1.0), native)
+    let inputs = Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
+    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
+    let replay = sources::replay_sources(vec![capture], options, inputs)
         .await
         .expect("replay");
     let daemon = Daemon::new(config, map, replay);

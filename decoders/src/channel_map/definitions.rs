@@ -2,7 +2,7 @@
 //! fields with the map's rules, compiling them into the map's parameter and format index space,
 //! and decoding their frames (whole, from a source, or reassembled from CAN).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{CanOutcome, ChannelMap, ChannelMapError, Format, Selection, is_selected};
 use crate::can::{CanFrame, CanId};
@@ -31,19 +31,56 @@ pub(super) fn has_field(definitions: &[DefinitionUse<'_>], message: &str, field:
 }
 
 impl ChannelMap {
+    /// Field names (after renames) that more than one of `definitions` publishes, such as the
+    /// same layout of two game years: [`ChannelMap::attach`] prefixes them with each
+    /// definition's own application name, so both load and their parameters stay distinct.
+    pub(super) fn shared_field_names(
+        &self,
+        definitions: &[DefinitionUse<'_>],
+        selection: &Selection,
+    ) -> Result<HashSet<String>, ChannelMapError> {
+        let mut owners: HashMap<String, usize> = HashMap::new();
+        for used in definitions {
+            let selected = self.select_fields(used.definition, selection)?;
+            let names: HashSet<String> = selected
+                .messages
+                .into_iter()
+                .flat_map(|message| message.fields)
+                .map(|field| field.name)
+                .collect();
+            for name in names {
+                *owners.entry(name).or_insert(0) += 1;
+            }
+        }
+        Ok(owners
+            .into_iter()
+            .filter(|(_, count)| *count > 1)
+            .map(|(name, _)| name)
+            .collect())
+    }
+
     /// Adds `used` to the map: its selected fields become parameters (after the DBC ones) and
-    /// its messages formats; `seen` holds every identifier so far, to catch collisions.
+    /// its messages formats; `seen` holds every identifier so far, to catch collisions, and
+    /// `shared` the field names another definition publishes too (prefixed, see
+    /// [`ChannelMap::shared_field_names`]).
     pub(super) fn attach(
         &mut self,
         used: &DefinitionUse<'_>,
         selection: &Selection,
+        shared: &HashSet<String>,
         seen: &mut HashMap<String, String>,
     ) -> Result<(), ChannelMapError> {
         let name = used.definition.name.clone();
         if self.definitions.iter().any(|plan| plan.name() == name) {
             return Err(ChannelMapError::DuplicateDefinition(name));
         }
-        let selected = self.select_fields(used.definition, selection)?;
+        let mut selected = self.select_fields(used.definition, selection)?;
+        let prefix = used.definition.application.trim();
+        for field in selected.messages.iter_mut().flat_map(|m| &mut m.fields) {
+            if shared.contains(&field.name) {
+                field.name = format!("{prefix}_{}", field.name);
+            }
+        }
         let format_base = self.formats.len() as u32;
         let plan = FramePlan::compile(&selected)
             .map_err(|error| ChannelMapError::BadDefinition {
