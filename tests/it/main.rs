@@ -6,6 +6,7 @@ mod frames;
 mod links;
 mod live;
 mod outage;
+mod polled;
 mod producer;
 mod proxy;
 mod replay_can;
