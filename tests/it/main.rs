@@ -14,6 +14,7 @@ mod serial;
 mod service;
 mod signals;
 mod stream_api;
+mod tcp;
 mod test_car;
 mod udp;
 mod util;

@@ -490,3 +490,110 @@ fn polling_keys_are_checked_with_their_lines() {
         "{error}"
     );
 }
+
+/// Polls a simulator of `ini` over TCP with the source alone (no pipeline) until `blocks`
+/// whole blocks arrived; returns them and the source's counters.
+async fn poll_directly(
+    ini: &IniFile,
+    set: &[(&str, f64)],
+    blocks: usize,
+) -> (Vec<Vec<u8>>, std::sync::Arc<SourceMetrics>) {
+    use ecu_bridge::config::{PollConfig, TcpSourceConfig};
+    use ecu_bridge::source::link::Link;
+    use ecu_bridge::source::tunerstudio::{PollPlan, PolledSource};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let simulator = Simulator::new(ini).expect("simulator");
+    set_all(&simulator.control(), set);
+    let ecu = tokio::spawn(serve_tcp(listener, simulator));
+    let poll = PollConfig {
+        ini: None,
+        rate_hz: 100.0,
+        can_id: 0,
+        reply_timeout: Some(Duration::from_millis(200)),
+        open_delay: Some(Duration::ZERO),
+    };
+    let plan = PollPlan::new("test.ini", ini, &poll).expect("plan");
+    let link = Link::Tcp(TcpSourceConfig {
+        address: address.to_string(),
+        slcan: None,
+        reconnect_initial: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+    });
+    let metrics = std::sync::Arc::new(SourceMetrics::new("ecu"));
+    let source = PolledSource::new("ecu", link, plan, "OutputChannels", metrics.clone());
+    let (tx, mut rx) = mpsc::channel(16);
+    let (cancel_tx, cancel) = watch::channel(false);
+    let run = tokio::spawn(source.run(tx, None, cancel));
+    let mut received = Vec::new();
+    while received.len() < blocks {
+        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("blocks in time")
+            .expect("source running");
+        for frame in batch.native {
+            assert_eq!(&*frame.definition, "OutputChannels");
+            received.push(frame.bytes.to_vec());
+        }
+    }
+    let _ = cancel_tx.send(true);
+    run.await.expect("task").expect("source ends cleanly");
+    ecu.abort();
+    (received, metrics)
+}
+
+#[tokio::test]
+async fn a_legacy_ecu_without_envelopes_is_read_with_a_bare_a() {
+    let text = std::fs::read_to_string(bench_ini_path()).expect("INI");
+    let legacy: String = text
+        .lines()
+        .filter(|line| !line.contains("messageEnvelopeFormat") && !line.contains("ochGetCommand"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let (ini, _) = IniFile::parse("legacy.ini", &legacy, &[]).expect("loads");
+    assert!(!ini.uses_envelope() && ini.och_get_command.is_none());
+    let (blocks, metrics) = poll_directly(&ini, A, 5).await;
+    let channels = &ini.output_channels;
+    let mut values = vec![0.0; channels.channels().len()];
+    for block in &blocks {
+        channels
+            .decode(block, 0.0, &mut values)
+            .expect("whole block");
+        let value = |name: &str| values[channels.slot(name).expect("channel")];
+        assert_eq!(
+            (value("rpm"), value("coolant"), value("modeBits")),
+            (3120.0, 95.0, 10.0)
+        );
+    }
+    // One bare `A` per block: the whole block at once, whatever the blocking factor.
+    assert_eq!(
+        Metrics::get(&metrics.poll_requests),
+        Metrics::get(&metrics.frames)
+    );
+}
+
+#[tokio::test]
+async fn the_real_speeduino_ini_is_polled_and_decoded() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ini/speeduino.ini");
+    let text = std::fs::read_to_string(path).expect("Speeduino INI");
+    let (ini, _) = IniFile::parse("speeduino.ini", &text, &[]).expect("loads");
+    let set = [("rpm", 3000.0), ("coolantRaw", 130.0), ("running", 1.0)];
+    let (blocks, metrics) = poll_directly(&ini, &set, 3).await;
+    let channels = &ini.output_channels;
+    let mut values = vec![0.0; channels.channels().len()];
+    channels
+        .decode(&blocks[2], 0.0, &mut values)
+        .expect("whole block");
+    let value = |name: &str| values[channels.slot(name).expect("channel")];
+    assert_eq!(blocks[2].len(), 139);
+    assert_eq!(value("rpm"), 3000.0);
+    // Without the CELSIUS setting the INI computes Fahrenheit: (130 - 40) × 1.8 + 32.
+    assert!(close(value("coolant"), 194.0), "{}", value("coolant"));
+    assert_eq!(value("running"), 1.0);
+    // 139 bytes fit one reply (blockingFactor 251): one request per block, plus the query.
+    assert_eq!(
+        Metrics::get(&metrics.poll_requests),
+        Metrics::get(&metrics.frames) + 1
+    );
+}
