@@ -294,6 +294,24 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
             Metrics::get(&m.outages),
             Metrics::get(&m.reconnects),
         );
+        if Metrics::get(&m.poll_requests) > 0 {
+            println!(
+                "    polled: {} requests, {} replies, {} timeouts, {} bad CRCs, {} retries, {} blocks dropped; status busy {}, timeout {}, CRC error {}, unknown command {}, range error {}, other {}; last rate {:.1} Hz",
+                Metrics::get(&m.poll_requests),
+                Metrics::get(&m.poll_replies),
+                Metrics::get(&m.poll_timeouts),
+                Metrics::get(&m.poll_crc_failures),
+                Metrics::get(&m.poll_retries),
+                Metrics::get(&m.poll_failed_blocks),
+                Metrics::get(&m.poll_status_busy),
+                Metrics::get(&m.poll_status_timeout),
+                Metrics::get(&m.poll_status_crc_error),
+                Metrics::get(&m.poll_status_unknown_command),
+                Metrics::get(&m.poll_status_range_error),
+                Metrics::get(&m.poll_status_other),
+                Metrics::get(&m.poll_rate_millihertz) as f64 / 1000.0,
+            );
+        }
         for (kind, count) in m.decode_errors() {
             println!("    {kind}: {count}");
         }
