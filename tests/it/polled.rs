@@ -303,8 +303,8 @@ async fn ten_seconds_at_50_hz_over_a_pty_publish_what_the_ecu_encoded_and_replay
     );
 }
 
-/// Faults, then the ECU switched off and on again, over `transport`; everything counted, no
-/// wrong value published, polling resumes.
+/// Faults, a wedged ECU, then the ECU switched off and on again, over `transport`; everything
+/// counted, no wrong value published, polling resumes each time.
 async fn faults_are_retried_and_a_restarted_ecu_is_polled_again(dir: &Path, transport: Transport) {
     let ini = bench_ini();
     let ecu = Ecu::start(&ini, &transport, A).await;
@@ -344,11 +344,19 @@ async fn faults_are_retried_and_a_restarted_ecu_is_polled_again(dir: &Path, tran
         "faults alone reopen nothing"
     );
 
-    ecu.kill().await;
+    // A wedged ECU: three blocks fail in a row, so the link is closed and opened again.
+    ecu.control.inject(Fault::Stall(Duration::from_secs(3)));
     until(|| Metrics::get(&metrics.outages) == 1).await;
+    assert!(get(&metrics, |m| &m.poll_failed_blocks) >= 3);
+    until(|| Metrics::get(&metrics.reconnects) == 1).await;
+    let after_wedge = frames();
+    until(|| frames() >= after_wedge + 10).await;
+
+    ecu.kill().await;
+    until(|| Metrics::get(&metrics.outages) == 2).await;
     let before_restart = frames();
     let ecu = Ecu::start(&ini, &transport, B).await;
-    until(|| Metrics::get(&metrics.reconnects) == 1).await;
+    until(|| Metrics::get(&metrics.reconnects) == 2).await;
     until(|| frames() >= before_restart + 10).await;
     live.finish().await;
     server.shutdown().await.expect("server stops");
@@ -498,15 +506,26 @@ async fn poll_directly(
     set: &[(&str, f64)],
     blocks: usize,
 ) -> (Vec<Vec<u8>>, std::sync::Arc<SourceMetrics>) {
-    use ecu_bridge::config::{PollConfig, TcpSourceConfig};
-    use ecu_bridge::source::link::Link;
-    use ecu_bridge::source::tunerstudio::{PollPlan, PolledSource};
-
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let simulator = Simulator::new(ini).expect("simulator");
     set_all(&simulator.control(), set);
     let ecu = tokio::spawn(serve_tcp(listener, simulator));
+    let polled = poll_address(ini, address, blocks).await;
+    ecu.abort();
+    polled
+}
+
+/// Polls the ECU at `address` with the source alone until `blocks` whole blocks arrived.
+async fn poll_address(
+    ini: &IniFile,
+    address: std::net::SocketAddr,
+    blocks: usize,
+) -> (Vec<Vec<u8>>, std::sync::Arc<SourceMetrics>) {
+    use ecu_bridge::config::{PollConfig, TcpSourceConfig};
+    use ecu_bridge::source::link::Link;
+    use ecu_bridge::source::tunerstudio::{PollPlan, PolledSource};
+
     let poll = PollConfig {
         ini: None,
         rate_hz: 100.0,
@@ -539,7 +558,6 @@ async fn poll_directly(
     }
     let _ = cancel_tx.send(true);
     run.await.expect("task").expect("source ends cleanly");
-    ecu.abort();
     (received, metrics)
 }
 
@@ -595,5 +613,52 @@ async fn the_real_speeduino_ini_is_polled_and_decoded() {
     assert_eq!(
         Metrics::get(&metrics.poll_requests),
         Metrics::get(&metrics.frames) + 1
+    );
+}
+
+#[tokio::test]
+async fn the_simulate_ecu_command_serves_set_values_and_injected_faults_over_tcp() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+        .args(["simulate-ecu", "--tcp", "127.0.0.1:0", "--set", "rpm=4321"])
+        .args(["--set", "coolantRaw=120", "--crc-error-every", "4", "--ini"])
+        .arg(bench_ini_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start simulate-ecu");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    let address = line
+        .trim()
+        .strip_prefix("tcp ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .parse()
+        .expect("address");
+    let ini = bench_ini();
+    let polled =
+        tokio::time::timeout(Duration::from_secs(20), poll_address(&ini, address, 10)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let (blocks, metrics) = polled.expect("polled in time");
+    let channels = &ini.output_channels;
+    let mut values = vec![0.0; channels.channels().len()];
+    for block in &blocks {
+        channels
+            .decode(block, 0.0, &mut values)
+            .expect("whole block");
+        let value = |name: &str| values[channels.slot(name).expect("channel")];
+        assert_eq!((value("rpm"), value("coolant")), (4321.0, 80.0));
+    }
+    // Every fourth reply corrupted: about one piece in four asked for again.
+    let failures = Metrics::get(&metrics.poll_crc_failures);
+    assert!(failures >= 5, "{failures} CRC failures");
+    assert_eq!(
+        Metrics::get(&metrics.poll_failed_blocks),
+        0,
+        "each retry succeeds"
     );
 }
