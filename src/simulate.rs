@@ -270,6 +270,7 @@ impl Simulator {
         } else if let Some((_, offset, count)) = self.och.parse_request(payload, self.endian)
             && self.och.is_ranged()
         {
+            SimStats::add(&self.control.stats.requests);
             match self.fault() {
                 Some(Fault::Stall(pause)) => return Ok(Some(pause)),
                 Some(Fault::Busy) => reply.push(Status::Busy.to_byte()),
@@ -296,8 +297,7 @@ impl Simulator {
         Ok(None)
     }
 
-    /// Bare protocol: the query answers the signature, the realtime command the block (only
-    /// stalls are injected: without an envelope there is no CRC or status to corrupt).
+    /// Bare protocol: the query answers the signature, the realtime command the block.
     /// `Some(pause)` when a stall was injected.
     async fn answer_bare<W: AsyncWrite + Unpin>(
         &self,
@@ -321,11 +321,13 @@ impl Simulator {
                 continue;
             };
             pending.drain(..och_len);
+            SimStats::add(&self.control.stats.requests);
             let (offset, count) = match self.och.is_ranged() {
                 true => (offset, count),
                 false => (0, self.block_size as u32),
             };
-            if let Some(Fault::Stall(pause)) = self.fault() {
+            // Without an envelope there is no CRC or status to corrupt: only stalls apply.
+            if let Some(Fault::Stall(pause)) = self.bare_fault() {
                 return Ok(Some(pause));
             }
             let mut reply = Vec::new();
@@ -338,7 +340,6 @@ impl Simulator {
     /// Appends the status and data answering a realtime read to `reply`.
     fn realtime(&self, offset: u32, count: u32, block: &mut [u8], reply: &mut Vec<u8>) {
         let stats = &self.control.stats;
-        SimStats::add(&stats.requests);
         let (start, end) = (offset as usize, offset as usize + count as usize);
         if end > block.len() {
             reply.push(Status::RangeError.to_byte());
@@ -375,10 +376,11 @@ impl Simulator {
         });
     }
 
-    /// The fault for this realtime request, if any: one injected, else a periodic one.
+    /// The fault for the realtime request just counted, if any: one injected, else a
+    /// periodic one.
     fn fault(&self) -> Option<Fault> {
         let stats = &self.control.stats;
-        let number = SimStats::get(&stats.requests) + 1;
+        let number = SimStats::get(&stats.requests);
         let fault = self.control.with(|shared| {
             let every = |n: u64| n > 0 && number.is_multiple_of(n);
             let periodic = shared.periodic;
@@ -397,15 +399,32 @@ impl Simulator {
         });
         match fault {
             Some(Fault::Crc) => SimStats::add(&stats.crc_injected),
-            Some(Fault::Busy) => {
-                SimStats::add(&stats.requests);
-                SimStats::add(&stats.busy_injected);
-            }
-            Some(Fault::Stall(_)) => {
-                SimStats::add(&stats.requests);
-                SimStats::add(&stats.stalls_injected);
-            }
+            Some(Fault::Busy) => SimStats::add(&stats.busy_injected),
+            Some(Fault::Stall(_)) => SimStats::add(&stats.stalls_injected),
             None => {}
+        }
+        fault
+    }
+}
+
+impl Simulator {
+    /// [`Simulator::fault`] for the bare protocol, where only stalls can be shown: other
+    /// faults are left for a later request.
+    fn bare_fault(&self) -> Option<Fault> {
+        let stall = self.control.with(|shared| {
+            let position = shared
+                .one_shot
+                .iter()
+                .position(|fault| matches!(fault, Fault::Stall(_)));
+            position.and_then(|at| shared.one_shot.remove(at))
+        });
+        let periodic = self.control.with(|shared| shared.periodic);
+        let number = SimStats::get(&self.control.stats.requests);
+        let fault = stall.or((periodic.stall_every > 0
+            && number.is_multiple_of(periodic.stall_every))
+        .then_some(Fault::Stall(periodic.stall)));
+        if fault.is_some() {
+            SimStats::add(&self.control.stats.stalls_injected);
         }
         fault
     }

@@ -353,7 +353,7 @@ fn protocol(source: &RawSource) -> Result<RawProtocol, (&'static str, String)> {
         Some(_) => RawProtocol::Native,
         None => RawProtocol::Slcan,
     });
-    let stray = [
+    let polling_key = [
         ("ini", source.ini.is_some()),
         ("poll_hz", source.poll_hz.is_some()),
         ("can_id", source.can_id.is_some()),
@@ -361,7 +361,7 @@ fn protocol(source: &RawSource) -> Result<RawProtocol, (&'static str, String)> {
         ("open_delay_ms", source.open_delay_ms.is_some()),
     ]
     .into_iter()
-    .find(|(_, given)| *given);
+    .find_map(|(key, given)| given.then_some(key));
     match (protocol, &source.definition, &source.kind) {
         (_, _, RawSourceKind::Udp { .. }) if source.protocol.is_some() => Err((
             "protocol",
@@ -376,13 +376,13 @@ fn protocol(source: &RawSource) -> Result<RawProtocol, (&'static str, String)> {
             "definition",
             "only a source of native frames (protocol = \"native\") takes a definition".into(),
         )),
-        (RawProtocol::Slcan | RawProtocol::Native, _, _) if stray.is_some() => {
-            let (key, _) = stray.unwrap_or_default();
-            Err((
+        (RawProtocol::Slcan | RawProtocol::Native, _, _) => match polling_key {
+            Some(key) => Err((
                 key,
                 "applies to TunerStudio ECUs (protocol = \"tunerstudio\") only".into(),
-            ))
-        }
+            )),
+            None => Ok(protocol),
+        },
         _ => Ok(protocol),
     }
 }
@@ -606,6 +606,43 @@ mod tests {
         );
         let twice = text.replace("name = \"usb\"", "name = \"gw\"");
         assert!(Config::parse(Path::new("car.toml"), &twice).is_err());
+    }
+
+    #[test]
+    fn tcp_and_tunerstudio_sources_parse_and_misplaced_keys_are_located() {
+        let text = format!(
+            "{MINIMAL}\n[[source]]\nname = \"wifi\"\nkind = \"tcp\"\naddress = \"192.168.4.1:23\"\nprotocol = \"tunerstudio\"\npoll_hz = 20\ncan_id = 1\n\n[[source]]\nname = \"moxa\"\nkind = \"tcp\"\naddress = \"moxa.local:4001\"\ncan_bitrate = 250000\n"
+        );
+        let config = Config::parse(Path::new("car.toml"), &text).expect("valid");
+        let SourceKind::Tcp(tcp) = &config.sources[0].kind else {
+            panic!("tcp")
+        };
+        assert_eq!((tcp.address.as_str(), tcp.slcan), ("192.168.4.1:23", None));
+        let poll = config.sources[0].poll.as_ref().expect("polled");
+        assert_eq!(
+            (poll.rate_hz, poll.can_id, poll.reply_timeout),
+            (20.0, 1, None)
+        );
+        let SourceKind::Tcp(slcan) = &config.sources[1].kind else {
+            panic!("tcp")
+        };
+        assert_eq!(slcan.slcan.map(|s| s.bitrate), Some(250_000));
+        assert_eq!(config.sources[1].poll, None);
+
+        for (edit, key) in [
+            ("can_id = 1", "can_id = 1\ndefinition = \"x\""),
+            ("can_bitrate = 250000", "can_bitrate = 250000\npoll_hz = 5"),
+            ("can_bitrate = 250000", "protocol = \"native\""),
+        ] {
+            let bad = text.replace(edit, key);
+            let error = Config::parse(Path::new("car.toml"), &bad).expect_err(key);
+            let expected = match key {
+                k if k.contains("definition") => "[source[0].definition]",
+                k if k.contains("poll_hz") => "[source[1].poll_hz] applies to TunerStudio",
+                _ => "[source[1].protocol] \"native\" needs",
+            };
+            assert!(error.to_string().contains(expected), "{key}: {error}");
+        }
     }
 
     #[test]
