@@ -285,6 +285,18 @@ async fn ten_seconds_at_50_hz_over_a_pty_publish_what_the_ecu_encoded_and_replay
     let live_samples = samples(&live_record);
     let rows = check_rows(&live_samples, true);
     assert!(rows as u64 >= blocks, "{rows} rows published");
+    // Blocks are stamped at the midpoint of request and reply: 20 ms apart at 50 Hz.
+    let times: Vec<u64> = live_samples[&identifier("rpm")]
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    let mut steps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    steps.sort_unstable();
+    let median = steps[steps.len() / 2];
+    assert!(
+        (18_000_000..=22_000_000).contains(&median),
+        "median step {median} ns"
+    );
     assert_eq!(Metrics::get(&metrics.poll_crc_failures), 0);
     assert_eq!(Metrics::get(&metrics.poll_timeouts), 0);
 
