@@ -550,6 +550,24 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
             Metrics::get(&m.outages),
             Metrics::get(&m.reconnects),
         );
+        if Metrics::get(&m.poll_requests) > 0 {
+            println!(
+                "    polled: {} requests, {} replies, {} timeouts, {} bad CRCs, {} retries, {} blocks dropped; status busy {}, timeout {}, CRC error {}, unknown command {}, range error {}, other {}; last rate {:.1} Hz",
+                Metrics::get(&m.poll_requests),
+                Metrics::get(&m.poll_replies),
+                Metrics::get(&m.poll_timeouts),
+                Metrics::get(&m.poll_crc_failures),
+                Metrics::get(&m.poll_retries),
+                Metrics::get(&m.poll_failed_blocks),
+                Metrics::get(&m.poll_status_busy),
+                Metrics::get(&m.poll_status_timeout),
+                Metrics::get(&m.poll_status_crc_error),
+                Metrics::get(&m.poll_status_unknown_command),
+                Metrics::get(&m.poll_status_range_error),
+                Metrics::get(&m.poll_status_other),
+                Metrics::get(&m.poll_rate_millihertz) as f64 / 1000.0,
+            );
+        }
         for (kind, count) in m.decode_errors() {
             println!("    {kind}: {count}");
         }
@@ -664,5 +682,104 @@ mod tests {
             let error = parse_duration(text).expect_err(text);
             assert!(error.contains("is not a"), "{text}: {error}");
         }
+    }
+}
+
+/// `ecu-bridge simulate-ecu`'s options.
+#[derive(Debug, clap::Args)]
+pub struct SimulateEcu {
+    /// The TunerStudio INI of the ECU to simulate.
+    #[arg(long)]
+    ini: PathBuf,
+    /// Answer on a new pseudo-terminal (its path is printed); the default.
+    #[arg(long, conflicts_with = "tcp")]
+    pty: bool,
+    /// Also make this symlink point at the pseudo-terminal (as `/dev/serial/by-id/...`).
+    #[arg(long, requires = "pty")]
+    link: Option<PathBuf>,
+    /// Answer on this TCP address instead (port 0 picks one; the address is printed).
+    #[arg(long)]
+    tcp: Option<SocketAddr>,
+    /// Settings switched on for the INI's `#if` (repeatable).
+    #[arg(long = "setting")]
+    settings: Vec<String>,
+    /// Fix an output channel's value: NAME=VALUE in engineering units (repeatable).
+    #[arg(long = "set", value_parser = parse_assignment)]
+    values: Vec<(String, f64)>,
+    /// Sweep every channel not set over its display range once per this period (e.g. 10s).
+    #[arg(long, value_parser = parse_duration)]
+    ramp: Option<Duration>,
+    /// Corrupt the CRC of every N-th realtime reply.
+    #[arg(long, default_value_t = 0)]
+    crc_error_every: u64,
+    /// Answer every N-th realtime request busy (0x85).
+    #[arg(long, default_value_t = 0)]
+    busy_every: u64,
+    /// Leave every N-th realtime request unanswered and stall for --stall-ms.
+    #[arg(long, default_value_t = 0)]
+    stall_every: u64,
+    /// How long a stall lasts, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    stall_ms: u64,
+}
+
+fn parse_assignment(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let value = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    Ok((name.trim().to_owned(), value))
+}
+
+/// `ecu-bridge simulate-ecu`: answers the INI's protocol until Ctrl-C or SIGTERM.
+pub async fn simulate_ecu(options: SimulateEcu) -> anyhow::Result<()> {
+    use ecu_bridge::simulate::{PeriodicFaults, PtyEnd, Simulator, serve_tcp};
+    let text = std::fs::read_to_string(&options.ini)
+        .with_context(|| format!("reading {}", options.ini.display()))?;
+    let settings: Vec<&str> = options.settings.iter().map(String::as_str).collect();
+    let name = options.ini.display().to_string();
+    let (ini, warnings) = decoders::ini::IniFile::parse(&name, &text, &settings)?;
+    let (scalars, bits, computed) = ini.output_channels.counts();
+    tracing::info!(ini = %name, scalars, bits, computed, warnings = warnings.len(),
+        signature = ini.signature.as_deref().unwrap_or(""), "simulating ECU");
+    let simulator = Simulator::new(&ini)?;
+    let control = simulator.control();
+    for (channel, value) in &options.values {
+        control.set(channel, *value)?;
+    }
+    if let Some(period) = options.ramp {
+        control.ramp(period);
+    }
+    control.periodic(PeriodicFaults {
+        crc_every: options.crc_error_every,
+        busy_every: options.busy_every,
+        stall_every: options.stall_every,
+        stall: Duration::from_millis(options.stall_ms),
+    });
+    let serving = async {
+        if let Some(address) = options.tcp {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            println!("tcp {}", listener.local_addr()?);
+            serve_tcp(listener, simulator).await?;
+            return Ok(());
+        }
+        let mut pty = PtyEnd::open().context("opening a pseudo-terminal")?;
+        if let Some(link) = &options.link {
+            let _ = std::fs::remove_file(link);
+            std::os::unix::fs::symlink(&pty.path, link)
+                .with_context(|| format!("linking {}", link.display()))?;
+        }
+        println!("pty {}", pty.path.display());
+        pty.serve(&simulator).await?;
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = serving => result,
+        () = signals::shutdown_signal() => Ok(()),
     }
 }

@@ -1,6 +1,8 @@
 //! Decode stage: frame batches → rows, through the compiled channel map: CAN frames by their
 //! DBC messages (or reassembled into a definition's compound message), native frames by their
-//! frame definition. Laps the car signals (`[laps]`) are found here, where values are known.
+//! frame definition, and the whole blocks of polled TunerStudio ECUs (native frames named after
+//! their INI message) by the INI's output channels. Laps the car signals (`[laps]`) are found
+//! here, where values are known.
 //!
 //! Edge policy: input and output both **block** when full (backpressure reaches the sources;
 //! only the UDP source converts it into counted drops). New data formats (multiplexed
@@ -35,6 +37,15 @@ async fn next_reload(reloads: &mut Option<mpsc::Receiver<ChannelMap>>) -> Option
         },
         None => std::future::pending().await,
     }
+}
+
+/// What a native frame's name refers to in the map.
+#[derive(Debug, Clone, Copy)]
+enum NativeTarget {
+    /// A frame definition, by index.
+    Definition(usize),
+    /// A polled ECU's INI block, by index.
+    Ini(usize),
 }
 
 /// The decode stage.
@@ -141,32 +152,43 @@ impl DecodeStage {
         Self::count_rows(metrics, rows, rows_before);
     }
 
-    /// Decodes native frames by their definition, found by name (once per run of frames of
-    /// the same definition, so a reload that drops or reorders definitions is followed).
+    /// Decodes native frames by their definition or INI message, found by name (once per run
+    /// of frames of the same name, so a reload that drops or reorders them is followed).
     fn decode_native(&mut self, frames: &[NativeFrame], rows: &mut RowBatch) {
         if frames.is_empty() {
             return;
         }
         let rows_before = (rows.len(), rows.sample_count());
         let mut unknown = 0;
-        let mut current: Option<(&str, Option<usize>)> = None;
+        let mut current: Option<(&str, Option<NativeTarget>)> = None;
         for native in frames {
-            let index = match current {
-                Some((name, index)) if name == &*native.definition => index,
+            let target = match current {
+                Some((name, target)) if name == &*native.definition => target,
                 _ => {
-                    let index = self.map.definition_index(&native.definition);
-                    current = Some((&native.definition, index));
-                    index
+                    let name = &*native.definition;
+                    let target = match self.map.definition_index(name) {
+                        Some(index) => Some(NativeTarget::Definition(index)),
+                        None => self.map.ini_index(name).map(NativeTarget::Ini),
+                    };
+                    current = Some((name, target));
+                    target
                 }
             };
-            let Some(index) = index else {
-                self.metrics.count_decode_error("unknown_definition");
-                continue;
+            let outcome = match target {
+                None => {
+                    self.metrics.count_decode_error("unknown_definition");
+                    continue;
+                }
+                Some(NativeTarget::Definition(index)) => {
+                    self.map
+                        .decode_definition(index, native.time_ns, &native.bytes, rows)
+                }
+                Some(NativeTarget::Ini(index)) => {
+                    self.map
+                        .decode_ini(index, native.time_ns, &native.bytes, rows)
+                }
             };
-            match self
-                .map
-                .decode_definition(index, native.time_ns, &native.bytes, rows)
-            {
+            match outcome {
                 Ok(frame::NativeOutcome::Decoded { .. }) => {}
                 Ok(frame::NativeOutcome::Unknown { .. }) => unknown += 1,
                 Err(error) => {

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod pipeline;
 pub mod publish;
 pub mod service;
+pub mod simulate;
 pub mod source;
 pub mod spool;
 pub mod telemetry;

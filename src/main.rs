@@ -82,6 +82,9 @@ enum Command {
     },
     /// List the built-in ECU profiles (`[car] profile = ["name"]`) with their coverage.
     Profiles,
+    /// Simulate a TunerStudio ECU (Speeduino, rusEFI …) from its INI on a pseudo-terminal or
+    /// a TCP port, with controlled values and injected faults.
+    SimulateEcu(commands::SimulateEcu),
     /// Check a configuration and the DBC files it names; exits non-zero on any error.
     Validate {
         /// The car's bridge configuration (TOML).
@@ -122,6 +125,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Validate { config, list } => commands::validate(&config, list),
+        Command::SimulateEcu(options) => commands::simulate_ecu(options).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

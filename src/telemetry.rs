@@ -187,6 +187,20 @@ counters! {
         Counter frames_dropped: "Frames inside the dropped batches.",
         Counter outages: "Times the device or socket was lost.",
         Counter reconnects: "Times the device or socket came back.",
+        Counter poll_requests:
+            "TunerStudio requests sent (each blocking-factor piece of a block, retries included).",
+        Counter poll_replies: "TunerStudio replies received whole with a good CRC, whatever their status.",
+        Counter poll_timeouts: "TunerStudio requests with no whole reply within the reply timeout.",
+        Counter poll_crc_failures: "TunerStudio replies dropped for a bad CRC or an impossible length.",
+        Counter poll_retries: "TunerStudio requests sent again after a timeout, a bad CRC or a retryable status.",
+        Counter poll_failed_blocks: "Output-channel blocks given up after every retry (nothing published for them).",
+        Counter poll_status_timeout: "TunerStudio replies with status 0x80 (the ECU timed out reading the request).",
+        Counter poll_status_crc_error: "TunerStudio replies with status 0x82 (the ECU saw a bad CRC on the request).",
+        Counter poll_status_unknown_command: "TunerStudio replies with status 0x83 (unknown command).",
+        Counter poll_status_range_error: "TunerStudio replies with status 0x84 (offset or count past the block).",
+        Counter poll_status_busy: "TunerStudio replies with status 0x85 (busy).",
+        Counter poll_status_other: "TunerStudio replies with any other status than 0x00.",
+        Gauge poll_rate_millihertz: "Output-channel blocks completed per second over the last second, in thousandths.",
         ;
         /// The source's configured name (metrics label).
         pub name: String,

@@ -116,7 +116,9 @@ impl CaptureWriter {
             let name = source.name.as_str();
             let (extension, transport) = match source.kind {
                 SourceKind::Udp(_) => ("pcapng", Transport::Udp(CannelloniReceiver::default())),
-                SourceKind::Serial(_) => ("serial", Transport::Serial(Box::default())),
+                SourceKind::Serial(_) | SourceKind::Tcp(_) => {
+                    ("serial", Transport::Serial(Box::default()))
+                }
             };
             let mut raw = OutputFile::create(out_dir.join(format!("{name}.{extension}")))?;
             match transport {
@@ -126,9 +128,10 @@ impl CaptureWriter {
                 }
                 Transport::Serial(_) => serial_log::write_header(name, &mut raw.buf),
             }
-            let candump = match source.definition {
-                Some(_) => None,
-                None => Some(OutputFile::create(
+            // Native frames and polled blocks carry no CAN frames to log.
+            let candump = match (&source.definition, &source.poll) {
+                (Some(_), _) | (_, Some(_)) => None,
+                (None, None) => Some(OutputFile::create(
                     out_dir.join(format!("{name}.candump.log")),
                 )?),
             };

@@ -1,20 +1,36 @@
-//! The car's channel map: reads the DBC files the configuration names (imports first) and its
-//! frame definition files, checks the names that sources and `compound_can` give, and compiles
-//! the map once. Every problem is located in the configuration file, and so is every include or
-//! exclude pattern that has no effect (a warning: the rest of the selection still applies).
+//! The car's channel map: reads the DBC files the configuration names (imports first), its
+//! frame definition files and TunerStudio INIs, checks the names that sources and
+//! `compound_can` give, and compiles the map once. Every problem is located in the
+//! configuration file, and so is every include or exclude pattern that has no effect (a
+//! warning: the rest of the selection still applies).
 
 use std::path::{Path, PathBuf};
 
 use decoders::channel_map::{
-    ChannelMap, ChannelMapError, DefinitionUse, Selection, UnmatchedPattern,
+    ChannelMap, ChannelMapError, DefinitionUse, IniUse, Selection, UnmatchedPattern,
 };
 use decoders::dbc::{DbcSource, DbcWarning, parse_dbc_set};
 use decoders::frame::{FrameDefinition, StreamFramer};
+use decoders::ini::IniFile;
 
 use super::locate::child;
 use super::validate::Problems;
-use super::{Config, ConfigError, ConfigErrors, SourceKind};
+use super::{Config, ConfigError, ConfigErrors, SourceConfig, SourceKind};
 
+/// The message (subgroup) name of a car's only INI; with several, each file's stem is used.
+pub const INI_MESSAGE: &str = "OutputChannels";
+
+/// A TunerStudio INI of the car, loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedIni {
+    /// The entry as written in `[car] ini` (what a source's `ini` key names).
+    pub written: String,
+    /// The message its output channels publish under (`OutputChannels`, or the file stem when
+    /// the car has several INIs).
+    pub message: String,
+    /// The loaded file.
+    pub file: IniFile,
+}
 impl Config {
     /// Loads the car's DBC files (imports first) and compiles the channel map, reporting every
     /// unreadable or malformed DBC, and every rename or override naming no signal, at once.
@@ -53,8 +69,17 @@ impl Config {
                     .map(|(_, id)| *id),
             })
             .collect();
-        let compile =
-            |selection: &Selection| ChannelMap::compile_with(&parsed.dbc, &uses, selection);
+        let inis = self.load_inis()?;
+        let ini_uses: Vec<IniUse<'_>> = inis
+            .iter()
+            .map(|loaded| IniUse {
+                message: &loaded.message,
+                channels: &loaded.file.output_channels,
+            })
+            .collect();
+        let compile = |selection: &Selection| {
+            ChannelMap::compile_all(&parsed.dbc, &uses, &ini_uses, selection)
+        };
         let map = self.compile_reporting_every_unknown_key(compile)?;
         self.check_lap_parameter(&map)?;
         Ok((map, parsed.warnings))
@@ -125,6 +150,91 @@ impl Config {
         }
     }
 
+    /// Loads every `[car] ini` file (with `ini_settings` switched on) and checks that each
+    /// TunerStudio source names one of them. An INI line the bridge needs but cannot read is
+    /// an error at its file, line and column; everything else in the INI is a warning, logged.
+    pub fn load_inis(&self) -> Result<Vec<LoadedIni>, ConfigErrors> {
+        let settings: Vec<&str> = self.car.ini_settings.iter().map(String::as_str).collect();
+        let several = self.car.ini.len() > 1;
+        let mut errors = Vec::new();
+        let mut loaded = Vec::new();
+        for (written, path) in &self.car.ini {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(source) => {
+                    errors.push(ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    });
+                    continue;
+                }
+            };
+            let name = path.display().to_string();
+            match IniFile::parse(&name, &text, &settings) {
+                Ok((file, warnings)) => {
+                    for warning in &warnings {
+                        tracing::debug!(ini = %name, %warning, "INI line not used");
+                    }
+                    let (scalars, bits, computed) = file.output_channels.counts();
+                    tracing::debug!(ini = %name, scalars, bits, computed,
+                        warnings = warnings.len(), "TunerStudio INI loaded");
+                    let message = ini_message(several, path);
+                    loaded.push(LoadedIni {
+                        written: written.clone(),
+                        message,
+                        file,
+                    });
+                }
+                Err(error) => errors.push(error.into()),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let mut problems = Problems::default();
+        for (index, source) in self.sources.iter().enumerate() {
+            if source.poll.is_some()
+                && let Err(message) = Self::ini_of(&loaded, source)
+            {
+                problems.add(&format!("source[{index}].protocol"), message);
+            }
+        }
+        problems.into_result(&self.path, &self.locations, loaded)
+    }
+
+    /// The message a polled `source`'s blocks publish under (as [`Config::load_inis`] names
+    /// it), without reading the INI; `None` for other sources or an unknown `ini`.
+    pub fn polled_message(&self, source: &SourceConfig) -> Option<String> {
+        let poll = source.poll.as_ref()?;
+        let several = self.car.ini.len() > 1;
+        let (_, path) = match (&poll.ini, self.car.ini.as_slice()) {
+            (None, [only]) => only,
+            (Some(name), all) => all.iter().find(|(written, _)| written == name)?,
+            (None, _) => return None,
+        };
+        Some(ini_message(several, path))
+    }
+
+    /// The INI that polled `source` reads, among `inis` (from [`Config::load_inis`]).
+    pub fn ini_of<'a>(
+        inis: &'a [LoadedIni],
+        source: &SourceConfig,
+    ) -> Result<&'a LoadedIni, String> {
+        let wanted = source.poll.as_ref().and_then(|poll| poll.ini.as_deref());
+        let written: Vec<&str> = inis.iter().map(|i| i.written.as_str()).collect();
+        match (wanted, inis) {
+            (None, [only]) => Ok(only),
+            (None, []) => Err("protocol = \"tunerstudio\" needs the ECU's INI in [car] ini".into()),
+            (None, _) => Err(format!(
+                "the car has several INIs; name this ECU's with ini = one of {written:?}"
+            )),
+            (Some(name), _) => inis
+                .iter()
+                .find(|i| i.written == name)
+                .ok_or_else(|| format!("ini = {name:?} is not in [car] ini ({written:?})")),
+        }
+    }
+
     /// Reads and validates every frame definition, checks that the names sources and
     /// `compound_can` use exist, and that serial sources' definitions can cut a byte stream.
     fn load_definitions(&self) -> Result<Vec<FrameDefinition>, ConfigErrors> {
@@ -164,7 +274,7 @@ impl Config {
             match definitions.iter().find(|d| d.name == *name) {
                 None => problems.add(&key, unknown_definition(name, &known)),
                 Some(definition) => {
-                    if let (SourceKind::Serial(_), Err(error)) =
+                    if let (SourceKind::Serial(_) | SourceKind::Tcp(_), Err(error)) =
                         (&source.kind, StreamFramer::new(&definition.framing))
                     {
                         problems.add(
@@ -239,6 +349,14 @@ impl Config {
                 }
             })
             .collect()
+    }
+}
+
+/// `OutputChannels` for a car's only INI, else the file's stem.
+fn ini_message(several: bool, path: &Path) -> String {
+    match (several, path.file_stem()) {
+        (true, Some(stem)) => stem.to_string_lossy().into_owned(),
+        _ => INI_MESSAGE.to_owned(),
     }
 }
 

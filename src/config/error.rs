@@ -50,6 +50,9 @@ pub enum ConfigError {
     /// A frame definition file failed to load.
     #[error("{0}")]
     Definition(#[from] DefinitionError),
+    /// A TunerStudio INI line the bridge needs cannot be read (file:line:column).
+    #[error("{0}")]
+    Ini(#[from] decoders::ini::IniError),
     /// The channel map does not fit the DBCs.
     #[error("{path}:{line}:{column}: [car] {source}")]
     ChannelMap {

@@ -23,7 +23,7 @@ use decoders::channel_map::{ChannelMap, Selection};
 use decoders::dbc::DbcWarning;
 use serde::Deserialize;
 
-pub use channel_map::PatternWarning;
+pub use channel_map::{INI_MESSAGE, LoadedIni, PatternWarning};
 pub use error::{ConfigError, ConfigErrors};
 pub use listing::ParameterTable;
 use locate::Locations;
@@ -103,6 +103,25 @@ pub struct SourceConfig {
     /// The frame definition (by name, from `[car] definitions`) whose native frames this
     /// source carries; `None` for CAN (cannelloni over UDP, SLCAN over serial).
     pub definition: Option<String>,
+    /// Set when the source polls a TunerStudio ECU (`protocol = "tunerstudio"`).
+    pub poll: Option<PollConfig>,
+}
+
+/// How a TunerStudio ECU is polled (`docs/polled-ecus.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollConfig {
+    /// The `[car] ini` entry describing the ECU, as written there; `None` when the car has
+    /// exactly one INI.
+    pub ini: Option<String>,
+    /// Output-channel blocks requested per second.
+    pub rate_hz: f64,
+    /// The `$tsCanId` byte of the addressed ECU (0: the ECU on the port).
+    pub can_id: u8,
+    /// How long a reply may take; the INI's `blockReadTimeout` when absent.
+    pub reply_timeout: Option<Duration>,
+    /// The wait after opening before the first request; the INI's `delayAfterPortOpen` when
+    /// absent.
+    pub open_delay: Option<Duration>,
 }
 
 /// The kinds of live source.
@@ -112,6 +131,22 @@ pub enum SourceKind {
     Udp(UdpSourceConfig),
     /// A serial device.
     Serial(SerialSourceConfig),
+    /// A raw TCP byte stream (a Wi-Fi or Ethernet serial bridge) carrying what a serial
+    /// device would.
+    Tcp(TcpSourceConfig),
+}
+
+/// A TCP connection to a serial bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpSourceConfig {
+    /// `host:port`, resolved at each connection attempt.
+    pub address: String,
+    /// SLCAN adapter set-up; `None` for native frames and TunerStudio ECUs.
+    pub slcan: Option<SlcanSetup>,
+    /// First retry delay after the connection drops; doubles up to `reconnect_max`.
+    pub reconnect_initial: Duration,
+    /// Longest delay between retries.
+    pub reconnect_max: Duration,
 }
 
 /// A UDP socket carrying CAN frames.
@@ -238,6 +273,10 @@ pub struct CarConfig {
     pub dbc: Vec<PathBuf>,
     /// Frame definition files (resolved paths).
     pub definitions: Vec<PathBuf>,
+    /// TunerStudio INI files of polled ECUs: (as written in `[car] ini`, resolved path).
+    pub ini: Vec<(String, PathBuf)>,
+    /// Settings switched on for the INIs' `#if` (TunerStudio project options).
+    pub ini_settings: Vec<String>,
     /// Definitions carried as compound messages on a CAN id: (definition name, id).
     pub compound_can: Vec<(String, CanId)>,
     /// The data stream CAN samples are written to.

@@ -97,8 +97,31 @@ pub(super) struct RawSource {
     pub(super) name: String,
     #[serde(default)]
     pub(super) definition: Option<String>,
+    /// `slcan`, `native` or `tunerstudio`; inferred from `definition` when absent.
+    #[serde(default)]
+    pub(super) protocol: Option<RawProtocol>,
+    /// TunerStudio only: which `[car] ini` file describes this ECU.
+    #[serde(default)]
+    pub(super) ini: Option<String>,
+    #[serde(default)]
+    pub(super) poll_hz: Option<f64>,
+    #[serde(default)]
+    pub(super) can_id: Option<u8>,
+    #[serde(default)]
+    pub(super) reply_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) open_delay_ms: Option<u64>,
     #[serde(flatten)]
     pub(super) kind: RawSourceKind,
+}
+
+/// A byte-stream source's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawProtocol {
+    Slcan,
+    Native,
+    Tunerstudio,
 }
 
 /// A `[[source]]`'s `kind` and the keys that kind takes.
@@ -126,6 +149,18 @@ pub(super) enum RawSourceKind {
         stop_bits: u8,
         #[serde(default = "default_flow_control")]
         flow_control: FlowControl,
+        can_bitrate: Option<u32>,
+        #[serde(default = "default_true")]
+        listen_only: bool,
+        #[serde(default = "default_true")]
+        timestamps: bool,
+        #[serde(default = "default_reconnect_initial_ms")]
+        reconnect_initial_ms: u64,
+        #[serde(default = "default_reconnect_max_ms")]
+        reconnect_max_ms: u64,
+    },
+    Tcp {
+        address: String,
         can_bitrate: Option<u32>,
         #[serde(default = "default_true")]
         listen_only: bool,
@@ -183,6 +218,10 @@ pub(super) struct RawCar {
     pub(super) dbc: Vec<PathBuf>,
     #[serde(default)]
     pub(super) definitions: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) ini: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) ini_settings: Vec<String>,
     #[serde(default)]
     pub(super) compound_can: BTreeMap<String, u32>,
     #[serde(default = "default_stream")]

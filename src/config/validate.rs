@@ -11,15 +11,20 @@ use decoders::channel_map::{Override, Selection};
 use decoders::laps::LapSignal;
 
 use super::locate::{Locations, child};
-use super::raw::{RawConfig, RawLaps, RawOverride, RawSource, RawSourceKind};
+use super::raw::{RawConfig, RawLaps, RawOverride, RawProtocol, RawSource, RawSourceKind};
 use super::{
-    BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, LapConfig, Multicast,
+    BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, LapConfig, Multicast, PollConfig,
     SerialSourceConfig, ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind,
-    SpoolSettings, StreamApiTarget, UdpSourceConfig,
+    SpoolSettings, StreamApiTarget, TcpSourceConfig, UdpSourceConfig,
 };
 
 /// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
 const PACKET_LIMIT: usize = 900_000;
+
+/// Blocks per second polled when `poll_hz` is absent.
+const DEFAULT_POLL_HZ: f64 = 50.0;
+/// The fastest poll rate accepted; serial ECUs answer in a few milliseconds at best.
+const MAX_POLL_HZ: f64 = 1000.0;
 
 /// SLCAN's `S0`…`S8` bitrates.
 const SLCAN_BITRATES: [u32; 9] = [
@@ -68,6 +73,13 @@ impl Config {
                 profiles: profiles(&raw.car.profile, problems),
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
                 definitions: raw.car.definitions.iter().map(|p| base.join(p)).collect(),
+                ini: raw
+                    .car
+                    .ini
+                    .iter()
+                    .map(|p| (p.display().to_string(), base.join(p)))
+                    .collect(),
+                ini_settings: raw.car.ini_settings,
                 compound_can,
                 stream: raw.car.stream,
                 selection: selection(
@@ -212,10 +224,14 @@ fn check_values(raw: &RawConfig, problems: &mut Problems) {
     if raw.session.utc_offset_minutes.abs() > 14 * 60 {
         problems.add("session.utc_offset_minutes", "must be within ±840".into());
     }
-    if raw.car.dbc.is_empty() && raw.car.definitions.is_empty() && raw.car.profile.is_empty() {
+    if raw.car.dbc.is_empty()
+        && raw.car.definitions.is_empty()
+        && raw.car.profile.is_empty()
+        && raw.car.ini.is_empty()
+    {
         problems.add(
             "car.dbc",
-            "list at least one DBC file, ECU profile (profile = [...]) or frame definition (definitions = [...])".into(),
+            "list at least one DBC file, ECU profile (profile = [...]), frame definition (definitions = [...]) or TunerStudio INI (ini = [...])".into(),
         );
     }
     if !(1..=PACKET_LIMIT).contains(&raw.batch.max_packet_bytes) {
@@ -274,6 +290,11 @@ fn source_config(
     if !seen.insert(source.name.clone()) {
         return Err(("name", format!("{:?} is used twice", source.name)));
     }
+    let protocol = protocol(&source)?;
+    let poll = match protocol {
+        RawProtocol::Tunerstudio => Some(poll_config(&source)?),
+        _ => None,
+    };
     let kind = match source.kind {
         RawSourceKind::Udp {
             bind,
@@ -325,41 +346,9 @@ fn source_config(
             if !(5..=8).contains(&data_bits) || !(1..=2).contains(&stop_bits) || baud == 0 {
                 return Err(("data_bits", "data_bits 5-8, stop_bits 1-2, baud > 0".into()));
             }
-            let slcan = match (can_bitrate, &source.definition) {
-                (Some(_), Some(_)) => {
-                    return Err((
-                        "can_bitrate",
-                        "applies to SLCAN adapters only; this source carries frames of its definition".into(),
-                    ));
-                }
-                (None, None) => {
-                    return Err((
-                        "can_bitrate",
-                        "is required for an SLCAN adapter (or give the source a definition)".into(),
-                    ));
-                }
-                (Some(bitrate), None) if !SLCAN_BITRATES.contains(&bitrate) => {
-                    return Err((
-                        "can_bitrate",
-                        format!(
-                            "{bitrate} is not one of {}",
-                            SLCAN_BITRATES.map(|b| b.to_string()).join(", ")
-                        ),
-                    ));
-                }
-                (Some(bitrate), None) => Some(SlcanSetup {
-                    bitrate,
-                    listen_only,
-                    timestamps,
-                }),
-                (None, Some(_)) => None,
-            };
-            if reconnect_initial_ms == 0 || reconnect_max_ms < reconnect_initial_ms {
-                return Err((
-                    "reconnect_initial_ms",
-                    "must be positive and ≤ reconnect_max_ms".into(),
-                ));
-            }
+            let slcan = slcan_setup(protocol, can_bitrate, listen_only, timestamps)?;
+            let (reconnect_initial, reconnect_max) =
+                reconnect_delays(reconnect_initial_ms, reconnect_max_ms)?;
             SourceKind::Serial(SerialSourceConfig {
                 device,
                 baud,
@@ -368,8 +357,35 @@ fn source_config(
                 stop_bits,
                 flow_control,
                 slcan,
-                reconnect_initial: Duration::from_millis(reconnect_initial_ms),
-                reconnect_max: Duration::from_millis(reconnect_max_ms),
+                reconnect_initial,
+                reconnect_max,
+            })
+        }
+        RawSourceKind::Tcp {
+            address,
+            can_bitrate,
+            listen_only,
+            timestamps,
+            reconnect_initial_ms,
+            reconnect_max_ms,
+        } => {
+            if address
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            {
+                return Err((
+                    "address",
+                    format!("{address:?} is not host:port (e.g. \"192.168.4.1:23\")"),
+                ));
+            }
+            let slcan = slcan_setup(protocol, can_bitrate, listen_only, timestamps)?;
+            let (reconnect_initial, reconnect_max) =
+                reconnect_delays(reconnect_initial_ms, reconnect_max_ms)?;
+            SourceKind::Tcp(TcpSourceConfig {
+                address,
+                slcan,
+                reconnect_initial,
+                reconnect_max,
             })
         }
     };
@@ -377,7 +393,118 @@ fn source_config(
         name: source.name,
         kind,
         definition: source.definition,
+        poll,
     })
+}
+
+/// The protocol of a source: as configured, else native with a definition, SLCAN without.
+fn protocol(source: &RawSource) -> Result<RawProtocol, (&'static str, String)> {
+    let protocol = source.protocol.unwrap_or(match source.definition {
+        Some(_) => RawProtocol::Native,
+        None => RawProtocol::Slcan,
+    });
+    let polling_key = [
+        ("ini", source.ini.is_some()),
+        ("poll_hz", source.poll_hz.is_some()),
+        ("can_id", source.can_id.is_some()),
+        ("reply_timeout_ms", source.reply_timeout_ms.is_some()),
+        ("open_delay_ms", source.open_delay_ms.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(key, given)| given.then_some(key));
+    match (protocol, &source.definition, &source.kind) {
+        (_, _, RawSourceKind::Udp { .. }) if source.protocol.is_some() => Err((
+            "protocol",
+            "applies to serial and tcp sources (a UDP source's protocol follows `definition`)"
+                .into(),
+        )),
+        (RawProtocol::Native, None, _) => Err((
+            "protocol",
+            "\"native\" needs the source's frame definition (definition = \"...\")".into(),
+        )),
+        (RawProtocol::Slcan | RawProtocol::Tunerstudio, Some(_), _) => Err((
+            "definition",
+            "only a source of native frames (protocol = \"native\") takes a definition".into(),
+        )),
+        (RawProtocol::Slcan | RawProtocol::Native, _, _) => match polling_key {
+            Some(key) => Err((
+                key,
+                "applies to TunerStudio ECUs (protocol = \"tunerstudio\") only".into(),
+            )),
+            None => Ok(protocol),
+        },
+        _ => Ok(protocol),
+    }
+}
+
+/// The polling settings of a TunerStudio source.
+fn poll_config(source: &RawSource) -> Result<PollConfig, (&'static str, String)> {
+    let rate_hz = source.poll_hz.unwrap_or(DEFAULT_POLL_HZ);
+    if !(rate_hz > 0.0 && rate_hz <= MAX_POLL_HZ) {
+        return Err((
+            "poll_hz",
+            format!("must be above 0 and at most {MAX_POLL_HZ}"),
+        ));
+    }
+    if source.reply_timeout_ms == Some(0) {
+        return Err(("reply_timeout_ms", "must be positive".into()));
+    }
+    Ok(PollConfig {
+        ini: source.ini.clone(),
+        rate_hz,
+        can_id: source.can_id.unwrap_or(0),
+        reply_timeout: source.reply_timeout_ms.map(Duration::from_millis),
+        open_delay: source.open_delay_ms.map(Duration::from_millis),
+    })
+}
+
+/// The SLCAN set-up of an SLCAN source; `None` for the other protocols (which take no bitrate).
+fn slcan_setup(
+    protocol: RawProtocol,
+    can_bitrate: Option<u32>,
+    listen_only: bool,
+    timestamps: bool,
+) -> Result<Option<SlcanSetup>, (&'static str, String)> {
+    match (protocol, can_bitrate) {
+        (RawProtocol::Slcan, None) => Err((
+            "can_bitrate",
+            "is required for an SLCAN adapter (or give the source a definition)".into(),
+        )),
+        (RawProtocol::Slcan, Some(bitrate)) if !SLCAN_BITRATES.contains(&bitrate) => Err((
+            "can_bitrate",
+            format!("{bitrate} is not one of {SLCAN_BITRATES:?}"),
+        )),
+        (RawProtocol::Slcan, Some(bitrate)) => Ok(Some(SlcanSetup {
+            bitrate,
+            listen_only,
+            timestamps,
+        })),
+        (RawProtocol::Native, Some(_)) => Err((
+            "can_bitrate",
+            "applies to SLCAN adapters only; this source carries frames of its definition".into(),
+        )),
+        (RawProtocol::Tunerstudio, Some(_)) => Err((
+            "can_bitrate",
+            "applies to SLCAN adapters only; this source polls a TunerStudio ECU".into(),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+fn reconnect_delays(
+    initial_ms: u64,
+    max_ms: u64,
+) -> Result<(Duration, Duration), (&'static str, String)> {
+    if initial_ms == 0 || max_ms < initial_ms {
+        return Err((
+            "reconnect_initial_ms",
+            "must be positive and ≤ reconnect_max_ms".into(),
+        ));
+    }
+    Ok((
+        Duration::from_millis(initial_ms),
+        Duration::from_millis(max_ms),
+    ))
 }
 
 fn selection(
@@ -529,6 +656,43 @@ mod tests {
         );
         let twice = text.replace("name = \"usb\"", "name = \"gw\"");
         assert!(Config::parse(Path::new("car.toml"), &twice).is_err());
+    }
+
+    #[test]
+    fn tcp_and_tunerstudio_sources_parse_and_misplaced_keys_are_located() {
+        let text = format!(
+            "{MINIMAL}\n[[source]]\nname = \"wifi\"\nkind = \"tcp\"\naddress = \"192.168.4.1:23\"\nprotocol = \"tunerstudio\"\npoll_hz = 20\ncan_id = 1\n\n[[source]]\nname = \"moxa\"\nkind = \"tcp\"\naddress = \"moxa.local:4001\"\ncan_bitrate = 250000\n"
+        );
+        let config = Config::parse(Path::new("car.toml"), &text).expect("valid");
+        let SourceKind::Tcp(tcp) = &config.sources[0].kind else {
+            panic!("tcp")
+        };
+        assert_eq!((tcp.address.as_str(), tcp.slcan), ("192.168.4.1:23", None));
+        let poll = config.sources[0].poll.as_ref().expect("polled");
+        assert_eq!(
+            (poll.rate_hz, poll.can_id, poll.reply_timeout),
+            (20.0, 1, None)
+        );
+        let SourceKind::Tcp(slcan) = &config.sources[1].kind else {
+            panic!("tcp")
+        };
+        assert_eq!(slcan.slcan.map(|s| s.bitrate), Some(250_000));
+        assert_eq!(config.sources[1].poll, None);
+
+        for (edit, key) in [
+            ("can_id = 1", "can_id = 1\ndefinition = \"x\""),
+            ("can_bitrate = 250000", "can_bitrate = 250000\npoll_hz = 5"),
+            ("can_bitrate = 250000", "protocol = \"native\""),
+        ] {
+            let bad = text.replace(edit, key);
+            let error = Config::parse(Path::new("car.toml"), &bad).expect_err(key);
+            let expected = match key {
+                k if k.contains("definition") => "[source[0].definition]",
+                k if k.contains("poll_hz") => "[source[1].poll_hz] applies to TunerStudio",
+                _ => "[source[1].protocol] \"native\" needs",
+            };
+            assert!(error.to_string().contains(expected), "{key}: {error}");
+        }
     }
 
     #[test]

@@ -17,11 +17,13 @@ use crate::capture::replay::{
 };
 use crate::capture::route::{RecordedSource, RecordedTransport, ReplayInputs};
 use crate::capture::{CaptureError, CaptureWriter, RecordStats};
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, ConfigErrors, SourceKind};
 use crate::pipeline::PipelineError;
 use crate::pipeline::edge::SourceBatch;
 use crate::source::SourceError;
+use crate::source::link::Link;
 use crate::source::serial::SerialSource;
+use crate::source::tunerstudio::{PollPlan, PolledSource, polled_input};
 use crate::source::udp::UdpSource;
 use crate::source::{CaptureTap, NativeInput};
 use crate::telemetry::{Metrics, SourceMetrics};
@@ -52,6 +54,9 @@ pub enum LiveError {
     /// The recording could not be created.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// A polled ECU's INI could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
     /// The configuration names no live source.
     #[error("{0}: no [[source]] configured (replay captures with `ecu-bridge replay`)")]
     NoSources(String),
@@ -88,10 +93,19 @@ impl LiveSources {
             recorder,
         };
         let mut native = native_inputs(config, map);
+        let inis = match config.sources.iter().any(|source| source.poll.is_some()) {
+            true => config.load_inis()?,
+            false => Vec::new(),
+        };
         for source in &config.sources {
             let native = native.remove(&source.name);
             let metrics = Arc::new(SourceMetrics::new(&source.name));
             live.metrics.push(metrics.clone());
+            if source.poll.is_some() {
+                live.sources
+                    .push(polled_source(config, &inis, source, tap.clone(), metrics)?);
+                continue;
+            }
             let source = match &source.kind {
                 SourceKind::Udp(udp) => {
                     let mut bound = UdpSource::bind(&source.name, udp, metrics.clone())?;
@@ -106,9 +120,12 @@ impl LiveSources {
                         metrics,
                     }
                 }
-                SourceKind::Serial(serial) => {
-                    let mut device =
-                        SerialSource::new(&source.name, serial.clone(), metrics.clone());
+                SourceKind::Serial(_) | SourceKind::Tcp(_) => {
+                    let link = Link::of(&source.kind).ok_or_else(|| SourceError::Setup {
+                        source_name: source.name.clone(),
+                        message: "not a byte stream".into(),
+                    })?;
+                    let mut device = SerialSource::over(&source.name, link, metrics.clone());
                     if let Some(input) = native {
                         device = device.carrying(input);
                     }
@@ -125,8 +142,38 @@ impl LiveSources {
     }
 }
 
+/// A TunerStudio source polling the INI `inis` give it.
+fn polled_source(
+    config: &Config,
+    inis: &[crate::config::LoadedIni],
+    source: &crate::config::SourceConfig,
+    tap: Option<CaptureTap>,
+    metrics: Arc<SourceMetrics>,
+) -> Result<Source, LiveError> {
+    let setup = |message: String| SourceError::Setup {
+        source_name: source.name.clone(),
+        message,
+    };
+    let (Some(poll), Some(link)) = (&source.poll, Link::of(&source.kind)) else {
+        return Err(setup("only serial and tcp sources can poll".into()).into());
+    };
+    let loaded = Config::ini_of(inis, source).map_err(setup)?;
+    let ini_name = config
+        .car
+        .ini
+        .iter()
+        .find(|(written, _)| *written == loaded.written)
+        .map_or(loaded.written.clone(), |(_, path)| {
+            path.display().to_string()
+        });
+    let plan = PollPlan::new(&ini_name, &loaded.file, poll).map_err(setup)?;
+    let ecu = PolledSource::new(&source.name, link, plan, &loaded.message, metrics.clone());
+    Ok(Source::Polled { ecu, tap, metrics })
+}
+
 /// The configured sources that carry native frames, with their definitions' framing from
-/// `map` (a source naming a definition the map lacks is left out: validation refuses it).
+/// `map` (a source naming a definition the map lacks is left out: validation refuses it),
+/// and the polled ECUs, whose whole blocks travel as native frames of their INI message.
 /// A source of whole-datagram frames with sync bytes also takes, by their sync, the frames of
 /// every other such definition the car loads.
 pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
@@ -137,6 +184,10 @@ pub fn native_inputs(config: &Config, map: &ChannelMap) -> NativeInputs {
         .sources
         .iter()
         .filter_map(|source| {
+            if let Some(message) = config.polled_message(source) {
+                let size = map.ini_block_size(map.ini_index(&message)?)?;
+                return Some((source.name.clone(), polled_input(&message, size)));
+            }
             let name = source.definition.as_deref()?;
             let plan = &map.definitions()[map.definition_index(name)?];
             let by_sync = match source.kind {
@@ -176,7 +227,8 @@ pub fn replay_inputs(
                 SourceKind::Udp(udp) => RecordedTransport::Udp {
                     port: udp.bind.port(),
                 },
-                SourceKind::Serial(_) => RecordedTransport::Serial,
+                // A TCP byte stream is recorded like a serial line.
+                SourceKind::Serial(_) | SourceKind::Tcp(_) => RecordedTransport::Serial,
             },
             native: native.remove(&source.name),
         })
@@ -265,11 +317,20 @@ pub enum Source {
         /// The source's counters (its frame count is the run's figure for it).
         metrics: Arc<SourceMetrics>,
     },
-    /// A serial device, optionally tapped into a recording.
+    /// A serial device or TCP bridge, optionally tapped into a recording.
     Serial {
         /// The device and its receiver.
         device: SerialSource,
         /// Where raw reads go when recording.
+        tap: Option<CaptureTap>,
+        /// The source's counters.
+        metrics: Arc<SourceMetrics>,
+    },
+    /// A polled TunerStudio ECU (serial or TCP), optionally tapped into a recording.
+    Polled {
+        /// The ECU's link and polling plan.
+        ecu: PolledSource,
+        /// Where whole blocks go when recording.
         tap: Option<CaptureTap>,
         /// The source's counters.
         metrics: Arc<SourceMetrics>,
@@ -281,7 +342,9 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Self::Replay(replay) => replay.path.display().to_string(),
-            Self::Udp { metrics, .. } | Self::Serial { metrics, .. } => metrics.name.clone(),
+            Self::Udp { metrics, .. }
+            | Self::Serial { metrics, .. }
+            | Self::Polled { metrics, .. } => metrics.name.clone(),
         }
     }
 
@@ -309,6 +372,10 @@ impl Source {
                 metrics,
             } => {
                 device.run(frames, tap, cancel).await?;
+                Ok(Metrics::get(&metrics.frames))
+            }
+            Self::Polled { ecu, tap, metrics } => {
+                ecu.run(frames, tap, cancel).await?;
                 Ok(Metrics::get(&metrics.frames))
             }
         }

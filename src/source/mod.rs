@@ -8,8 +8,10 @@
 //! channel is full it holds frames up to a bound, then drops and counts the rest
 //! (`channel_drops`, `frames_dropped`), because an ECU cannot be slowed down; serial and replay sources block (backpressure).
 
+pub mod link;
 pub mod receiver;
 pub mod serial;
+pub mod tunerstudio;
 pub mod udp;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Serial source: an SLCAN adapter (CANable, USBtin, CANUSB …) on a serial device, or an ECU
-//! streaming native frames of a frame definition.
+//! streaming native frames of a frame definition; the same over a TCP serial bridge
+//! (`kind = "tcp"`, see [`super::link`]), where a refused or dropped connection is an outage.
 //!
 //! Owns the device and its life cycle: opens it (symlinks such as `/dev/serial/by-id/...` are
 //! followed), initialises an SLCAN adapter (`C`, `S<n>`, `Z1`/`Z0`, `O`/`L`), reads, and survives
@@ -30,12 +31,12 @@ use bytes::{Bytes, BytesMut};
 use decoders::wire::slcan::{BEL, CR, SlcanBitrate, SlcanCommand};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
-use tokio_serial::SerialStream;
 use tracing::{debug, info, warn};
 
+use super::link::{Link, Port};
 use super::receiver::ByteStreamReceiver;
 use super::{CaptureTap, NativeInput, RawCapture, SourceError};
-use crate::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
+use crate::config::{SerialSourceConfig, SlcanSetup};
 use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
 use crate::telemetry::{Metrics, SourceMetrics};
 
@@ -54,8 +55,8 @@ const PATH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub struct SerialSource {
     /// The source's configured name, for logs, metrics and captures.
     name: Arc<str>,
-    /// Device, line settings, adapter set-up and reconnect delays.
-    config: SerialSourceConfig,
+    /// Device (or TCP bridge), line settings, adapter set-up and reconnect delays.
+    link: Link,
     /// Reads, bytes, frames, garbage, outages and reconnects of this source.
     metrics: Arc<SourceMetrics>,
     /// Native frames of this definition instead of SLCAN.
@@ -147,9 +148,14 @@ where
 impl SerialSource {
     /// A source reading the device in `config`, counting into `metrics`.
     pub fn new(name: &str, config: SerialSourceConfig, metrics: Arc<SourceMetrics>) -> Self {
+        Self::over(name, Link::Device(config), metrics)
+    }
+
+    /// A source reading `link` (a serial device or a TCP bridge), counting into `metrics`.
+    pub fn over(name: &str, link: Link, metrics: Arc<SourceMetrics>) -> Self {
         Self {
             name: name.into(),
-            config,
+            link,
             metrics,
             native: None,
         }
@@ -174,7 +180,7 @@ impl SerialSource {
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
-        let device = self.config.device.clone();
+        let device = self.link.describe();
         let connected = tokio::select! {
             biased;
             () = cancelled(&mut cancel) => return Ok(()),
@@ -182,8 +188,8 @@ impl SerialSource {
         };
         let (mut port, mut first) = match connected {
             Ok(connected) => connected,
-            Err(ConnectError::Open(error)) if error.kind() == io::ErrorKind::NotFound => {
-                warn!(source = %self.name, device = %device.display(),
+            Err(ConnectError::Open(error)) if self.link.is_absent(&error) => {
+                warn!(source = %self.name, %device, %error,
                     "device not present at start; waiting for it");
                 Metrics::add(&self.metrics.outages, 1);
                 let Some((port, first, attempts)) = self.reconnect(&output, &mut cancel).await
@@ -191,12 +197,12 @@ impl SerialSource {
                     return Ok(());
                 };
                 Metrics::add(&self.metrics.reconnects, 1);
-                info!(source = %self.name, device = %device.display(), attempts, "device present");
+                info!(source = %self.name, %device, attempts, "device present");
                 (port, first)
             }
             Err(error) => return Err(self.source_error(error)),
         };
-        info!(source = %self.name, device = %device.display(), "serial device open");
+        info!(source = %self.name, %device, "serial device open");
         let mut reader = Reader {
             name: self.name.clone(),
             metrics: self.metrics.clone(),
@@ -207,13 +213,13 @@ impl SerialSource {
             tap,
         };
         loop {
-            let session = reader.read_session(&mut port, first, Some(&device), &mut cancel);
+            let session = reader.read_session(&mut port, first, self.link.device(), &mut cancel);
             let loss = match session.await {
                 SessionEnd::Stop => return Ok(()),
                 SessionEnd::Lost(loss) => loss,
             };
             drop(port);
-            warn!(source = %self.name, device = %device.display(), reason = %loss,
+            warn!(source = %self.name, %device, reason = %loss,
                 "device lost; reconnecting");
             Metrics::add(&self.metrics.outages, 1);
             let Some((new_port, new_first, attempts)) =
@@ -227,14 +233,14 @@ impl SerialSource {
                 return Ok(());
             }
             Metrics::add(&self.metrics.reconnects, 1);
-            info!(source = %self.name, device = %device.display(), attempts, "device back");
+            info!(source = %self.name, %device, attempts, "device back");
         }
     }
 
     /// Opens the device and initialises the adapter (SLCAN only: native ECUs just stream).
-    async fn connect(&self) -> Result<(SerialStream, Bytes), ConnectError> {
-        let mut port = open_port(&self.config).map_err(ConnectError::Open)?;
-        let Some(slcan) = &self.config.slcan else {
+    async fn connect(&self) -> Result<(Port, Bytes), ConnectError> {
+        let mut port = self.link.open().await.map_err(ConnectError::Open)?;
+        let Some(slcan) = self.link.slcan() else {
             return Ok((port, Bytes::new()));
         };
         let first = initialise(&mut port, slcan, REPLY_TIMEOUT)
@@ -249,8 +255,8 @@ impl SerialSource {
         &self,
         output: &mpsc::Sender<SourceBatch>,
         cancel: &mut watch::Receiver<bool>,
-    ) -> Option<(SerialStream, Bytes, u32)> {
-        let mut delay = self.config.reconnect_initial;
+    ) -> Option<(Port, Bytes, u32)> {
+        let (mut delay, reconnect_max) = self.link.reconnect_delays();
         for attempt in 1u32.. {
             let connected = tokio::select! {
                 biased;
@@ -266,13 +272,13 @@ impl SerialSource {
                 Err(error) => debug!(source = %self.name, attempt, ?delay, %error,
                     "device not back yet"),
             }
-            delay = delay.saturating_mul(2).min(self.config.reconnect_max);
+            delay = delay.saturating_mul(2).min(reconnect_max);
         }
         None
     }
 
     fn source_error(&self, error: ConnectError) -> SourceError {
-        let device = self.config.device.display();
+        let device = self.link.describe();
         match error {
             ConnectError::Open(error) => SourceError::Io {
                 source_name: self.name.to_string(),
@@ -538,40 +544,6 @@ where
             return Ok(reply);
         }
     }
-}
-
-/// Opens the serial device with the configured line settings.
-fn open_port(config: &SerialSourceConfig) -> io::Result<SerialStream> {
-    let path = config
-        .device
-        .to_str()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "device path is not UTF-8"))?;
-    let data_bits = match config.data_bits {
-        5 => tokio_serial::DataBits::Five,
-        6 => tokio_serial::DataBits::Six,
-        7 => tokio_serial::DataBits::Seven,
-        _ => tokio_serial::DataBits::Eight,
-    };
-    let stop_bits = match config.stop_bits {
-        2 => tokio_serial::StopBits::Two,
-        _ => tokio_serial::StopBits::One,
-    };
-    let parity = match config.parity {
-        Parity::None => tokio_serial::Parity::None,
-        Parity::Odd => tokio_serial::Parity::Odd,
-        Parity::Even => tokio_serial::Parity::Even,
-    };
-    let flow_control = match config.flow_control {
-        FlowControl::None => tokio_serial::FlowControl::None,
-        FlowControl::Software => tokio_serial::FlowControl::Software,
-        FlowControl::Hardware => tokio_serial::FlowControl::Hardware,
-    };
-    let builder = tokio_serial::new(path, config.baud)
-        .data_bits(data_bits)
-        .stop_bits(stop_bits)
-        .parity(parity)
-        .flow_control(flow_control);
-    SerialStream::open(&builder).map_err(io::Error::from)
 }
 
 /// Resolves when `cancel` turns true or its sender is dropped (nobody can cancel any more).

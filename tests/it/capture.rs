@@ -52,6 +52,7 @@ fn udp_source(name: &str) -> SourceConfig {
             max_datagram_bytes: 1500,
         }),
         definition: None,
+        poll: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn serial_source(name: &str) -> SourceConfig {
             reconnect_max: Duration::from_secs(5),
         }),
         definition: None,
+        poll: None,
     }
 }
 

@@ -141,6 +141,11 @@ impl ChannelMap {
         self.inis.iter().position(|plan| plan.message == message)
     }
 
+    /// The realtime block size (`ochBlockSize`) of INI use `index`.
+    pub fn ini_block_size(&self, index: usize) -> Option<usize> {
+        self.inis.get(index).map(|plan| plan.channels.block_size)
+    }
+
     /// Decodes one whole realtime block of INI use `index`, received at `time_ns` (also what
     /// `timeNow` reads, in seconds), into a row of `out`. An index the map does not have reads
     /// as an unknown message; a block shorter than `ochBlockSize` is an error and adds no row.

@@ -104,6 +104,44 @@ impl Command {
             && self.parts.iter().any(|p| matches!(p, Part::Count(_)))
     }
 
+    /// Reads a request built from this template back (what an ECU, or a simulator of one,
+    /// does): `Some((can_id, offset, count))` when `bytes` is exactly this command, with 0 for
+    /// placeholders the template lacks; `None` when any literal byte or the length differs.
+    pub fn parse_request(&self, bytes: &[u8], endian: Endian) -> Option<(u8, u32, u32)> {
+        let (mut can_id, mut offset, mut count) = (0, 0, 0);
+        let mut rest = bytes;
+        for part in &self.parts {
+            match part {
+                Part::Bytes(literal) => rest = rest.strip_prefix(literal.as_slice())?,
+                Part::CanId => {
+                    let (&byte, tail) = rest.split_first()?;
+                    can_id = byte;
+                    rest = tail;
+                }
+                Part::Offset(width) => offset = take(&mut rest, *width, endian)?,
+                Part::Count(width) => count = take(&mut rest, *width, endian)?,
+            }
+        }
+        rest.is_empty().then_some((can_id, offset, count))
+    }
+
+    /// The length in bytes of every request built from this template.
+    pub fn len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Bytes(bytes) => bytes.len(),
+                Part::CanId => 1,
+                Part::Offset(width) | Part::Count(width) => usize::from(*width),
+            })
+            .sum()
+    }
+
+    /// Whether requests from this template have no bytes (an empty command string).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Writes the command for `can_id`, `offset` and `count` into `out` (cleared first);
     /// multi-byte placeholders follow `endian`, the INI's byte order. Values wider than a
     /// placeholder keep their low bytes.
@@ -179,6 +217,22 @@ fn placeholder(rest: &[u8], at: usize) -> Result<Part, CommandError> {
     }
 }
 
+/// Reads a `width`-byte unsigned value in `endian` order off the front of `rest`.
+fn take(rest: &mut &[u8], width: u8, endian: Endian) -> Option<u32> {
+    let width = usize::from(width);
+    let (field, tail) = (rest.get(..width)?, &rest[width..]);
+    *rest = tail;
+    let mut word = [0u8; 4];
+    match endian {
+        Endian::Little => word[..width].copy_from_slice(field),
+        Endian::Big => word[4 - width..].copy_from_slice(field),
+    }
+    Some(match endian {
+        Endian::Little => u32::from_le_bytes(word),
+        Endian::Big => u32::from_be_bytes(word),
+    })
+}
+
 fn put(out: &mut Vec<u8>, value: u32, width: u8, endian: Endian) {
     let width = usize::from(width);
     match endian {
@@ -207,6 +261,30 @@ mod tests {
         big.build(3, 0x0102, 0x0304, Endian::Big, &mut out);
         assert_eq!(out, [3, 0, 1, 2, 4]);
         assert!(!Command::parse("Q").expect("valid").is_ranged());
+    }
+
+    #[test]
+    fn requests_parse_back_into_their_placeholders() {
+        let mut out = Vec::new();
+        let speeduino = Command::parse(r"r\$tsCanId\x30%2o%2c").expect("valid");
+        speeduino.build(2, 121, 18, Endian::Little, &mut out);
+        assert_eq!(speeduino.len(), out.len());
+        assert_eq!(
+            speeduino.parse_request(&out, Endian::Little),
+            Some((2, 121, 18))
+        );
+        let big = Command::parse("$tsCanId\\x00%2o%1c").expect("valid");
+        big.build(3, 0x0102, 0x04, Endian::Big, &mut out);
+        assert_eq!(big.parse_request(&out, Endian::Big), Some((3, 0x0102, 4)));
+        assert_eq!(
+            speeduino.parse_request(b"r\x00\x31\x00\x00\x01\x00", Endian::Little),
+            None
+        );
+        assert_eq!(speeduino.parse_request(&out[..3], Endian::Little), None);
+        let legacy = Command::parse("A").expect("valid");
+        assert_eq!(legacy.parse_request(b"A", Endian::Little), Some((0, 0, 0)));
+        assert_eq!(legacy.parse_request(b"AA", Endian::Little), None);
+        assert!(!legacy.is_empty() && legacy.len() == 1);
     }
 
     #[test]
