@@ -86,8 +86,10 @@ struct Table {
     /// When the current rate window started, and each slot's sample count then.
     window_start: Option<Instant>,
     window_counts: Vec<u64>,
-    /// Rates measured over the last whole window (empty before the first).
+    /// Rates measured over the last whole window, or since the first window started.
     rates: Vec<f64>,
+    /// Whether `rates` covers a whole window (else it is recomputed at every report).
+    whole_window: bool,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +121,7 @@ impl LiveValues {
         let mut table = self.lock();
         table.window_counts = vec![0; slots.len()];
         table.rates.clear();
+        table.whole_window = false;
         table.window_start = Some(now);
         table.slots = slots;
     }
@@ -180,7 +183,7 @@ impl Table {
     fn roll_rate_window(&mut self, now: Instant) {
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
-        if elapsed.is_zero() || (elapsed < RATE_WINDOW && !self.rates.is_empty()) {
+        if elapsed.is_zero() || (elapsed < RATE_WINDOW && self.whole_window) {
             return;
         }
         let seconds = elapsed.as_secs_f64();
@@ -191,6 +194,7 @@ impl Table {
             .map(|(slot, before)| slot.samples.saturating_sub(*before) as f64 / seconds)
             .collect();
         if elapsed >= RATE_WINDOW {
+            self.whole_window = true;
             self.window_counts = self.slots.iter().map(|slot| slot.samples).collect();
             self.window_start = Some(now);
         }

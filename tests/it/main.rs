@@ -16,3 +16,4 @@ mod stream_api;
 mod test_car;
 mod udp;
 mod util;
+mod watch;
