@@ -85,7 +85,7 @@ pub struct View {
     pub scroll: usize,
 }
 
-/// Runs the view on the terminal until the user quits (`q`, Esc or Ctrl-C).
+/// Runs the view on the terminal until the user quits (`q`, Esc or Ctrl-C) or SIGTERM.
 pub async fn run(endpoint: &str) -> Result<(), WatchError> {
     if !io::stdout().is_terminal() {
         return Err(WatchError::NotATerminal);
@@ -164,8 +164,12 @@ async fn poll_and_draw(
 ) -> Result<(), WatchError> {
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // SIGTERM (or SIGINT from outside the terminal) must not leave it in raw mode.
+    let stopped = crate::service::signals::shutdown_signal();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
+            () = &mut stopped => return Ok(()),
             _ = ticks.tick() => match fetch(&view.endpoint).await {
                 Ok(report) => {
                     view.report = Some(report);
