@@ -437,6 +437,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endpoint_that_is_not_a_bridge_is_named_as_such() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let answering = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+            let answer =
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            tokio::io::AsyncWriteExt::write_all(&mut stream, answer)
+                .await
+                .expect("answer");
+        });
+        let error = fetch(&address.to_string()).await.expect_err("404");
+        assert!(matches!(error, FetchError::Status(404)), "{error}");
+        assert!(
+            error.to_string().contains("ecu-bridge metrics endpoint"),
+            "{error}"
+        );
+        answering.await.expect("server task");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_that_never_answers_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        // Accepts (the kernel does, from the backlog) and never answers.
+        let started = tokio::time::Instant::now();
+        let error = fetch(&address.to_string()).await.expect_err("stalled");
+        assert!(matches!(error, FetchError::Timeout), "{error}");
+        assert_eq!(started.elapsed(), REQUEST_TIMEOUT);
+        drop(listener);
+    }
+
+    #[tokio::test]
     async fn fetching_from_where_nothing_listens_names_the_address() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
