@@ -15,6 +15,7 @@ use ecu_bridge::capture::RecordStats;
 use ecu_bridge::capture::replay::{Pacing, ReplayProgress};
 use ecu_bridge::config::{Config, ParameterTable, StreamApiTarget};
 use ecu_bridge::daemon::{self, Daemon, EmbeddedReport};
+use ecu_bridge::init::{InitRequest, starting_config};
 use ecu_bridge::pipeline::RunSummary;
 use ecu_bridge::pipeline::sources::{self, LiveSources, ReplayOptions};
 use ecu_bridge::service::notify::Notifier;
@@ -465,6 +466,49 @@ pub fn profiles() {
     println!(
         "\nUse one in a car's configuration: [car] profile = [\"<name>\"]; docs/profiles.md has the details."
     );
+}
+
+/// `ecu-bridge init`: the starting configuration to standard output, or into `out`, which
+/// must not exist yet.
+pub fn init(
+    profiles: Vec<String>,
+    source: &str,
+    can_bitrate: Option<u32>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let request = InitRequest {
+        profiles,
+        source: source.parse()?,
+        can_bitrate,
+    };
+    let text = starting_config(&request)?;
+    let Some(out) = out else {
+        print!("{text}");
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "cannot create {} (init never overwrites a file)",
+                out.display()
+            )
+        })?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {0}; check it with `ecu-bridge validate --config {0}`",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `ecu-bridge watch`: the live view of the bridge whose metrics endpoint is `endpoint`.
+pub async fn watch(endpoint: &str) -> anyhow::Result<()> {
+    ecu_bridge::watch::run(endpoint).await?;
+    Ok(())
 }
 
 /// `ecu-bridge validate`: every problem at once, each with file, line, column and key; with

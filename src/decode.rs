@@ -73,6 +73,9 @@ impl DecodeStage {
         let mut announced = 0usize;
         let mut reloads = self.reloads.take();
         let mut compound_seen = CompoundStats::default();
+        self.metrics
+            .live_values
+            .reset(&self.map, tokio::time::Instant::now());
         loop {
             let mut reconfigure = None;
             let frames = tokio::select! {
@@ -83,6 +86,7 @@ impl DecodeStage {
                     if let Some(laps) = self.laps.as_mut() {
                         laps.follow(&self.map);
                     }
+                    self.metrics.live_values.reset(&self.map, tokio::time::Instant::now());
                     announced = 0;
                     compound_seen = CompoundStats::default();
                     SourceBatch::default()
@@ -110,6 +114,7 @@ impl DecodeStage {
             if !frames.can.is_empty() {
                 self.count_compound(&mut compound_seen);
             }
+            self.metrics.live_values.record(&self.map, &decoded.rows);
             decoded.new_formats = self.announce_from(&mut announced);
             if decoded.rows.is_empty()
                 && decoded.new_formats.is_empty()

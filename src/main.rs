@@ -80,6 +80,27 @@ enum Command {
         #[arg(long, value_name = "OUT.png")]
         plot: Option<PathBuf>,
     },
+    /// Write a commented starting configuration for a car on built-in ECU profiles.
+    Init {
+        /// A built-in profile (`ecu-bridge profiles`); repeat for several.
+        #[arg(long = "profile", required = true)]
+        profiles: Vec<String>,
+        /// `udp:0.0.0.0:20000` (a cannelloni gateway) or `serial:/dev/serial/by-id/...` (SLCAN).
+        #[arg(long)]
+        source: String,
+        /// CAN bit rate of a serial adapter (default: the profile's).
+        #[arg(long)]
+        can_bitrate: Option<u32>,
+        /// Write to this new file (never overwritten) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the latest value and rate of every parameter of a running bridge, live.
+    Watch {
+        /// The bridge's metrics endpoint (`[service] metrics_listen`).
+        #[arg(long, default_value = ecu_bridge::init::DEFAULT_METRICS_ADDRESS)]
+        endpoint: String,
+    },
     /// List the built-in ECU profiles (`[car] profile = ["name"]`) with their coverage.
     Profiles,
     /// Simulate a TunerStudio ECU (Speeduino, rusEFI …) from its INI on a pseudo-terminal or
@@ -120,6 +141,13 @@ async fn main() -> ExitCode {
             csv,
             plot,
         } => commands::inspect(&file, &parameters, values, csv.as_deref(), plot.as_deref()),
+        Command::Init {
+            profiles,
+            source,
+            can_bitrate,
+            out,
+        } => commands::init(profiles, &source, can_bitrate, out.as_deref()),
+        Command::Watch { endpoint } => commands::watch(&endpoint).await,
         Command::Profiles => {
             commands::profiles();
             Ok(())

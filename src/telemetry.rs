@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::live_values::LiveValues;
+
 /// Names of the three stage inputs, in the order of [`Metrics::queue_depths`].
 pub const QUEUES: [&str; 3] = ["decode", "batch", "publish"];
 
@@ -109,6 +111,8 @@ counters! {
         pub queue_depths: [AtomicU64; 3],
         /// Frame batch received by decode → its packet handed to the Stream API.
         pub publish_latency: LatencyHistogram,
+        /// The latest value of every parameter, written by decode, served at `/values`.
+        pub live_values: LiveValues,
         /// The Open Streaming session being written (empty before CreateSession returns).
         session: Mutex<String>,
         decode_errors: Mutex<BTreeMap<&'static str, u64>>,

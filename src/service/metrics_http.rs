@@ -1,5 +1,7 @@
-//! The HTTP endpoint: `GET /metrics` (Prometheus text, [`exposition`]) and `GET /health` (200
-//! while the caller's health check passes, else 503); other paths get 404, other methods 405.
+//! The HTTP endpoint: `GET /metrics` (Prometheus text, [`exposition`]), `GET /health` (200
+//! while the caller's health check passes, else 503) and `GET /values` (the latest value and
+//! rate of every parameter with the pipeline counters, as JSON: [`ValuesReport`], read by
+//! `ecu-bridge watch`); other paths get 404, other methods 405.
 //! Routing is an axum `Router`; each connection is a hyper HTTP/1 connection.
 //!
 //! Slow or idle clients cannot blind a scrape: every connection is served in a task of its own
@@ -28,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::live_values::ValuesReport;
 use crate::service::exposition;
 use crate::telemetry::{Metrics, SourceMetrics};
 
@@ -97,7 +100,9 @@ where
     F: Future<Output = ()>,
 {
     let app = router(Arc::new(Endpoint {
-        registry: exposition::registry(metrics, sources),
+        registry: exposition::registry(metrics.clone(), sources.clone()),
+        metrics,
+        sources,
         health: Box::new(health),
     }));
     let service = TowerToHyperService::new(app);
@@ -175,6 +180,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// What the request handlers share.
 struct Endpoint {
     registry: Registry,
+    /// Read by `/values`, which reports more than the registry's totals.
+    metrics: Arc<Metrics>,
+    sources: Vec<Arc<SourceMetrics>>,
     health: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
@@ -182,6 +190,7 @@ fn router(endpoint: Arc<Endpoint>) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .route("/health", get(health))
+        .route("/values", get(values))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(endpoint)
 }
@@ -201,6 +210,21 @@ async fn health(State(endpoint): State<Arc<Endpoint>>) -> (StatusCode, &'static 
         (StatusCode::OK, "ok\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+    }
+}
+
+async fn values(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    let report = ValuesReport::collect(
+        &endpoint.metrics,
+        &endpoint.sources,
+        tokio::time::Instant::now(),
+    );
+    match serde_json::to_string(&report) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "values could not be encoded");
+            (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response()
+        }
     }
 }
 

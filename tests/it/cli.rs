@@ -152,3 +152,166 @@ fn a_car_on_a_built_in_ecu_profile_validates_and_replays() {
     assert!(stdout.contains("Protocol violations (0)"), "{stdout}");
     assert!(stdout.contains(": 10 samples"), "{stdout}");
 }
+
+/// Every signal of a profile's DBC, which `validate` counts as parameters.
+fn signal_count(profile: &decoders::profiles::Profile) -> usize {
+    let parsed = decoders::dbc::parse_dbc(profile.dbc_file, profile.dbc).expect("profile loads");
+    parsed.dbc.messages.iter().map(|m| m.signals.len()).sum()
+}
+
+/// `init` for every profile and both source kinds writes a configuration that `validate`
+/// accepts exactly as written, and never overwrites a file.
+#[test]
+fn init_writes_a_configuration_that_validates_for_every_profile() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for profile in decoders::profiles::all() {
+        for (kind, source) in [
+            ("udp", "udp:0.0.0.0:20000"),
+            ("serial", "serial:/dev/serial/by-id/usb-ECU_Adapter-if00"),
+        ] {
+            let out = dir.path().join(format!("{}-{kind}.toml", profile.name));
+            let args = [
+                "init",
+                "--profile",
+                profile.name,
+                "--source",
+                source,
+                "--out",
+            ];
+            let output = bridge(&args, &[&out]);
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                profile.name,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let written = std::fs::read_to_string(&out).expect("written");
+            assert!(written.contains(&format!("profile = [\"{}\"]", profile.name)));
+
+            let output = bridge(&["validate", "--config"], &[&out]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{} {kind}: {stdout}{}\n{written}",
+                profile.name,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let expected = format!(
+                "ok — {} parameters from 0 DBC file(s) and 0 frame definition(s), 1 source(s), 0 warning(s)",
+                signal_count(profile)
+            );
+            assert!(stdout.contains(&expected), "{}: {stdout}", profile.name);
+
+            let again = bridge(
+                &["init", "--profile", "aemnet", "--source", source, "--out"],
+                &[&out],
+            );
+            assert!(!again.status.success());
+            let stderr = String::from_utf8_lossy(&again.stderr);
+            assert!(stderr.contains("never overwrites"), "{stderr}");
+            assert_eq!(std::fs::read_to_string(&out).expect("kept"), written);
+        }
+    }
+
+    let to_stdout = bridge(
+        &[
+            "init",
+            "--profile",
+            "rusefi",
+            "--source",
+            "udp:0.0.0.0:20000",
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&to_stdout.stdout);
+    assert!(to_stdout.status.success());
+    assert!(text.starts_with("# ecu-bridge configuration"), "{text}");
+    let wrong = bridge(&["init", "--profile", "rusefi", "--source", "can0"], &[]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("udp:ADDRESS:PORT"));
+}
+
+/// Link Generic Dash sends every frame index on one CAN id: replayed from `init`'s
+/// configuration into a strict embedded Stream API, every index becomes its own data format
+/// (each parameter's samples all come from frames of one index) and nothing is refused.
+#[test]
+fn link_generic_dash_frame_indices_replay_into_a_strict_server_with_no_violation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("link.toml");
+    let output = bridge(
+        &[
+            "init",
+            "--profile",
+            "link-generic-dash",
+            "--source",
+            "udp:127.0.0.1:0",
+            "--out",
+        ],
+        &[&config],
+    );
+    assert!(output.status.success());
+    let recording = dir.path().join("link.osrec");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace(
+            "endpoint = \"embedded\"",
+            &format!(
+                "endpoint = \"embedded\"\nstrict = true\nrecord = \"{}\"",
+                recording.display()
+            ),
+        )
+        .replace("127.0.0.1:9464", "127.0.0.1:0");
+    std::fs::write(&config, text).expect("config");
+
+    // Three rounds of frame indices 0-13 on id 1000, 5 ms apart: byte 0 the index, byte 1 zero.
+    let start_ns = 1_778_936_400_000_000_000u64;
+    let mut index_at = std::collections::BTreeMap::new();
+    let mut lines = String::new();
+    for n in 0..42u64 {
+        let index = n % 14;
+        let time_ns = start_ns + n * 5_000_000;
+        index_at.insert(time_ns, index);
+        lines += &format!(
+            "({}.{:06}) can0 3E8#{index:02X}00{:02X}{:02X}10203040\n",
+            time_ns / 1_000_000_000,
+            time_ns % 1_000_000_000 / 1_000,
+            n,
+            n * 3
+        );
+    }
+    let capture = dir.path().join("link.log");
+    std::fs::write(&capture, lines).expect("capture");
+    let output = bridge(&["replay", "--max-speed", "--config"], &[&config, &capture]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Protocol violations (0)"), "{stdout}");
+    assert!(!stdout.contains("refused by the Stream API"), "{stdout}");
+
+    let samples = stream_api::inspect::read_recording(&recording)
+        .expect("recording")
+        .samples();
+    let frame_index = &samples["FrameIndex:Car"];
+    assert_eq!(frame_index.len(), 42);
+    for (time_ns, value) in frame_index {
+        assert_eq!(*value, index_at[time_ns] as f64, "at {time_ns}");
+    }
+    let mut indices_with_parameters = std::collections::BTreeSet::new();
+    for (name, values) in samples.iter().filter(|(name, _)| *name != "FrameIndex:Car") {
+        let indices: std::collections::BTreeSet<u64> = values
+            .iter()
+            .map(|(time_ns, _)| index_at[time_ns])
+            .collect();
+        assert_eq!(values.len(), 3, "{name}: one sample per round");
+        assert_eq!(indices.len(), 1, "{name} comes from frames of one index");
+        indices_with_parameters.extend(indices);
+    }
+    assert_eq!(
+        indices_with_parameters.len(),
+        14,
+        "every frame index published"
+    );
+}

@@ -21,3 +21,4 @@ mod tcp;
 mod test_car;
 mod udp;
 mod util;
+mod watch;
