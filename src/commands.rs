@@ -523,6 +523,10 @@ pub fn validate(config_path: &Path, list: bool) -> anyhow::Result<()> {
             bail!("{}: {} problem(s)", config_path.display(), errors.0.len());
         }
     };
+    if let Err(too_large) = ecu_bridge::publish::configuration::check_configuration_size(&map) {
+        eprintln!("error: {}: {too_large}", config_path.display());
+        bail!("{}: 1 problem(s)", config_path.display());
+    }
     let pattern_warnings = config.pattern_warnings(&map);
     let mut report = String::new();
     for warning in warnings.iter().map(ToString::to_string) {

@@ -57,6 +57,9 @@ pub enum PipelineError {
     /// Publishing failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The channel map's configuration cannot reach ATLAS through a v1.3 Stream API.
+    #[error(transparent)]
+    Configuration(#[from] crate::publish::configuration::ConfigurationTooLarge),
     /// A stage task panicked or was cancelled.
     #[error("a pipeline stage failed: {0}")]
     Stage(#[from] tokio::task::JoinError),
@@ -228,6 +231,7 @@ pub async fn run_reloadable(
     let (rows_tx, rows_rx) = mpsc::channel(capacity);
     let (batches_tx, batches_rx) = mpsc::channel(capacity);
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    crate::publish::configuration::check_configuration_size(&map)?;
     let configuration = configuration_packet(&map);
     let producer_config = producer_config(config, endpoint);
     let plan = session_plan(config, &map, &sources, &producer_config);

@@ -3,6 +3,7 @@
 //! application) with a subgroup per CAN message (producer rules 16–19, 62–63).
 
 use decoders::channel_map::{ChannelMap, Parameter};
+use prost::Message;
 
 use open_streaming::open_data::{
     ConfigurationPacket, DataType, GroupDefinition, ParameterDefinition, TextConversionDefinition,
@@ -41,6 +42,48 @@ pub fn configuration_packet(map: &ChannelMap) -> ConfigurationPacket {
         packet_number: 0,
         total_packet_number: 0,
     }
+}
+
+/// The largest serialized `Packet` a v1.3 Stream API hands to Kafka; a bigger one is dropped
+/// silently (rule 52).
+pub const MAX_PACKET_BYTES: usize = 1_000_000;
+/// What the `Packet` envelope adds to its content, at most: the type string, a session key,
+/// the id and the field headers.
+const ENVELOPE_BYTES: usize = 256;
+
+/// A channel map whose Configuration packet a v1.3 Stream API would drop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the channel map's Configuration packet is {bytes} bytes ({parameters} parameters); a v1.3 \
+     Stream API drops packets over {MAX_PACKET_BYTES} bytes silently (rule 52), so ATLAS would \
+     show no parameter at all. Publish fewer parameters ([car] include/exclude, \
+     `ecu-bridge validate --list` shows them; about {fit} fit)"
+)]
+pub struct ConfigurationTooLarge {
+    /// The packet's size with its envelope.
+    pub bytes: usize,
+    /// Parameters in the map.
+    pub parameters: usize,
+    /// About how many parameters of this map's average size would fit.
+    pub fit: usize,
+}
+
+/// The size of `map`'s Configuration packet (with its envelope), or why it cannot be sent.
+pub fn check_configuration_size(map: &ChannelMap) -> Result<usize, ConfigurationTooLarge> {
+    let mut packet = configuration_packet(map);
+    // A Key Generator key or a UUID: at most this long.
+    packet.config_id = "x".repeat(64);
+    let bytes = packet.encoded_len() + ENVELOPE_BYTES;
+    if bytes <= MAX_PACKET_BYTES {
+        return Ok(bytes);
+    }
+    let parameters = map.parameters().len();
+    let per_parameter = bytes / parameters.max(1);
+    Err(ConfigurationTooLarge {
+        bytes,
+        parameters,
+        fit: MAX_PACKET_BYTES / per_parameter.max(1),
+    })
 }
 
 fn parameter_definition(app: &str, parameter: &Parameter) -> ParameterDefinition {

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use decoders::channel_map::ChannelMap;
 use tokio::sync::mpsc;
 
+use crate::publish::configuration::check_configuration_size;
+
 use super::notify::Notifier;
 use crate::config::Config;
 
@@ -46,6 +48,9 @@ pub fn reload_on_sighup(path: PathBuf, notifier: Notifier) -> Option<mpsc::Recei
             let loaded = Config::load(&path).and_then(|config| config.load_channel_map());
             notifier.ready();
             match loaded {
+                Ok((map, _)) if let Err(error) = check_configuration_size(&map) => {
+                    tracing::error!(%error, "SIGHUP: reload rejected; keeping the current channel map");
+                }
                 Ok((map, warnings)) => {
                     tracing::info!(
                         config = %path.display(),

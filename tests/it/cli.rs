@@ -315,3 +315,68 @@ fn link_generic_dash_frame_indices_replay_into_a_strict_server_with_no_violation
         "every frame index published"
     );
 }
+
+/// A DBC of `messages` messages with 8 one-byte signals each, named like a factory car's.
+fn large_dbc(messages: u32) -> String {
+    let mut text = String::from("VERSION \"\"\n\nNS_ :\n\nBS_:\n\nBU_: ECU\n\n");
+    for m in 0..messages {
+        text.push_str(&format!(
+            "BO_ {} POWERTRAIN_MODULE_{m:04}: 8 ECU\n",
+            0x100 + m
+        ));
+        for s in 0..8 {
+            text.push_str(&format!(
+                " SG_ PT_{m:04}_CHANNEL_SIGNAL_{s} : {}|8@1+ (0.25,-40) [-40|23.75] \"degC\" Vector__XXX\n",
+                s * 8
+            ));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// An 11 200-parameter map (a factory car's DBC set) makes a Configuration packet a v1.3
+/// Stream API would drop: `validate` refuses it naming the size and the fix, and so does
+/// `replay` before it opens any session; a map that fits passes.
+#[test]
+fn a_configuration_too_large_for_the_stream_api_is_refused_with_its_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_config = |name: &str, messages: u32| {
+        std::fs::write(dir.path().join(format!("{name}.dbc")), large_dbc(messages)).expect("dbc");
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"Big\"\n\n\
+                 [car]\napplication = \"FactoryCar\"\ndbc = [\"{name}.dbc\"]\n"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let big = write_config("big", 1_400);
+    let output = bridge(&["validate", "--config"], &[&big]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Configuration packet is")
+            && stderr.contains("(11200 parameters)")
+            && stderr.contains("drops packets over 1000000 bytes")
+            && stderr.contains("[car] include/exclude"),
+        "{stderr}"
+    );
+    let capture = dir.path().join("empty.log");
+    std::fs::write(&capture, "").expect("capture");
+    let output = bridge(&["replay", "--config"], &[&big, &capture]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Configuration packet is"), "{stderr}");
+
+    let small = write_config("small", 100);
+    let output = bridge(&["validate", "--config"], &[&small]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
