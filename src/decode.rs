@@ -16,6 +16,7 @@ use decoders::frame::{self, CompoundStats};
 use decoders::laps::LapDetector;
 use tokio::sync::mpsc;
 
+use crate::config::StreamRouter;
 use crate::pipeline::edge::{
     Decoded, FormatAnnouncement, NativeFrame, Queue, SourceBatch, TimedFrame,
 };
@@ -61,6 +62,8 @@ pub struct DecodeStage {
     pub logged_rejections: u64,
     /// Follows the car's lap signal, when `[laps]` names one.
     pub laps: Option<LapDetector>,
+    /// Which data stream each message's rows go to.
+    pub streams: StreamRouter,
 }
 
 impl DecodeStage {
@@ -254,7 +257,11 @@ impl DecodeStage {
                     .iter()
                     .map(|p| self.map.parameters()[*p as usize].identifier.clone())
                     .collect();
-                Some((index as u32, identifiers))
+                Some(FormatAnnouncement {
+                    format: index as u32,
+                    identifiers,
+                    stream: self.streams.stream_of(&self.map, &format.message),
+                })
             })
             .collect();
         *announced = count;

@@ -11,6 +11,8 @@ mod channel_map;
 mod error;
 mod listing;
 mod locate;
+mod streams;
+pub use streams::StreamRouter;
 mod raw;
 mod validate;
 
@@ -60,6 +62,21 @@ pub struct Config {
     pub spool: SpoolSettings,
     /// The car's lap signal (`[laps]`), if any.
     pub laps: Option<LapConfig>,
+    /// Data streams besides `[car] stream` and what goes to each (`[[stream]]`).
+    pub streams: Vec<StreamRule>,
+}
+
+/// One `[[stream]]` (`docs/sessions.md`): the samples of the messages it names, or of the
+/// sources it names, go to this data stream instead of `[car] stream`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRule {
+    /// The data stream.
+    pub name: String,
+    /// Message name patterns (`*`, `?`).
+    pub messages: Vec<String>,
+    /// Source names: a source's messages are those of its frame definition or INI; a CAN
+    /// source's are the DBC messages.
+    pub sources: Vec<String>,
 }
 
 /// `[laps]`: the parameter whose samples mark laps (`docs/sessions.md`).

@@ -51,6 +51,19 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) spool: RawSpool,
     pub(super) laps: Option<RawLaps>,
+    #[serde(default, rename = "stream")]
+    pub(super) streams: Vec<RawStream>,
+}
+
+/// One `[[stream]]`: a data stream and what goes to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStream {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) messages: Vec<String>,
+    #[serde(default)]
+    pub(super) sources: Vec<String>,
 }
 
 /// `[laps]`: the parameter that marks laps; exactly one key.

@@ -11,11 +11,13 @@ use decoders::channel_map::{Override, Selection};
 use decoders::laps::LapSignal;
 
 use super::locate::{Locations, child};
-use super::raw::{RawConfig, RawLaps, RawOverride, RawProtocol, RawSource, RawSourceKind};
+use super::raw::{
+    RawConfig, RawLaps, RawOverride, RawProtocol, RawSource, RawSourceKind, RawStream,
+};
 use super::{
     BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, LapConfig, Multicast, PollConfig,
     SerialSourceConfig, ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind,
-    SpoolSettings, StreamApiTarget, TcpSourceConfig, UdpSourceConfig,
+    SpoolSettings, StreamApiTarget, StreamRule, TcpSourceConfig, UdpSourceConfig,
 };
 
 /// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
@@ -44,6 +46,7 @@ impl Config {
         let stream_api = stream_api_target(&raw, base, problems);
         check_values(&raw, problems);
         let compound_can = compound_can_ids(&raw.car.compound_can, problems);
+        let source_names: Vec<String> = raw.sources.iter().map(|s| s.name.clone()).collect();
         let sources = sources(raw.sources, problems);
         Self {
             path: path.to_owned(),
@@ -69,6 +72,7 @@ impl Config {
                 in_lap: raw.session.in_lap,
             },
             laps: laps(raw.laps.as_ref(), &raw.car.application, problems),
+            streams: stream_rules(&raw.streams, &raw.car.stream, &source_names, problems),
             car: CarConfig {
                 profiles: profiles(&raw.car.profile, problems),
                 dbc: raw.car.dbc.iter().map(|p| base.join(p)).collect(),
@@ -97,6 +101,55 @@ impl Config {
             },
         }
     }
+}
+
+/// `[[stream]]`: valid, distinct names; something to select; sources that exist.
+fn stream_rules(
+    raw: &[RawStream],
+    default_stream: &str,
+    sources: &[String],
+    problems: &mut Problems,
+) -> Vec<StreamRule> {
+    let mut rules = Vec::new();
+    for (index, stream) in raw.iter().enumerate() {
+        let key = |leaf: &str| format!("stream[{index}].{leaf}");
+        if let Err(message) = check_name(&stream.name, true) {
+            problems.add(&key("name"), message);
+        } else if stream.name == default_stream
+            || raw[..index].iter().any(|other| other.name == stream.name)
+        {
+            problems.add(
+                &key("name"),
+                format!(
+                    "{:?} is already a stream ([car] stream or an earlier [[stream]])",
+                    stream.name
+                ),
+            );
+        }
+        if stream.messages.is_empty() && stream.sources.is_empty() {
+            problems.add(
+                &key("name"),
+                "give `messages` (patterns) or `sources` (names) to send to this stream".into(),
+            );
+        }
+        for (at, name) in stream.sources.iter().enumerate() {
+            if !sources.contains(name) {
+                problems.add(
+                    &format!("stream[{index}].sources[{at}]"),
+                    format!(
+                        "{name:?} is not a [[source]] (known: {})",
+                        sources.join(", ")
+                    ),
+                );
+            }
+        }
+        rules.push(StreamRule {
+            name: stream.name.clone(),
+            messages: stream.messages.clone(),
+            sources: stream.sources.clone(),
+        });
+    }
+    rules
 }
 
 /// `[laps]`: which signal, on which parameter (`Name` gets the car's `:App`).

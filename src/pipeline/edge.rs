@@ -128,8 +128,17 @@ impl SourceBatch {
 
 // ---- decode → batch
 
-/// A format's index and its ordered parameter identifiers.
-pub type FormatAnnouncement = (u32, Vec<String>);
+/// A data format first seen: its index, its ordered parameter identifiers, and the data
+/// stream its rows go to (an index into the run's stream names, `[car] stream` = 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatAnnouncement {
+    /// The format index rows carry.
+    pub format: u32,
+    /// Its parameters, in row order.
+    pub identifiers: Vec<String>,
+    /// Its data stream.
+    pub stream: u16,
+}
 
 /// What the decode stage hands to the batch stage.
 #[derive(Debug)]

@@ -93,7 +93,7 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
         session_type: config.session.session_type.clone(),
         utc_offset_seconds: config.session.utc_offset_seconds,
         details: config.session.details.clone(),
-        streams: vec![config.car.stream.clone()],
+        streams: crate::config::StreamRouter::new(config).names().to_vec(),
         call_timeout: config.call_timeout,
         retry: RetryPolicy::default(),
         drain_timeout: config.drain_timeout,
@@ -235,7 +235,8 @@ pub async fn run_reloadable(
     let configuration = configuration_packet(&map);
     let producer_config = producer_config(config, endpoint);
     let plan = session_plan(config, &map, &sources, &producer_config);
-    let stream = config.car.stream.clone();
+    let router = crate::config::StreamRouter::new(config);
+    let streams = router.names().to_vec();
     let laps = config
         .laps
         .as_ref()
@@ -254,6 +255,7 @@ pub async fn run_reloadable(
         reloads,
         logged_rejections: 0,
         laps,
+        streams: router,
     };
     stages.spawn(async move {
         decode.run(frames_rx, rows_tx).await;
@@ -275,7 +277,7 @@ pub async fn run_reloadable(
             let producer = Producer::open(producer_config, configuration).await?;
             let stage = PublishStage {
                 producer,
-                stream,
+                streams,
                 plan,
                 metrics: publish_metrics.clone(),
             };

@@ -26,7 +26,7 @@ use open_streaming::rows::row_data_content;
 use crate::pipeline::edge::{Batch, LapEvent, Queue, RowPacket};
 use crate::telemetry::Metrics;
 use configuration::configuration_packet;
-use producer::{PacketKind, Producer, PublishError};
+use producer::{MAIN_STREAM, PacketKind, Producer, PublishError};
 use sessions::SessionPlan;
 
 /// The publish stage.
@@ -34,8 +34,8 @@ use sessions::SessionPlan;
 pub struct PublishStage {
     /// The producer (spool and delivery); sessions are begun and ended here.
     pub producer: Producer,
-    /// The data stream samples go to.
-    pub stream: String,
+    /// The data streams; a format's announcement says which one its rows go to.
+    pub streams: Vec<String>,
     /// How sessions are cut and named.
     pub plan: SessionPlan,
     /// Counters.
@@ -52,10 +52,24 @@ struct Open {
     last_data: Option<Instant>,
     /// Laps numbered here (beacon, lap time), per session.
     laps_counted: u32,
-    /// The earliest sample time of the packets written.
+    /// The earliest sample time of the packets written (on any stream).
     sent_from: u64,
-    /// The Out Lap is still to be written.
+    /// The Out Lap on `""` is still to be written.
     out_lap_due: bool,
+    /// Per data stream: the sample time range of the packets written to it so far.
+    sent: Vec<Option<(u64, u64)>>,
+}
+
+impl Open {
+    /// Data streams whose data sent so far covers `time_ns`: a marker there lies inside it
+    /// (rule 36, B8).
+    fn streams_covering(&self, time_ns: u64) -> Vec<usize> {
+        (0..self.sent.len())
+            .filter(|index| {
+                self.sent[*index].is_some_and(|(from, to)| from <= time_ns && time_ns <= to)
+            })
+            .collect()
+    }
 }
 
 /// A session this stage ended or is writing, for the run's summary.
@@ -80,7 +94,7 @@ impl PublishStage {
         mut self,
         mut input: mpsc::Receiver<Batch>,
     ) -> Result<(Producer, Vec<SessionSummary>), PublishError> {
-        let mut formats: Vec<Option<Vec<String>>> = Vec::new();
+        let mut formats: Vec<Option<(Vec<String>, u16)>> = Vec::new();
         let mut open: Option<Open> = None;
         let mut sessions: Vec<SessionSummary> = Vec::new();
         // The first sample time of the session to begin, from the batch stage.
@@ -136,19 +150,19 @@ impl PublishStage {
     async fn handle(
         &mut self,
         batch: Batch,
-        formats: &mut Vec<Option<Vec<String>>>,
+        formats: &mut Vec<Option<(Vec<String>, u16)>>,
         open: &mut Option<Open>,
         sessions: &mut Vec<SessionSummary>,
         next_first: &mut Option<u64>,
     ) -> Result<(), PublishError> {
         match batch {
             Batch::Formats(announced) => {
-                for (index, identifiers) in announced {
-                    let index = index as usize;
+                for announcement in announced {
+                    let index = announcement.format as usize;
                     if formats.len() <= index {
                         formats.resize(index + 1, None);
                     }
-                    formats[index] = Some(identifiers);
+                    formats[index] = Some((announcement.identifiers, announcement.stream));
                 }
             }
             Batch::Reconfigure(map) => {
@@ -157,14 +171,15 @@ impl PublishStage {
                 tracing::info!("reloaded channel map published as a new configuration");
             }
             Batch::Rows(packet) => {
-                let Some(Some(identifiers)) = formats.get(packet.format as usize) else {
+                let Some(Some((identifiers, stream))) = formats.get(packet.format as usize) else {
                     tracing::error!(
                         format = packet.format,
                         "rows for an unannounced format dropped"
                     );
                     return Ok(());
                 };
-                let identifiers = identifiers.clone();
+                let (identifiers, stream) = (identifiers.clone(), usize::from(*stream));
+                let stream = stream.min(self.streams.len().saturating_sub(1));
                 let (Some(&first), Some(&last)) =
                     (packet.timestamps.first(), packet.timestamps.last())
                 else {
@@ -182,6 +197,7 @@ impl PublishStage {
                         last_ns: first,
                         sent_from: u64::MAX,
                         out_lap_due: true,
+                        sent: vec![None; self.streams.len()],
                         ..Open::default()
                     }
                 });
@@ -190,13 +206,26 @@ impl PublishStage {
                 session.sent_from = session.sent_from.min(first);
                 session.last_data = Some(Instant::now());
                 let id = self.producer.data_format_id(&identifiers).await?;
-                self.write_rows(id, packet).await?;
-                // The Out Lap lies at the session's first sample, once the packet holding it
-                // is sent (a marker outside the data sent is dropped by readers: rule 36).
+                let first_on_stream = session.sent[stream].is_none();
+                session.sent[stream] = Some(
+                    session.sent[stream]
+                        .map_or((first, last), |(a, b)| (a.min(first), b.max(last))),
+                );
+                self.write_rows(stream, id, packet).await?;
+                // The Out Lap (rule 35) on each data stream at the first sample of its first
+                // packet, and on `""` at the session's first sample once the packet holding it
+                // is sent: a marker outside the data sent is dropped by readers (rule 36).
+                if first_on_stream {
+                    self.producer
+                        .write(&self.streams[stream], PacketKind::Marker, &out_lap(first))
+                        .await?;
+                }
                 if session.out_lap_due && session.sent_from <= session.first_ns {
                     session.out_lap_due = false;
                     let marker = out_lap(session.first_ns);
-                    self.producer.write_marker(&self.stream, &marker).await?;
+                    self.producer
+                        .write(MAIN_STREAM, PacketKind::Marker, &marker)
+                        .await?;
                 }
                 self.producer.set_last_sample(session.last_ns);
                 if let Some(summary) = sessions.last_mut() {
@@ -266,7 +295,7 @@ impl PublishStage {
         if self.plan.in_lap {
             let number = i64::from(session.laps_counted) + 1;
             let marker = lap_marker(session.last_ns, "In Lap", number, "session end");
-            self.producer.write_marker(&self.stream, &marker).await?;
+            self.write_marker(session, &marker).await?;
         }
         Ok(())
     }
@@ -287,13 +316,31 @@ impl PublishStage {
             value,
             "lap completed",
         );
-        self.producer.write_marker(&self.stream, &marker).await?;
+        self.write_marker(session, &marker).await?;
         Metrics::add(&self.metrics.laps_marked, 1);
+        Ok(())
+    }
+
+    /// A marker on `""` and on every data stream whose data sent covers its time (rule 36).
+    async fn write_marker(
+        &mut self,
+        session: &Open,
+        marker: &MarkerPacket,
+    ) -> Result<(), PublishError> {
+        self.producer
+            .write(MAIN_STREAM, PacketKind::Marker, marker)
+            .await?;
+        for stream in session.streams_covering(marker.timestamp) {
+            self.producer
+                .write(&self.streams[stream], PacketKind::Marker, marker)
+                .await?;
+        }
         Ok(())
     }
 
     async fn write_rows(
         &mut self,
+        stream: usize,
         data_format: u64,
         packet: RowPacket,
     ) -> Result<(), PublishError> {
@@ -305,7 +352,13 @@ impl PublishStage {
         );
         let content = row_data_content(data_format, &packet.timestamps, &packet.encoded_rows);
         self.producer
-            .write_encoded(&self.stream, PacketKind::RowData, content, samples, times)
+            .write_encoded(
+                &self.streams[stream],
+                PacketKind::RowData,
+                content,
+                samples,
+                times,
+            )
             .await?;
         self.metrics.publish_latency.record(received.elapsed());
         Ok(())

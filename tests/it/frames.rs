@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 
 use crate::live::{LiveRun, SerialRig, replay, samples, start_server, until};
 
-fn definition(file: &str) -> PathBuf {
+pub(crate) fn definition(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("decoders/definitions")
         .join(file)
@@ -30,7 +30,7 @@ fn write_config(dir: &Path, name: &str, text: &str) -> Config {
 
 /// The player's car in one packet: the values the bridge must publish.
 #[derive(Debug, Clone, Copy)]
-struct PlayerCar {
+pub(crate) struct PlayerCar {
     speed: u16,
     gear: i8,
     rpm: u16,
@@ -43,7 +43,7 @@ const PLAYER: usize = 5;
 
 /// A whole F1 24 car-telemetry packet (docs/frame-definitions.md): the player's record holds `car`,
 /// the 21 others decoys that must never be published.
-fn f1_24_packet(frame_identifier: u32, car: PlayerCar) -> Vec<u8> {
+pub(crate) fn f1_24_packet(frame_identifier: u32, car: PlayerCar) -> Vec<u8> {
     let mut packet = vec![0u8; PACKET_LEN];
     packet[0..2].copy_from_slice(&2024u16.to_le_bytes());
     packet[2] = 24;
@@ -74,7 +74,7 @@ fn f1_24_packet(frame_identifier: u32, car: PlayerCar) -> Vec<u8> {
 /// How to get a published value from the car it was built from.
 type Known = fn(&PlayerCar) -> f64;
 
-fn player_car(n: u16) -> PlayerCar {
+pub(crate) fn player_car(n: u16) -> PlayerCar {
     PlayerCar {
         speed: 100 + n,
         gear: if n.is_multiple_of(10) {

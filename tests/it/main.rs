@@ -2,7 +2,7 @@
 mod capture;
 mod cli;
 mod daemon;
-mod frames;
+pub(crate) mod frames;
 mod links;
 mod live;
 mod outage;

@@ -429,3 +429,129 @@ async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
     run.await.expect("task").expect("clean stop");
     server.shutdown().await.expect("server stops");
 }
+
+/// Two sources on two streams: CAN frames from `gw` on `[car] stream` "can0", F1 24 packets
+/// from `game` on `[[stream]]` "sim". Each stream carries only its source's samples and
+/// markers inside its own data; `""` has the session's Out Lap; 0 violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_on_two_streams_each_carry_only_their_own_samples() {
+    use crate::frames::{definition, f1_24_packet, player_car};
+    use ecu_bridge::pipeline::sources::LiveSources;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let text = format!(
+        r#"
+[stream_api]
+endpoint = "{endpoint}"
+
+[session]
+data_source = "TwoStreams"
+identifier = "{{car}} run {{run}}"
+
+[car]
+application = "Rig"
+dbc = ["{}"]
+include = ["ENGINE.RPM", "CarTelemetry.*"]
+definitions = ["{}"]
+stream = "can0"
+
+[batch]
+max_age_ms = 20
+
+[[stream]]
+name = "sim"
+sources = ["game"]
+
+[[source]]
+name = "gw"
+kind = "udp"
+bind = "127.0.0.1:0"
+
+[[source]]
+name = "game"
+kind = "udp"
+bind = "127.0.0.1:0"
+definition = "f1_24_car_telemetry"
+"#,
+        test_car::dbc_path().display(),
+        definition("f1_24_car_telemetry.toml").display()
+    );
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, text).expect("config");
+    let config = Config::load(&path).expect("valid config");
+    let (map, _) = config.load_channel_map().expect("map");
+    let live = LiveSources::prepare(&config, &map, None).expect("sources");
+    let address = |name: &str| {
+        live.udp_addresses
+            .iter()
+            .find(|(source, _)| source == name)
+            .map(|(_, address)| *address)
+            .expect("bound")
+    };
+    let (gw, game) = (address("gw"), address("game"));
+    let daemon = ecu_bridge::daemon::Daemon {
+        source_metrics: live.metrics,
+        ..ecu_bridge::daemon::Daemon::new(config, map, live.sources)
+    };
+    let metrics = daemon.metrics.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(ecu_bridge::daemon::run(daemon, async {
+        let _ = stopped.await;
+    }));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("sender");
+    for n in 0..50u16 {
+        socket
+            .send_to(&f1_24_packet(u32::from(n), player_car(n)), game)
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    send(gw, 0, 400).await;
+    until("published", || {
+        Metrics::get(&metrics.frames_in) == 450
+            && Metrics::get(&metrics.samples_published) == Metrics::get(&metrics.samples_decoded)
+    })
+    .await;
+    let _ = stop.send(());
+    run.await.expect("task").expect("clean stop");
+    server.shutdown().await.expect("server stops");
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let key = recording.sessions()[0].key.clone();
+    let can: Vec<String> = recording
+        .samples_of(&key, Some("can0"))
+        .into_keys()
+        .collect();
+    let sim: Vec<String> = recording
+        .samples_of(&key, Some("sim"))
+        .into_keys()
+        .collect();
+    assert_eq!(can, ["RPM:Rig"], "only the CAN source's parameter on can0");
+    assert!(
+        !sim.is_empty() && !sim.contains(&"RPM:Rig".to_owned()),
+        "{sim:?}"
+    );
+    let rpm = recording.samples_of(&key, Some("can0"));
+    assert_eq!(rpm["RPM:Rig"].len(), 400);
+    let speed = recording
+        .samples_of(&key, Some("sim"))
+        .into_iter()
+        .find(|(id, _)| id.starts_with("speed"))
+        .map(|(_, samples)| samples.len());
+    assert_eq!(speed, Some(50), "{sim:?}");
+    for stream in ["", "can0", "sim"] {
+        let labels: Vec<String> = recording
+            .markers()
+            .into_iter()
+            .filter(|m| m.stream == stream)
+            .map(|m| m.marker.label)
+            .collect();
+        assert_eq!(labels, ["Out Lap"], "markers on {stream:?}");
+    }
+}
