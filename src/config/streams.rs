@@ -97,7 +97,7 @@ fn native_messages(map: &ChannelMap) -> BTreeSet<String> {
     let mut messages: BTreeSet<String> = map
         .definitions()
         .iter()
-        .flat_map(|plan| plan_messages(plan))
+        .flat_map(plan_messages)
         .collect();
     messages.extend(
         map.messages()
