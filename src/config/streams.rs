@@ -94,11 +94,7 @@ fn route_rule(config: &Config, rule: &StreamRule, stream: usize) -> RouteRule {
 
 /// Messages of frame definitions and INIs: everything else in the map is a DBC message.
 fn native_messages(map: &ChannelMap) -> BTreeSet<String> {
-    let mut messages: BTreeSet<String> = map
-        .definitions()
-        .iter()
-        .flat_map(plan_messages)
-        .collect();
+    let mut messages: BTreeSet<String> = map.definitions().iter().flat_map(plan_messages).collect();
     messages.extend(
         map.messages()
             .filter(|message| map.ini_index(message).is_some())

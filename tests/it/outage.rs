@@ -234,6 +234,16 @@ async fn a_stream_api_restart_with_its_state_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
+    paced_replay_through_a_server_restart(false).await;
+}
+
+/// The same with `ecu-bridge stream-api` as a real process, SIGKILLed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_stream_api_process_during_a_paced_replay_loses_nothing() {
+    paced_replay_through_a_server_restart(true).await;
+}
+
+async fn paced_replay_through_a_server_restart(sigkilled: bool) {
     use decoders::wire::candump::write_line;
     use ecu_bridge::capture::replay::Pacing;
     use ecu_bridge::pipeline::sources;
@@ -256,8 +266,18 @@ async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
         );
     }
     std::fs::write(&capture, text).expect("capture");
-    let first = server("127.0.0.1:0", &record).await;
-    let address = first.local_addr();
+    enum Server {
+        InProcess(ServerHandle),
+        Process(std::process::Child),
+    }
+    let (first, address) = if sigkilled {
+        let (child, address) = server_process(&record, "127.0.0.1:0");
+        (Server::Process(child), address)
+    } else {
+        let handle = server("127.0.0.1:0", &record).await;
+        let address = handle.local_addr().to_string();
+        (Server::InProcess(handle), address)
+    };
     let config = config(dir.path(), &format!("http://{address}"), 20_000);
     let (map, _) = config.load_channel_map().expect("map");
     let inputs = Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
@@ -272,14 +292,24 @@ async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
         Metrics::get(&metrics.samples_published) >= 500
     })
     .await;
-    first.shutdown().await.expect("server stops");
+    match first {
+        Server::InProcess(handle) => handle.shutdown().await.expect("server stops"),
+        Server::Process(mut child) => sigkill(&mut child),
+    }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let second = server(&address.to_string(), &record).await;
+    let second = if sigkilled {
+        Server::Process(server_process(&record, &address).0)
+    } else {
+        Server::InProcess(server(&address, &record).await)
+    };
     let report = run
         .await
         .expect("daemon task")
         .expect("replay ends cleanly");
-    second.shutdown().await.expect("server stops");
+    match second {
+        Server::InProcess(handle) => handle.shutdown().await.expect("server stops"),
+        Server::Process(mut child) => sigkill(&mut child),
+    }
 
     assert_eq!(
         Metrics::get(&report.summary.metrics.samples_published),
@@ -451,4 +481,67 @@ async fn a_killed_bridge_process_is_resumed_by_the_next_start() {
 
     assert_every_counter(&[&record], 4_100);
     assert_clean(&record, 2);
+}
+
+/// `ecu-bridge stream-api --record RECORD` as a real process listening on `listen`; its
+/// address.
+fn server_process(record: &Path, listen: &str) -> (std::process::Child, String) {
+    let notify = record.with_file_name("unused-notify.sock");
+    let record = record.display().to_string();
+    let (child, lines) = crate::daemon::start(
+        &["stream-api", "--listen", listen, "--record", &record],
+        &notify,
+    );
+    let address = crate::daemon::logged_address(&lines, "Stream API listening", "address=");
+    (child, address)
+}
+
+fn sigkill(child: &mut std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    let _ = child.wait();
+}
+
+/// `ecu-bridge stream-api` as a real process, SIGKILLed mid-run (no shutdown, its recording
+/// cut wherever the kill lands) and started again 5 s later on the same port with the same
+/// recording, while the bridge keeps receiving 2 000 frames/s: every frame is published once
+/// in one session, ended, with 0 violations; a packet the dead server took but never answered
+/// is resent with its `Packet.id` and recognised as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_stream_api_process_restarted_with_its_recording_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let (mut first, address) = server_process(&record, "127.0.0.1:0");
+    let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 20_000));
+    send(bridge.udp, 0, 2_000).await;
+    // Killed while packets are in flight: frames keep coming.
+    sigkill(&mut first);
+    send(bridge.udp, 2_000, 12_000).await;
+    assert!(Metrics::get(&bridge.metrics.samples_waiting) > 0);
+    let (mut second, _) = server_process(&record, &address);
+    send(bridge.udp, 12_000, 14_000).await;
+    until("everything published", || {
+        Metrics::get(&bridge.metrics.samples_published) >= 14_000
+    })
+    .await;
+    let report = bridge.finish().await.expect("run ends cleanly");
+    sigkill(&mut second);
+
+    assert_eq!(
+        Metrics::get(&report.summary.metrics.samples_published),
+        14_000
+    );
+    assert_every_counter(&[&record], 14_000);
+    assert_clean(&record, 1);
+    let recording = inspect::read_recording(&record).expect("recording");
+    let (_, samples) = counters(&[&record]);
+    eprintln!(
+        "server SIGKILL: {} duplicate packets recognised, {samples} samples held for 14 000 counters",
+        recording.duplicates().len()
+    );
+    assert_eq!(
+        samples, 14_000,
+        "duplicates are recognised, not counted twice"
+    );
 }
