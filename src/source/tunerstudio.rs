@@ -51,6 +51,9 @@ const DRAIN_QUIET: Duration = Duration::from_millis(20);
 /// Reply timeout when neither the source nor the INI (`blockReadTimeout`) gives one.
 const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Periods a poll may fall behind its schedule and still make the missed requests up.
+const MAX_BEHIND: u32 = 5;
+
 /// Bytes asked for per read.
 const READ_CAPACITY: usize = 4096;
 
@@ -359,12 +362,18 @@ impl PolledSource {
         let plan = &self.plan;
         let mut block = vec![0u8; plan.block_size];
         let mut ticker = tokio::time::interval(plan.period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // Requests missed while a reply was slow are made up at once, so a slow moment costs
+        // no block; after a longer stall (more than MAX_BEHIND periods) the schedule starts
+        // again instead of flooding the ECU.
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut failed_in_row = 0u32;
         let mut window = RateWindow::new(Instant::now());
         let mut polled = false;
         loop {
-            ticker.tick().await;
+            let due = ticker.tick().await;
+            if due.elapsed() > plan.period * MAX_BEHIND {
+                ticker.reset();
+            }
             let started = now_ns();
             let mut whole = true;
             for &(offset, length) in &plan.pieces {

@@ -28,6 +28,12 @@ pub enum SpoolError {
     /// A segment written by a newer ecu-bridge; refused rather than deleted.
     #[error("spool segment {path} has format version {version}, newer than this build")]
     UnsupportedVersion { path: PathBuf, version: u32 },
+    /// Another process (another ecu-bridge) has the spool folder open.
+    #[error(
+        "spool folder {dir} is in use by another process (another ecu-bridge with the same \
+         [spool] dir or state directory); give each bridge its own"
+    )]
+    Locked { dir: PathBuf },
     /// Impossible limits.
     #[error("invalid spool config: {0}")]
     Config(&'static str),

@@ -42,6 +42,9 @@ pub use state::{SessionRecord, SessionState};
 use segment::{SEGMENT_HEADER_LEN, SegmentWriter, segment_path};
 use state::{ACKS_FILE, AckState, SESSIONS_FILE};
 
+/// The lock file: one process per spool folder.
+const LOCK_FILE: &str = "lock";
+
 /// Figures for metrics: what waits, how old it is, what was lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpoolStats {
@@ -117,6 +120,8 @@ impl Now {
 /// The spool: one directory of segment files plus the `acks` and `sessions` state files.
 #[derive(Debug)]
 pub struct Spool {
+    /// The folder's lock (released when the spool is dropped).
+    _lock: nix::fcntl::Flock<fs::File>,
     dir: PathBuf,
     config: SpoolConfig,
     /// In seq order; when `writer` is set, the last one is being written.

@@ -8,12 +8,15 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
 use super::segment::{
     HeaderCheck, SEGMENT_HEADER_LEN, Scanned, SegmentScanner, check_header, parse_segment_name,
     segment_path,
 };
 use super::state::{self, ACKS_FILE, AckState, SESSIONS_FILE, SessionRecord};
-use super::{Now, SegmentMeta, Spool, SpoolConfig, SpoolError, SpoolStats};
+use super::{LOCK_FILE, Now, SegmentMeta, Spool, SpoolConfig, SpoolError, SpoolStats};
 
 /// What `Spool::open` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub(super) fn open(
 ) -> Result<(Spool, Recovery), SpoolError> {
     config.validate()?;
     fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
+    let lock = lock(dir)?;
     let mut recovery = Recovery::default();
     let (mut acks, saved_next) = match read_optional(&dir.join(ACKS_FILE))? {
         Some(bytes) => state::decode_acks(&bytes).unwrap_or_else(|| {
@@ -87,6 +91,7 @@ pub(super) fn open(
     recovery.sessions = sessions.values().cloned().collect();
 
     let spool = Spool {
+        _lock: lock,
         dir: dir.to_path_buf(),
         config,
         segments,
@@ -120,6 +125,25 @@ pub(super) fn count_pending(path: &Path, acks: &AckState) -> io::Result<(u64, u6
         }
     }
     Ok((records, samples))
+}
+
+/// Takes the spool folder's lock, held as long as the returned file is open: two processes
+/// appending to one spool would interleave their records and acknowledge each other's.
+fn lock(dir: &Path) -> Result<Flock<File>, SpoolError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io(&path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, Errno::EWOULDBLOCK)) => Err(SpoolError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err((_, errno)) => Err(SpoolError::io(&path, io::Error::from(errno))),
+    }
 }
 
 /// Segment first seqs in the directory, ascending; removes leftover temp files.

@@ -485,3 +485,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_second_process_cannot_open_a_spool_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (first, _) = Spool::open(dir.path(), SpoolConfig::default()).expect("opens");
+    let second = Spool::open(dir.path(), SpoolConfig::default());
+    let Err(error) = second else {
+        panic!("refused while the first is open")
+    };
+    assert!(matches!(error, SpoolError::Locked { .. }), "{error}");
+    assert!(
+        error.to_string().contains("in use by another process"),
+        "{error}"
+    );
+    drop(first);
+    Spool::open(dir.path(), SpoolConfig::default()).expect("free again once the first is gone");
+}
