@@ -279,6 +279,7 @@ async fn service_daemon(
     let reloads = signals::reload_on_sighup(config_path.to_owned(), notifier.clone());
     Ok(Daemon {
         reloads,
+        new_sessions: signals::new_session_on_sigusr1(),
         service: ServiceOptions {
             notifier,
             watchdog: Notifier::watchdog_interval(),

@@ -38,6 +38,8 @@ pub struct Daemon {
     pub source_metrics: Vec<Arc<SourceMetrics>>,
     /// Reloaded channel maps (SIGHUP in the binary), applied while samples keep flowing.
     pub reloads: Option<mpsc::Receiver<ChannelMap>>,
+    /// Requests to end the open session by hand (SIGUSR1 in the binary).
+    pub new_sessions: Option<mpsc::Receiver<()>>,
     /// sd_notify, watchdog and metrics endpoint.
     pub service: ServiceOptions,
     /// The pipeline's counters (shared, so a caller can watch a run in progress).
@@ -92,6 +94,7 @@ impl Daemon {
             sources,
             source_metrics: Vec::new(),
             reloads: None,
+            new_sessions: None,
             service: ServiceOptions::default(),
             metrics: Arc::new(Metrics::default()),
         }
@@ -110,6 +113,7 @@ pub async fn run(
         sources,
         source_metrics,
         reloads,
+        new_sessions,
         service,
         metrics,
     } = daemon;
@@ -127,6 +131,7 @@ pub async fn run(
             reloads,
             metrics,
             give_up: Some(given_up),
+            new_sessions,
         },
     );
     let stop_timeout = config.service.stop_timeout;

@@ -209,6 +209,8 @@ pub struct RunHooks {
     /// Turns true when the stop timeout has passed: the drain starts no further call, waits
     /// for those in flight, and leaves the rest in the spool.
     pub give_up: Option<watch::Receiver<bool>>,
+    /// Requests to end the open session by hand (SIGUSR1): the next frame begins a new one.
+    pub new_sessions: Option<mpsc::Receiver<()>>,
 }
 
 /// [`run`] with the daemon's [`RunHooks`].
@@ -224,6 +226,7 @@ pub async fn run_reloadable(
         reloads,
         metrics,
         give_up,
+        new_sessions,
     } = hooks;
     let started = std::time::Instant::now();
     let capacity = config.batch.channel_capacity;
@@ -280,6 +283,7 @@ pub async fn run_reloadable(
                 streams,
                 plan,
                 metrics: publish_metrics.clone(),
+                new_sessions,
             };
             let (producer, sessions) = stage.run(batches_rx).await?;
             let ending = producer.is_open();

@@ -40,6 +40,8 @@ pub struct PublishStage {
     pub plan: SessionPlan,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Requests to end the open session by hand (SIGUSR1).
+    pub new_sessions: Option<mpsc::Receiver<()>>,
 }
 
 /// The open session as this stage sees it.
@@ -123,6 +125,7 @@ impl PublishStage {
                     Step::Handled
                 }
                 () = sleep_until(idle_at) => Step::Idle,
+                Some(()) = next_request(&mut self.new_sessions) => Step::NewSession,
                 due = self.producer.wait(), if waiting => if due { Step::Probe } else { Step::Handled },
             };
             match step {
@@ -132,6 +135,14 @@ impl PublishStage {
                         tracing::info!(
                             idle_s = self.plan.idle_end.unwrap_or_default().as_secs(),
                             "no data from the car: ending the session"
+                        );
+                        self.end(ended).await?;
+                    }
+                }
+                Step::NewSession => {
+                    if let Some(ended) = open.take() {
+                        tracing::info!(
+                            "ending the session by request; the next frame begins a new one"
                         );
                         self.end(ended).await?;
                     }
@@ -375,6 +386,21 @@ enum Step {
     Handled,
     Probe,
     Idle,
+    NewSession,
+}
+
+/// The next request on `requests`, or never when there is no channel or it closed.
+async fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match requests {
+        Some(receiver) => match receiver.recv().await {
+            Some(()) => Some(()),
+            None => {
+                *requests = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `at`, or for ever.

@@ -1,5 +1,5 @@
 //! Unix signals as the daemon hears them: SIGTERM or SIGINT stop it, SIGHUP reloads the
-//! channel map. The library entry point takes these as a future and a channel, so tests drive
+//! channel map, SIGUSR1 ends the session so the next frame begins a new one. The library entry point takes these as a future and a channel, so tests drive
 //! the daemon without signals.
 
 use std::path::PathBuf;
@@ -26,6 +26,29 @@ pub async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// On every SIGUSR1, asks the pipeline to end the open session: the next frame begins a new
+/// one (`docs/sessions.md`). `None` when the signal cannot be listened for.
+pub fn new_session_on_sigusr1() -> Option<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = match signal(SignalKind::user_defined1()) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::warn!(%error, "SIGUSR1 (new session) unavailable");
+            return None;
+        }
+    };
+    let (asks, received) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while signals.recv().await.is_some() {
+            tracing::info!("SIGUSR1: a new session begins with the next frame");
+            // One waiting request is enough: a second signal before it is served asks for
+            // the same thing.
+            let _ = asks.try_send(());
+        }
+    });
+    Some(received)
 }
 
 /// On every SIGHUP, reloads the configuration at `path` and sends its compiled channel map to

@@ -555,3 +555,61 @@ definition = "f1_24_car_telemetry"
         assert_eq!(labels, ["Out Lap"], "markers on {stream:?}");
     }
 }
+
+/// A new session by hand (SIGUSR1 in the binary): the open session ends at once and the next
+/// frame begins "run 2"; each session holds exactly its own frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_the_next() {
+    use ecu_bridge::daemon::{self, Daemon};
+    use ecu_bridge::pipeline::sources::LiveSources;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let config = live_config(dir.path(), &endpoint, 30);
+    let (map, _) = config.load_channel_map().expect("map");
+    let live = LiveSources::prepare(&config, &map, None).expect("sources");
+    let udp = live.udp_addresses[0].1;
+    let (ask, asks) = tokio::sync::mpsc::channel(1);
+    let daemon = Daemon {
+        source_metrics: live.metrics,
+        new_sessions: Some(asks),
+        ..Daemon::new(config, map, live.sources)
+    };
+    let metrics = daemon.metrics.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(daemon::run(daemon, async {
+        let _ = stopped.await;
+    }));
+    send(udp, 0, 1_000).await;
+    until("first run published", || {
+        Metrics::get(&metrics.samples_published) == 1_000
+    })
+    .await;
+    ask.send(()).await.expect("request");
+    until("first session ended", || {
+        Metrics::get(&metrics.sessions_ended) == 1
+    })
+    .await;
+    send(udp, 1_000, 2_000).await;
+    until("second run published", || {
+        Metrics::get(&metrics.samples_published) == 2_000
+    })
+    .await;
+    let _ = stop.send(());
+    run.await.expect("task").expect("clean stop");
+    server.shutdown().await.expect("server stops");
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let sessions = recording.sessions();
+    assert_eq!(sessions.len(), 2, "{}", recording.summary());
+    for (session, (run, range)) in sessions.iter().zip([(1, 0..1_000u64), (2, 1_000..2_000)]) {
+        assert!(session.identifier.ends_with(&format!("run {run}")));
+        assert_eq!(
+            session_counters(&recording, &session.key),
+            range.collect::<Vec<_>>()
+        );
+    }
+}
