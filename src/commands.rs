@@ -524,7 +524,10 @@ pub fn validate(config_path: &Path, list: bool) -> anyhow::Result<()> {
             bail!("{}: {} problem(s)", config_path.display(), errors.0.len());
         }
     };
-    if let Err(too_large) = ecu_bridge::publish::configuration::check_configuration_size(&map) {
+    if let Err(too_large) = ecu_bridge::publish::configuration::check_configuration_size(
+        &map,
+        config.server_version == ecu_bridge::config::ServerVersion::V2_1,
+    ) {
         eprintln!("error: {}: {too_large}", config_path.display());
         bail!("{}: 1 problem(s)", config_path.display());
     }

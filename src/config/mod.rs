@@ -46,6 +46,8 @@ pub struct Config {
     pub key_generator: Option<String>,
     /// Deadline of session and data-format calls.
     pub call_timeout: Duration,
+    /// What the Stream API can take (`[stream_api] server_version`).
+    pub server_version: ServerVersion,
     /// How long to wait at the end for the server to take the last writes.
     pub drain_timeout: Duration,
     /// The session's identity.
@@ -244,6 +246,18 @@ pub struct SlcanSetup {
     pub listen_only: bool,
     /// Ask for millisecond timestamps (`Z1`).
     pub timestamps: bool,
+}
+
+/// The Stream API generation, for what it does with large configurations (rules 20, 52).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerVersion {
+    /// v1.3: a packet over 1 MB is dropped silently and split configurations are not read, so
+    /// a map whose Configuration is larger is refused.
+    #[default]
+    V1_3,
+    /// v2.1 or newer: a large Configuration is sent in parts (`partial_packet`, one
+    /// `config_id`).
+    V2_1,
 }
 
 /// Where the Stream API is.

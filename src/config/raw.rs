@@ -199,6 +199,12 @@ pub(super) struct RawStreamApi {
     pub(super) call_timeout_ms: u64,
     #[serde(default = "default_drain_timeout_ms")]
     pub(super) drain_timeout_ms: u64,
+    #[serde(default = "default_server_version")]
+    pub(super) server_version: String,
+}
+
+fn default_server_version() -> String {
+    "1.3".to_owned()
 }
 
 /// `[session]`.

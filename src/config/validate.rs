@@ -16,8 +16,8 @@ use super::raw::{
 };
 use super::{
     BatchConfig, CarConfig, Config, ConfigError, ConfigErrors, LapConfig, Multicast, PollConfig,
-    SerialSourceConfig, ServiceConfig, SessionConfig, SlcanSetup, SourceConfig, SourceKind,
-    SpoolSettings, StreamApiTarget, StreamRule, TcpSourceConfig, UdpSourceConfig,
+    SerialSourceConfig, ServerVersion, ServiceConfig, SessionConfig, SlcanSetup, SourceConfig,
+    SourceKind, SpoolSettings, StreamApiTarget, StreamRule, TcpSourceConfig, UdpSourceConfig,
 };
 
 /// Largest packet the batcher may build: the v1.3 server silently drops packets over 1 MB.
@@ -60,6 +60,19 @@ impl Config {
             stream_api,
             key_generator: raw.stream_api.key_generator,
             call_timeout: Duration::from_millis(raw.stream_api.call_timeout_ms),
+            server_version: match raw.stream_api.server_version.as_str() {
+                "1.3" => ServerVersion::V1_3,
+                "2.1" => ServerVersion::V2_1,
+                other => {
+                    problems.add(
+                        "stream_api.server_version",
+                        format!(
+                            "{other:?} is not a known Stream API version; use \"1.3\" or \"2.1\""
+                        ),
+                    );
+                    ServerVersion::V1_3
+                }
+            },
             drain_timeout: Duration::from_millis(raw.stream_api.drain_timeout_ms),
             session: SessionConfig {
                 data_source: raw.session.data_source,

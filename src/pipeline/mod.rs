@@ -101,6 +101,7 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
             Some(dir) => SpoolPlace::Dir(dir.clone(), config.spool.config.clone()),
             None => SpoolPlace::Temporary,
         },
+        split_configuration: config.server_version == crate::config::ServerVersion::V2_1,
     }
 }
 
@@ -234,7 +235,10 @@ pub async fn run_reloadable(
     let (rows_tx, rows_rx) = mpsc::channel(capacity);
     let (batches_tx, batches_rx) = mpsc::channel(capacity);
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    crate::publish::configuration::check_configuration_size(&map)?;
+    crate::publish::configuration::check_configuration_size(
+        &map,
+        config.server_version == crate::config::ServerVersion::V2_1,
+    )?;
     let configuration = configuration_packet(&map);
     let producer_config = producer_config(config, endpoint);
     let plan = session_plan(config, &map, &sources, &producer_config);

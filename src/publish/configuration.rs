@@ -57,7 +57,8 @@ const ENVELOPE_BYTES: usize = 256;
     "the channel map's Configuration packet is {bytes} bytes ({parameters} parameters); a v1.3 \
      Stream API drops packets over {MAX_PACKET_BYTES} bytes silently (rule 52), so ATLAS would \
      show no parameter at all. Publish fewer parameters ([car] include/exclude, \
-     `ecu-bridge validate --list` shows them; about {fit} fit)"
+     `ecu-bridge validate --list` shows them; about {fit} fit), or, with a v2.1 Stream API, \
+     set [stream_api] server_version = \"2.1\" to send it in parts"
 )]
 pub struct ConfigurationTooLarge {
     /// The packet's size with its envelope.
@@ -68,13 +69,56 @@ pub struct ConfigurationTooLarge {
     pub fit: usize,
 }
 
-/// The size of `map`'s Configuration packet (with its envelope), or why it cannot be sent.
-pub fn check_configuration_size(map: &ChannelMap) -> Result<usize, ConfigurationTooLarge> {
+/// Each part of a split configuration stays under this (with its envelope), well below the
+/// 1 MB Kafka limit that still applies on v2.1 (rule 52).
+pub const PART_BYTES: usize = 900_000;
+
+/// `packet` as sent: itself when it fits in one packet, else parts of at most [`PART_BYTES`]
+/// (rule 20): the same `config_id`, `partial_packet` set, numbered 1..=n of n, each with the
+/// one top-level group (rule 18) and a run of the parameter definitions.
+pub fn configuration_parts(packet: &ConfigurationPacket) -> Vec<ConfigurationPacket> {
+    if packet.encoded_len() + ENVELOPE_BYTES <= MAX_PACKET_BYTES {
+        return vec![packet.clone()];
+    }
+    let empty = ConfigurationPacket {
+        parameter_definitions: Vec::new(),
+        ..packet.clone()
+    };
+    // Field tag, length and a margin for the part numbers.
+    let base = empty.encoded_len() + ENVELOPE_BYTES + 16;
+    let mut parts: Vec<ConfigurationPacket> = Vec::new();
+    let mut size = 0;
+    for definition in &packet.parameter_definitions {
+        let len = definition.encoded_len() + 4;
+        if parts.is_empty() || size + len > PART_BYTES {
+            parts.push(empty.clone());
+            size = base;
+        }
+        if let Some(part) = parts.last_mut() {
+            part.parameter_definitions.push(definition.clone());
+        }
+        size += len;
+    }
+    let total = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    for (number, part) in (1..).zip(parts.iter_mut()) {
+        part.partial_packet = true;
+        part.packet_number = number;
+        part.total_packet_number = total;
+    }
+    parts
+}
+
+/// The size of `map`'s Configuration packet (with its envelope), or why a v1.3 Stream API
+/// could not take it (`split` false); a v2.1 server takes it in parts (`split` true).
+pub fn check_configuration_size(
+    map: &ChannelMap,
+    split: bool,
+) -> Result<usize, ConfigurationTooLarge> {
     let mut packet = configuration_packet(map);
     // A Key Generator key or a UUID: at most this long.
     packet.config_id = "x".repeat(64);
     let bytes = packet.encoded_len() + ENVELOPE_BYTES;
-    if bytes <= MAX_PACKET_BYTES {
+    if bytes <= MAX_PACKET_BYTES || split {
         return Ok(bytes);
     }
     let parameters = map.parameters().len();

@@ -68,13 +68,18 @@ pub fn reload_on_sighup(path: PathBuf, notifier: Notifier) -> Option<mpsc::Recei
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             notifier.reloading();
-            let loaded = Config::load(&path).and_then(|config| config.load_channel_map());
+            let loaded = Config::load(&path).and_then(|config| {
+                let split = config.server_version == crate::config::ServerVersion::V2_1;
+                config
+                    .load_channel_map()
+                    .map(|(map, warnings)| (map, warnings, split))
+            });
             notifier.ready();
             match loaded {
-                Ok((map, _)) if let Err(error) = check_configuration_size(&map) => {
+                Ok((map, _, split)) if let Err(error) = check_configuration_size(&map, split) => {
                     tracing::error!(%error, "SIGHUP: reload rejected; keeping the current channel map");
                 }
-                Ok((map, warnings)) => {
+                Ok((map, warnings, _)) => {
                     tracing::info!(
                         config = %path.display(),
                         parameters = map.parameters().len(),

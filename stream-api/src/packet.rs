@@ -210,7 +210,14 @@ impl PacketCtx<'_, '_> {
     ) {
         lint::check_configuration(config, essential, self.f);
         if !config.config_id.is_empty() {
-            match self.config_ids.get(&config.config_id) {
+            // The parts of a split configuration (rule 20) share one config_id; each part
+            // is compared with the same part sent before.
+            let key = if config.partial_packet {
+                format!("{}#{}", config.config_id, config.packet_number)
+            } else {
+                config.config_id.clone()
+            };
+            match self.config_ids.get(&key) {
                 Some(first) if first != config => self.f.error(
                     "B4",
                     format!(
@@ -220,8 +227,7 @@ impl PacketCtx<'_, '_> {
                 ),
                 Some(_) => {}
                 None => {
-                    self.config_ids
-                        .insert(config.config_id.clone(), config.clone());
+                    self.config_ids.insert(key, config.clone());
                 }
             }
         }

@@ -317,7 +317,7 @@ fn link_generic_dash_frame_indices_replay_into_a_strict_server_with_no_violation
 }
 
 /// A DBC of `messages` messages with 8 one-byte signals each, named like a factory car's.
-fn large_dbc(messages: u32) -> String {
+pub(crate) fn large_dbc(messages: u32) -> String {
     let mut text = String::from("VERSION \"\"\n\nNS_ :\n\nBS_:\n\nBU_: ECU\n\n");
     for m in 0..messages {
         text.push_str(&format!(

@@ -40,6 +40,7 @@ fn producer_config(address: SocketAddr) -> ProducerConfig {
         },
         drain_timeout: Duration::from_secs(2),
         spool: SpoolPlace::Temporary,
+        split_configuration: false,
     }
 }
 

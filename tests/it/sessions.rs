@@ -613,3 +613,93 @@ async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_th
         );
     }
 }
+
+/// The same 11 200-parameter map against a v2.1 Stream API (`server_version = "2.1"`): the
+/// Configuration goes in parts (rule 20), each under 1 MB, on every stream; the server holds
+/// all 11 200 parameters; the data decodes against them; 0 violations into a strict server.
+#[tokio::test]
+async fn a_configuration_too_large_for_one_packet_goes_in_parts_to_a_v2_1_server() {
+    use open_streaming::open_data::ConfigurationPacket;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    std::fs::write(dir.path().join("big.dbc"), crate::cli::large_dbc(1_400)).expect("dbc");
+    let path = dir.path().join("big.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[stream_api]\nendpoint = \"{endpoint}\"\nserver_version = \"2.1\"\n\n\
+             [session]\ndata_source = \"Big\"\n\n\
+             [car]\napplication = \"FactoryCar\"\ndbc = [\"big.dbc\"]\nstream = \"car\"\n"
+        ),
+    )
+    .expect("config");
+    let config = Config::load(&path).expect("valid config");
+    let (map, _) = config.load_channel_map().expect("map");
+    assert_eq!(map.parameters().len(), 11_200);
+    // One frame of the last message: its 8 signals.
+    let capture = dir.path().join("one.log");
+    std::fs::write(
+        &capture,
+        format!(
+            "(1778936400.000000) can0 {:03X}#0102030405060708\n",
+            0x100 + 1_399
+        ),
+    )
+    .expect("capture");
+    let summary = pipeline::replay(
+        &config,
+        map,
+        endpoint,
+        vec![capture],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay");
+    server.shutdown().await.expect("server stops");
+    assert_eq!(Metrics::get(&summary.metrics.samples_published), 8);
+
+    let recording = inspect::read_recording(&record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    for stream in ["", "car"] {
+        let parts: Vec<ConfigurationPacket> = recording
+            .packets_of_type("Configuration")
+            .into_iter()
+            .filter(|(_, s, _)| s == stream)
+            .map(|(_, _, content)| {
+                assert!(
+                    content.len() < 1_000_000,
+                    "a part of {} bytes",
+                    content.len()
+                );
+                ConfigurationPacket::decode(content.as_slice()).expect("part")
+            })
+            .collect();
+        assert!(parts.len() >= 2, "{} parts on {stream:?}", parts.len());
+        let total = parts.len() as u32;
+        let mut parameters = BTreeSet::new();
+        for (number, part) in (1..).zip(&parts) {
+            assert!(part.partial_packet);
+            assert_eq!(
+                (part.packet_number, part.total_packet_number),
+                (number, total)
+            );
+            assert_eq!(part.config_id, parts[0].config_id);
+            assert_eq!(part.group_definitions.len(), 1, "one top-level group each");
+            parameters.extend(
+                part.parameter_definitions
+                    .iter()
+                    .map(|p| p.identifier.clone()),
+            );
+        }
+        assert_eq!(parameters.len(), 11_200, "on stream {stream:?}");
+    }
+    let samples = recording.samples();
+    assert_eq!(
+        samples["PT_1399_CHANNEL_SIGNAL_7:FactoryCar"],
+        vec![(1_778_936_400_000_000_000, 8.0 * 0.25 - 40.0)]
+    );
+}

@@ -190,7 +190,14 @@ impl Producer {
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
         let streams = self.all_streams();
         let takeover_point = self.current.next_packet_id;
-        let announcements = 2 * streams.len() as u64;
+        let new_session = new_session_packet(&identity).encode_to_vec();
+        let mut announced: Vec<(PacketKind, Vec<u8>)> = vec![(PacketKind::NewSession, new_session)];
+        announced.extend(
+            self.configuration_parts(&configuration)
+                .iter()
+                .map(|part| (PacketKind::Configuration, part.encode_to_vec())),
+        );
+        let announcements = (streams.len() * announced.len()) as u64;
         let route = Route {
             session_key: key.clone(),
             format_remap: remap,
@@ -202,13 +209,8 @@ impl Producer {
         announcement_route.announced_again_before = 0;
         self.delivery
             .set_route(self.current.index, announcement_route);
-        let new_session = new_session_packet(&identity).encode_to_vec();
-        let configuration_bytes = configuration.encode_to_vec();
         let mut id = takeover_point;
-        for (kind, content) in [
-            (PacketKind::NewSession, &new_session),
-            (PacketKind::Configuration, &configuration_bytes),
-        ] {
+        for (kind, content) in &announced {
             for stream in &streams {
                 let record = SpoolRecord {
                     stream: stream.clone(),

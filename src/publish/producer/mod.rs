@@ -91,6 +91,8 @@ pub struct ProducerConfig {
     pub drain_timeout: Duration,
     /// Where packets wait until the server acknowledged them.
     pub spool: SpoolPlace,
+    /// Send a Configuration over 1 MB in parts (a v2.1 Stream API; rule 20).
+    pub split_configuration: bool,
 }
 
 impl ProducerConfig {
@@ -326,12 +328,24 @@ impl Producer {
         }
         configuration.config_id =
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
+        let parts = self.configuration_parts(&configuration);
         for stream in self.all_streams() {
-            self.write(&stream, PacketKind::Configuration, &configuration)
-                .await?;
+            for part in &parts {
+                self.write(&stream, PacketKind::Configuration, part).await?;
+            }
         }
         self.current.configuration = configuration;
         self.journal()
+    }
+
+    /// `configuration` as sent: in parts when it is too large for one packet and the server
+    /// reads parts (rule 20).
+    fn configuration_parts(&self, configuration: &ConfigurationPacket) -> Vec<ConfigurationPacket> {
+        if self.config.split_configuration {
+            super::configuration::configuration_parts(configuration)
+        } else {
+            vec![configuration.clone()]
+        }
     }
 
     /// The data-format id for an ordered parameter list, asked once and cached (rules 21–25).
