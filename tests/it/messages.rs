@@ -242,3 +242,24 @@ fn a_replay_into_a_closed_pipe_ends_quietly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_zero_health_grace_is_refused_at_its_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = demo_config(dir.path(), "", None);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("\n[service]\nhealth_grace_ms = 0\n");
+    std::fs::write(&config, &text).expect("config");
+    let line = text.lines().count();
+    let output = crate::cli::bridge(&["validate", "--config"], &[&config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let expected = format!(
+        "{}:{line}:1: [service.health_grace_ms] must be positive",
+        config.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "{expected:?} missing from {stderr}"
+    );
+}
