@@ -100,6 +100,8 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         bail!("--max-rejected-share must be between 0 and 1, got {share}");
     }
     let (mut config, map) = load(&args.config)?;
+    // A replay reports through its progress bar and its final summary, not periodic lines.
+    config.service.summary_interval = None;
     // The summary lists what the embedded server received, so it keeps a recording: the
     // user's file, or one in a private folder removed when this function returns.
     let scratch = embedded_recording(&mut config, args.record.as_deref())?;
@@ -128,10 +130,16 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let report = daemon::run(daemon, signals::shutdown_signal()).await;
     bar.finish();
     let report = report?;
-    print_run_summary(&report.summary);
-    print_receiver_choices(&progress);
-    report_embedded(report.embedded)?;
+    let embedded = EmbeddedSummary::read(report.embedded)?;
     drop(scratch);
+    print_quietly(|out| {
+        write_run_summary(out, &report.summary)?;
+        write_receiver_choices(out, &progress)?;
+        embedded.as_ref().map_or(Ok(()), |e| e.write(out))
+    })?;
+    if let Some(embedded) = &embedded {
+        embedded.check()?;
+    }
     check_replay_outcome(&report.summary, share)
 }
 
@@ -164,14 +172,15 @@ fn embedded_recording(
 }
 
 /// Which receiver read each capture, and why (docs/replay.md).
-fn print_receiver_choices(progress: &ReplayProgress) {
+fn write_receiver_choices(out: &mut impl Write, progress: &ReplayProgress) -> std::io::Result<()> {
     for (path, choice) in progress.receiver_choices() {
         let file = path
             .file_name()
             .unwrap_or(path.as_os_str())
             .to_string_lossy();
-        println!("  {file} → {choice}");
+        writeln!(out, "  {file} → {choice}")?;
     }
+    Ok(())
 }
 
 /// The replay's verdict: an error (non-zero exit) when nothing was published or more than
@@ -215,14 +224,22 @@ pub async fn run(config_path: &Path, capture: Option<PathBuf>) -> anyhow::Result
         ..service_daemon(config_path, config, map).await?
     };
     let report = daemon::run(daemon, signals::shutdown_signal()).await?;
-    print_run_summary(&report.summary);
-    print_source_metrics(&live.metrics);
-    report_embedded(report.embedded)?;
-    if let Some(recorder) = live.recorder {
-        let stats = recorder.await.context("recorder task")??;
-        print_record_stats(&stats);
-    }
-    Ok(())
+    let embedded = EmbeddedSummary::read(report.embedded)?;
+    let recorded = match live.recorder {
+        Some(recorder) => Some(recorder.await.context("recorder task")??),
+        None => None,
+    };
+    print_quietly(|out| {
+        write_run_summary(out, &report.summary)?;
+        write_source_metrics(out, &live.metrics)?;
+        if let Some(embedded) = &embedded {
+            embedded.write(out)?;
+        }
+        recorded
+            .as_ref()
+            .map_or(Ok(()), |stats| write_record_stats(out, stats))
+    })?;
+    embedded.map_or(Ok(()), |e| e.check())
 }
 
 /// Where `run` keeps its spool when the configuration names none: under systemd's
@@ -322,47 +339,71 @@ pub async fn record(
         result.context("source task")??;
     }
     drained.await.context("drain task")?;
-    print_source_metrics(&live.metrics);
-    if let Some(recorder) = live.recorder {
-        let stats = recorder.await.context("recorder task")??;
-        print_record_stats(&stats);
-    }
-    Ok(())
+    let recorded = match live.recorder {
+        Some(recorder) => Some(recorder.await.context("recorder task")??),
+        None => None,
+    };
+    print_quietly(|out| {
+        write_source_metrics(out, &live.metrics)?;
+        recorded
+            .as_ref()
+            .map_or(Ok(()), |stats| write_record_stats(out, stats))
+    })
 }
 
-/// Prints what the embedded server received (from its recording when there is one, else
-/// its counters); fails if it saw protocol violations.
-fn report_embedded(embedded: Option<EmbeddedReport>) -> anyhow::Result<()> {
-    let Some(embedded) = embedded else {
-        return Ok(());
-    };
-    let violations = match &embedded.recording {
-        Some(record) => {
+/// What the embedded server received, for the summary: from its recording when there is
+/// one, else its counters.
+struct EmbeddedSummary {
+    text: String,
+    violations: usize,
+}
+
+impl EmbeddedSummary {
+    /// Reads the recording (the only step that can fail); `None` for a remote endpoint.
+    fn read(embedded: Option<EmbeddedReport>) -> anyhow::Result<Option<Self>> {
+        let Some(embedded) = embedded else {
+            return Ok(None);
+        };
+        if let Some(record) = &embedded.recording {
             let recording = inspect::read_recording(record)
                 .with_context(|| format!("reading recording {}", record.display()))?;
-            println!("\n{}", recording.summary());
-            recording.violations().len()
+            return Ok(Some(Self {
+                text: recording.summary().to_string(),
+                violations: recording.violations().len(),
+            }));
         }
-        None => {
-            let stats = &embedded.stats;
-            println!(
-                "\nembedded Stream API (not recording): {} session(s) created, {} ended; {} packets ({} redelivered); {} protocol violations",
-                stats.sessions_created,
-                stats.sessions_ended,
-                stats.packets,
-                stats.duplicate_packets,
-                embedded.violations.len()
-            );
-            for violation in &embedded.violations {
-                println!("  {violation}");
-            }
+        let stats = &embedded.stats;
+        let mut text = format!(
+            "embedded Stream API (not recording): {} session(s) created, {} ended; {} packets ({} redelivered); {} protocol violations",
+            stats.sessions_created,
+            stats.sessions_ended,
+            stats.packets,
+            stats.duplicate_packets,
             embedded.violations.len()
+        );
+        for violation in &embedded.violations {
+            text.push_str(&format!("\n  {violation}"));
         }
-    };
-    if violations > 0 {
-        bail!("the embedded Stream API recorded {violations} protocol violations");
+        Ok(Some(Self {
+            text,
+            violations: embedded.violations.len(),
+        }))
     }
-    Ok(())
+
+    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "\n{}", self.text)
+    }
+
+    /// Fails when the server saw protocol violations.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.violations > 0 {
+            bail!(
+                "the embedded Stream API recorded {} protocol violations",
+                self.violations
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `ecu-bridge stream-api`.
@@ -555,10 +596,11 @@ pub fn validate(config_path: &Path, list: bool) -> anyhow::Result<()> {
 }
 
 /// What a recorder wrote, per source, for people.
-fn print_record_stats(stats: &RecordStats) {
-    println!("recorded:");
+fn write_record_stats(out: &mut impl Write, stats: &RecordStats) -> std::io::Result<()> {
+    writeln!(out, "recorded:")?;
     for source in &stats.sources {
-        println!(
+        writeln!(
+            out,
             "  source {}: {} datagrams/reads, {} bytes, {} CAN frames{}",
             source.name,
             source.captures,
@@ -569,25 +611,31 @@ fn print_record_stats(stats: &RecordStats) {
             } else {
                 String::new()
             }
-        );
+        )?;
         for file in &source.files {
-            println!("    {}", file.display());
+            writeln!(out, "    {}", file.display())?;
         }
         for (kind, count) in &source.decode_errors {
-            println!("    {kind}: {count}");
+            writeln!(out, "    {kind}: {count}")?;
         }
     }
     if stats.unknown_source > 0 {
-        println!(
+        writeln!(
+            out,
             "  {} captures from sources not configured for recording were dropped",
             stats.unknown_source
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
+fn write_source_metrics(
+    out: &mut impl Write,
+    sources: &[Arc<SourceMetrics>],
+) -> std::io::Result<()> {
     for m in sources {
-        println!(
+        writeln!(
+            out,
             "  source {}: {} datagrams/reads, {} bytes, {} frames; kernel drops {}, sequence gaps {} (resets {}), truncated {}, channel drops {} ({} frames); outages {}, reconnects {}",
             m.name,
             Metrics::get(&m.reads),
@@ -601,9 +649,10 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
             Metrics::get(&m.frames_dropped),
             Metrics::get(&m.outages),
             Metrics::get(&m.reconnects),
-        );
+        )?;
         if Metrics::get(&m.poll_requests) > 0 {
-            println!(
+            writeln!(
+                out,
                 "    polled: {} requests, {} replies, {} timeouts, {} bad CRCs, {} retries, {} blocks dropped; status busy {}, timeout {}, CRC error {}, unknown command {}, range error {}, other {}; last rate {:.1} Hz",
                 Metrics::get(&m.poll_requests),
                 Metrics::get(&m.poll_replies),
@@ -618,12 +667,13 @@ fn print_source_metrics(sources: &[Arc<SourceMetrics>]) {
                 Metrics::get(&m.poll_status_range_error),
                 Metrics::get(&m.poll_status_other),
                 Metrics::get(&m.poll_rate_millihertz) as f64 / 1000.0,
-            );
+            )?;
         }
         for (kind, count) in m.decode_errors() {
-            println!("    {kind}: {count}");
+            writeln!(out, "    {kind}: {count}")?;
         }
     }
+    Ok(())
 }
 
 /// A duration like `90s`, `5m`, `2h`, `1h30m` or `500ms` (humantime's syntax), or a plain
@@ -645,7 +695,7 @@ fn utc_stamp(time_ns: u64) -> String {
     format!("{date} {time}.{:03}", time_ns % 1_000_000_000 / 1_000_000)
 }
 
-fn print_run_summary(summary: &RunSummary) {
+fn write_run_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Result<()> {
     let m = &summary.metrics;
     let seconds = summary.elapsed.as_secs_f64().max(1e-9);
     let published = Metrics::get(&m.samples_published);
@@ -654,9 +704,10 @@ fn print_run_summary(summary: &RunSummary) {
         1 => "1 session".to_owned(),
         n => format!("{n} sessions"),
     };
-    println!("finished in {seconds:.2} s — {sessions}");
+    writeln!(out, "finished in {seconds:.2} s — {sessions}")?;
     for session in &summary.sessions {
-        println!(
+        writeln!(
+            out,
             "  session {} \"{}\": samples {} → {} UTC ({:.1} s), {} laps",
             session.key,
             session.identifier,
@@ -664,28 +715,30 @@ fn print_run_summary(summary: &RunSummary) {
             utc_stamp(session.last_ns),
             session.last_ns.saturating_sub(session.first_ns) as f64 / 1e9,
             session.laps,
-        );
+        )?;
     }
     for (path, frames) in &summary.frames_per_source {
-        println!("  {path}: {frames} frames");
+        writeln!(out, "  {path}: {frames} frames")?;
     }
-    println!(
+    writeln!(
+        out,
         "  decoded {} rows, {} samples; published {} samples in {} packets ({:.0} samples/s)",
         Metrics::get(&m.rows_decoded),
         Metrics::get(&m.samples_decoded),
         published,
         Metrics::get(&m.packets_published),
         published as f64 / seconds,
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  frames with unknown id or message {}, short {}, without values {}; rejected inputs {}",
         Metrics::get(&m.unknown_ids),
         Metrics::get(&m.short_frames),
         Metrics::get(&m.frames_without_values),
         Metrics::get(&m.rejected_inputs),
-    );
+    )?;
     for (kind, count) in m.decode_errors() {
-        println!("    {kind}: {count}");
+        writeln!(out, "    {kind}: {count}")?;
     }
     let lost = [
         (
@@ -706,11 +759,12 @@ fn print_run_summary(summary: &RunSummary) {
         ),
     ];
     if lost.iter().any(|(_, n)| *n > 0) {
-        println!("  samples not delivered:");
+        writeln!(out, "  samples not delivered:")?;
         for (reason, count) in lost.iter().filter(|(_, n)| *n > 0) {
-            println!("    {reason}: {count}");
+            writeln!(out, "    {reason}: {count}")?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub async fn run(
         metrics,
     } = daemon;
     let target = Target::start(&config).await?;
-    let service = Service::start(service, metrics.clone(), source_metrics);
+    let service = Service::start(service, &config.service, metrics.clone(), source_metrics);
     let (stop, stopped) = watch::channel(false);
     let (give_up, given_up) = watch::channel(false);
     let pipeline = pipeline::run_reloadable(

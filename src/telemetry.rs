@@ -107,7 +107,9 @@ counters! {
         Counter sessions_ended: "Sessions ended (EndSession), after the car went quiet or at the stop.",
         Counter laps_marked: "Lap markers written from the car's lap signal.",
         ;
-        /// Batches waiting in front of decode, batch and publish (last seen by each stage).
+        /// Batches waiting in front of decode, batch and publish: set by each stage as it receives
+        /// and read from the channels every 250 ms (`crate::pipeline::queues`), so a blocked stage
+        /// does not freeze them.
         pub queue_depths: [AtomicU64; 3],
         /// Frame batch received by decode → its packet handed to the Stream API.
         pub publish_latency: LatencyHistogram,

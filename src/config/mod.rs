@@ -110,6 +110,11 @@ pub struct ServiceConfig {
     /// After SIGTERM/SIGINT, the drain (flush, EndOfSession, EndSession) must finish within
     /// this, or the process exits non-zero.
     pub stop_timeout: Duration,
+    /// `/health` turns unhealthy when decoded samples wait and the Stream API acknowledged
+    /// nothing for this long.
+    pub health_grace: Duration,
+    /// How often `run` logs its one-line summary; `None` (0 in the file) = never.
+    pub summary_interval: Option<Duration>,
 }
 
 /// One live source.

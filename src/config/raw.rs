@@ -92,6 +92,10 @@ pub(super) struct RawService {
     pub(super) metrics_listen: Option<std::net::SocketAddr>,
     #[serde(default = "default_stop_timeout_ms")]
     pub(super) stop_timeout_ms: u64,
+    #[serde(default = "default_health_grace_ms")]
+    pub(super) health_grace_ms: u64,
+    #[serde(default = "default_summary_interval_s")]
+    pub(super) summary_interval_s: u64,
 }
 
 impl Default for RawService {
@@ -99,6 +103,8 @@ impl Default for RawService {
         Self {
             metrics_listen: None,
             stop_timeout_ms: default_stop_timeout_ms(),
+            health_grace_ms: default_health_grace_ms(),
+            summary_interval_s: default_summary_interval_s(),
         }
     }
 }
@@ -289,6 +295,12 @@ impl Default for RawBatch {
 
 fn default_stop_timeout_ms() -> u64 {
     15_000
+}
+fn default_health_grace_ms() -> u64 {
+    u64::try_from(crate::service::health::DEFAULT_HEALTH_GRACE.as_millis()).unwrap_or(u64::MAX)
+}
+fn default_summary_interval_s() -> u64 {
+    60
 }
 fn default_receive_buffer() -> usize {
     8 * 1024 * 1024

@@ -55,6 +55,9 @@ impl Config {
             service: ServiceConfig {
                 metrics_listen: raw.service.metrics_listen,
                 stop_timeout: Duration::from_millis(raw.service.stop_timeout_ms),
+                health_grace: Duration::from_millis(raw.service.health_grace_ms),
+                summary_interval: (raw.service.summary_interval_s > 0)
+                    .then(|| Duration::from_secs(raw.service.summary_interval_s)),
             },
             spool: spool_settings(&raw.spool, base, problems),
             stream_api,
@@ -314,6 +317,9 @@ fn check_values(raw: &RawConfig, problems: &mut Problems) {
     }
     if raw.service.stop_timeout_ms == 0 {
         problems.add("service.stop_timeout_ms", "must be positive".into());
+    }
+    if raw.service.health_grace_ms == 0 {
+        problems.add("service.health_grace_ms", "must be positive".into());
     }
 }
 

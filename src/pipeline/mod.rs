@@ -3,6 +3,7 @@
 //! ends when its input closes (drain by drop), and publish flushes and ends the session.
 
 pub mod edge;
+pub mod queues;
 pub mod sources;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::publish::producer::{
 use crate::publish::sessions::{RunCounter, SessionPlan, SessionTemplate};
 use crate::publish::{PublishStage, SessionSummary};
 use crate::telemetry::Metrics;
+use edge::Queue;
 use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 
 /// What a finished run did.
@@ -234,6 +236,14 @@ pub async fn run_reloadable(
     let (frames_tx, frames_rx) = mpsc::channel(capacity);
     let (rows_tx, rows_rx) = mpsc::channel(capacity);
     let (batches_tx, batches_rx) = mpsc::channel(capacity);
+    let queue_sampler = queues::spawn_sampler(
+        metrics.clone(),
+        vec![
+            (Queue::Decode, queues::probe(frames_tx.downgrade())),
+            (Queue::Batch, queues::probe(rows_tx.downgrade())),
+            (Queue::Publish, queues::probe(batches_tx.downgrade())),
+        ],
+    );
     let (cancel_tx, cancel_rx) = watch::channel(false);
     crate::publish::configuration::check_configuration_size(
         &map,
@@ -315,7 +325,9 @@ pub async fn run_reloadable(
         };
         StageResult::Publish(result.await)
     });
-    collect(stages, cancel_tx, shutdown, metrics, started).await
+    let outcome = collect(stages, cancel_tx, shutdown, metrics, started).await;
+    queue_sampler.abort();
+    outcome
 }
 
 async fn collect(

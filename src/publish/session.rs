@@ -45,6 +45,8 @@ pub struct SessionIdentity {
 /// A channel to the Stream API with the call deadline and retry policy every call uses.
 #[derive(Debug, Clone)]
 pub(crate) struct Calls {
+    /// The endpoint's URL, named in every log line about it.
+    pub(crate) endpoint: String,
     pub(crate) channel: Channel,
     pub(crate) call_timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -66,6 +68,7 @@ impl Calls {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(Self {
+            endpoint: endpoint.to_owned(),
             channel,
             call_timeout,
             retry,
@@ -189,7 +192,7 @@ pub enum PublishError {
         source: tonic::transport::Error,
     },
     /// A call failed with a gRPC status (after retries, where retried).
-    #[error("{call} failed: {status}")]
+    #[error("{call} failed: {}", Cause(status))]
     Rpc {
         /// Which call.
         call: &'static str,
@@ -259,7 +262,7 @@ pub(crate) async fn create_session(
     };
     let client = SessionManagementServiceClient::new(calls.channel.clone());
     let timeout = calls.call_timeout;
-    let response = with_retry("CreateSession", &calls.retry, || {
+    let response = with_retry("CreateSession", &calls.endpoint, &calls.retry, || {
         let mut request = tonic::Request::new(request.clone());
         request.set_timeout(timeout);
         let mut client = client.clone();
@@ -305,7 +308,7 @@ pub(crate) async fn end_session(
     };
     let client = SessionManagementServiceClient::new(calls.channel.clone());
     let timeout = calls.call_timeout;
-    let response = with_retry("EndSession", &calls.retry, || {
+    let response = with_retry("EndSession", &calls.endpoint, &calls.retry, || {
         let mut request = tonic::Request::new(request.clone());
         request.set_timeout(timeout);
         let mut client = client.clone();
@@ -330,12 +333,17 @@ pub(crate) async fn data_format_id(
     };
     let client = DataFormatManagerServiceClient::new(calls.channel.clone());
     let timeout = calls.call_timeout;
-    let response = with_retry("GetParameterDataFormatId", &calls.retry, || {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
-        let mut client = client.clone();
-        async move { client.get_parameter_data_format_id(request).await }
-    })
+    let response = with_retry(
+        "GetParameterDataFormatId",
+        &calls.endpoint,
+        &calls.retry,
+        || {
+            let mut request = tonic::Request::new(request.clone());
+            request.set_timeout(timeout);
+            let mut client = client.clone();
+            async move { client.get_parameter_data_format_id(request).await }
+        },
+    )
     .await?;
     match response.data_format_identifier {
         0 => Err(PublishError::ZeroDataFormatId {
@@ -361,7 +369,7 @@ pub(crate) async fn unique_config_id(
         .connect_lazy();
     let client = UniqueKeyGeneratorServiceClient::new(channel);
     let timeout = calls.call_timeout;
-    let response = with_retry("GenerateUniqueKey", &calls.retry, || {
+    let response = with_retry("GenerateUniqueKey", endpoint, &calls.retry, || {
         let mut request = tonic::Request::new(GenerateUniqueKeyRequest {
             r#type: KeyType::String as i32,
         });
@@ -377,9 +385,12 @@ pub(crate) async fn unique_config_id(
 }
 
 /// Calls `call` until it succeeds, retrying `UNAVAILABLE` (server starting, or restarting)
-/// with jittered backoff until the policy gives up; other errors fail at once.
+/// with jittered backoff until the policy gives up; other errors fail at once. The first
+/// failure is logged at once, in one line naming `endpoint`, the cause, the retry count and
+/// the time left; then one line every [`RETRY_REPORT_INTERVAL`] while it lasts.
 pub(crate) async fn with_retry<T, F, Fut>(
     name: &'static str,
+    endpoint: &str,
     policy: &RetryPolicy,
     mut call: F,
 ) -> Result<T, PublishError>
@@ -388,10 +399,16 @@ where
     Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 {
     let started = tokio::time::Instant::now();
+    let mut next_report = started;
     let mut attempt = 0u32;
     loop {
         match call().await {
-            Ok(response) => return Ok(response.into_inner()),
+            Ok(response) => {
+                if attempt > 0 {
+                    tracing::info!("{endpoint} answered {name} after {attempt} retries");
+                }
+                return Ok(response.into_inner());
+            }
             Err(status) if status.code() == Code::Unavailable => {
                 let waited = started.elapsed();
                 if policy.give_up_after.is_some_and(|limit| waited >= limit) {
@@ -400,11 +417,23 @@ where
                         status: Box::new(status),
                     });
                 }
-                if attempt == 0 {
-                    tracing::warn!(call = name, %status, "Stream API unavailable; retrying with backoff");
-                }
-                tokio::time::sleep(policy.delay(attempt)).await;
+                let delay = policy.delay(attempt);
                 attempt = attempt.saturating_add(1);
+                if tokio::time::Instant::now() >= next_report {
+                    next_report = tokio::time::Instant::now() + RETRY_REPORT_INTERVAL;
+                    let left = match policy.give_up_after {
+                        Some(limit) => {
+                            format!("giving up in {} s", limit.saturating_sub(waited).as_secs())
+                        }
+                        None => "retrying until it answers".to_owned(),
+                    };
+                    tracing::warn!(
+                        "cannot reach {endpoint} ({name}): {}; retry {attempt} in {:.1} s, {left}",
+                        Cause(&status),
+                        delay.as_secs_f64()
+                    );
+                }
+                tokio::time::sleep(delay).await;
             }
             Err(status) => {
                 return Err(PublishError::Rpc {
@@ -413,6 +442,37 @@ where
                 });
             }
         }
+    }
+}
+
+/// How often a call that keeps failing is reported again.
+pub const RETRY_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A gRPC status as one line for people: the status message, then the innermost cause when
+/// the message does not already say it ("tcp connect error: Connection refused (os error
+/// 111)"); never the `Debug` form of the error chain.
+#[derive(Debug)]
+pub struct Cause<'a>(pub &'a Status);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.0;
+        let message = match status.message() {
+            "" => status.code().description(),
+            message => message,
+        };
+        let mut innermost = None;
+        let mut source = std::error::Error::source(status);
+        while let Some(error) = source {
+            innermost = Some(error.to_string());
+            source = error.source();
+        }
+        let mut line = message.to_owned();
+        if let Some(cause) = innermost.filter(|cause| !message.contains(cause.as_str())) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+        f.write_str(&line.replace(['\n', '\r'], " "))
     }
 }
 

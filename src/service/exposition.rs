@@ -71,7 +71,7 @@ impl Collector for Pipeline {
         }
         let mut family = encoder.encode_descriptor(
             "queue_depth",
-            "Batches waiting in front of a stage (bounded channels).",
+            "Batches waiting in front of a stage (bounded channels), read every 250 ms.",
             None,
             MetricType::Gauge,
         )?;

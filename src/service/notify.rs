@@ -316,14 +316,29 @@ where
             } else {
                 notifier.notify(&line);
             }
-            match (was_alive, health.is_alive()) {
-                (true, false) => tracing::error!(%health, "pipeline stalled; watchdog pings stop"),
-                (false, true) => tracing::warn!(%health, "pipeline moving again; pings resume"),
-                _ => {}
-            }
+            log_change(&notifier, was_alive, health, policy.period);
             was_alive = health.is_alive();
         }
     })
+}
+
+/// Logs a change of verdict. Under systemd it speaks of the watchdog, which acts on it;
+/// without systemd no watchdog exists for the reader, so the line says what the bridge sees.
+fn log_change(notifier: &Notifier, was_alive: bool, health: Health, period: Duration) {
+    let checks = match health {
+        Health::Stalled { checks } | Health::Waiting { checks } => checks,
+        Health::Advancing | Health::Idle => 0,
+    };
+    let still = period.saturating_mul(checks).as_secs();
+    match (was_alive, health.is_alive(), notifier.is_enabled()) {
+        (true, false, true) => tracing::error!(%health, "pipeline stalled; watchdog pings stop"),
+        (false, true, true) => tracing::warn!(%health, "pipeline moving again; pings resume"),
+        (true, false, false) => {
+            tracing::warn!("decoded samples have waited {still} s with no packet acknowledged")
+        }
+        (false, true, false) => tracing::info!("packets are being acknowledged again"),
+        _ => {}
+    }
 }
 
 /// `STATUS=` and `status` on one line (a newline would start another assignment).

@@ -346,6 +346,67 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     );
 }
 
+/// A Stream API that accepts and never answers: decoded samples pile up in front of the
+/// publish stage. `/health` turns 503 once they waited the grace with nothing acknowledged,
+/// and the queue gauges show the backlog although the publish stage never receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_and_queue_gauges_fill_while_the_publish_stage_is_stalled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify_path = dir.path().join("notify.sock");
+    let _notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    let held = std::thread::spawn(move || {
+        silent
+            .incoming()
+            .take(4)
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let capture = dir.path().join("drive.log");
+    write_capture(&capture, 3000);
+    let config_path = write_config(
+        dir.path(),
+        &format!("http://{address}"),
+        "health_grace_ms = 500\n",
+    );
+    let config = Config::load(&config_path).expect("config");
+    assert_eq!(config.service.health_grace, Duration::from_millis(500));
+    let (map, _) = config.load_channel_map().expect("map");
+    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
+    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
+    let replay = sources::replay_sources(vec![capture], options, inputs)
+        .await
+        .expect("replay");
+    let (daemon, metrics) = service_daemon(config, replay, &notify_path).await;
+    let run = tokio::spawn(daemon::run(daemon, std::future::pending()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (health, _) = http_get(&metrics, "/health");
+        let (_, body) = http_get(&metrics, "/metrics");
+        if health == 503 && !body.contains("ecu_bridge_queue_depth{stage=\"publish\"} 0") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health {health}, never unhealthy with a full queue:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    run.abort();
+    drop(held);
+    let depth: u64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("ecu_bridge_queue_depth{stage=\"publish\"} "))
+        .and_then(|value| value.parse().ok())
+        .expect("publish queue depth");
+    assert!(depth > 0, "{body}");
+    assert!(
+        body.contains("ecu_bridge_samples_published_total 0"),
+        "nothing acknowledged: {body}"
+    );
+}
+
 /// `run` with the embedded endpoint and no `[stream_api] record`: the server records nothing
 /// (a long run must not grow a file), and still reports what it received.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

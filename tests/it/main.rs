@@ -5,6 +5,7 @@ mod daemon;
 pub(crate) mod frames;
 mod links;
 mod live;
+mod messages;
 mod outage;
 mod polled;
 mod producer;

@@ -26,7 +26,7 @@ fn root() -> &'static Path {
 
 /// The demo car's configuration, its DBC path made absolute, with `extra` in `[stream_api]`
 /// and the include list replaced by `include` when given.
-fn demo_config(dir: &Path, extra: &str, include: Option<&str>) -> PathBuf {
+pub(crate) fn demo_config(dir: &Path, extra: &str, include: Option<&str>) -> PathBuf {
     let text =
         std::fs::read_to_string(root().join("fixtures/demo-car/bridge.toml")).expect("demo config");
     let dbc = root().join("fixtures/dbc/honda_civic_hatchback_ex_2017_can.dbc");
@@ -50,7 +50,7 @@ fn demo_config(dir: &Path, extra: &str, include: Option<&str>) -> PathBuf {
 }
 
 /// Replays the demo capture with the embedded server's recording kept; the recording's path.
-fn replay_demo(dir: &Path) -> PathBuf {
+pub(crate) fn replay_demo(dir: &Path) -> PathBuf {
     let recording = dir.join("demo.osrec");
     let config = demo_config(
         dir,

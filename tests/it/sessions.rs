@@ -277,6 +277,30 @@ async fn a_lap_counter_marks_laps_at_the_samples_that_raise_it_on_every_stream()
     }
     let session = &recording.sessions()[0];
     assert_eq!(session.identifier, "LapCar 2026-05-16 13:00:00 run 1");
+
+    // `inspect`'s summary lists the session's streams and its laps (once, not per stream).
+    let text = recording.summary().to_string();
+    let section = &text[text.find(&session.key).expect("session line")..];
+    let section = &section[..section.find("Parameters (").expect("parameters heading")];
+    let laps: String = [
+        ("Out Lap", times[0]),
+        ("Lap 1", times[100]),
+        ("Lap 2", times[200]),
+        ("Lap 3", times[300]),
+    ]
+    .iter()
+    .map(|(label, time)| format!("      {} {label:?}\n", inspect::utc(*time)))
+    .collect();
+    for expected in [
+        "    stream \"\": ".to_owned(),
+        "    stream \"car\": ".to_owned(),
+        format!("    laps (4):\n{laps}"),
+    ] {
+        assert!(
+            section.contains(&expected),
+            "{expected:?} missing from\n{section}"
+        );
+    }
 }
 
 /// The demo capture (driven 2026-05-16 13:00 UTC) replayed: `creation_time` is its first

@@ -15,9 +15,9 @@ use super::{
     Current, MAX_PROBE_INTERVAL, OUTAGE_SUMMARY, OutageClock, PROBE_TIMEOUT, Producer, SpoolPlace,
     new_session_packet,
 };
-use crate::publish::delivery::{OneLine, Route};
+use crate::publish::delivery::Route;
 use crate::publish::session::{
-    MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_id,
+    Cause, MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_id,
     session_is_open, unique_config_id,
 };
 use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord};
@@ -154,13 +154,14 @@ impl Producer {
                     clock.next_summary = Instant::now() + OUTAGE_SUMMARY;
                     let waiting = self.delivery.spool().stats();
                     tracing::warn!(
-                        endpoint = %self.config.endpoint,
-                        cause = %OneLine(&status),
-                        away_s = clock.started.elapsed().as_secs(),
-                        attempts = clock.attempts,
-                        packets_waiting = waiting.records_pending,
-                        samples_waiting = waiting.samples_pending,
-                        "Stream API unreachable; packets wait in the spool, retrying"
+                        "cannot reach the Stream API at {}: {}; {} packets ({} samples) wait in the spool, away {} s, {} retries so far, next in {:.1} s",
+                        self.config.endpoint,
+                        Cause(&status),
+                        waiting.records_pending,
+                        waiting.samples_pending,
+                        clock.started.elapsed().as_secs(),
+                        clock.attempts,
+                        delay.as_secs_f64(),
                     );
                 }
             }

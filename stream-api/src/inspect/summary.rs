@@ -5,6 +5,23 @@ use std::fmt;
 
 use super::Summary;
 use super::time::utc;
+use super::values::LAP_MARKER_TYPE;
+
+impl Summary {
+    /// The lap markers of session `key`, in time order; one written to several streams
+    /// counts once.
+    fn laps_of(&self, key: &str) -> Vec<(u64, &str)> {
+        let mut laps: Vec<(u64, &str)> = self
+            .markers
+            .iter()
+            .filter(|m| m.session_key == key && m.marker.r#type == LAP_MARKER_TYPE)
+            .map(|m| (m.marker.timestamp, m.marker.label.as_str()))
+            .collect();
+        laps.sort_unstable();
+        laps.dedup();
+        laps
+    }
+}
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,6 +47,13 @@ impl fmt::Display for Summary {
             }
             for (stream, n) in &s.streams {
                 writeln!(f, "    stream {stream:?}: {n} packets")?;
+            }
+            let laps = self.laps_of(&s.key);
+            if !laps.is_empty() {
+                writeln!(f, "    laps ({}):", laps.len())?;
+                for (time_ns, label) in laps {
+                    writeln!(f, "      {} {label:?}", utc(time_ns))?;
+                }
             }
             if s.duplicates > 0 {
                 writeln!(f, "    Duplicate packets ({})", s.duplicates)?;

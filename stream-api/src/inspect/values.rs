@@ -43,6 +43,9 @@ pub enum SelectError {
     },
 }
 
+/// The `MarkerPacket.type` of a lap marker (rule 34).
+pub const LAP_MARKER_TYPE: &str = "Lap Trigger";
+
 /// A lap marker (`type = "Lap Trigger"`, rule 34).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lap {
@@ -102,7 +105,7 @@ impl Recording {
         let mut laps: Vec<Lap> = self
             .markers()
             .into_iter()
-            .filter(|m| m.marker.r#type == "Lap Trigger")
+            .filter(|m| m.marker.r#type == LAP_MARKER_TYPE)
             .map(|m| Lap {
                 time_ns: m.marker.timestamp,
                 label: m.marker.label,
