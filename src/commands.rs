@@ -708,7 +708,7 @@ fn write_run_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Res
     for session in &summary.sessions {
         writeln!(
             out,
-            "  session {} \"{}\": samples {} → {} UTC ({:.1} s), {} laps",
+            "  session {} \"{}\": samples {} → {} UTC ({:.1} s), {} laps completed",
             session.key,
             session.identifier,
             utc_stamp(session.first_ns),

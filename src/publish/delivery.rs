@@ -425,7 +425,7 @@ impl Delivery {
                 Ok(()) => self.acknowledge(&outgoing, true),
                 Err(status) if is_retryable(&status) => {
                     if !self.outage {
-                        tracing::warn!(status = %OneLine(&status), "Stream API write failed; holding packets in the spool until it is back");
+                        tracing::warn!(cause = %super::session::Cause(&status), "Stream API write failed; holding packets in the spool until it is back");
                     }
                     self.start_outage();
                     if outgoing.seq.is_none() {
