@@ -125,6 +125,10 @@ fn session_plan(
     );
     known("channel map", map.application().to_owned());
     known("parameters", map.parameters().len().to_string());
+    // The configuration's content without its per-send id: equal maps, equal hashes.
+    let hash = crc32c::crc32c(&prost::Message::encode_to_vec(&configuration_packet(map)));
+    known("channel map hash", format!("crc32c:{hash:08x}"));
+    let inis = config.car.ini.iter().map(|(_, path)| path);
     let files: Vec<String> = config
         .car
         .profiles
@@ -136,6 +140,7 @@ fn session_plan(
                 .dbc
                 .iter()
                 .chain(&config.car.definitions)
+                .chain(inis)
                 .map(|path| {
                     path.file_name().map_or_else(
                         || path.display().to_string(),

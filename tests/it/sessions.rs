@@ -355,6 +355,15 @@ async fn a_replayed_capture_is_dated_when_it_was_driven() {
         assert_eq!(as_ns(created), first_ns, "NewSession on {stream:?}");
         let info = packet.session_info.expect("session info");
         assert_eq!(as_ns(&info.creation_time.expect("info creation")), first_ns);
+        // What the bridge knows joins the configured details.
+        let details = &info.details;
+        assert!(details["bridge"].starts_with("ecu-bridge "), "{details:?}");
+        assert!(
+            details["channel map hash"].starts_with("crc32c:"),
+            "{details:?}"
+        );
+        assert!(details["channel map files"].contains(".dbc"), "{details:?}");
+        assert_eq!(details["run"], "1", "{details:?}");
     }
     let ended = recording.packets_of_type("EndOfSession");
     assert!(!ended.is_empty());
