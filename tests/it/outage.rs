@@ -26,6 +26,21 @@ use crate::test_car;
 const FRAMES_PER_TICK: u16 = 2;
 
 pub(crate) fn config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
+    config_with(
+        dir,
+        endpoint,
+        stop_timeout_ms,
+        r#"identifier = "outage test""#,
+    )
+}
+
+/// [`config`] with `session` as the `[session]` table's lines besides its data source.
+pub(crate) fn config_with(
+    dir: &Path,
+    endpoint: &str,
+    stop_timeout_ms: u64,
+    session: &str,
+) -> Config {
     let text = format!(
         r#"
 [stream_api]
@@ -34,7 +49,7 @@ call_timeout_ms = 10000
 
 [session]
 data_source = "OutageCar"
-identifier = "outage test"
+{session}
 
 [car]
 application = "OutageCar"
@@ -80,6 +95,7 @@ pub(crate) async fn server(address: &str, record: &Path) -> ServerHandle {
 /// A daemon running in-process on `config`'s UDP source.
 pub(crate) struct Bridge {
     pub(crate) udp: SocketAddr,
+    udp_addresses: Vec<(String, SocketAddr)>,
     pub(crate) metrics: Arc<Metrics>,
     stop: oneshot::Sender<()>,
     pub(crate) run: JoinHandle<Result<RunReport, RunError>>,
@@ -87,13 +103,19 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     pub(crate) fn start(config: Config) -> Self {
+        Self::start_with(config, |daemon| daemon)
+    }
+
+    /// [`Bridge::start`] with the daemon changed by `customise` (service, requests).
+    pub(crate) fn start_with(config: Config, customise: impl FnOnce(Daemon) -> Daemon) -> Self {
         let (map, _) = config.load_channel_map().expect("map");
         let live = LiveSources::prepare(&config, &map, None).expect("sources");
         let udp = live.udp_addresses[0].1;
-        let daemon = Daemon {
+        let udp_addresses = live.udp_addresses.clone();
+        let daemon = customise(Daemon {
             source_metrics: live.metrics,
             ..Daemon::new(config, map, live.sources)
-        };
+        });
         let metrics = daemon.metrics.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let run = tokio::spawn(daemon::run(daemon, async {
@@ -101,10 +123,20 @@ impl Bridge {
         }));
         Self {
             udp,
+            udp_addresses,
             metrics,
             stop,
             run,
         }
+    }
+
+    /// The bound address of the UDP source `name`.
+    pub(crate) fn udp_of(&self, name: &str) -> SocketAddr {
+        self.udp_addresses
+            .iter()
+            .find(|(source, _)| source == name)
+            .map(|(_, address)| *address)
+            .expect("a UDP source of that name")
     }
 
     pub(crate) async fn finish(self) -> Result<RunReport, RunError> {

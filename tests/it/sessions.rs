@@ -18,7 +18,7 @@ use stream_api::inspect::{self, Recording};
 use stream_api::{ServerHandle, ServerOptions};
 use tokio::net::TcpListener;
 
-use crate::outage::{Bridge, send};
+use crate::outage::{Bridge, config_with, send};
 use crate::test_car;
 
 async fn strict_server(record: &Path) -> ServerHandle {
@@ -32,43 +32,9 @@ async fn strict_server(record: &Path) -> ServerHandle {
 
 /// The outage test car with sessions named by run, ending after `idle_end_s` of silence.
 fn live_config(dir: &Path, endpoint: &str, idle_end_s: u64) -> Config {
-    let text = format!(
-        r#"
-[stream_api]
-endpoint = "{endpoint}"
-call_timeout_ms = 10000
-
-[session]
-data_source = "OutageCar"
-identifier = "{{car}} {{date}} run {{run}}"
-idle_end_s = {idle_end_s}
-
-[car]
-application = "OutageCar"
-dbc = ["{}"]
-include = ["ENGINE.RPM"]
-stream = "can0"
-
-[batch]
-max_age_ms = 20
-
-[service]
-stop_timeout_ms = 5000
-
-[spool]
-dir = "spool"
-
-[[source]]
-name = "gw"
-kind = "udp"
-bind = "127.0.0.1:0"
-receive_buffer_bytes = 4194304
-"#,
-        test_car::dbc_path().display()
-    );
-    let path = dir.join("bridge.toml");
-    std::fs::write(&path, text).expect("config");
-    Config::load(&path).expect("valid config")
+    let session =
+        format!("identifier = \"{{car}} {{date}} run {{run}}\"\nidle_end_s = {idle_end_s}");
+    config_with(dir, endpoint, 5_000, &session)
 }
 
 /// The counters (RPM × 4) of one session's samples.
@@ -381,8 +347,7 @@ async fn a_replayed_capture_is_dated_when_it_was_driven() {
 /// and `/health` stays 200. Time is paused once the frames are published.
 #[tokio::test]
 async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
-    use ecu_bridge::daemon::{self, Daemon};
-    use ecu_bridge::pipeline::sources::LiveSources;
+    use ecu_bridge::daemon::Daemon;
     use ecu_bridge::service::ServiceOptions;
     use ecu_bridge::service::notify::Notifier;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -397,24 +362,16 @@ async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("metrics");
     let metrics_addr = metrics_listener.local_addr().expect("address");
 
-    let config = live_config(dir.path(), &endpoint, 30);
-    let (map, _) = config.load_channel_map().expect("map");
-    let live = LiveSources::prepare(&config, &map, None).expect("sources");
-    let udp = live.udp_addresses[0].1;
-    let daemon = Daemon {
-        source_metrics: live.metrics,
-        service: ServiceOptions {
-            notifier: Notifier::from_socket_var(Some(notify_path.as_os_str())),
-            watchdog: Some(Duration::from_secs(10)),
-            metrics_listener: Some(metrics_listener),
-        },
-        ..Daemon::new(config, map, live.sources)
+    let service = ServiceOptions {
+        notifier: Notifier::from_socket_var(Some(notify_path.as_os_str())),
+        watchdog: Some(Duration::from_secs(10)),
+        metrics_listener: Some(metrics_listener),
     };
-    let metrics = daemon.metrics.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(daemon::run(daemon, async {
-        let _ = stopped.await;
-    }));
+    let bridge = Bridge::start_with(live_config(dir.path(), &endpoint, 30), |daemon| Daemon {
+        service,
+        ..daemon
+    });
+    let (udp, metrics) = (bridge.udp, bridge.metrics.clone());
 
     send(udp, 0, 200).await;
     until("published", || {
@@ -458,8 +415,7 @@ async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
         .expect("response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
-    let _ = stop.send(());
-    run.await.expect("task").expect("clean stop");
+    bridge.finish().await.expect("clean stop");
     server.shutdown().await.expect("server stops");
 }
 
@@ -469,7 +425,6 @@ async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sources_on_two_streams_each_carry_only_their_own_samples() {
     use crate::frames::{definition, f1_24_packet, player_car};
-    use ecu_bridge::pipeline::sources::LiveSources;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let record = dir.path().join("server.osrec");
@@ -514,26 +469,9 @@ definition = "f1_24_car_telemetry"
     );
     let path = dir.path().join("bridge.toml");
     std::fs::write(&path, text).expect("config");
-    let config = Config::load(&path).expect("valid config");
-    let (map, _) = config.load_channel_map().expect("map");
-    let live = LiveSources::prepare(&config, &map, None).expect("sources");
-    let address = |name: &str| {
-        live.udp_addresses
-            .iter()
-            .find(|(source, _)| source == name)
-            .map(|(_, address)| *address)
-            .expect("bound")
-    };
-    let (gw, game) = (address("gw"), address("game"));
-    let daemon = ecu_bridge::daemon::Daemon {
-        source_metrics: live.metrics,
-        ..ecu_bridge::daemon::Daemon::new(config, map, live.sources)
-    };
-    let metrics = daemon.metrics.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(ecu_bridge::daemon::run(daemon, async {
-        let _ = stopped.await;
-    }));
+    let bridge = Bridge::start(Config::load(&path).expect("valid config"));
+    let (gw, game) = (bridge.udp_of("gw"), bridge.udp_of("game"));
+    let metrics = bridge.metrics.clone();
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("sender");
@@ -550,8 +488,7 @@ definition = "f1_24_car_telemetry"
             && Metrics::get(&metrics.samples_published) == Metrics::get(&metrics.samples_decoded)
     })
     .await;
-    let _ = stop.send(());
-    run.await.expect("task").expect("clean stop");
+    bridge.finish().await.expect("clean stop");
     server.shutdown().await.expect("server stops");
 
     let recording = inspect::read_recording(&record).expect("recording");
@@ -593,28 +530,18 @@ definition = "f1_24_car_telemetry"
 /// frame begins "run 2"; each session holds exactly its own frames.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_the_next() {
-    use ecu_bridge::daemon::{self, Daemon};
-    use ecu_bridge::pipeline::sources::LiveSources;
+    use ecu_bridge::daemon::Daemon;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let record = dir.path().join("server.osrec");
     let server = strict_server(&record).await;
     let endpoint = format!("http://{}", server.local_addr());
-    let config = live_config(dir.path(), &endpoint, 30);
-    let (map, _) = config.load_channel_map().expect("map");
-    let live = LiveSources::prepare(&config, &map, None).expect("sources");
-    let udp = live.udp_addresses[0].1;
     let (ask, asks) = tokio::sync::mpsc::channel(1);
-    let daemon = Daemon {
-        source_metrics: live.metrics,
+    let bridge = Bridge::start_with(live_config(dir.path(), &endpoint, 30), |daemon| Daemon {
         new_sessions: Some(asks),
-        ..Daemon::new(config, map, live.sources)
-    };
-    let metrics = daemon.metrics.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(daemon::run(daemon, async {
-        let _ = stopped.await;
-    }));
+        ..daemon
+    });
+    let (udp, metrics) = (bridge.udp, bridge.metrics.clone());
     send(udp, 0, 1_000).await;
     until("first run published", || {
         Metrics::get(&metrics.samples_published) == 1_000
@@ -630,8 +557,7 @@ async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_th
         Metrics::get(&metrics.samples_published) == 2_000
     })
     .await;
-    let _ = stop.send(());
-    run.await.expect("task").expect("clean stop");
+    bridge.finish().await.expect("clean stop");
     server.shutdown().await.expect("server stops");
 
     let recording = inspect::read_recording(&record).expect("recording");
