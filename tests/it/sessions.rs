@@ -30,6 +30,32 @@ async fn strict_server(record: &Path) -> ServerHandle {
     stream_api::spawn(listener, options).await.expect("server")
 }
 
+/// Replays `capture` through `config` into `server` (a strict one) at full speed, stops the
+/// server, and returns the run's summary and the server's recording, which holds no violation.
+async fn replay_strictly(
+    config: &Config,
+    server: ServerHandle,
+    capture: PathBuf,
+    record: &Path,
+) -> (pipeline::RunSummary, Recording) {
+    let endpoint = format!("http://{}", server.local_addr());
+    let (map, _) = config.load_channel_map().expect("map");
+    let summary = pipeline::replay(
+        config,
+        map,
+        endpoint,
+        vec![capture],
+        Pacing::MaxSpeed,
+        std::future::pending(),
+    )
+    .await
+    .expect("replay");
+    server.shutdown().await.expect("server stops");
+    let recording = inspect::read_recording(record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    (summary, recording)
+}
+
 /// The outage test car with sessions named by run, ending after `idle_end_s` of silence.
 fn live_config(dir: &Path, endpoint: &str, idle_end_s: u64) -> Config {
     let session =
@@ -199,26 +225,14 @@ async fn a_lap_counter_marks_laps_at_the_samples_that_raise_it_on_every_stream()
     let server = strict_server(&record).await;
     let endpoint = format!("http://{}", server.local_addr());
     let config = lap_config(dir.path(), &endpoint);
-    let (map, _) = config.load_channel_map().expect("map");
     let (capture, times) = lap_capture(dir.path());
-    let summary = pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![capture],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
-    server.shutdown().await.expect("server stops");
+    let (summary, recording) = replay_strictly(&config, server, capture, &record).await;
     assert_eq!(Metrics::get(&summary.metrics.laps_marked), 3);
     assert_eq!(summary.sessions.len(), 1);
     assert_eq!(summary.sessions[0].laps, 3);
     assert_eq!(summary.sessions[0].first_ns, times[0]);
     assert_eq!(summary.sessions[0].last_ns, times[399]);
 
-    let recording = inspect::read_recording(&record).expect("recording");
     assert_eq!(recording.violations(), &[], "{}", recording.summary());
     let markers = recording.markers();
     for stream in ["", "car"] {
@@ -281,7 +295,6 @@ async fn a_replayed_capture_is_dated_when_it_was_driven() {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-car");
     let mut config = Config::load(&demo.join("bridge.toml")).expect("demo config");
     config.stream_api = StreamApiTarget::Remote(endpoint.clone());
-    let (map, _) = config.load_channel_map().expect("map");
     let capture = demo.join("drive.log");
     let text = std::fs::read_to_string(&capture).expect("capture");
     let time_ns = |line: &str| -> u64 {
@@ -293,25 +306,13 @@ async fn a_replayed_capture_is_dated_when_it_was_driven() {
     let first_ns = time_ns(text.lines().next().expect("first line"));
     let last_ns = text.lines().map(time_ns).max().expect("last");
     assert_eq!(first_ns, 1_778_936_400_000_261_000);
-    let summary = pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![capture],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
-    server.shutdown().await.expect("server stops");
+    let (summary, recording) = replay_strictly(&config, server, capture, &record).await;
     assert_eq!(summary.sessions.len(), 1);
     assert_eq!(
         (summary.sessions[0].first_ns, summary.sessions[0].last_ns),
         (first_ns, last_ns)
     );
 
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
     let as_ns = |t: &prost_types::Timestamp| t.seconds as u64 * 1_000_000_000 + t.nanos as u64;
     let announced = recording.packets_of_type("NewSession");
     assert!(!announced.is_empty());
@@ -608,21 +609,8 @@ async fn a_configuration_too_large_for_one_packet_goes_in_parts_to_a_v2_1_server
         ),
     )
     .expect("capture");
-    let summary = pipeline::replay(
-        &config,
-        map,
-        endpoint,
-        vec![capture],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
-    server.shutdown().await.expect("server stops");
+    let (summary, recording) = replay_strictly(&config, server, capture, &record).await;
     assert_eq!(Metrics::get(&summary.metrics.samples_published), 8);
-
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
     for stream in ["", "car"] {
         let parts: Vec<ConfigurationPacket> = recording
             .packets_of_type("Configuration")
