@@ -203,6 +203,26 @@ mod tests {
             .collect()
     }
 
+    /// A stage taking rows of up to 1 MiB packets, on channels of 4 in and 8 out.
+    fn start_stage(
+        max_age: Duration,
+        session_gap: Option<Duration>,
+    ) -> (
+        mpsc::Sender<Decoded>,
+        mpsc::Receiver<Batch>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, out_rx) = mpsc::channel(8);
+        let stage = BatchStage {
+            max_age,
+            max_packet_bytes: 1 << 20,
+            metrics: Arc::default(),
+            session_gap,
+        };
+        (in_tx, out_rx, tokio::spawn(stage.run(in_rx, out_tx)))
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -299,15 +319,7 @@ mod tests {
     #[test]
     fn a_lone_row_is_flushed_once_it_is_max_age_old() {
         runtime().block_on(async {
-            let (in_tx, in_rx) = mpsc::channel(4);
-            let (out_tx, mut out_rx) = mpsc::channel(4);
-            let stage = BatchStage {
-                max_age: Duration::from_millis(100),
-                max_packet_bytes: 1 << 20,
-                metrics: Arc::default(),
-                session_gap: None,
-            };
-            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let (in_tx, mut out_rx, task) = start_stage(Duration::from_millis(100), None);
             let mut batch = RowBatch::new();
             batch.begin_row(42, 0);
             batch.push_value(1.5);
@@ -353,15 +365,7 @@ mod tests {
     #[test]
     fn laps_go_out_at_once_after_every_pending_row() {
         runtime().block_on(async {
-            let (in_tx, in_rx) = mpsc::channel(4);
-            let (out_tx, mut out_rx) = mpsc::channel(8);
-            let stage = BatchStage {
-                max_age: Duration::from_secs(10),
-                max_packet_bytes: 1 << 20,
-                metrics: Arc::default(),
-                session_gap: None,
-            };
-            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let (in_tx, mut out_rx, task) = start_stage(Duration::from_secs(10), None);
             let mut rows = RowBatch::new();
             for (time, format) in [(10, 0), (20, 1), (30, 0)] {
                 rows.begin_row(time, format);
@@ -409,15 +413,8 @@ mod tests {
     #[test]
     fn a_jump_in_sample_time_flushes_and_marks_a_boundary() {
         runtime().block_on(async {
-            let (in_tx, in_rx) = mpsc::channel(4);
-            let (out_tx, mut out_rx) = mpsc::channel(8);
-            let stage = BatchStage {
-                max_age: Duration::from_secs(10),
-                max_packet_bytes: 1 << 20,
-                metrics: Arc::default(),
-                session_gap: Some(Duration::from_secs(30)),
-            };
-            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let (in_tx, mut out_rx, task) =
+                start_stage(Duration::from_secs(10), Some(Duration::from_secs(30)));
             let second = 1_000_000_000u64;
             let mut rows = RowBatch::new();
             // 30 s apart is not a gap; 31 s is.
