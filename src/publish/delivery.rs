@@ -131,6 +131,9 @@ pub struct Delivery {
     samples_entered: u64,
     /// Samples leaving the wait: acknowledged, rejected or skipped.
     samples_left: u64,
+    /// The latest sample time of the records acknowledged so far: delivery goes in spool
+    /// order, so every waiting sample is (as a rule) later than this.
+    delivered_through_ns: u64,
 }
 
 impl Delivery {
@@ -164,6 +167,7 @@ impl Delivery {
             spool_failure_logged: false,
             samples_entered: samples_pending,
             samples_left: 0,
+            delivered_through_ns: 0,
         }
     }
 
@@ -198,6 +202,14 @@ impl Delivery {
             samples_waiting: waiting,
             ..self.stats
         }
+    }
+
+    /// The time of the oldest sample waiting, ns since the UNIX epoch, if any waits: the
+    /// spool knows it per segment; within the oldest segment, what was acknowledged in order
+    /// narrows it down.
+    pub fn oldest_waiting_ns(&self) -> Option<u64> {
+        let oldest_segment = self.spool.stats().oldest_pending_time_ns?;
+        Some(oldest_segment.max(self.delivered_through_ns))
     }
 
     /// Whether the server is away.
@@ -467,6 +479,7 @@ impl Delivery {
             None => self.memory_only = self.memory_only.saturating_sub(1),
         }
         if delivered {
+            self.delivered_through_ns = self.delivered_through_ns.max(outgoing.record.last_time_ns);
             self.stats.packets_accepted += 1;
             self.stats.samples_accepted += u64::from(outgoing.record.samples);
             self.stats.bytes_accepted += outgoing.record.payload.len() as u64;

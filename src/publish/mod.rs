@@ -421,7 +421,7 @@ pub fn report_producer(producer: &Producer, metrics: &Metrics) {
     Metrics::set(&metrics.spool_bytes, spool.bytes_on_disk);
     Metrics::set(&metrics.spool_write_failures, spool.write_failures);
     Metrics::set(&metrics.spool_dropped_samples, spool.dropped_samples);
-    let age_s = spool.oldest_pending_time_ns.map_or(0, |oldest| {
+    let age_s = producer.oldest_waiting_ns().map_or(0, |oldest| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos() as u64);

@@ -17,9 +17,30 @@ use crate::outage::{Bridge, config, counters, send_at, server};
 use crate::proxy::Proxy;
 
 /// Frames per millisecond tick: 10 000 frames/s (one ENGINE.RPM sample each).
-const FRAMES_PER_TICK: u16 = 10;
+const FRAMES_PER_TICK: u32 = 10;
 /// The slow link: 200 KB/s each way.
 const LINK_BYTES_PER_SECOND: u64 = 200_000;
+
+/// Samples per frame of [`wide_counter_config`].
+const SAMPLES_PER_FRAME: u64 = 2;
+
+/// Frames (rows of RPM and COOLANT) the Stream API acknowledged.
+fn frames_published(metrics: &Metrics) -> u64 {
+    let samples = Metrics::get(&metrics.samples_published);
+    assert_eq!(samples % SAMPLES_PER_FRAME, 0, "packets carry whole rows");
+    samples / SAMPLES_PER_FRAME
+}
+
+/// The outage car publishing RPM and COOLANT: counters up to 2^24.
+fn wide_counter_config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
+    crate::outage::config_of(
+        dir,
+        endpoint,
+        stop_timeout_ms,
+        r#"identifier = "slow link""#,
+        r#""ENGINE.RPM", "ENGINE.COOLANT""#,
+    )
+}
 
 /// Every exported figure of `metrics`, one per line.
 fn dump(metrics: &Metrics) -> String {
@@ -47,33 +68,34 @@ fn missing(found: &std::collections::BTreeSet<u64>, to: u64) -> Vec<u64> {
     (0..to).filter(|n| !found.contains(n)).collect()
 }
 
-/// Five seconds at 10 000 frames/s through a 200 KB/s link (the car needs more), then a stop
+/// Sixty seconds at 10 000 frames/s through a 200 KB/s link (the car needs more), then a stop
 /// whose drain cannot finish. Published (acknowledged) samples are exactly the distinct samples
 /// the server holds; everything else waits in the spool and the next start delivers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_the_rest() {
-    const FRAMES: u16 = 50_000;
-    const MORE: u16 = 100;
+    // 60 s at 10 000 frames/s: counters past 65 535 carry their high bits in COOLANT.
+    const FRAMES: u32 = 600_000;
+    const MORE: u32 = 100;
     let dir = tempfile::tempdir().expect("temp dir");
     let record = dir.path().join("server.osrec");
     let first = server("127.0.0.1:0", &record).await;
     let address = first.local_addr();
     let proxy = Proxy::start(address).await.expect("proxy");
     proxy.throttle(LINK_BYTES_PER_SECOND);
-    let bridge = Bridge::start(config(dir.path(), &proxy.uri(), 500));
+    let bridge = Bridge::start(wide_counter_config(dir.path(), &proxy.uri(), 500));
     let metrics = bridge.metrics.clone();
     let started = Instant::now();
     send_at(bridge.udp, 0, FRAMES, FRAMES_PER_TICK).await;
     let sent_in = started.elapsed();
     let up = proxy.bytes_up();
-    let published_while_sending = Metrics::get(&metrics.samples_published);
-    // The link is the bottleneck: the bytes per acknowledged sample, times the car's rate, is
-    // more than the link carries, and samples were left waiting.
-    let bytes_per_sample = up as f64 / published_while_sending.max(1) as f64;
-    let needed = bytes_per_sample * f64::from(FRAMES) / sent_in.as_secs_f64();
+    let published_while_sending = frames_published(&metrics);
+    // The link is the bottleneck: the bytes per acknowledged frame, times the car's rate, is
+    // more than the link carries, and frames were left waiting.
+    let bytes_per_frame = up as f64 / published_while_sending.max(1) as f64;
+    let needed = bytes_per_frame * f64::from(FRAMES) / sent_in.as_secs_f64();
     eprintln!(
         "slow link: {FRAMES} frames in {sent_in:.2?}; {up} bytes up ({:.0} B/s, link {LINK_BYTES_PER_SECOND} B/s), \
-         {bytes_per_sample:.1} B/sample, the car needs {needed:.0} B/s; {published_while_sending} published",
+         {bytes_per_frame:.1} B/frame, the car needs {needed:.0} B/s; {published_while_sending} frames published",
         up as f64 / sent_in.as_secs_f64()
     );
     assert!(
@@ -85,11 +107,19 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
         "{published_while_sending} published: the link was not slow"
     );
 
+    // The oldest waiting frame is the first not published (delivery keeps the order): it was
+    // sent that long ago. The gauge, in whole seconds, says so within its rounding and the
+    // moments between the readings.
     let age = Metrics::get(&metrics.oldest_waiting_age_seconds);
-    assert!(age <= 10, "the oldest waiting sample is {age} s old");
+    let expected =
+        sent_in.as_secs_f64() - published_while_sending as f64 / f64::from(FRAMES_PER_TICK * 1_000);
+    assert!(
+        (age as f64 - expected).abs() <= 2.0,
+        "the oldest waiting sample is {age} s old by the gauge, {expected:.1} s in truth"
+    );
     // Every frame in the pipeline before the stop, so that the stop loses none.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Metrics::get(&metrics.samples_decoded) < u64::from(FRAMES) {
+    while Metrics::get(&metrics.rows_decoded) < u64::from(FRAMES) {
         assert!(
             Instant::now() < deadline,
             "frames lost:\n{}",
@@ -103,9 +133,9 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
         matches!(outcome, Err(RunError::DrainTimeout(_))),
         "{outcome:?}"
     );
-    let published = Metrics::get(&metrics.samples_published);
+    let published = frames_published(&metrics);
     assert_eq!(
-        Metrics::get(&metrics.samples_decoded),
+        Metrics::get(&metrics.rows_decoded),
         u64::from(FRAMES),
         "every frame reached the first run:\n{}",
         dump(&metrics)
@@ -113,7 +143,7 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
     first.shutdown().await.expect("server stops");
     let (found, samples) = counters(&[&record]);
     eprintln!(
-        "at stop: {published} samples published, the server holds {} distinct ({samples} samples), \
+        "at stop: {published} frames published, the server holds {} distinct ({samples} frames), \
          {} wait",
         found.len(),
         u64::from(FRAMES) - published
@@ -138,10 +168,14 @@ async fn a_slow_link_at_stop_publishes_exactly_what_the_server_holds_and_spools_
     let second = server(&address.to_string(), &record).await;
     proxy.throttle(0);
     let resumed = Instant::now();
-    let bridge = Bridge::start(config(dir.path(), &proxy.uri(), 20_000));
+    let bridge = Bridge::start(wide_counter_config(dir.path(), &proxy.uri(), 20_000));
     send_at(bridge.udp, FRAMES, FRAMES + MORE, FRAMES_PER_TICK).await;
     let metrics = bridge.metrics.clone();
-    until_published(&metrics, u64::from(FRAMES) - published + u64::from(MORE)).await;
+    until_published(
+        &metrics,
+        SAMPLES_PER_FRAME * (u64::from(FRAMES) - published + u64::from(MORE)),
+    )
+    .await;
     bridge.finish().await.expect("second run ends cleanly");
     eprintln!(
         "second start delivered {} samples in {:.2?}",
@@ -210,7 +244,7 @@ fn fill(path: &Path) {
 /// overtaken by those the spool takes again), and every sample reaches the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_disk_keeps_publishing_from_memory() {
-    const FRAMES: u16 = 6_000;
+    const FRAMES: u32 = 6_000;
     let dir = tempfile::tempdir().expect("temp dir");
     // A real file system running out of space (ENOSPC in the middle of a segment), which needs
     // root; the spool's unit tests cover the unprivileged case with a /dev/full segment.
@@ -281,7 +315,7 @@ async fn a_full_spool_disk_keeps_publishing_from_memory() {
         lost.len(),
         &lost[..lost.len().min(10)]
     );
-    assert_eq!(samples, usize::from(FRAMES));
+    assert_eq!(samples, FRAMES as usize);
     let recording = inspect::read_recording(&record).expect("recording");
     assert_eq!(recording.violations(), &[], "{}", recording.summary());
 }

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::test_car;
 
 /// Frames sent per millisecond tick: 2 000 frames/s.
-const FRAMES_PER_TICK: u16 = 2;
+const FRAMES_PER_TICK: u32 = 2;
 
 pub(crate) fn config(dir: &Path, endpoint: &str, stop_timeout_ms: u64) -> Config {
     config_with(
@@ -41,6 +41,17 @@ pub(crate) fn config_with(
     stop_timeout_ms: u64,
     session: &str,
 ) -> Config {
+    config_of(dir, endpoint, stop_timeout_ms, session, r#""ENGINE.RPM""#)
+}
+
+/// [`config_with`] publishing the `include` signals (a TOML list's items).
+pub(crate) fn config_of(
+    dir: &Path,
+    endpoint: &str,
+    stop_timeout_ms: u64,
+    session: &str,
+    include: &str,
+) -> Config {
     let text = format!(
         r#"
 [stream_api]
@@ -54,7 +65,7 @@ data_source = "OutageCar"
 [car]
 application = "OutageCar"
 dbc = ["{}"]
-include = ["ENGINE.RPM"]
+include = [{include}]
 stream = "can0"
 
 [batch]
@@ -146,12 +157,13 @@ impl Bridge {
 }
 
 /// Sends frames `from..to` (counter in RPM) at 2 000 frames/s.
-pub(crate) async fn send(udp: SocketAddr, from: u16, to: u16) {
+pub(crate) async fn send(udp: SocketAddr, from: u32, to: u32) {
     send_at(udp, from, to, FRAMES_PER_TICK).await;
 }
 
-/// Sends frames `from..to` (counter in RPM), `per_tick` of them every millisecond.
-pub(crate) async fn send_at(udp: SocketAddr, from: u16, to: u16, per_tick: u16) {
+/// Sends frames `from..to`, `per_tick` of them every millisecond: the counter's low 16 bits
+/// in RPM (raw), its next 8 in COOLANT (raw).
+pub(crate) async fn send_at(udp: SocketAddr, from: u32, to: u32, per_tick: u32) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
     let id = CanId::standard(0x100).expect("id");
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
@@ -162,11 +174,11 @@ pub(crate) async fn send_at(udp: SocketAddr, from: u16, to: u16, per_tick: u16) 
         let frames: Vec<CanFrame> = (counter..to.min(counter + per_tick))
             .map(|n| {
                 let mut data = [0u8; 8];
-                data[..2].copy_from_slice(&n.to_le_bytes());
+                data[..3].copy_from_slice(&n.to_le_bytes()[..3]);
                 CanFrame::new(id, CanFlags::empty(), &data).expect("frame")
             })
             .collect();
-        counter += frames.len() as u16;
+        counter += frames.len() as u32;
         let mut datagram = Vec::new();
         encode_datagram(sequence, &frames, &mut datagram);
         sequence = sequence.wrapping_add(1);
@@ -174,18 +186,23 @@ pub(crate) async fn send_at(udp: SocketAddr, from: u16, to: u16, per_tick: u16) 
     }
 }
 
-/// Counters (RPM × 4) found in `records`, and how many samples carried them in all.
+/// Counters found in `records` (RPM × 4, plus COOLANT's raw byte × 65 536 when the car
+/// publishes it), and how many samples carried them in all.
 pub(crate) fn counters(records: &[&Path]) -> (BTreeSet<u64>, usize) {
     let mut found = BTreeSet::new();
     let mut samples = 0;
     for record in records {
-        let recording = inspect::read_recording(record).expect("recording");
-        for (_, value) in recording
-            .samples()
-            .remove("RPM:OutageCar")
-            .unwrap_or_default()
-        {
-            found.insert((value * 4.0).round() as u64);
+        let mut all = inspect::read_recording(record)
+            .expect("recording")
+            .samples();
+        let rpm = all.remove("RPM:OutageCar").unwrap_or_default();
+        let coolant = all.remove("COOLANT:OutageCar").unwrap_or_default();
+        for (index, (_, value)) in rpm.iter().enumerate() {
+            // One row per frame: the two lists, sorted by time alike, pair up by position.
+            let high = coolant
+                .get(index)
+                .map_or(0, |(_, c)| u64::from((c - 40.0).round() as i64 as u8));
+            found.insert((value * 4.0).round() as u64 + (high << 16));
             samples += 1;
         }
     }

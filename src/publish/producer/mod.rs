@@ -310,6 +310,11 @@ impl Producer {
         self.delivery.spool()
     }
 
+    /// The time of the oldest sample waiting for the server, ns since the UNIX epoch.
+    pub fn oldest_waiting_ns(&self) -> Option<u64> {
+        self.delivery.oldest_waiting_ns()
+    }
+
     /// Whether the server is away (packets wait in the spool).
     pub fn in_outage(&self) -> bool {
         self.outage.is_some() || self.delivery.in_outage()
