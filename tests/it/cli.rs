@@ -380,3 +380,54 @@ fn a_configuration_too_large_for_the_stream_api_is_refused_with_its_size() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `[laps]` and `[[stream]]` mistakes are reported at their keys: a lap parameter the map
+/// does not publish, two lap signals, a stream named twice, a stream source that does not
+/// exist; once fixed, the configuration validates.
+#[test]
+fn session_keys_are_checked_at_their_locations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("car.toml");
+    let write = |laps: &str, stream: &str, source: &str| {
+        let text = format!(
+            "[stream_api]\nendpoint = \"embedded\"\n\n[session]\ndata_source = \"TestCar\"\nidle_end_s = 10\n\n\
+             [car]\napplication = \"Test\"\ndbc = [\"{}\"]\nstream = \"can0\"\n\n\
+             [laps]\n{laps}\n\n[[stream]]\nname = \"{stream}\"\nsources = [\"{source}\"]\n\n\
+             [[source]]\nname = \"gw\"\nkind = \"udp\"\nbind = \"127.0.0.1:0\"\n",
+            test_car::dbc_path().display()
+        );
+        std::fs::write(&config, text).expect("config");
+    };
+    write(
+        "counter = \"LapCount\"\nbeacon = \"RPM\"",
+        "can0",
+        "nowhere",
+    );
+    let output = bridge(&["validate", "--config"], &[&config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "[laps] give only one of `counter`, `beacon` or `lap_time`",
+        "[stream[0].name] \"can0\" is already a stream",
+        "[stream[0].sources[0]] \"nowhere\" is not a [[source]] (known: gw)",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    write("counter = \"LapCount\"", "engine", "gw");
+    let output = bridge(&["validate", "--config"], &[&config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[laps.counter] \"LapCount:Test\" is not a published parameter"),
+        "{stderr}"
+    );
+    write("counter = \"RPM\"", "engine", "gw");
+    let output = bridge(&["validate", "--config"], &[&config]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
