@@ -233,10 +233,7 @@ async fn run(
         // Without TCP_NODELAY a small answer written while the client has not yet acknowledged
         // the previous segment waits for its delayed ACK: about 40 ms per unary call
         // (docs/performance.md, "Where the wall time went").
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            signal,
-        );
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
     // Graceful drain waits for every connection; a client that never closes gets SHUTDOWN_GRACE.
     let grace = async {
         let _ = drain_started.wait_for(|stop| *stop).await;
