@@ -47,6 +47,17 @@ fn main() {
     let bridge = run_bridge(dir.path(), &dbc, &capture);
     bridge.print("ecu-bridge replay --max-speed");
     assert!(bridge.samples > 0, "the bridge published nothing");
+    let one_frame = first_line(&capture, dir.path());
+    let mut whole_runs: Vec<Duration> = (0..5)
+        .map(|_| run_bridge(dir.path(), &dbc, &one_frame).wall)
+        .collect();
+    whole_runs.sort();
+    println!(
+        "start-up bound: a one-frame capture, process start to exit (config and DBC load, session start, the frame's packet accepted, end of session): median {:.1} ms of 5 (min {:.1}, max {:.1})",
+        whole_runs[2].as_secs_f64() * 1e3,
+        whole_runs[0].as_secs_f64() * 1e3,
+        whole_runs[4].as_secs_f64() * 1e3,
+    );
     if !full {
         return;
     }
@@ -286,6 +297,18 @@ fn load_average() -> String {
 fn number_after(text: &str, marker: &str) -> Option<u64> {
     let rest = &text[text.find(marker)? + marker.len()..];
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A capture of the first frame of `capture` alone.
+fn first_line(capture: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(capture).expect("capture");
+    let path = dir.join("one-frame.log");
+    std::fs::write(
+        &path,
+        text.lines().next().unwrap_or_default().to_owned() + "\n",
+    )
+    .expect("one-frame capture");
+    path
 }
 
 /// The demo drive repeated `repetitions` times, each repetition's times shifted by 40 s.
