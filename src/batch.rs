@@ -135,9 +135,13 @@ impl BatchStage {
             let entry = pending.entry(header.format).or_insert_with(|| Pending {
                 packet: RowPacket {
                     format: header.format,
-                    timestamps: Vec::with_capacity(capacity.min(4096)),
+                    timestamps: Vec::with_capacity(capacity.min(1024)),
+                    // Reserving the whole packet for every open format held 200 × 256 KiB
+                    // on four buses at max speed (docs/performance.md); grow instead.
                     encoded_rows: Vec::with_capacity(
-                        (capacity * row_bytes).min(self.max_packet_bytes),
+                        (capacity * row_bytes)
+                            .min(self.max_packet_bytes)
+                            .min(32 << 10),
                     ),
                     samples: 0,
                     first_received: decoded.received,

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Every edge is a bounded `tokio::sync::mpsc` channel of `batch.channel_capacity` items, built
-//! by [`crate::pipeline`]. When one is full:
+//! by [`crate::pipeline`] (the [`Batch`] edge also holds at most 2 MiB of packets, whichever is
+//! fewer). When one is full:
 //!
 //! | edge | sender | when full |
 //! |---|---|---|

@@ -30,6 +30,11 @@ use crate::telemetry::Metrics;
 use edge::Queue;
 use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 
+/// Bytes of finished packets that may wait for the publish stage. The packet edge is bounded
+/// in bytes as well as in batches: at max speed every edge is full, and 64 packets of up to
+/// `batch.max_packet_bytes` each held 16 MiB or more there (`docs/performance.md`).
+const PUBLISH_QUEUE_BYTES: usize = 2 << 20;
+
 /// What a finished run did.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -240,7 +245,8 @@ pub async fn run_reloadable(
     let capacity = config.batch.channel_capacity;
     let (frames_tx, frames_rx) = mpsc::channel(capacity);
     let (rows_tx, rows_rx) = mpsc::channel(capacity);
-    let (batches_tx, batches_rx) = mpsc::channel(capacity);
+    let packets_waiting = (PUBLISH_QUEUE_BYTES / config.batch.max_packet_bytes.max(1)).max(2);
+    let (batches_tx, batches_rx) = mpsc::channel(capacity.min(packets_waiting));
     let queue_sampler = queues::spawn_sampler(
         metrics.clone(),
         vec![

@@ -4,6 +4,8 @@
 //! Every function here looks at one message and pushes findings into a [`Findings`]; none keeps
 //! state, reads a clock or does IO (the receive time comes in as `now_ns`).
 
+use std::fmt;
+
 use open_data::{sample_column, sample_row};
 use open_streaming::{api, open_data};
 
@@ -104,13 +106,15 @@ impl<'a> ListRef<'a> {
         }
     }
 
-    /// The `DataStatus` of each sample.
-    pub fn statuses(&self) -> Vec<i32> {
+    /// Index of the first sample whose status is `DATA_STATUS_UNSPECIFIED`, if any (no
+    /// allocation: the server runs this on every row of every packet).
+    pub fn first_unspecified(&self) -> Option<usize> {
+        let unspecified = open_data::DataStatus::Unspecified as i32;
         match self {
-            ListRef::Double(l) => l.samples.iter().map(|s| s.status).collect(),
-            ListRef::Int32(l) => l.samples.iter().map(|s| s.status).collect(),
-            ListRef::Bool(l) => l.samples.iter().map(|s| s.status).collect(),
-            ListRef::String(l) => l.samples.iter().map(|s| s.status).collect(),
+            ListRef::Double(l) => l.samples.iter().position(|s| s.status == unspecified),
+            ListRef::Int32(l) => l.samples.iter().position(|s| s.status == unspecified),
+            ListRef::Bool(l) => l.samples.iter().position(|s| s.status == unspecified),
+            ListRef::String(l) => l.samples.iter().position(|s| s.status == unspecified),
         }
     }
 
@@ -277,7 +281,13 @@ fn check_parameter(
 }
 
 /// B6: one sample list's length against the expected count, its statuses, its type (30–32).
-pub fn check_list(what: &str, list: Option<ListRef<'_>>, expected: usize, f: &mut Findings<'_>) {
+/// `what` names the list; it is formatted only when something is found.
+pub fn check_list(
+    what: fmt::Arguments<'_>,
+    list: Option<ListRef<'_>>,
+    expected: usize,
+    f: &mut Findings<'_>,
+) {
     let Some(list) = list else {
         f.error("B6", format!("{what}: no sample list set"));
         return;
@@ -288,11 +298,7 @@ pub fn check_list(what: &str, list: Option<ListRef<'_>>, expected: usize, f: &mu
             format!("{what}: {} samples, expected {expected}", list.len()),
         );
     }
-    if let Some(i) = list
-        .statuses()
-        .iter()
-        .position(|s| *s == open_data::DataStatus::Unspecified as i32)
-    {
+    if let Some(i) = list.first_unspecified() {
         f.error(
             "B6",
             format!("{what}: sample {i} has DATA_STATUS_UNSPECIFIED (use DATA_STATUS_VALID)"),
@@ -331,7 +337,7 @@ pub fn check_periodic_shape(
         .map_or(0, |l| l.len());
     for (i, column) in p.columns.iter().enumerate() {
         check_list(
-            &format!("PeriodicData column {i}"),
+            format_args!("PeriodicData column {i}"),
             ListRef::of_column(column),
             len,
             f,
@@ -353,7 +359,7 @@ pub fn check_row_shape(p: &open_data::RowDataPacket, n_params: usize, f: &mut Fi
     }
     for (i, row) in p.rows.iter().enumerate() {
         check_list(
-            &format!("RowData row {i}"),
+            format_args!("RowData row {i}"),
             ListRef::of_row(row),
             n_params,
             f,
@@ -385,7 +391,7 @@ pub fn check_synchro_shape(
     }
     for (i, column) in p.columns.iter().enumerate() {
         check_list(
-            &format!("SynchroData column {i}"),
+            format_args!("SynchroData column {i}"),
             ListRef::of_column(column),
             expected,
             f,

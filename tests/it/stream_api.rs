@@ -831,3 +831,45 @@ async fn end_session_notifies_and_completes_the_session_info() {
     drop(stops);
     server.shutdown().await.expect("shutdown");
 }
+
+/// Sequential unary writes of large packets are answered without a delayed-ACK stall: the
+/// server sets TCP_NODELAY on its connections, so 20 calls take far less than the 20 × 40 ms a
+/// stalled answer costs each (docs/performance.md, the replay case).
+#[tokio::test]
+async fn large_unary_writes_are_answered_without_a_delayed_ack_stall() {
+    let (server, clients) = util::start(false, None).await;
+    let mut writer = clients.writer.clone();
+    let request = api::WriteDataPacketRequest {
+        detail: Some(api::DataPacketDetails {
+            message: Some(open_data::Packet {
+                r#type: "Metadata".into(),
+                session_key: "no-such-session".into(),
+                is_essential: false,
+                // 256 KiB: large enough for the server to send flow-control updates mid-call.
+                content: vec![0; 256 * 1024],
+                id: 1,
+            }),
+            data_source: DS.into(),
+            stream: String::new(),
+            session_key: "no-such-session".into(),
+        }),
+    };
+    // The first call also sets the connection up; it is not timed.
+    writer
+        .write_data_packet(request.clone())
+        .await
+        .expect("first write");
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        writer
+            .write_data_packet(request.clone())
+            .await
+            .expect("write");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_millis(400),
+        "20 sequential 256 KiB writes took {elapsed:?}"
+    );
+    server.shutdown().await.expect("shutdown");
+}

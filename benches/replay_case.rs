@@ -1,0 +1,375 @@
+//! The replay case of `docs/performance.md`: a Civic's drive repeated into a capture of
+//! 576 000 frames, replayed by the release `ecu-bridge replay --max-speed` (spool on) into a
+//! separate `ecu-bridge stream-api` process (recording off) on 127.0.0.1 port 0, and the same
+//! capture sent by a Python peer written the way a user would (`benches/peer/peer.py`:
+//! cantools + grpcio) into a fresh server of its own.
+//!
+//! `cargo bench --bench replay_case` prints, for each, wall time, CPU-seconds of the bridge and
+//! of its server, samples/s and the bridge's peak RSS, then the ratios. The Python peer runs
+//! when `python3` can import cantools, grpc and grpc_tools (`pip install cantools grpcio
+//! grpcio-tools`); otherwise the benchmark says it was not run. `cargo test --benches` runs
+//! the bridge once on one repetition of the drive so the benchmark cannot silently break (its
+//! figures mean nothing, and the Python peer is not run there).
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
+
+const DRIVE: &str = "fixtures/demo-car/drive.log";
+const DBC: &str = "fixtures/dbc/honda_civic_hatchback_ex_2017_can.dbc";
+/// Full size: 40 repetitions of the 40-second drive, 576 000 frames.
+const REPETITIONS: u32 = 40;
+/// Each repetition starts this much after the previous one (the drive lasts 40 s).
+const DRIVE_SECONDS: u64 = 40;
+
+fn main() {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repetitions = if full { REPETITIONS } else { 1 };
+    let capture = repeated_capture(&root.join(DRIVE), dir.path(), repetitions);
+    let dbc = root.join(DBC);
+
+    println!(
+        "\n== replay case ({}); load before: {}",
+        if full {
+            "full size"
+        } else {
+            "quick mode: figures not meaningful"
+        },
+        load_average()
+    );
+    let bridge = run_bridge(dir.path(), &dbc, &capture);
+    bridge.print("ecu-bridge replay --max-speed");
+    assert!(bridge.samples > 0, "the bridge published nothing");
+    let one_frame = first_line(&capture, dir.path());
+    let mut whole_runs: Vec<Duration> = (0..5)
+        .map(|_| run_bridge(dir.path(), &dbc, &one_frame).wall)
+        .collect();
+    whole_runs.sort();
+    println!(
+        "start-up bound: a one-frame capture, process start to exit (config and DBC load, session start, the frame's packet accepted, end of session): median {:.1} ms of 5 (min {:.1}, max {:.1})",
+        whole_runs[2].as_secs_f64() * 1e3,
+        whole_runs[0].as_secs_f64() * 1e3,
+        whole_runs[4].as_secs_f64() * 1e3,
+    );
+    if !full {
+        return;
+    }
+    match python_peer_missing() {
+        Some(why) => println!("Python peer: not run ({why})"),
+        None => {
+            let peer = run_python(root, &dbc, &capture);
+            peer.print("Python peer (cantools + grpcio)");
+            println!(
+                "ratios: wall {:.1}× faster, CPU {:.1}× less (bridge process; {:.1}× with its server), {:.1}× less peak RSS",
+                peer.wall.as_secs_f64() / bridge.wall.as_secs_f64(),
+                peer.cpu.as_secs_f64() / bridge.cpu.as_secs_f64(),
+                (peer.cpu + peer.server_cpu).as_secs_f64()
+                    / (bridge.cpu + bridge.server_cpu).as_secs_f64(),
+                peer.peak_rss_mib / bridge.peak_rss_mib,
+            );
+        }
+    }
+    println!("load after: {}", load_average());
+}
+
+/// What one peer's run cost.
+struct Measured {
+    samples: u64,
+    frames: u64,
+    wall: Duration,
+    cpu: Duration,
+    server_cpu: Duration,
+    peak_rss_mib: f64,
+    server_peak_rss_mib: f64,
+}
+
+impl Measured {
+    fn print(&self, title: &str) {
+        let seconds = self.wall.as_secs_f64();
+        let cpu = self.cpu.as_secs_f64();
+        println!("{title}:");
+        println!(
+            "  {} frames, {} samples in {seconds:.3} s wall: {:.2} M samples/s",
+            self.frames,
+            self.samples,
+            self.samples as f64 / seconds / 1e6
+        );
+        println!(
+            "  CPU: peer {cpu:.3} s ({:.4} CPU-s per million samples), its server {:.3} s; peak RSS: peer {:.1} MiB, server {:.1} MiB",
+            cpu / (self.samples as f64 / 1e6),
+            self.server_cpu.as_secs_f64(),
+            self.peak_rss_mib,
+            self.server_peak_rss_mib,
+        );
+    }
+}
+
+fn run_bridge(dir: &Path, dbc: &Path, capture: &Path) -> Measured {
+    let server = StreamApiProcess::start();
+    let config = dir.join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[stream_api]\nendpoint = \"http://{}\"\ndrain_timeout_ms = 10000\n\n[session]\ndata_source = \"DemoCivic\"\nidentifier = \"replay case\"\n\n[car]\napplication = \"Civic\"\ndbc = [\"{}\"]\nstream = \"can0\"\n",
+            server.address,
+            dbc.display()
+        ),
+    )
+    .expect("config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"));
+    command
+        .args(["replay", "--max-speed", "--config"])
+        .arg(&config)
+        .arg(capture)
+        .env("RUST_LOG", "warn");
+    let (run, output) = measure(command);
+    assert!(run.success, "ecu-bridge replay failed:\n{output}");
+    let samples = number_after(&output, "published ").expect("published N samples");
+    let frames = number_after(&output, "decoded ").expect("decoded N rows");
+    let (server_cpu, server_peak_rss_mib) = server.stop();
+    Measured {
+        samples,
+        frames,
+        wall: run.wall,
+        cpu: run.cpu,
+        server_cpu,
+        peak_rss_mib: run.peak_rss_mib,
+        server_peak_rss_mib,
+    }
+}
+
+fn run_python(root: &Path, dbc: &Path, capture: &Path) -> Measured {
+    let server = StreamApiProcess::start();
+    let mut command = Command::new("python3");
+    command
+        .arg(root.join("benches/peer/peer.py"))
+        .arg("--dbc")
+        .arg(dbc)
+        .arg("--capture")
+        .arg(capture)
+        .args(["--endpoint", &server.address, "--proto-dir"])
+        .arg(root.join("proto"));
+    let (run, output) = measure(command);
+    assert!(run.success, "the Python peer failed:\n{output}");
+    let field = |name: &str| {
+        output
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(name))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (server_cpu, server_peak_rss_mib) = server.stop();
+    Measured {
+        samples: field("samples="),
+        frames: field("frames="),
+        wall: run.wall,
+        cpu: run.cpu,
+        server_cpu,
+        peak_rss_mib: run.peak_rss_mib,
+        server_peak_rss_mib,
+    }
+}
+
+/// Why the Python peer cannot run here, if it cannot.
+fn python_peer_missing() -> Option<String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import cantools, grpc, grpc_tools"])
+        .stderr(Stdio::piped())
+        .output();
+    match probe {
+        Err(e) => Some(format!("python3: {e}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "{}; pip install cantools grpcio grpcio-tools",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("import failed")
+        )),
+        Ok(_) => None,
+    }
+}
+
+struct ChildRun {
+    success: bool,
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_mib: f64,
+}
+
+/// Runs `command` to its end: wall time, its CPU (user + system, from the kernel's accounting
+/// of waited-for children) and its peak RSS (`VmHWM`, read every 2 ms while it runs). Returns
+/// its stdout and stderr together.
+fn measure(mut command: Command) -> (ChildRun, String) {
+    let cpu_before = children_cpu();
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(hwm) = vm_hwm_mib(pid) {
+                    peak = peak.max(hwm);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let output = child.wait_with_output().expect("wait");
+    let wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let peak_rss_mib = sampler.join().expect("sampler");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (
+        ChildRun {
+            success: output.status.success(),
+            wall,
+            cpu: children_cpu() - cpu_before,
+            peak_rss_mib,
+        },
+        text,
+    )
+}
+
+fn children_cpu() -> Duration {
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let to_duration = |tv: nix::sys::time::TimeVal| {
+        Duration::from_secs(tv.tv_sec() as u64) + Duration::from_micros(tv.tv_usec() as u64)
+    };
+    to_duration(usage.user_time()) + to_duration(usage.system_time())
+}
+
+fn vm_hwm_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// User + system CPU of a running process, from `/proc/PID/stat` (in clock ticks of 1/100 s,
+/// the kernel's `USER_HZ` on Linux).
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    let total = ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0);
+    Duration::from_millis(total * 10)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// The first number after `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> Option<u64> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A capture of the first frame of `capture` alone.
+fn first_line(capture: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(capture).expect("capture");
+    let path = dir.join("one-frame.log");
+    std::fs::write(
+        &path,
+        text.lines().next().unwrap_or_default().to_owned() + "\n",
+    )
+    .expect("one-frame capture");
+    path
+}
+
+/// The demo drive repeated `repetitions` times, each repetition's times shifted by 40 s.
+fn repeated_capture(drive: &Path, dir: &Path, repetitions: u32) -> PathBuf {
+    let text = std::fs::read_to_string(drive).expect("demo drive");
+    let path = dir.join("drive-repeated.log");
+    let mut out = BufWriter::new(std::fs::File::create(&path).expect("capture"));
+    for repetition in 0..u64::from(repetitions) {
+        for line in text.lines() {
+            let (time, rest) = line
+                .strip_prefix('(')
+                .and_then(|l| l.split_once(')'))
+                .expect("candump -L line");
+            let (seconds, micros) = time.split_once('.').expect("seconds.micros");
+            let seconds: u64 = seconds.parse().expect("seconds");
+            let shifted = seconds + repetition * DRIVE_SECONDS;
+            writeln!(out, "({shifted}.{micros}){rest}").expect("write");
+        }
+    }
+    out.flush().expect("flush");
+    path
+}
+
+/// `ecu-bridge stream-api` on 127.0.0.1, port chosen by the kernel, recording off.
+struct StreamApiProcess {
+    child: Child,
+    address: String,
+}
+
+impl StreamApiProcess {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
+            .args(["stream-api", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ecu-bridge stream-api");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("server log line").expect("utf-8");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest.split_whitespace().next().expect("address").to_owned();
+            }
+        };
+        // Keep draining the server's log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+
+    /// Its CPU and peak RSS so far, then stops it.
+    fn stop(self) -> (Duration, f64) {
+        let pid = self.child.id();
+        (proc_cpu(pid), vm_hwm_mib(pid).unwrap_or(f64::NAN))
+    }
+}
+
+impl Drop for StreamApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
