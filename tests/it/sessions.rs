@@ -30,6 +30,14 @@ async fn strict_server(record: &Path) -> ServerHandle {
     stream_api::spawn(listener, options).await.expect("server")
 }
 
+/// A strict server recording into `dir`: it, its recording's path and its URL.
+async fn strict_server_in(dir: &Path) -> (ServerHandle, PathBuf, String) {
+    let record = dir.join("server.osrec");
+    let server = strict_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    (server, record, endpoint)
+}
+
 /// Replays `capture` through `config` into `server` (a strict one) at full speed, stops the
 /// server, and returns the run's summary and the server's recording, which holds no violation.
 async fn replay_strictly(
@@ -88,9 +96,7 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_car_ends_its_session_and_the_next_frame_begins_the_next_run() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
 
     let bridge = Bridge::start(live_config(dir.path(), &endpoint, 2));
     let metrics = bridge.metrics.clone();
@@ -221,9 +227,7 @@ counter = "LapCount"
 #[tokio::test]
 async fn a_lap_counter_marks_laps_at_the_samples_that_raise_it_on_every_stream() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
     let config = lap_config(dir.path(), &endpoint);
     let (capture, times) = lap_capture(dir.path());
     let (summary, recording) = replay_strictly(&config, server, capture, &record).await;
@@ -289,9 +293,7 @@ async fn a_lap_counter_marks_laps_at_the_samples_that_raise_it_on_every_stream()
 #[tokio::test]
 async fn a_replayed_capture_is_dated_when_it_was_driven() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-car");
     let mut config = Config::load(&demo.join("bridge.toml")).expect("demo config");
     config.stream_api = StreamApiTarget::Remote(endpoint.clone());
@@ -355,9 +357,7 @@ async fn the_watchdog_keeps_pinging_through_a_ten_minute_idle_car() {
     use tokio::net::UnixDatagram;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, _record, endpoint) = strict_server_in(dir.path()).await;
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("metrics");
@@ -428,9 +428,7 @@ async fn two_sources_on_two_streams_each_carry_only_their_own_samples() {
     use crate::frames::{definition, f1_24_packet, player_car};
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
     let text = format!(
         r#"
 [stream_api]
@@ -534,9 +532,7 @@ async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_th
     use ecu_bridge::daemon::Daemon;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
     let (ask, asks) = tokio::sync::mpsc::channel(1);
     let bridge = Bridge::start_with(live_config(dir.path(), &endpoint, 30), |daemon| Daemon {
         new_sessions: Some(asks),
@@ -582,9 +578,7 @@ async fn a_configuration_too_large_for_one_packet_goes_in_parts_to_a_v2_1_server
     use open_streaming::open_data::ConfigurationPacket;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let record = dir.path().join("server.osrec");
-    let server = strict_server(&record).await;
-    let endpoint = format!("http://{}", server.local_addr());
+    let (server, record, endpoint) = strict_server_in(dir.path()).await;
     std::fs::write(dir.path().join("big.dbc"), crate::cli::large_dbc(1_400)).expect("dbc");
     let path = dir.path().join("big.toml");
     std::fs::write(
