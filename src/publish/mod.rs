@@ -60,6 +60,8 @@ struct Open {
     out_lap_due: bool,
     /// Per data stream: the sample time range of the packets written to it so far.
     sent: Vec<Option<(u64, u64)>>,
+    /// Per data stream: its Out Lap is written.
+    out_lap_sent: Vec<bool>,
 }
 
 impl Open {
@@ -209,6 +211,7 @@ impl PublishStage {
                         sent_from: u64::MAX,
                         out_lap_due: true,
                         sent: vec![None; self.streams.len()],
+                        out_lap_sent: vec![false; self.streams.len()],
                         ..Open::default()
                     }
                 });
@@ -217,27 +220,12 @@ impl PublishStage {
                 session.sent_from = session.sent_from.min(first);
                 session.last_data = Some(Instant::now());
                 let id = self.producer.data_format_id(&identifiers).await?;
-                let first_on_stream = session.sent[stream].is_none();
                 session.sent[stream] = Some(
                     session.sent[stream]
                         .map_or((first, last), |(a, b)| (a.min(first), b.max(last))),
                 );
                 self.write_rows(stream, id, packet).await?;
-                // The Out Lap (rule 35) on each data stream at the first sample of its first
-                // packet, and on `""` at the session's first sample once the packet holding it
-                // is sent: a marker outside the data sent is dropped by readers (rule 36).
-                if first_on_stream {
-                    self.producer
-                        .write(&self.streams[stream], PacketKind::Marker, &out_lap(first))
-                        .await?;
-                }
-                if session.out_lap_due && session.sent_from <= session.first_ns {
-                    session.out_lap_due = false;
-                    let marker = out_lap(session.first_ns);
-                    self.producer
-                        .write(MAIN_STREAM, PacketKind::Marker, &marker)
-                        .await?;
-                }
+                self.write_out_laps(session).await?;
                 self.producer.set_last_sample(session.last_ns);
                 if let Some(summary) = sessions.last_mut() {
                     summary.first_ns = session.first_ns;
@@ -329,6 +317,31 @@ impl PublishStage {
         );
         self.write_marker(session, &marker).await?;
         Metrics::add(&self.metrics.laps_marked, 1);
+        Ok(())
+    }
+
+    /// The Out Lap (rule 35), once the packet holding the session's first sample is sent (a
+    /// marker outside the data sent is dropped by readers: rule 36): on `""` at that sample,
+    /// and on each data stream at its own first sample sent — the same time on the stream that
+    /// holds it; a stream whose data starts later gets its Out Lap with its first packet.
+    async fn write_out_laps(&mut self, session: &mut Open) -> Result<(), PublishError> {
+        if session.out_lap_due {
+            if session.sent_from > session.first_ns {
+                return Ok(());
+            }
+            session.out_lap_due = false;
+            self.producer
+                .write(MAIN_STREAM, PacketKind::Marker, &out_lap(session.first_ns))
+                .await?;
+        }
+        for index in 0..session.sent.len() {
+            if let (Some((from, _)), false) = (session.sent[index], session.out_lap_sent[index]) {
+                session.out_lap_sent[index] = true;
+                self.producer
+                    .write(&self.streams[index], PacketKind::Marker, &out_lap(from))
+                    .await?;
+            }
+        }
         Ok(())
     }
 

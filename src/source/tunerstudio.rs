@@ -52,7 +52,7 @@ const DRAIN_QUIET: Duration = Duration::from_millis(20);
 const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Periods a poll may fall behind its schedule and still make the missed requests up.
-const MAX_BEHIND: u32 = 5;
+const MAX_BEHIND: u32 = 25;
 
 /// Bytes asked for per read.
 const READ_CAPACITY: usize = 4096;
