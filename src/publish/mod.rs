@@ -54,8 +54,6 @@ struct Open {
     last_data: Option<Instant>,
     /// Laps numbered here (beacon, lap time), per session.
     laps_counted: u32,
-    /// The earliest sample time of the packets written (on any stream).
-    sent_from: u64,
     /// The Out Lap on `""` is still to be written.
     out_lap_due: bool,
     /// Per data stream: the sample time range of the packets written to it so far.
@@ -65,6 +63,23 @@ struct Open {
 }
 
 impl Open {
+    /// A session whose first sample is at `first_ns`, writing to `streams` data streams.
+    fn new(first_ns: u64, streams: usize) -> Self {
+        Self {
+            first_ns,
+            last_ns: first_ns,
+            out_lap_due: true,
+            sent: vec![None; streams],
+            out_lap_sent: vec![false; streams],
+            ..Self::default()
+        }
+    }
+
+    /// The earliest sample time of the packets written on any stream.
+    fn sent_from(&self) -> Option<u64> {
+        self.sent.iter().flatten().map(|(from, _)| *from).min()
+    }
+
     /// Data streams whose data sent so far covers `time_ns`: a marker there lies inside it
     /// (rule 36, B8).
     fn streams_covering(&self, time_ns: u64) -> Vec<usize> {
@@ -198,26 +213,16 @@ impl PublishStage {
                 else {
                     return Ok(());
                 };
-                let begun = open.is_none();
-                if begun {
-                    let first = next_first.take().unwrap_or(first);
-                    self.begin(first, sessions).await?;
+                if open.is_none() {
+                    let first_ns = next_first.take().unwrap_or(first);
+                    self.begin(first_ns, sessions).await?;
+                    *open = Some(Open::new(first_ns, self.streams.len()));
                 }
-                let session = open.get_or_insert_with(|| {
-                    let first = sessions.last().map_or(first, |s| s.first_ns);
-                    Open {
-                        first_ns: first,
-                        last_ns: first,
-                        sent_from: u64::MAX,
-                        out_lap_due: true,
-                        sent: vec![None; self.streams.len()],
-                        out_lap_sent: vec![false; self.streams.len()],
-                        ..Open::default()
-                    }
-                });
+                let Some(session) = open.as_mut() else {
+                    return Ok(());
+                };
                 session.first_ns = session.first_ns.min(first);
                 session.last_ns = session.last_ns.max(last);
-                session.sent_from = session.sent_from.min(first);
                 session.last_data = Some(Instant::now());
                 let id = self.producer.data_format_id(&identifiers).await?;
                 session.sent[stream] = Some(
@@ -326,7 +331,10 @@ impl PublishStage {
     /// holds it; a stream whose data starts later gets its Out Lap with its first packet.
     async fn write_out_laps(&mut self, session: &mut Open) -> Result<(), PublishError> {
         if session.out_lap_due {
-            if session.sent_from > session.first_ns {
+            if session
+                .sent_from()
+                .is_none_or(|from| from > session.first_ns)
+            {
                 return Ok(());
             }
             session.out_lap_due = false;
