@@ -567,7 +567,7 @@ pub fn validate(config_path: &Path, list: bool) -> anyhow::Result<()> {
     };
     if let Err(too_large) = ecu_bridge::publish::configuration::check_configuration_size(
         &map,
-        config.server_version == ecu_bridge::config::ServerVersion::V2_1,
+        config.server_version.reads_configuration_parts(),
     ) {
         eprintln!("error: {}: {too_large}", config_path.display());
         bail!("{}: 1 problem(s)", config_path.display());

@@ -265,6 +265,13 @@ pub enum ServerVersion {
     V2_1,
 }
 
+impl ServerVersion {
+    /// Whether the server reads a Configuration sent in parts (rule 20).
+    pub fn reads_configuration_parts(self) -> bool {
+        self == Self::V2_1
+    }
+}
+
 /// Where the Stream API is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamApiTarget {

@@ -29,16 +29,14 @@ struct RouteRule {
 impl StreamRouter {
     /// The routes of `config`.
     pub fn new(config: &Config) -> Self {
-        let mut names = vec![config.car.stream.clone()];
-        let rules = config
-            .streams
-            .iter()
-            .map(|rule| {
-                names.push(rule.name.clone());
-                route_rule(config, rule, names.len() - 1)
-            })
+        let rules = (1..)
+            .zip(&config.streams)
+            .map(|(stream, rule)| route_rule(config, rule, stream))
             .collect();
-        Self { names, rules }
+        Self {
+            names: config.data_streams(),
+            rules,
+        }
     }
 
     /// Every data stream's name, `[car] stream` first.
@@ -66,6 +64,15 @@ impl StreamRouter {
             }
         }
         0
+    }
+}
+
+impl Config {
+    /// Every data stream's name: `[car] stream`, then each `[[stream]]` in order.
+    pub fn data_streams(&self) -> Vec<String> {
+        std::iter::once(self.car.stream.clone())
+            .chain(self.streams.iter().map(|rule| rule.name.clone()))
+            .collect()
     }
 }
 

@@ -100,7 +100,7 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
         session_type: config.session.session_type.clone(),
         utc_offset_seconds: config.session.utc_offset_seconds,
         details: config.session.details.clone(),
-        streams: crate::config::StreamRouter::new(config).names().to_vec(),
+        streams: config.data_streams(),
         call_timeout: config.call_timeout,
         retry: RetryPolicy::default(),
         drain_timeout: config.drain_timeout,
@@ -108,7 +108,7 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
             Some(dir) => SpoolPlace::Dir(dir.clone(), config.spool.config.clone()),
             None => SpoolPlace::Temporary,
         },
-        split_configuration: config.server_version == crate::config::ServerVersion::V2_1,
+        split_configuration: config.server_version.reads_configuration_parts(),
     }
 }
 
@@ -117,6 +117,7 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
 fn session_plan(
     config: &Config,
     map: &ChannelMap,
+    configuration: &open_streaming::open_data::ConfigurationPacket,
     sources: &[Source],
     producer: &ProducerConfig,
 ) -> SessionPlan {
@@ -131,7 +132,7 @@ fn session_plan(
     known("channel map", map.application().to_owned());
     known("parameters", map.parameters().len().to_string());
     // The configuration's content without its per-send id: equal maps, equal hashes.
-    let hash = crc32c::crc32c(&prost::Message::encode_to_vec(&configuration_packet(map)));
+    let hash = crc32c::crc32c(&prost::Message::encode_to_vec(configuration));
     known("channel map hash", format!("crc32c:{hash:08x}"));
     let inis = config.car.ini.iter().map(|(_, path)| path);
     let files: Vec<String> = config
@@ -256,13 +257,13 @@ pub async fn run_reloadable(
         ],
     );
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    crate::publish::configuration::check_configuration_size(
-        &map,
-        config.server_version == crate::config::ServerVersion::V2_1,
-    )?;
     let configuration = configuration_packet(&map);
+    crate::publish::configuration::check_packet_size(
+        &configuration,
+        config.server_version.reads_configuration_parts(),
+    )?;
     let producer_config = producer_config(config, endpoint);
-    let plan = session_plan(config, &map, &sources, &producer_config);
+    let plan = session_plan(config, &map, &configuration, &sources, &producer_config);
     let router = crate::config::StreamRouter::new(config);
     let streams = router.names().to_vec();
     let laps = config

@@ -114,14 +114,21 @@ pub fn check_configuration_size(
     map: &ChannelMap,
     split: bool,
 ) -> Result<usize, ConfigurationTooLarge> {
-    let mut packet = configuration_packet(map);
-    // A Key Generator key or a UUID: at most this long.
-    packet.config_id = "x".repeat(64);
-    let bytes = packet.encoded_len() + ENVELOPE_BYTES;
+    check_packet_size(&configuration_packet(map), split)
+}
+
+/// [`check_configuration_size`] of a packet already built by [`configuration_packet`].
+pub fn check_packet_size(
+    packet: &ConfigurationPacket,
+    split: bool,
+) -> Result<usize, ConfigurationTooLarge> {
+    // The `config_id` field: a Key Generator key or a UUID, at most 64 bytes, and its header.
+    const CONFIG_ID_BYTES: usize = 66;
+    let bytes = packet.encoded_len() + CONFIG_ID_BYTES + ENVELOPE_BYTES;
     if bytes <= MAX_PACKET_BYTES || split {
         return Ok(bytes);
     }
-    let parameters = map.parameters().len();
+    let parameters = packet.parameter_definitions.len();
     let per_parameter = bytes / parameters.max(1);
     Err(ConfigurationTooLarge {
         bytes,

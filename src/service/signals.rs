@@ -69,7 +69,7 @@ pub fn reload_on_sighup(path: PathBuf, notifier: Notifier) -> Option<mpsc::Recei
         while hangups.recv().await.is_some() {
             notifier.reloading();
             let loaded = Config::load(&path).and_then(|config| {
-                let split = config.server_version == crate::config::ServerVersion::V2_1;
+                let split = config.server_version.reads_configuration_parts();
                 config
                     .load_channel_map()
                     .map(|(map, warnings)| (map, warnings, split))
