@@ -82,6 +82,30 @@ fn session_counters(recording: &Recording, key: &str) -> Vec<u64> {
         .collect()
 }
 
+/// `record` holds no violation and one ended session per range, "OutageCar <date> run N" in
+/// order, each with exactly the counters of its range.
+fn assert_runs(record: &Path, runs: &[std::ops::Range<u64>]) {
+    let recording = inspect::read_recording(record).expect("recording");
+    assert_eq!(recording.violations(), &[], "{}", recording.summary());
+    let sessions = recording.sessions();
+    assert_eq!(sessions.len(), runs.len(), "{}", recording.summary());
+    for ((session, range), run) in sessions.iter().zip(runs).zip(1..) {
+        assert!(
+            session.identifier.starts_with("OutageCar 20")
+                && session.identifier.ends_with(&format!("run {run}")),
+            "{}",
+            session.identifier
+        );
+        assert!(session.ended_ns.is_some(), "{} ended", session.identifier);
+        assert_eq!(
+            session_counters(&recording, &session.key),
+            range.clone().collect::<Vec<_>>(),
+            "{} holds exactly its own frames",
+            session.identifier
+        );
+    }
+}
+
 async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
@@ -138,29 +162,7 @@ async fn a_quiet_car_ends_its_session_and_the_next_frame_begins_the_next_run() {
     bridge.finish().await.expect("clean stop");
     server.shutdown().await.expect("server stops");
 
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
-    let sessions = recording.sessions();
-    assert_eq!(sessions.len(), 3, "{}", recording.summary());
-    for (session, run) in sessions.iter().zip(1..) {
-        assert!(
-            session.identifier.starts_with("OutageCar 20")
-                && session.identifier.ends_with(&format!("run {run}")),
-            "{}",
-            session.identifier
-        );
-        assert!(session.ended_ns.is_some(), "{} ended", session.identifier);
-    }
-    let expected = [0..2_000u64, 2_000..4_000, 4_000..4_500];
-    for (session, range) in sessions.iter().zip(expected) {
-        let counters = session_counters(&recording, &session.key);
-        assert_eq!(
-            counters,
-            range.clone().collect::<Vec<_>>(),
-            "{} holds exactly its own frames",
-            session.identifier
-        );
-    }
+    assert_runs(&record, &[0..2_000, 2_000..4_000, 4_000..4_500]);
 }
 
 const LAP_DBC: &str = r#"VERSION ""
@@ -557,17 +559,7 @@ async fn a_new_session_by_request_ends_the_open_one_and_the_next_frame_begins_th
     bridge.finish().await.expect("clean stop");
     server.shutdown().await.expect("server stops");
 
-    let recording = inspect::read_recording(&record).expect("recording");
-    assert_eq!(recording.violations(), &[], "{}", recording.summary());
-    let sessions = recording.sessions();
-    assert_eq!(sessions.len(), 2, "{}", recording.summary());
-    for (session, (run, range)) in sessions.iter().zip([(1, 0..1_000u64), (2, 1_000..2_000)]) {
-        assert!(session.identifier.ends_with(&format!("run {run}")));
-        assert_eq!(
-            session_counters(&recording, &session.key),
-            range.collect::<Vec<_>>()
-        );
-    }
+    assert_runs(&record, &[0..1_000, 1_000..2_000]);
 }
 
 /// The same 11 200-parameter map against a v2.1 Stream API (`server_version = "2.1"`): the
