@@ -20,6 +20,5 @@ mod signals;
 mod stream_api;
 mod tcp;
 mod test_car;
-mod udp;
 mod util;
 mod watch;
