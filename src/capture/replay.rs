@@ -129,6 +129,20 @@ impl ReplaySource {
                 .frames
                 .fetch_add(unit.len() as u64, Ordering::Relaxed);
             consumed = offset;
+            if self.pacing == Pacing::MaxSpeed {
+                // Nothing to wait for: only jumps are noted, and progress once per unit.
+                let mut latest = 0;
+                let times = unit.can.iter().map(|timed| timed.time_ns);
+                for time_ns in times.chain(unit.native.iter().map(|native| native.time_ns)) {
+                    self.follow_jumps(time_ns, &mut clock);
+                    latest = latest.max(time_ns);
+                }
+                progress
+                    .capture_time_ns
+                    .fetch_max(latest, Ordering::Relaxed);
+                batch.can.append(&mut unit.can);
+                batch.native.append(&mut unit.native);
+            }
             for timed in unit.can.drain(..) {
                 self.wait_until_due(timed.time_ns, &mut clock, &output, &mut batch, &mut cancel)
                     .await;
@@ -171,6 +185,9 @@ impl ReplaySource {
         batch: &mut SourceBatch,
         cancel: &mut watch::Receiver<bool>,
     ) {
+        self.progress
+            .capture_time_ns
+            .fetch_max(time_ns, Ordering::Relaxed);
         self.follow_jumps(time_ns, clock);
         if let Some(wait) = self.delay_for(time_ns, clock) {
             send(output, batch).await;
@@ -183,8 +200,6 @@ impl ReplaySource {
 
     /// Notes a jump of the capture time beyond `max_gap` (logged) so pacing skips it.
     fn follow_jumps(&self, time_ns: u64, clock: &mut Clock) {
-        let progress = &self.progress.capture_time_ns;
-        progress.fetch_max(time_ns, Ordering::Relaxed);
         let jump = i128::from(time_ns) - i128::from(clock.last_ns);
         clock.last_ns = time_ns;
         if jump.unsigned_abs() <= self.max_gap.as_nanos() {
