@@ -29,6 +29,7 @@ mod keys;
 mod lint;
 mod packet;
 mod registry;
+mod row_shape;
 mod seen;
 mod server;
 

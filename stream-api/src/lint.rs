@@ -10,6 +10,7 @@ use open_data::{sample_column, sample_row};
 use open_streaming::{api, open_data};
 
 use super::conformance::{Severity, Violation};
+use super::row_shape::{ListShape, RowSummary};
 
 /// One day in nanoseconds: a timestamp below it is a time of day, not an epoch time.
 pub const DAY_NS: u64 = 86_400_000_000_000;
@@ -284,7 +285,7 @@ fn check_parameter(
 /// `what` names the list; it is formatted only when something is found.
 pub fn check_list(
     what: fmt::Arguments<'_>,
-    list: Option<ListRef<'_>>,
+    list: Option<ListShape>,
     expected: usize,
     f: &mut Findings<'_>,
 ) {
@@ -292,19 +293,19 @@ pub fn check_list(
         f.error("B6", format!("{what}: no sample list set"));
         return;
     };
-    if list.len() != expected {
+    if list.len != expected {
         f.error(
             "B6",
-            format!("{what}: {} samples, expected {expected}", list.len()),
+            format!("{what}: {} samples, expected {expected}", list.len),
         );
     }
-    if let Some(i) = list.first_unspecified() {
+    if let Some(i) = list.first_unspecified {
         f.error(
             "B6",
             format!("{what}: sample {i} has DATA_STATUS_UNSPECIFIED (use DATA_STATUS_VALID)"),
         );
     }
-    if matches!(list, ListRef::String(_)) {
+    if list.strings {
         f.warn(
             "B6",
             format!("{what}: string samples are not supported by the sample recorders"),
@@ -338,7 +339,7 @@ pub fn check_periodic_shape(
     for (i, column) in p.columns.iter().enumerate() {
         check_list(
             format_args!("PeriodicData column {i}"),
-            ListRef::of_column(column),
+            ListRef::of_column(column).map(|l| ListShape::of(&l)),
             len,
             f,
         );
@@ -346,7 +347,7 @@ pub fn check_periodic_shape(
 }
 
 /// B6: a row packet's shape given its parameter count (rules 30, 65).
-pub fn check_row_shape(p: &open_data::RowDataPacket, n_params: usize, f: &mut Findings<'_>) {
+pub fn check_row_shape(p: &RowSummary, n_params: usize, f: &mut Findings<'_>) {
     if p.timestamps.len() != p.rows.len() {
         f.error(
             "B6",
@@ -358,12 +359,7 @@ pub fn check_row_shape(p: &open_data::RowDataPacket, n_params: usize, f: &mut Fi
         );
     }
     for (i, row) in p.rows.iter().enumerate() {
-        check_list(
-            format_args!("RowData row {i}"),
-            ListRef::of_row(row),
-            n_params,
-            f,
-        );
+        check_list(format_args!("RowData row {i}"), *row, n_params, f);
     }
 }
 
@@ -392,7 +388,7 @@ pub fn check_synchro_shape(
     for (i, column) in p.columns.iter().enumerate() {
         check_list(
             format_args!("SynchroData column {i}"),
-            ListRef::of_column(column),
+            ListRef::of_column(column).map(|l| ListShape::of(&l)),
             expected,
             f,
         );

@@ -10,6 +10,7 @@ use prost::Message;
 
 use super::conformance::{FormatKind, IssuedFormat, StreamState, merge_range};
 use super::lint::{self, Findings, ListRef};
+use super::row_shape::RowSummary;
 use open_data::{event_data_format, sample_data_format};
 use open_streaming::open_data;
 
@@ -22,7 +23,7 @@ pub(super) enum Content {
     EndOfSession,
     Configuration(open_data::ConfigurationPacket),
     Periodic(open_data::PeriodicDataPacket),
-    Row(open_data::RowDataPacket),
+    Row(RowSummary),
     Synchro(open_data::SynchroDataPacket),
     Event(open_data::EventPacket),
     Marker(open_data::MarkerPacket),
@@ -47,7 +48,12 @@ pub(super) fn decode_content(packet: &open_data::Packet) -> Result<Content, Stri
         }
         "Configuration" => Content::Configuration(parse(packet)?),
         "PeriodicData" => Content::Periodic(parse(packet)?),
-        "RowData" => Content::Row(parse(packet)?),
+        "RowData" => Content::Row(RowSummary::read(&packet.content).map_err(|e| {
+            format!(
+                "packet {}: content does not parse as {}Packet: {e}",
+                packet.id, packet.r#type
+            )
+        })?),
         "SynchroData" => Content::Synchro(parse(packet)?),
         "Event" => Content::Event(parse(packet)?),
         "Marker" => Content::Marker(parse(packet)?),
@@ -368,15 +374,10 @@ impl PacketCtx<'_, '_> {
         }
     }
 
-    fn on_row(&mut self, p: &open_data::RowDataPacket, stream: Option<&mut StreamState>) {
+    fn on_row(&mut self, p: &RowSummary, stream: Option<&mut StreamState>) {
         let resolved = self.resolve(p.data_format.as_ref(), stream.as_deref());
         let n_params = resolved.map_or_else(
-            || {
-                p.rows
-                    .first()
-                    .and_then(ListRef::of_row)
-                    .map_or(0, |l| l.len())
-            },
+            || p.rows.first().copied().flatten().map_or(0, |l| l.len),
             |r| r.0.len(),
         );
         lint::check_row_shape(p, n_params, self.f);
