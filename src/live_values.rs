@@ -90,6 +90,17 @@ struct Table {
     rates: Vec<f64>,
     /// Whether `rates` covers a whole window (else it is recomputed at every report).
     whole_window: bool,
+    /// Scratch of [`LiveValues::record`], by format index (all zero between calls).
+    batch_formats: Vec<FormatInBatch>,
+    /// Scratch of [`LiveValues::record`]: the formats met in the batch.
+    touched: Vec<u32>,
+}
+
+/// One format's rows in the batch being recorded.
+#[derive(Debug, Clone, Copy, Default)]
+struct FormatInBatch {
+    rows: u64,
+    last_row: usize,
 }
 
 #[derive(Debug, Default)]
@@ -127,21 +138,47 @@ impl LiveValues {
     }
 
     /// Keeps the latest value of every parameter in `rows`, decoded with `map`.
+    ///
+    /// Works per row, not per sample: each format's rows are counted and only its last row's
+    /// values are stored (every row of a format carries the same parameters). Formats are
+    /// stored in the order of their last rows, so a parameter in several formats keeps the
+    /// value of the latest row, as if every row had been stored in turn.
     pub fn record(&self, map: &ChannelMap, rows: &RowBatch) {
         if rows.is_empty() {
             return;
         }
         let mut table = self.lock();
-        let slots = &mut table.slots;
-        for (header, values) in rows.rows() {
-            let Some(format) = map.format(header.format) else {
+        let Table {
+            slots,
+            batch_formats,
+            touched,
+            ..
+        } = &mut *table;
+        for (index, header) in rows.headers().iter().enumerate() {
+            let format = header.format as usize;
+            if format >= batch_formats.len() {
+                batch_formats.resize(format + 1, FormatInBatch::default());
+            }
+            let seen = &mut batch_formats[format];
+            if seen.rows == 0 {
+                touched.push(header.format);
+            }
+            seen.rows += 1;
+            seen.last_row = index;
+        }
+        touched.sort_unstable_by_key(|format| batch_formats[*format as usize].last_row);
+        for format_index in touched.drain(..) {
+            let seen = std::mem::take(&mut batch_formats[format_index as usize]);
+            let (Some(format), Some((header, values))) =
+                (map.format(format_index), rows.row(seen.last_row))
+            else {
                 continue;
             };
             for (parameter, value) in format.parameters.iter().zip(values) {
                 if let Some(slot) = slots.get_mut(*parameter as usize) {
                     slot.value = *value;
                     slot.time_ns = header.time_ns;
-                    slot.samples += 1;
+                    slot.samples += seen.rows;
                 }
             }
         }
@@ -301,6 +338,38 @@ mod tests {
         assert_eq!(by_name("Speed:Live").samples, 0);
         assert_eq!(by_name("RPM:Live").samples, 2);
         assert_eq!(by_name("RPM:Live").rate_hz, 1.0, "2 samples over 2 s");
+    }
+
+    #[test]
+    fn a_parameter_in_two_formats_keeps_the_latest_rows_value() {
+        let mut map = map();
+        let live = LiveValues::default();
+        let start = Instant::now();
+        live.reset(&map, start);
+        let id = decoders::CanId::standard(256).expect("id");
+        // Two bytes hold RPM but not Gear: a second format holding only RPM.
+        let rpm_only =
+            decoders::CanFrame::new(id, decoders::CanFlags::empty(), &[0xD0, 0x07]).expect("frame");
+        let mut rows = RowBatch::new();
+        map.decode(10, &engine_frame(1000, 0), &mut rows);
+        map.decode(20, &rpm_only, &mut rows);
+        map.decode(30, &engine_frame(3000, 1), &mut rows);
+        assert_ne!(rows.headers()[0].format, rows.headers()[1].format);
+        live.record(&map, &rows);
+        let values = live.snapshot(start + Duration::from_secs(1));
+        let rpm = values
+            .iter()
+            .find(|v| v.identifier == "RPM:Live")
+            .expect("RPM");
+        assert_eq!(
+            (rpm.value, rpm.time_ns, rpm.samples),
+            (Some(3000.0), Some(30), 3)
+        );
+        let gear = values
+            .iter()
+            .find(|v| v.identifier == "Gear:Live")
+            .expect("Gear");
+        assert_eq!((gear.value, gear.samples), (Some(1.0), 2));
     }
 
     #[test]

@@ -228,6 +228,9 @@ struct MessagePlan {
     /// this is the only one.
     full_format: u32,
     multiplexed: bool,
+    /// Payload bytes that hold every signal (`usize::MAX` if one never fits): at or above it,
+    /// a message without multiplexing has every signal present, with no test per signal.
+    all_fit: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -405,6 +408,17 @@ impl ChannelMap {
         let plan = &self.messages[plan_index];
         let data = frame.data();
         let short = data.len() < plan.size;
+        if !plan.multiplexed && data.len() >= plan.all_fit && !plan.signals.is_empty() {
+            out.begin_row(time_ns, plan.full_format);
+            // Every signal fits, so `physical` cannot be `None` here.
+            out.extend_values(
+                plan.signals
+                    .iter()
+                    .map(|signal| signal.layout.physical(data).unwrap_or(f64::NAN)),
+            );
+            let samples = plan.signals.len();
+            return CanOutcome::Decoded { samples, short };
+        }
         let (mask, full) = presence_mask(plan, data);
         if mask == 0 {
             return CanOutcome::Empty;
@@ -482,11 +496,17 @@ impl ChannelMap {
             .collect::<Vec<_>>();
         let multiplexed = signals.iter().any(|signal| signal.condition.is_some());
         let slot = self.messages.len() as u32 + 1;
+        let all_fit = signals
+            .iter()
+            .map(|signal| signal.layout.bytes_needed())
+            .max()
+            .unwrap_or(0);
         self.messages.push(MessagePlan {
             size: usize::from(message.size),
             signals,
             full_format,
             multiplexed,
+            all_fit,
         });
         // Pseudo ids above 0x7FF without the extended flag never occur on a bus: not indexed.
         if message.id.is_extended() {

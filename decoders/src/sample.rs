@@ -51,6 +51,11 @@ impl RowBatch {
         self.values.push(value);
     }
 
+    /// Appends values to the row begun last.
+    pub fn extend_values(&mut self, values: impl IntoIterator<Item = f64>) {
+        self.values.extend(values);
+    }
+
     /// Drops the row begun last and its values (used when a frame turns out undecodable).
     pub fn cancel_row(&mut self) {
         if let Some(header) = self.headers.pop() {
@@ -91,7 +96,17 @@ impl RowBatch {
 
     /// All rows in order.
     pub fn rows(&self) -> impl Iterator<Item = (RowHeader, &[f64])> + '_ {
-        (0..self.headers.len()).filter_map(move |index| self.row(index))
+        let ends = self.headers.iter().skip(1).map(|next| next.first as usize);
+        let ends = ends.chain(std::iter::once(self.values.len()));
+        self.headers
+            .iter()
+            .zip(ends)
+            .map(|(header, end)| (*header, &self.values[header.first as usize..end]))
+    }
+
+    /// Every row's header, in order.
+    pub fn headers(&self) -> &[RowHeader] {
+        &self.headers
     }
 }
 
