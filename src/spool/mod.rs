@@ -200,12 +200,13 @@ impl Spool {
         self.sessions.values()
     }
 
-    /// Forces appended data and the ack state to stable storage now, whatever the policy,
-    /// and applies `max_age`.
+    /// Forces appended data and the ack state to stable storage now, whatever the interval
+    /// (under `SyncPolicy::Never` the ack state is only written), and applies `max_age`.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         let now = Now::read();
         self.enforce_age(now.wall);
-        self.sync_now(now, true)
+        let durable = self.config.sync != SyncPolicy::Never;
+        self.sync_now(now, durable)
     }
 
     /// Syncs (unless the policy is `Never`) and closes.

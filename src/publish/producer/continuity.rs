@@ -20,7 +20,7 @@ use crate::publish::session::{
     Cause, MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_id,
     session_is_open, unique_config_id,
 };
-use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord};
+use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord, SyncPolicy};
 
 /// What the spool keeps about a session, to announce it again after the server or the bridge
 /// restarted.
@@ -297,8 +297,11 @@ pub(super) fn open_spool(
                 .prefix("ecu-bridge-spool-")
                 .tempdir()
                 .map_err(|error| crate::spool::SpoolError::io(&std::env::temp_dir(), error))?;
+            // The folder is removed at exit and no later run resumes it, so syncing it would
+            // only make the run wait for the disk.
             let config = SpoolConfig {
                 max_bytes: 4 << 30,
+                sync: SyncPolicy::Never,
                 ..SpoolConfig::default()
             };
             (temporary.path().to_owned(), config, Some(temporary))
