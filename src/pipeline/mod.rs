@@ -271,6 +271,7 @@ pub async fn run_reloadable(
         .as_ref()
         .map(|laps| LapDetector::new(laps.signal, &laps.parameter, &map));
 
+    let pace_to_delivery = !sources.is_empty() && sources.iter().all(Source::waits_for_room);
     let mut stages = JoinSet::new();
     for source in sources {
         let name = source.name();
@@ -310,6 +311,7 @@ pub async fn run_reloadable(
                 plan,
                 metrics: publish_metrics.clone(),
                 new_sessions,
+                pace_to_delivery,
             };
             let (producer, sessions) = stage.run(batches_rx).await?;
             let ending = producer.is_open();

@@ -348,6 +348,12 @@ impl Source {
         }
     }
 
+    /// Whether the source waits when the pipeline is full (a capture) rather than dropping
+    /// what arrives meanwhile (a live source).
+    pub fn waits_for_room(&self) -> bool {
+        matches!(self, Self::Replay(_))
+    }
+
     /// Reads until the input ends or `cancel` turns true, sending frame batches to `frames`;
     /// returns how many frames it read.
     pub async fn run(

@@ -212,6 +212,12 @@ impl Delivery {
         Some(oldest_segment.max(self.delivered_through_ns))
     }
 
+    /// Whether the records queued in memory reach half of what it keeps, or some were
+    /// already left to be read back from the spool, while the server is not away.
+    pub fn is_behind(&self) -> bool {
+        !self.outage && (self.spilled_from.is_some() || self.recent_bytes >= RECENT_BYTES / 2)
+    }
+
     /// Whether the server is away.
     pub fn in_outage(&self) -> bool {
         self.outage

@@ -7,7 +7,10 @@
 //! already-encoded rows into `RowData` packets.
 //!
 //! Edge policy: the input **blocks** when full. Input is taken whenever it arrives, also while
-//! the Stream API is away: packets wait in the spool, not in the channels.
+//! the Stream API is away: packets wait in the spool, not in the channels. The one exception is
+//! [`PublishStage::pace_to_delivery`] (a replay, whose capture can wait): while the server is
+//! reachable but delivery is behind, input waits for delivery instead of spilling to the spool
+//! and being read back (`docs/performance.md`).
 
 pub mod configuration;
 pub mod delivery;
@@ -42,6 +45,9 @@ pub struct PublishStage {
     pub metrics: Arc<Metrics>,
     /// Requests to end the open session by hand (SIGUSR1).
     pub new_sessions: Option<mpsc::Receiver<()>>,
+    /// Hold input while delivery is behind and the server is there (see the module doc):
+    /// for sources that wait for room (a capture), never for a live source, which would drop.
+    pub pace_to_delivery: bool,
 }
 
 /// The open session as this stage sees it.
@@ -120,6 +126,7 @@ impl PublishStage {
         let mut next_first: Option<u64> = None;
         loop {
             let waiting = self.producer.has_pending();
+            let hold_input = self.pace_to_delivery && self.producer.delivery_is_behind();
             let idle_at = match (&open, self.plan.idle_end) {
                 (
                     Some(Open {
@@ -132,7 +139,7 @@ impl PublishStage {
             };
             let step = tokio::select! {
                 biased;
-                batch = input.recv() => {
+                batch = input.recv(), if !hold_input => {
                     let Some(batch) = batch else { break };
                     Metrics::set(
                         &self.metrics.queue_depths[Queue::Publish.index()],

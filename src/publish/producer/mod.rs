@@ -417,6 +417,12 @@ impl Producer {
         self.write(stream, PacketKind::Marker, marker).await
     }
 
+    /// Whether delivery has more unacknowledged packets queued than it keeps in memory
+    /// (or nearly so) while the server is reachable.
+    pub fn delivery_is_behind(&self) -> bool {
+        self.delivery.is_behind()
+    }
+
     /// Waits for something to do: a call finishing (accounted at once), or the time to ask an
     /// absent server again, which it returns as `true` (then call [`Producer::probe`]).
     /// Cancel-safe.
