@@ -6,10 +6,10 @@
 //!
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::HashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -50,7 +50,7 @@ struct Pending {
 impl BatchStage {
     /// Runs until the input closes, then flushes everything.
     pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
-        let mut pending: HashMap<u32, Pending> = HashMap::new();
+        let mut pending: HashMap<u32, Pending> = HashMap::default();
         let mut latest_ns: Option<u64> = None;
         loop {
             // The oldest pending packet is due exactly `max_age` after its first row arrived.
