@@ -12,6 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(files, ["."])?;
     tonic_prost_build::configure()
+        // A packet's content is the bulk of every request: as `Bytes` it is shared, not
+        // copied, from the spool record into the request and from the server's receive
+        // buffer into the decoded packet (`docs/performance.md`).
+        .bytes(".ma.streaming.open_data.v1.Packet.content")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -231,6 +231,9 @@ struct MessagePlan {
     /// Payload bytes that hold every signal (`usize::MAX` if one never fits): at or above it,
     /// a message without multiplexing has every signal present, with no test per signal.
     all_fit: usize,
+    /// Every signal lies in the first 8 bytes (and there is no multiplexing): an 8-byte
+    /// frame is read as one word for all of them.
+    first_word: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -408,6 +411,16 @@ impl ChannelMap {
         let plan = &self.messages[plan_index];
         let data = frame.data();
         let short = data.len() < plan.size;
+        if let (true, Ok(word)) = (plan.first_word, <[u8; 8]>::try_from(data)) {
+            let (little, big) = (u64::from_le_bytes(word), u64::from_be_bytes(word));
+            out.begin_row(time_ns, plan.full_format);
+            out.extend_values(plan.signals.iter().map(|signal| {
+                let layout = &signal.layout;
+                layout.raw_to_physical(layout.raw_in_first_word(little, big))
+            }));
+            let samples = plan.signals.len();
+            return CanOutcome::Decoded { samples, short };
+        }
         if !plan.multiplexed && data.len() >= plan.all_fit && !plan.signals.is_empty() {
             out.begin_row(time_ns, plan.full_format);
             // Every signal fits, so `physical` cannot be `None` here.
@@ -501,12 +514,16 @@ impl ChannelMap {
             .map(|signal| signal.layout.bytes_needed())
             .max()
             .unwrap_or(0);
+        let first_word = !multiplexed
+            && !signals.is_empty()
+            && signals.iter().all(|signal| signal.layout.in_first_word());
         self.messages.push(MessagePlan {
             size: usize::from(message.size),
             signals,
             full_format,
             multiplexed,
             all_fit,
+            first_word,
         });
         // Pseudo ids above 0x7FF without the extended flag never occur on a bus: not indexed.
         if message.id.is_extended() {

@@ -118,30 +118,36 @@ impl ReplaySource {
             jumps: 0,
         };
         let mut consumed = 0;
-        while !*cancel.borrow() && reader.read_frames(&mut unit, &metrics).await? {
-            frames += unit.len() as u64;
+        let max_speed = self.pacing == Pacing::MaxSpeed;
+        while !*cancel.borrow() {
+            // At max speed frames are read straight into the batch: nothing waits, so the
+            // copy through `unit` would only cost time (`docs/performance.md`).
+            let into = if max_speed { &mut batch } else { &mut unit };
+            let before = (into.can.len(), into.native.len());
+            if !reader.read_frames(into, &metrics).await? {
+                break;
+            }
+            let read = (into.can.len() - before.0) + (into.native.len() - before.1);
+            frames += read as u64;
             let offset = reader.offset();
             let progress = &self.progress;
             progress
                 .bytes_read
                 .fetch_add(offset - consumed, Ordering::Relaxed);
-            progress
-                .frames
-                .fetch_add(unit.len() as u64, Ordering::Relaxed);
+            progress.frames.fetch_add(read as u64, Ordering::Relaxed);
             consumed = offset;
-            if self.pacing == Pacing::MaxSpeed {
-                // Nothing to wait for: only jumps are noted, and progress once per unit.
+            if max_speed {
+                // Nothing to wait for: only jumps are noted, and progress once per read.
                 let mut latest = 0;
-                let times = unit.can.iter().map(|timed| timed.time_ns);
-                for time_ns in times.chain(unit.native.iter().map(|native| native.time_ns)) {
+                let times = batch.can[before.0..].iter().map(|timed| timed.time_ns);
+                let native = batch.native[before.1..].iter().map(|native| native.time_ns);
+                for time_ns in times.chain(native) {
                     self.follow_jumps(time_ns, &mut clock);
                     latest = latest.max(time_ns);
                 }
                 progress
                     .capture_time_ns
                     .fetch_max(latest, Ordering::Relaxed);
-                batch.can.append(&mut unit.can);
-                batch.native.append(&mut unit.native);
             }
             for timed in unit.can.drain(..) {
                 self.wait_until_due(timed.time_ns, &mut clock, &output, &mut batch, &mut cancel)

@@ -371,7 +371,7 @@ impl Delivery {
             r#type: kind.type_name().to_owned(),
             session_key: session_key.clone(),
             is_essential: kind.is_essential(),
-            content: content.to_vec(),
+            content,
             id,
         };
         Ok(Some(WriteDataPacketRequest {

@@ -127,7 +127,7 @@ fn details(kind: &str, content: Vec<u8>, id: u64, essential: bool) -> api::DataP
             r#type: kind.into(),
             session_key: KEY.into(),
             is_essential: essential,
-            content,
+            content: content.into(),
             id,
         }),
         data_source: DS.into(),

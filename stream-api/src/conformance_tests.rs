@@ -83,7 +83,7 @@ impl Harness {
             r#type: ty.into(),
             session_key: KEY.into(),
             is_essential: essential,
-            content: content.encode_to_vec(),
+            content: content.encode_to_vec().into(),
             id: self.next_id,
         };
         self.next_id += 1;
@@ -385,7 +385,7 @@ fn spooled(id: u64, stream: &str, ty: &str, content: &impl Message) -> api::Data
             r#type: ty.into(),
             session_key: KEY.into(),
             is_essential: ty == "Configuration",
-            content: content.encode_to_vec(),
+            content: content.encode_to_vec().into(),
             id,
         }),
         data_source: DS.into(),

@@ -233,7 +233,7 @@ impl Recording {
         self.accepted()
             .filter_map(|d| {
                 let p = d.message.as_ref().filter(|p| p.r#type == type_name)?;
-                Some((d.session_key.clone(), d.stream.clone(), p.content.clone()))
+                Some((d.session_key.clone(), d.stream.clone(), p.content.to_vec()))
             })
             .collect()
     }
@@ -244,7 +244,7 @@ impl Recording {
         self.accepted()
             .filter_map(|d| {
                 let p = d.message.as_ref().filter(|p| p.r#type == "Marker")?;
-                let marker = open_data::MarkerPacket::decode(p.content.as_slice()).ok()?;
+                let marker = open_data::MarkerPacket::decode(&p.content[..]).ok()?;
                 Some(MarkerRecord {
                     session_key: d.session_key.clone(),
                     stream: d.stream.clone(),
@@ -407,7 +407,7 @@ impl Recording {
     fn units(&self) -> HashMap<String, String> {
         let configs = self.accepted().filter_map(|d| {
             let p = d.message.as_ref().filter(|p| p.r#type == "Configuration")?;
-            open_data::ConfigurationPacket::decode(p.content.as_slice()).ok()
+            open_data::ConfigurationPacket::decode(&p.content[..]).ok()
         });
         configs
             .flat_map(|c| c.parameter_definitions)
@@ -428,7 +428,7 @@ impl Recording {
     }
 
     fn packet_samples(&self, packet: &open_data::Packet, out: &mut SampleMap) {
-        let content = packet.content.as_slice();
+        let content = &packet.content[..];
         match packet.r#type.as_str() {
             "PeriodicData" => {
                 if let Ok(p) = open_data::PeriodicDataPacket::decode(content) {

@@ -34,7 +34,7 @@ pub(super) enum Content {
 /// B1: the type string and the content decoding as `<type>Packet` (rules 43, 23, 54).
 pub(super) fn decode_content(packet: &open_data::Packet) -> Result<Content, String> {
     fn parse<M: Message + Default>(packet: &open_data::Packet) -> Result<M, String> {
-        M::decode(packet.content.as_slice()).map_err(|e| {
+        M::decode(&packet.content[..]).map_err(|e| {
             format!(
                 "packet {}: content does not parse as {}Packet: {e}",
                 packet.id, packet.r#type

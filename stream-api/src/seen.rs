@@ -147,7 +147,7 @@ mod tests {
         open_data::Packet {
             r#type: "PeriodicData".into(),
             session_key: "k".into(),
-            content: content.to_vec(),
+            content: content.to_vec().into(),
             id,
             is_essential: false,
         }

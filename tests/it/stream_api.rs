@@ -846,7 +846,7 @@ async fn large_unary_writes_are_answered_without_a_delayed_ack_stall() {
                 session_key: "no-such-session".into(),
                 is_essential: false,
                 // 256 KiB: large enough for the server to send flow-control updates mid-call.
-                content: vec![0; 256 * 1024],
+                content: vec![0; 256 * 1024].into(),
                 id: 1,
             }),
             data_source: DS.into(),

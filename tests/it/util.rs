@@ -214,7 +214,7 @@ impl Producer {
             r#type: ty.into(),
             session_key: self.key.clone(),
             is_essential: essential,
-            content: content.encode_to_vec(),
+            content: content.encode_to_vec().into(),
             id,
         };
         api::DataPacketDetails {

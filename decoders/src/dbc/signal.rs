@@ -185,6 +185,24 @@ impl BitLayout {
         Some(((self.load(window) >> self.shift) as u64) & self.mask)
     }
 
+    /// Whether the signal lies within the first 8 payload bytes, so that
+    /// [`Self::raw_in_first_word`] can read it.
+    pub fn in_first_word(&self) -> bool {
+        self.is_valid() && self.first_byte + self.span <= 8
+    }
+
+    /// The raw bits of a signal that is [`Self::in_first_word`], from an 8-byte payload read
+    /// once as a little-endian and a big-endian integer: a frame's signals then share one load
+    /// and need no bounds check each.
+    #[inline]
+    pub fn raw_in_first_word(&self, little: u64, big: u64) -> u64 {
+        let word = match self.byte_order {
+            ByteOrder::LittleEndian => little >> self.lsb_pos,
+            ByteOrder::BigEndian => big >> (63 - self.lsb_pos),
+        };
+        word & self.mask
+    }
+
     /// The physical value, or `None` if the signal does not fit in `data`.
     #[inline]
     pub fn physical(&self, data: &[u8]) -> Option<f64> {
@@ -560,6 +578,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_first_word_read_equals_the_general_read(layout in arb_layout(), data in any::<[u8; 8]>()) {
+            if layout.in_first_word() {
+                let (little, big) = (u64::from_le_bytes(data), u64::from_be_bytes(data));
+                prop_assert_eq!(Some(layout.raw_in_first_word(little, big)), layout.raw(&data));
+            } else {
+                prop_assert!(layout.bytes_needed() > 8);
+            }
+        }
+
         #[test]
         fn raw_matches_bitwise_oracle_and_leaves_neighbours(
             layout in arb_layout(),

@@ -146,18 +146,20 @@ fn plain_hex(digits: &[u8]) -> Option<u32> {
 /// 1..=`max` decimal digits (so at most 19 cannot overflow a `u64`): the value, the digit
 /// count and what follows.
 fn plain_decimal(text: &[u8], max: usize) -> Option<(u64, usize, &[u8])> {
-    let digits = text
-        .iter()
-        .take(max + 1)
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if digits == 0 || digits > max {
-        return None;
+    let mut value = 0u64;
+    let mut digits = 0;
+    for &byte in text {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        if digits == max {
+            return None;
+        }
+        value = value * 10 + u64::from(digit);
+        digits += 1;
     }
-    let value = text[..digits]
-        .iter()
-        .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
-    Some((value, digits, &text[digits..]))
+    (digits > 0).then(|| (value, digits, &text[digits..]))
 }
 
 /// Any line the module grammar allows, with the offset of what is wrong when it is not one.
