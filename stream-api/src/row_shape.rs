@@ -76,6 +76,11 @@ const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LENGTH_DELIMITED: u8 = 2;
 
+/// Keys of `DoubleSampleList.samples`, `DoubleSample.value` and `DoubleSample.status`.
+const SAMPLE_KEY: u8 = 1 << 3 | LENGTH_DELIMITED;
+const VALUE_KEY: u8 = 1 << 3 | FIXED64;
+const STATUS_KEY: u8 = 2 << 3 | VARINT;
+
 /// The wire reader of the module doc; `None` hands the packet to prost.
 fn read_plain(mut content: &[u8]) -> Option<RowSummary> {
     let mut summary = RowSummary {
@@ -128,6 +133,36 @@ fn read_row(mut row: &[u8]) -> Option<Option<ListShape>> {
         strings: false,
     };
     while !list.is_empty() {
+        // A sample as producers write it — value (when not zero) then a one-byte status —
+        // is recognised whole; anything else is read field by field below.
+        let plain = match list {
+            [
+                SAMPLE_KEY,
+                11,
+                VALUE_KEY,
+                _,
+                _,
+                _,
+                _,
+                _,
+                _,
+                _,
+                _,
+                STATUS_KEY,
+                status,
+                ..,
+            ] => Some((13, *status)),
+            [SAMPLE_KEY, 2, STATUS_KEY, status, ..] => Some((4, *status)),
+            _ => None,
+        };
+        if let Some((len, status)) = plain.filter(|(_, status)| *status < 0x80) {
+            if status == 0 && shape.first_unspecified.is_none() {
+                shape.first_unspecified = Some(shape.len);
+            }
+            shape.len += 1;
+            list = &list[len..];
+            continue;
+        }
         let (1, LENGTH_DELIMITED) = key(&mut list)? else {
             return None;
         };
@@ -270,6 +305,44 @@ mod tests {
             } else {
                 prop_assert_eq!(RowSummary::read(&bytes).ok(), decoded.ok().map(|p| RowSummary::of(&p)));
             }
+        }
+    }
+
+    /// One row of `samples` written with every field present, as some producers do (prost
+    /// leaves a zero value and a zero status out): (value bytes or none, status byte).
+    fn explicit_row(samples: &[(Option<[u8; 8]>, u8)]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for (value, status) in samples {
+            match value {
+                Some(bytes) => {
+                    list.extend([SAMPLE_KEY, 11, VALUE_KEY]);
+                    list.extend(bytes);
+                }
+                None => list.extend([SAMPLE_KEY, 2]),
+            }
+            list.extend([STATUS_KEY, *status]);
+        }
+        let mut row = vec![1 << 3 | LENGTH_DELIMITED, list.len() as u8];
+        row.extend(list);
+        let mut packet = vec![3 << 3 | LENGTH_DELIMITED, row.len() as u8];
+        packet.extend(row);
+        packet
+    }
+
+    #[test]
+    fn explicit_statuses_are_read_as_prost_reads_them() {
+        let one = Some(1.5f64.to_le_bytes());
+        for samples in [
+            vec![(one, 1), (one, 0), (None, 0)],
+            vec![(None, 1), (None, 2), (one, 0)],
+            vec![(one, 3)],
+        ] {
+            let bytes = explicit_row(&samples);
+            let decoded = open_data::RowDataPacket::decode(bytes.as_slice()).expect("valid");
+            let plain = read_plain(&bytes).expect("the common shape");
+            assert_eq!(plain, RowSummary::of(&decoded), "{samples:?}");
+            let first_zero = samples.iter().position(|(_, status)| *status == 0);
+            assert_eq!(plain.rows[0].and_then(|r| r.first_unspecified), first_zero);
         }
     }
 
