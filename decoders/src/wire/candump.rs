@@ -58,10 +58,42 @@ fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let rest = line.strip_prefix(b"(")?;
-    let (secs, _, rest) = plain_decimal(rest, 19)?;
-    let rest = rest.strip_prefix(b".")?;
-    let (fraction, digits, rest) = plain_decimal(rest, 9)?;
-    let rest = rest.strip_prefix(b") ")?;
+    let (secs, fraction, digits, rest) = match rest {
+        // The shape of every candump log of this century: ten digits, a dot, six digits.
+        [
+            s0,
+            s1,
+            s2,
+            s3,
+            s4,
+            s5,
+            s6,
+            s7,
+            s8,
+            s9,
+            b'.',
+            f0,
+            f1,
+            f2,
+            f3,
+            f4,
+            f5,
+            b')',
+            b' ',
+            ..,
+        ] => {
+            let high = eight_digits([*s0, *s1, *s2, *s3, *s4, *s5, *s6, *s7])?;
+            let low = eight_digits([b'0', b'0', b'0', b'0', b'0', b'0', *s8, *s9])?;
+            let fraction = eight_digits([b'0', b'0', *f0, *f1, *f2, *f3, *f4, *f5])?;
+            (high * 100 + low, fraction, 6, &rest[19..])
+        }
+        _ => {
+            let (secs, _, rest) = plain_decimal(rest, 19)?;
+            let rest = rest.strip_prefix(b".")?;
+            let (fraction, digits, rest) = plain_decimal(rest, 9)?;
+            (secs, fraction, digits, rest.strip_prefix(b") ")?)
+        }
+    };
     let time_ns = secs
         .checked_mul(NS_PER_SEC)?
         .checked_add(fraction * 10u64.pow(9 - digits as u32))?;
@@ -141,6 +173,23 @@ fn plain_hex(digits: &[u8]) -> Option<u32> {
         let value = HEX_VALUE[usize::from(b)];
         (value != NOT_HEX).then_some(acc << 4 | u32::from(value))
     })
+}
+
+/// Eight ASCII decimal digits as a number, all at once in one 64-bit word; `None` if any
+/// byte is not a digit.
+fn eight_digits(digits: [u8; 8]) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // The first digit is the lowest byte, and the most significant.
+    let values = u64::from_le_bytes(digits).wrapping_sub(ZEROS);
+    // A byte below '0' wraps to 0x80 or more; one above '9' reaches 0x80 once 0x76 is added.
+    if (values | values.wrapping_add(0x7676_7676_7676_7676)) & HIGH_BITS != 0 {
+        return None;
+    }
+    // Pairs of digits, then pairs of pairs, then the two halves.
+    let pairs = (values.wrapping_mul(10) + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs.wrapping_mul(100) + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((quads.wrapping_mul(10_000) + (quads >> 32)) & 0xFFFF_FFFF)
 }
 
 /// 1..=`max` decimal digits (so at most 19 cannot overflow a `u64`): the value, the digit
@@ -663,6 +712,26 @@ mod tests {
             if let Some(plain) = parse_plain(&line) {
                 proptest::prop_assert_eq!(Ok(plain), parse_any(&line));
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn eight_digits_read_as_the_decimal_they_spell(
+            // Digits and their neighbours, where a word-wide test could go wrong.
+            near in proptest::collection::vec(proptest::sample::select(b"/0123456789:\x00\x7f\x80\xb0\xb9\xff".to_vec()), 8),
+            n in 0u64..100_000_000,
+        ) {
+            let bytes: [u8; 8] = near.try_into().expect("8 bytes");
+            let text = format!("{n:08}");
+            let digits: [u8; 8] = text.as_bytes().try_into().expect("8 digits");
+            proptest::prop_assert_eq!(eight_digits(digits), Some(n));
+            let expected = bytes
+                .iter()
+                .all(u8::is_ascii_digit)
+                .then(|| std::str::from_utf8(&bytes).ok()?.parse().ok())
+                .flatten();
+            proptest::prop_assert_eq!(eight_digits(bytes), expected);
         }
     }
 
