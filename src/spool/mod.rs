@@ -439,8 +439,8 @@ impl Spool {
         let Some(syncer) = self.syncer.as_mut() else {
             return false;
         };
-        if syncer.is_busy() {
-            // The last one still runs: ask again on the next call, never queue.
+        if syncer.interval_sync_in_flight() {
+            // The last one still waits or runs: ask again on the next call, never queue two.
             return true;
         }
         let segment = match (self.writer.as_ref(), self.segments.back()) {
@@ -457,6 +457,7 @@ impl Spool {
         let job = SyncJob {
             segment,
             acks,
+            interval: true,
             ..SyncJob::default()
         };
         if !syncer.submit(job) {

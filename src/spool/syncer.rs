@@ -4,8 +4,8 @@
 //! fully acknowledged segments. Done inline, each sync stalled the caller (the publish stage) for 4 to 40 ms every
 //! interval on a virtio disk, and every packet waiting behind it (`docs/performance.md`).
 //!
-//! An interval sync still running when the next one falls due is not queued: the spool asks
-//! again on its next call. So the power-cut bound becomes `sync_interval` plus the duration of
+//! An interval sync waiting or running when the next one falls due is not queued again: the
+//! spool asks on its next call after it finished. So the power-cut bound becomes `sync_interval` plus the duration of
 //! one sync (`docs/spool.md`). A rolled segment's final sync is queued behind it. The spool
 //! waits for every job before a sync of its own (`sync`, `close`), so `acks` files are never
 //! written out of order. Jobs run in the order they were submitted.
@@ -30,6 +30,8 @@ pub(crate) struct SyncJob {
     pub(crate) remove: Option<PathBuf>,
     /// A folder to fsync (a new segment's directory entry).
     pub(crate) sync_dir: Option<PathBuf>,
+    /// This is the interval sync (at most one waits or runs at a time).
+    pub(crate) interval: bool,
 }
 
 /// What failed in one background sync.
@@ -41,6 +43,8 @@ pub(crate) struct SyncOutcome {
     pub(crate) acks_failed: bool,
     /// The removal or the directory sync failed (counted only, as inline).
     pub(crate) other_failed: bool,
+    /// It was the interval sync.
+    pub(crate) interval: bool,
 }
 
 /// The sync thread and the one job it may be running.
@@ -50,6 +54,8 @@ pub(crate) struct Syncer {
     outcomes: mpsc::Receiver<SyncOutcome>,
     /// Jobs submitted whose outcome has not been taken.
     in_flight: usize,
+    /// One of them is the interval sync.
+    interval_in_flight: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -71,6 +77,7 @@ impl Syncer {
             jobs: Some(jobs),
             outcomes,
             in_flight: 0,
+            interval_in_flight: false,
             thread: Some(thread),
         })
     }
@@ -82,30 +89,37 @@ impl Syncer {
             return None;
         }
         match self.outcomes.try_recv() {
-            Ok(outcome) => {
-                self.in_flight -= 1;
-                Some(outcome)
-            }
+            Ok(outcome) => Some(self.taken(outcome)),
             Err(mpsc::TryRecvError::Empty) => None,
             Err(mpsc::TryRecvError::Disconnected) => self.lost(),
         }
     }
 
-    /// Whether a job is in flight.
-    pub(crate) fn is_busy(&self) -> bool {
-        self.in_flight > 0
+    /// Whether an interval sync waits or runs.
+    pub(crate) fn interval_sync_in_flight(&self) -> bool {
+        self.interval_in_flight
     }
 
     /// Hands `job` to the thread, behind any job in flight; false when the thread is gone.
     pub(crate) fn submit(&mut self, job: SyncJob) -> bool {
+        let interval = job.interval;
         let sent = self
             .jobs
             .as_ref()
             .is_some_and(|jobs| jobs.send(job).is_ok());
         if sent {
             self.in_flight += 1;
+            self.interval_in_flight |= interval;
         }
         sent
+    }
+
+    fn taken(&mut self, outcome: SyncOutcome) -> SyncOutcome {
+        self.in_flight -= 1;
+        if outcome.interval {
+            self.interval_in_flight = false;
+        }
+        outcome
     }
 
     /// Waits for every job in flight and returns their outcomes.
@@ -113,10 +127,7 @@ impl Syncer {
         let mut outcomes = Vec::new();
         while self.in_flight > 0 {
             match self.outcomes.recv() {
-                Ok(outcome) => {
-                    self.in_flight -= 1;
-                    outcomes.push(outcome);
-                }
+                Ok(outcome) => outcomes.push(self.taken(outcome)),
                 Err(mpsc::RecvError) => outcomes.extend(self.lost()),
             }
         }
@@ -128,11 +139,13 @@ impl Syncer {
     /// sync covers the active segment.
     fn lost(&mut self) -> Option<SyncOutcome> {
         self.in_flight = 0;
+        self.interval_in_flight = false;
         self.jobs = None;
         Some(SyncOutcome {
             segment_failed: None,
             acks_failed: true,
             other_failed: false,
+            interval: false,
         })
     }
 }
@@ -148,6 +161,7 @@ impl Drop for Syncer {
 }
 
 fn run(job: SyncJob) -> SyncOutcome {
+    let interval = job.interval;
     let segment_failed = job
         .segment
         .and_then(|(first_seq, file)| file.sync_data().err().map(|_| first_seq));
@@ -165,5 +179,6 @@ fn run(job: SyncJob) -> SyncOutcome {
         segment_failed,
         acks_failed,
         other_failed: !removed || !dir_synced,
+        interval,
     }
 }

@@ -155,6 +155,34 @@ fn background_interval_syncs_keep_acks_in_order_and_lose_nothing() {
 }
 
 #[test]
+fn a_failing_background_acks_write_is_counted_and_written_again() {
+    let dir = TempDir::new().expect("tempdir");
+    let config = SpoolConfig {
+        sync: SyncPolicy::Every(Duration::ZERO),
+        ..small()
+    };
+    let (mut spool, _) = open(dir.path(), config.clone());
+    // A folder where the acks file is written first: every rewrite fails.
+    let blocker = dir.path().join("acks.tmp");
+    fs::create_dir(&blocker).expect("blocker");
+    let seqs = append_all(&mut spool, 1..=6);
+    for seq in &seqs[..4] {
+        spool.ack(*seq);
+    }
+    assert!(spool.sync().is_err(), "the inline rewrite fails too");
+    // `sync()` reports its own failure as an error; the count comes from the sync thread.
+    assert!(
+        spool.stats().write_failures >= 1,
+        "the background failure is counted"
+    );
+    fs::remove_dir(&blocker).expect("unblock");
+    spool.sync().expect("written again once possible");
+    drop(spool);
+    let (spool, _) = open(dir.path(), config);
+    assert_eq!(pending_seqs(&spool), seqs[4..].to_vec());
+}
+
+#[test]
 fn out_of_order_acks_delete_segments_when_complete() {
     let dir = TempDir::new().expect("tempdir");
     let (mut spool, _) = open(dir.path(), small());
