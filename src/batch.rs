@@ -5,6 +5,12 @@
 //! Laps go out after every pending packet is flushed, so each marker follows its data.
 //!
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
+//!
+//! Rows held: the open packets together hold at most `max_held_bytes` of encoded rows and
+//! timestamps. **When full**, the largest open packet is handed on at once, before its age or
+//! size is reached (a smaller packet, nothing dropped); handing it on blocks while the packet
+//! edge is full, which is back-pressure on decode and the sources. Without this bound, every
+//! data format open at max speed could grow to `max_packet_bytes` (200 formats × 256 KiB).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +39,9 @@ pub struct BatchStage {
     pub max_age: Duration,
     /// Flush a packet before it would pass this many encoded bytes.
     pub max_packet_bytes: usize,
+    /// Encoded rows and timestamps all open packets may hold together; beyond it the largest
+    /// is flushed early (the module docs).
+    pub max_held_bytes: usize,
     /// Counters (the stage reports its input queue depth).
     pub metrics: Arc<Metrics>,
     /// A jump in sample time longer than this starts a new session downstream: every pending
@@ -47,63 +56,100 @@ struct Pending {
     opened: Instant,
 }
 
+impl Pending {
+    /// The bytes this packet counts against `max_held_bytes`.
+    fn held_bytes(&self) -> usize {
+        self.packet.timestamps.len() * 8 + self.packet.encoded_rows.len()
+    }
+}
+
+/// The open packets, one per data format, and the bytes they hold together.
+#[derive(Debug, Default)]
+struct Held {
+    packets: HashMap<u32, Pending>,
+    bytes: usize,
+}
+
+impl Held {
+    fn remove(&mut self, format: u32) -> Option<RowPacket> {
+        let pending = self.packets.remove(&format)?;
+        self.bytes -= pending.held_bytes();
+        Some(pending.packet)
+    }
+
+    /// Every open packet, oldest first; none stays open.
+    fn take_all(&mut self) -> Vec<RowPacket> {
+        let mut all: Vec<_> = self.packets.drain().map(|(_, p)| p).collect();
+        all.sort_by_key(|p| p.opened);
+        self.bytes = 0;
+        all.into_iter().map(|p| p.packet).collect()
+    }
+
+    /// The packets at least `max_age` old at `now`, oldest first.
+    fn take_due(&mut self, now: Instant, max_age: Duration) -> Vec<RowPacket> {
+        let mut due: Vec<(Instant, u32)> = self
+            .packets
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.opened) >= max_age)
+            .map(|(format, p)| (p.opened, *format))
+            .collect();
+        due.sort_unstable();
+        due.into_iter()
+            .filter_map(|(_, format)| self.remove(format))
+            .collect()
+    }
+
+    /// When the oldest open packet is due.
+    fn next_due(&self, max_age: Duration) -> Option<Instant> {
+        let opened = self.packets.values().map(|p| p.opened).min()?;
+        Some(opened + max_age)
+    }
+
+    /// The format of the open packet holding the most bytes.
+    fn largest(&self) -> Option<u32> {
+        self.packets
+            .iter()
+            .max_by_key(|(_, p)| p.held_bytes())
+            .map(|(format, _)| *format)
+    }
+}
+
 impl BatchStage {
     /// Runs until the input closes, then flushes everything.
     pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
-        let mut pending: HashMap<u32, Pending> = HashMap::default();
+        let mut held = Held::default();
         let mut latest_ns: Option<u64> = None;
         loop {
             // The oldest pending packet is due exactly `max_age` after its first row arrived.
-            let next_due = pending
-                .values()
-                .map(|p| p.opened)
-                .min()
-                .map(|opened| opened + self.max_age);
+            let next_due = held.next_due(self.max_age);
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
                     Metrics::set(&self.metrics.queue_depths[Queue::Batch.index()], input.len() as u64);
-                    if self.take(decoded, &mut pending, &mut latest_ns, &output).await.is_err() {
+                    if self.take(decoded, &mut held, &mut latest_ns, &output).await.is_err() {
                         return;
                     }
                 }
                 () = sleep_until_due(next_due) => {
-                    let now = Instant::now();
-                    let mut due: Vec<(Instant, u32)> = pending
-                        .iter()
-                        .filter(|(_, p)| now.duration_since(p.opened) >= self.max_age)
-                        .map(|(format, p)| (p.opened, *format))
-                        .collect();
-                    due.sort_unstable();
-                    for (_, format) in due {
-                        if let Some(p) = pending.remove(&format)
-                            && output.send(Batch::Rows(p.packet)).await.is_err()
-                        {
-                            return;
-                        }
+                    if send_all(held.take_due(Instant::now(), self.max_age), &output).await.is_err() {
+                        return;
                     }
                 }
             }
         }
-        let mut rest: Vec<_> = pending.into_values().collect();
-        rest.sort_by_key(|p| p.opened);
-        for p in rest {
-            if output.send(Batch::Rows(p.packet)).await.is_err() {
-                return;
-            }
-        }
+        let _ = send_all(held.take_all(), &output).await;
     }
 
     async fn take(
         &self,
         mut decoded: Decoded,
-        pending: &mut HashMap<u32, Pending>,
+        held: &mut Held,
         latest_ns: &mut Option<u64>,
         output: &mpsc::Sender<Batch>,
     ) -> Result<(), mpsc::error::SendError<Batch>> {
         if let Some(configuration) = decoded.reconfigure.take() {
             // Rows of the old map go out first: their format indices mean nothing after this.
-            flush_all(pending, output).await?;
+            send_all(held.take_all(), output).await?;
             output.send(Batch::Reconfigure(configuration)).await?;
         }
         if !decoded.new_formats.is_empty() {
@@ -120,56 +166,65 @@ impl BatchStage {
                 (None, Some(_)) => false,
             };
             if gap {
-                flush_all(pending, output).await?;
+                send_all(held.take_all(), output).await?;
                 output.send(Batch::Boundary(header.time_ns)).await?;
             }
             *latest_ns = Some(latest_ns.map_or(header.time_ns, |t| t.max(header.time_ns)));
             let row_bytes = 8 + encoded_row_len(values);
-            let full = pending
+            let full = held
+                .packets
                 .get(&header.format)
                 .is_some_and(|p| p.packet.encoded_len() + row_bytes > self.max_packet_bytes);
-            if full && let Some(p) = pending.remove(&header.format) {
-                output.send(Batch::Rows(p.packet)).await?;
+            if full && let Some(packet) = held.remove(header.format) {
+                output.send(Batch::Rows(packet)).await?;
             }
             let capacity = self.max_packet_bytes / row_bytes;
-            let entry = pending.entry(header.format).or_insert_with(|| Pending {
-                packet: RowPacket {
-                    format: header.format,
-                    timestamps: Vec::with_capacity(capacity.min(1024)),
-                    // Reserving the whole packet for every open format held 200 × 256 KiB
-                    // on four buses at max speed (docs/performance.md); grow instead.
-                    encoded_rows: Vec::with_capacity(
-                        (capacity * row_bytes)
-                            .min(self.max_packet_bytes)
-                            .min(32 << 10),
-                    ),
-                    samples: 0,
-                    first_received: decoded.received,
-                },
-                opened: decoded.received,
-            });
+            let entry = held
+                .packets
+                .entry(header.format)
+                .or_insert_with(|| Pending {
+                    packet: RowPacket {
+                        format: header.format,
+                        timestamps: Vec::with_capacity(capacity.min(1024)),
+                        // Reserving the whole packet for every open format held 200 × 256 KiB
+                        // on four buses at max speed (docs/performance.md); grow instead.
+                        encoded_rows: Vec::with_capacity(
+                            (capacity * row_bytes)
+                                .min(self.max_packet_bytes)
+                                .min(32 << 10),
+                        ),
+                        samples: 0,
+                        first_received: decoded.received,
+                    },
+                    opened: decoded.received,
+                });
+            let before = entry.held_bytes();
             entry.packet.timestamps.push(header.time_ns);
             encode_row(values, &mut entry.packet.encoded_rows);
             entry.packet.samples += values.len();
+            held.bytes += entry.held_bytes() - before;
+            while held.bytes > self.max_held_bytes
+                && let Some(packet) = held.largest().and_then(|format| held.remove(format))
+            {
+                output.send(Batch::Rows(packet)).await?;
+            }
         }
         if !decoded.laps.is_empty() {
             // A lap marker must lie in data already sent: everything pending goes first.
-            flush_all(pending, output).await?;
+            send_all(held.take_all(), output).await?;
             output.send(Batch::Laps(decoded.laps.clone())).await?;
         }
         Ok(())
     }
 }
 
-/// Sends every pending packet, oldest first.
-async fn flush_all(
-    pending: &mut HashMap<u32, Pending>,
+/// Sends `packets`, in order.
+async fn send_all(
+    packets: Vec<RowPacket>,
     output: &mpsc::Sender<Batch>,
 ) -> Result<(), mpsc::error::SendError<Batch>> {
-    let mut held: Vec<_> = pending.drain().map(|(_, p)| p).collect();
-    held.sort_by_key(|p| p.opened);
-    for p in held {
-        output.send(Batch::Rows(p.packet)).await?;
+    for packet in packets {
+        output.send(Batch::Rows(packet)).await?;
     }
     Ok(())
 }
@@ -221,6 +276,7 @@ mod tests {
         let stage = BatchStage {
             max_age,
             max_packet_bytes: 1 << 20,
+            max_held_bytes: usize::MAX,
             metrics: Arc::default(),
             session_gap,
         };
@@ -256,6 +312,7 @@ mod tests {
             let stage = BatchStage {
                 max_age: Duration::from_millis(100),
                 max_packet_bytes: max_bytes,
+                max_held_bytes: usize::MAX,
                 metrics: Arc::default(),
                 session_gap: None,
             };
@@ -455,6 +512,85 @@ mod tests {
                 ]
             );
             task.await.expect("stage ends");
+        });
+    }
+
+    #[test]
+    fn a_burst_over_many_formats_stays_within_the_held_bytes_and_loses_nothing() {
+        const HELD: usize = 4096;
+        const FORMATS: u32 = 16;
+        runtime().block_on(async {
+            let (in_tx, in_rx) = mpsc::channel(1);
+            let (out_tx, mut out_rx) = mpsc::channel(64);
+            let stage = BatchStage {
+                max_age: Duration::from_secs(3600),
+                max_packet_bytes: 1 << 20,
+                max_held_bytes: HELD,
+                metrics: Arc::default(),
+                session_gap: None,
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let mut sent: Vec<Vec<(u64, Vec<f64>)>> = vec![Vec::new(); FORMATS as usize];
+            let mut packets = Vec::new();
+            let (mut fed_bytes, mut out_bytes) = (0, 0);
+            let mut early = 0;
+            for chunk in 0..100u64 {
+                let mut rows = RowBatch::new();
+                for row in 0..40u64 {
+                    let time = chunk * 1000 + row;
+                    let format = (time % u64::from(FORMATS)) as u32;
+                    let values: Vec<f64> =
+                        (0..=format).map(|k| (time + u64::from(k)) as f64).collect();
+                    rows.begin_row(time, format);
+                    values.iter().for_each(|v| rows.push_value(*v));
+                    fed_bytes += 8 + encoded_row_len(&values);
+                    sent[format as usize].push((time, values));
+                }
+                in_tx
+                    .send(Decoded {
+                        new_formats: Vec::new(),
+                        rows,
+                        received: Instant::now(),
+                        reconfigure: None,
+                        laps: Vec::new(),
+                    })
+                    .await
+                    .expect("send");
+                // Paused time moves on only once the stage is idle: every row so far is taken.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                while let Ok(batch) = out_rx.try_recv() {
+                    if let Batch::Rows(packet) = batch {
+                        out_bytes += packet.timestamps.len() * 8 + packet.encoded_rows.len();
+                        early += 1;
+                        packets.push(packet);
+                    }
+                }
+                assert!(
+                    fed_bytes - out_bytes <= HELD,
+                    "{} bytes held after chunk {chunk}",
+                    fed_bytes - out_bytes
+                );
+            }
+            assert!(fed_bytes > 10 * HELD, "the burst is larger than the bound");
+            assert!(early > 0, "packets went out before their age");
+            drop(in_tx);
+            while let Some(batch) = out_rx.recv().await {
+                if let Batch::Rows(packet) = batch {
+                    packets.push(packet);
+                }
+            }
+            task.await.expect("stage ends");
+            for format in 0..FORMATS {
+                let got: Vec<(u64, Vec<f64>)> = packets
+                    .iter()
+                    .filter(|p| p.format == format)
+                    .flat_map(|p| decode_rows(&row_data_content(3, &p.timestamps, &p.encoded_rows)))
+                    .collect();
+                assert_eq!(
+                    got, sent[format as usize],
+                    "format {format}: every row, in order"
+                );
+            }
         });
     }
 }

@@ -117,9 +117,19 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    // Before the runtime starts its threads (src/allocator.rs).
+    ecu_bridge::allocator::use_one_arena();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(Cli::parse())),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     commands::init_logging(cli.log_format);
     let result = match cli.command {
         Command::Replay(args) => commands::replay(args).await,

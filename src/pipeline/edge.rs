@@ -16,6 +16,10 @@
 //! | [`Decoded`] | decode | **block** |
 //! | [`Batch`] | batch | **block** |
 //!
+//! Between the [`Decoded`] and [`Batch`] edges, the batch stage's open packets hold at most
+//! 8 MiB of encoded rows together; when full, the largest open packet is handed on early,
+//! which blocks like any send on the [`Batch`] edge (`src/batch.rs`). Nothing is dropped.
+//!
 //! No Open Streaming (protobuf) type crosses an edge before the publish stage: decode hands on
 //! format indices and, on a reload, the new compiled map; batch hands on rows already encoded in
 //! the packet's wire layout ([`open_streaming::rows`]), which publish wraps without a rebuild.

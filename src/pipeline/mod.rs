@@ -34,6 +34,11 @@ use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 /// in bytes as well as in batches: at max speed every edge is full, and 64 packets of up to
 /// `batch.max_packet_bytes` each held 16 MiB or more there (`docs/performance.md`).
 const PUBLISH_QUEUE_BYTES: usize = 2 << 20;
+/// Bytes of encoded rows the batch stage's open packets may hold together (one per data
+/// format; when full the largest goes out early, `src/batch.rs`). Four classic buses at max
+/// speed keep 200 formats open, each of which could otherwise grow to `max_packet_bytes`.
+/// A paced 1.1 M samples/s holds about 1.5 MiB in a 100 ms window, well below.
+const HELD_ROWS_BYTES: usize = 8 << 20;
 
 /// What a finished run did.
 #[derive(Debug)]
@@ -294,6 +299,7 @@ pub async fn run_reloadable(
     let batch = BatchStage {
         max_age: config.batch.max_age,
         max_packet_bytes: config.batch.max_packet_bytes,
+        max_held_bytes: HELD_ROWS_BYTES,
         metrics: metrics.clone(),
         session_gap: config.session.idle_end,
     };

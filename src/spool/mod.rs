@@ -1,11 +1,14 @@
 //! Durable spool for the publish stage: every encoded Open Streaming packet the Stream API has
 //! not yet accepted, on disk, so an outage, a slow link, SIGTERM, SIGKILL or a power cut never
-//! silently loses data. Synchronous std file IO; the caller runs it on a blocking thread.
+//! silently loses data. Synchronous std file IO; under the interval policy the syncs, `acks`
+//! rewrites and segment deletions run on the spool's own thread (`syncer.rs`), so a call costs
+//! one `write`.
 //!
 //! Contract (format and arithmetic in `docs/spool.md`):
 //! - `append` hands each record to the OS with one `write` before returning, so a killed
 //!   process loses nothing appended; `fdatasync` runs at most every `sync_interval` (and on
-//!   roll and close), so a power cut loses at most that interval of appends.
+//!   roll and close), so a power cut loses at most that interval of appends, plus those made
+//!   while one background sync ran.
 //! - `ack` marks one seq accepted, in any order. The acknowledgement state is persisted at the
 //!   same interval, so a crash redelivers at most that interval's acks (duplicates, which the
 //!   caller recognises by `packet_id`). Segments whose records are all acknowledged are deleted.
@@ -22,6 +25,7 @@ mod record;
 mod recover;
 mod segment;
 mod state;
+mod syncer;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +45,7 @@ pub use state::{SessionRecord, SessionState};
 
 use segment::{SEGMENT_HEADER_LEN, SegmentWriter, segment_path};
 use state::{ACKS_FILE, AckState, SESSIONS_FILE};
+use syncer::{SyncJob, SyncOutcome, Syncer};
 
 /// The lock file: one process per spool folder.
 const LOCK_FILE: &str = "lock";
@@ -120,6 +125,9 @@ impl Now {
 /// The spool: one directory of segment files plus the `acks` and `sessions` state files.
 #[derive(Debug)]
 pub struct Spool {
+    /// The thread running interval syncs, started by the first one. First field: dropping
+    /// the spool waits for its sync before the lock below is released.
+    syncer: Option<Syncer>,
     /// The folder's lock (released when the spool is dropped).
     _lock: nix::fcntl::Flock<fs::File>,
     dir: PathBuf,
@@ -342,7 +350,14 @@ impl Spool {
                 return Err(SpoolError::io(path, error));
             }
         };
-        if self.config.sync != SyncPolicy::Never && state::sync_dir(&self.dir).is_err() {
+        let dir_job = SyncJob {
+            sync_dir: Some(self.dir.clone()),
+            ..SyncJob::default()
+        };
+        if self.config.sync != SyncPolicy::Never
+            && !self.queue_in_background(dir_job)
+            && state::sync_dir(&self.dir).is_err()
+        {
             // The segment still works; only its directory entry may not survive a power cut.
             self.stats.write_failures += 1;
         }
@@ -383,6 +398,7 @@ impl Spool {
     fn seal(&mut self, now: Now) {
         if let Some(mut writer) = self.writer.take()
             && self.config.sync != SyncPolicy::Never
+            && !self.sync_sealed_in_background(&writer)
             && writer.sync().is_err()
         {
             self.stats.write_failures += 1;
@@ -397,19 +413,130 @@ impl Spool {
     }
 
     fn maybe_sync(&mut self, now: Now) {
+        while let Some(outcome) = self.syncer.as_mut().and_then(Syncer::poll) {
+            self.account_sync(outcome);
+        }
         let due = match self.config.sync {
             SyncPolicy::Always => true,
             SyncPolicy::Every(interval) => now.mono.duration_since(self.last_sync) >= interval,
             SyncPolicy::Never => false,
         };
+        if !due || matches!(self.config.sync, SyncPolicy::Every(_)) && self.sync_in_background(now)
+        {
+            return;
+        }
         // A failed sync is counted and leaves the data with the OS; the append stands.
-        if due && self.sync_now(now, true).is_err() {
+        if self.sync_now(now, true).is_err() {
             self.stats.write_failures += 1;
         }
     }
 
-    /// fdatasyncs the active segment and rewrites the acks file if it changed.
+    /// Hands the interval sync to the sync thread (`syncer.rs`); false when it has to run
+    /// inline (no thread, or no second handle to the segment).
+    fn sync_in_background(&mut self, now: Now) -> bool {
+        if self.syncer.is_none() {
+            self.syncer = Syncer::start().ok();
+        }
+        let Some(syncer) = self.syncer.as_mut() else {
+            return false;
+        };
+        if syncer.interval_sync_in_flight() {
+            // The last one still waits or runs: ask again on the next call, never queue two.
+            return true;
+        }
+        let segment = match (self.writer.as_ref(), self.segments.back()) {
+            (Some(writer), Some(meta)) => match writer.sink().try_clone() {
+                Ok(file) => Some((meta.first_seq, file)),
+                Err(_) => return false,
+            },
+            _ => None,
+        };
+        let acks = self.acks_dirty.then(|| {
+            let bytes = state::encode_acks(&self.acks, self.next_seq);
+            (self.dir.clone(), ACKS_FILE, bytes)
+        });
+        let job = SyncJob {
+            segment,
+            acks,
+            interval: true,
+            ..SyncJob::default()
+        };
+        if !syncer.submit(job) {
+            self.syncer = None;
+            return false;
+        }
+        self.last_sync = now.mono;
+        self.acks_dirty = false;
+        true
+    }
+
+    /// Queues the final sync of the segment `writer` finished (interval policy only); false
+    /// when it has to run inline.
+    fn sync_sealed_in_background(&mut self, writer: &SegmentWriter<fs::File>) -> bool {
+        if !matches!(self.config.sync, SyncPolicy::Every(_)) {
+            return false;
+        }
+        if self.syncer.is_none() {
+            self.syncer = Syncer::start().ok();
+        }
+        let (Some(syncer), Some(meta), Ok(file)) = (
+            self.syncer.as_mut(),
+            self.segments.back(),
+            writer.sink().try_clone(),
+        ) else {
+            return false;
+        };
+        let job = SyncJob {
+            segment: Some((meta.first_seq, file)),
+            ..SyncJob::default()
+        };
+        syncer.submit(job)
+    }
+
+    /// Queues `job` (a removal or a directory sync) when the policy is the interval one;
+    /// false when the caller has to do it inline.
+    fn queue_in_background(&mut self, job: SyncJob) -> bool {
+        if !matches!(self.config.sync, SyncPolicy::Every(_)) {
+            return false;
+        }
+        if self.syncer.is_none() {
+            self.syncer = Syncer::start().ok();
+        }
+        self.syncer
+            .as_mut()
+            .is_some_and(|syncer| syncer.submit(job))
+    }
+
+    /// Counts what a background sync could not do, as an inline one would have.
+    fn account_sync(&mut self, outcome: SyncOutcome) {
+        if outcome.acks_failed {
+            self.acks_dirty = true;
+            self.stats.write_failures += 1;
+        }
+        if outcome.other_failed {
+            self.stats.write_failures += 1;
+        }
+        if let Some(first_seq) = outcome.segment_failed {
+            self.stats.write_failures += 1;
+            // After a failed fsync the page cache state is unknown: start a new segment.
+            if self.writer.is_some()
+                && self
+                    .segments
+                    .back()
+                    .is_some_and(|s| s.first_seq == first_seq)
+            {
+                self.writer = None;
+            }
+        }
+    }
+
+    /// fdatasyncs the active segment and rewrites the acks file if it changed, after the
+    /// background sync in flight (so acks files are written in order).
     fn sync_now(&mut self, now: Now, durable: bool) -> Result<(), SpoolError> {
+        let outcomes = self.syncer.as_mut().map(Syncer::finish).unwrap_or_default();
+        for outcome in outcomes {
+            self.account_sync(outcome);
+        }
         self.last_sync = now.mono;
         if durable && let Some(writer) = self.writer.as_mut() {
             let first = self.segments.back().map_or(self.next_seq, |s| s.first_seq);
@@ -487,7 +614,16 @@ impl Spool {
         let Some(meta) = self.segments.remove(position) else {
             return;
         };
-        if let Err(error) = fs::remove_file(segment_path(&self.dir, meta.first_seq))
+        let path = segment_path(&self.dir, meta.first_seq);
+        // A segment that held records has a name no new segment can take (names are first
+        // seqs, and seqs only grow), so deleting it later cannot hit a newer file.
+        let job = SyncJob {
+            remove: Some(path.clone()),
+            ..SyncJob::default()
+        };
+        let queued = meta.records > 0 && self.queue_in_background(job);
+        if !queued
+            && let Err(error) = fs::remove_file(path)
             && error.kind() != io::ErrorKind::NotFound
         {
             self.stats.write_failures += 1;

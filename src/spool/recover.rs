@@ -91,6 +91,7 @@ pub(super) fn open(
     recovery.sessions = sessions.values().cloned().collect();
 
     let spool = Spool {
+        syncer: None,
         _lock: lock,
         dir: dir.to_path_buf(),
         config,

@@ -137,7 +137,7 @@ impl<W: SegmentSink> SegmentWriter<W> {
         self.poisoned
     }
 
-    #[cfg(test)]
+    /// The sink (a second handle to the file is what the sync thread syncs).
     pub(crate) fn sink(&self) -> &W {
         &self.sink
     }

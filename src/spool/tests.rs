@@ -120,6 +120,69 @@ fn crash_loses_no_append_and_redelivers_unsynced_acks() {
 }
 
 #[test]
+fn background_interval_syncs_keep_acks_in_order_and_lose_nothing() {
+    let dir = TempDir::new().expect("tempdir");
+    // Every call finds the interval passed: a background sync is always running or due.
+    let config = SpoolConfig {
+        sync: SyncPolicy::Every(Duration::ZERO),
+        ..small()
+    };
+    let (mut spool, _) = open(dir.path(), config.clone());
+    let seqs = append_all(&mut spool, 1..=30);
+    for seq in seqs.iter().filter(|seq| *seq % 2 == 1) {
+        assert!(spool.ack(*seq));
+    }
+    // Waits for the background sync, then writes the latest acks itself: an older acks file
+    // written after it would bring the odd seqs back.
+    spool.sync().expect("syncs");
+    assert_eq!(spool.stats().write_failures, 0);
+    drop(spool);
+    let (mut spool, _) = open(dir.path(), config.clone());
+    let evens: Vec<u64> = (2..=30).step_by(2).collect();
+    assert_eq!(pending_seqs(&spool), evens);
+
+    // A crash while syncs run in the background: every unacknowledged record is still there.
+    let later = append_all(&mut spool, 31..=40);
+    for seq in &later[..5] {
+        spool.ack(*seq);
+    }
+    drop(spool);
+    let (spool, _) = open(dir.path(), config);
+    let pending = pending_seqs(&spool);
+    for seq in evens.iter().chain(&later[5..]) {
+        assert!(pending.contains(seq), "seq {seq} lost: {pending:?}");
+    }
+}
+
+#[test]
+fn a_failing_background_acks_write_is_counted_and_written_again() {
+    let dir = TempDir::new().expect("tempdir");
+    let config = SpoolConfig {
+        sync: SyncPolicy::Every(Duration::ZERO),
+        ..small()
+    };
+    let (mut spool, _) = open(dir.path(), config.clone());
+    // A folder where the acks file is written first: every rewrite fails.
+    let blocker = dir.path().join("acks.tmp");
+    fs::create_dir(&blocker).expect("blocker");
+    let seqs = append_all(&mut spool, 1..=6);
+    for seq in &seqs[..4] {
+        spool.ack(*seq);
+    }
+    assert!(spool.sync().is_err(), "the inline rewrite fails too");
+    // `sync()` reports its own failure as an error; the count comes from the sync thread.
+    assert!(
+        spool.stats().write_failures >= 1,
+        "the background failure is counted"
+    );
+    fs::remove_dir(&blocker).expect("unblock");
+    spool.sync().expect("written again once possible");
+    drop(spool);
+    let (spool, _) = open(dir.path(), config);
+    assert_eq!(pending_seqs(&spool), seqs[4..].to_vec());
+}
+
+#[test]
 fn out_of_order_acks_delete_segments_when_complete() {
     let dir = TempDir::new().expect("tempdir");
     let (mut spool, _) = open(dir.path(), small());
