@@ -36,8 +36,6 @@ struct Size {
 }
 
 fn main() {
-    // As the binary does, before any thread starts: the peaks below are the binary's.
-    ecu_bridge::allocator::use_one_arena();
     let full = std::env::args().any(|arg| arg == "--bench");
     let size = if full {
         Size {
@@ -177,8 +175,9 @@ fn report(title: &str, run: &Run, peak_rss: f64) {
     let seconds = run.wall.as_secs_f64();
     println!("{title}:");
     println!(
-        "  {:.0} samples in {seconds:.2} s: {:.2} M samples/s, {:.0} k frames/s; CPU {:.2} s = {:.3} CPU-s per million samples",
+        "  {:.0} samples in {} packets in {seconds:.2} s: {:.2} M samples/s, {:.0} k frames/s; CPU {:.2} s = {:.3} CPU-s per million samples",
         samples,
+        Metrics::get(&m.packets_published),
         samples / seconds / 1e6,
         frames / seconds / 1e3,
         run.cpu.as_secs_f64(),

@@ -11,7 +11,6 @@
 //! be slowed down); every later edge blocks. Shutdown cancels only the sources;
 //! each later stage ends when its input closes, and publish ends the Open Streaming session.
 
-pub mod allocator;
 pub mod batch;
 pub mod capture;
 pub mod config;

@@ -117,16 +117,9 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    // Before the runtime starts its threads (src/allocator.rs).
-    ecu_bridge::allocator::use_one_arena();
-    match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(run(Cli::parse())),
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            ExitCode::FAILURE
-        }
-    }
+#[tokio::main]
+async fn main() -> ExitCode {
+    run(Cli::parse()).await
 }
 
 async fn run(cli: Cli) -> ExitCode {

@@ -117,6 +117,9 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
     }
 }
 
+/// The flush window of a replay at max speed (see [`run_reloadable`]).
+const MAX_SPEED_FLUSH_AGE: Duration = Duration::from_secs(10);
+
 /// How this configuration's sessions are cut and named, with what the bridge knows added to
 /// the details (version, channel map, files).
 fn session_plan(
@@ -276,7 +279,7 @@ pub async fn run_reloadable(
         .as_ref()
         .map(|laps| LapDetector::new(laps.signal, &laps.parameter, &map));
 
-    let pace_to_delivery = !sources.is_empty() && sources.iter().all(Source::waits_for_room);
+    let max_speed = !sources.is_empty() && sources.iter().all(Source::is_max_speed_capture);
     let mut stages = JoinSet::new();
     for source in sources {
         let name = source.name();
@@ -297,7 +300,15 @@ pub async fn run_reloadable(
         StageResult::Done
     });
     let batch = BatchStage {
-        max_age: config.batch.max_age,
+        // At max speed rows arrive far faster than any flush window, and while delivery holds
+        // the input back (`pace_to_delivery`) every open packet would age past it: flushing by
+        // age then sent one tiny packet per data format each window, slowing the replay down
+        // fourfold on many formats (`docs/performance.md`). Packets go by size instead.
+        max_age: if max_speed {
+            config.batch.max_age.max(MAX_SPEED_FLUSH_AGE)
+        } else {
+            config.batch.max_age
+        },
         max_packet_bytes: config.batch.max_packet_bytes,
         max_held_bytes: HELD_ROWS_BYTES,
         metrics: metrics.clone(),
@@ -317,7 +328,7 @@ pub async fn run_reloadable(
                 plan,
                 metrics: publish_metrics.clone(),
                 new_sessions,
-                pace_to_delivery,
+                pace_to_delivery: max_speed,
             };
             let (producer, sessions) = stage.run(batches_rx).await?;
             let ending = producer.is_open();

@@ -348,10 +348,11 @@ impl Source {
         }
     }
 
-    /// Whether the source waits when the pipeline is full (a capture) rather than dropping
-    /// what arrives meanwhile (a live source).
-    pub fn waits_for_room(&self) -> bool {
-        matches!(self, Self::Replay(_))
+    /// Whether the source reads as fast as the pipeline takes its frames (a capture replayed
+    /// at max speed) and waits when it is full, rather than dropping what arrives meanwhile
+    /// (a live source) or keeping a timing (a paced replay).
+    pub fn is_max_speed_capture(&self) -> bool {
+        matches!(self, Self::Replay(replay) if replay.pacing == Pacing::MaxSpeed)
     }
 
     /// Reads until the input ends or `cancel` turns true, sending frame batches to `frames`;

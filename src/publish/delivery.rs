@@ -221,6 +221,14 @@ impl Delivery {
         !self.outage && (self.spilled_from.is_some() || self.recent_bytes >= RECENT_BYTES / 2)
     }
 
+    /// Whether delivery has nearly caught up (an eighth of what it keeps in memory is left
+    /// queued), or the server is away: a producer held back by [`Self::is_behind`] goes on.
+    /// Waiting down to this instead of just under [`Self::is_behind`] lets the stages before
+    /// run in bursts rather than wake once per acknowledged packet (`docs/performance.md`).
+    pub fn has_caught_up(&self) -> bool {
+        self.outage || (self.spilled_from.is_none() && self.recent_bytes <= RECENT_BYTES / 8)
+    }
+
     /// Whether the server is away.
     pub fn in_outage(&self) -> bool {
         self.outage

@@ -10,7 +10,7 @@
 //! the Stream API is away: packets wait in the spool, not in the channels. The one exception is
 //! [`PublishStage::pace_to_delivery`] (a replay, whose capture can wait): while the server is
 //! reachable but delivery is behind, input waits for delivery instead of spilling to the spool
-//! and being read back (`docs/performance.md`).
+//! and being read back, until delivery has nearly caught up (`docs/performance.md`).
 
 pub mod configuration;
 pub mod delivery;
@@ -124,9 +124,16 @@ impl PublishStage {
         let mut sessions: Vec<SessionSummary> = Vec::new();
         // The first sample time of the session to begin, from the batch stage.
         let mut next_first: Option<u64> = None;
+        // Input held while delivery catches up (`pace_to_delivery`).
+        let mut hold_input = false;
         loop {
             let waiting = self.producer.has_pending();
-            let hold_input = self.pace_to_delivery && self.producer.delivery_is_behind();
+            hold_input = self.pace_to_delivery
+                && if hold_input {
+                    !self.producer.delivery_has_caught_up()
+                } else {
+                    self.producer.delivery_is_behind()
+                };
             let idle_at = match (&open, self.plan.idle_end) {
                 (
                     Some(Open {

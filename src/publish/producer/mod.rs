@@ -423,6 +423,12 @@ impl Producer {
         self.delivery.is_behind()
     }
 
+    /// Whether delivery has nearly caught up, or the server is away (see
+    /// [`Delivery::has_caught_up`](crate::publish::delivery::Delivery::has_caught_up)).
+    pub fn delivery_has_caught_up(&self) -> bool {
+        self.delivery.has_caught_up()
+    }
+
     /// Waits for something to do: a call finishing (accounted at once), or the time to ask an
     /// absent server again, which it returns as `true` (then call [`Producer::probe`]).
     /// Cancel-safe.
