@@ -263,6 +263,17 @@ mod tests {
     }
 
     /// A stage taking rows of up to 1 MiB packets, on channels of 4 in and 8 out.
+    /// `rows` as the decode stage hands them on, received now, with nothing else.
+    fn decoded(rows: RowBatch) -> Decoded {
+        Decoded {
+            new_formats: Vec::new(),
+            rows,
+            received: Instant::now(),
+            reconfigure: None,
+            laps: Vec::new(),
+        }
+    }
+
     fn start_stage(
         max_age: Duration,
         session_gap: Option<Duration>,
@@ -326,14 +337,7 @@ mod tests {
                             batch.begin_row(*time, *format);
                             values.iter().for_each(|v| batch.push_value(*v));
                         }
-                        let decoded = Decoded {
-                            new_formats: Vec::new(),
-                            rows: batch,
-                            received: Instant::now(),
-                            reconfigure: None,
-                            laps: Vec::new(),
-                        };
-                        if in_tx.send(decoded).await.is_err() {
+                        if in_tx.send(decoded(batch)).await.is_err() {
                             return;
                         }
                     }
@@ -483,16 +487,7 @@ mod tests {
                 rows.begin_row(time, 0);
                 rows.push_value(1.0);
             }
-            in_tx
-                .send(Decoded {
-                    new_formats: Vec::new(),
-                    rows,
-                    received: Instant::now(),
-                    reconfigure: None,
-                    laps: Vec::new(),
-                })
-                .await
-                .expect("send");
+            in_tx.send(decoded(rows)).await.expect("send");
             drop(in_tx);
             let mut seen = Vec::new();
             while let Some(batch) = out_rx.recv().await {
@@ -546,16 +541,7 @@ mod tests {
                     fed_bytes += 8 + encoded_row_len(&values);
                     sent[format as usize].push((time, values));
                 }
-                in_tx
-                    .send(Decoded {
-                        new_formats: Vec::new(),
-                        rows,
-                        received: Instant::now(),
-                        reconfigure: None,
-                        laps: Vec::new(),
-                    })
-                    .await
-                    .expect("send");
+                in_tx.send(decoded(rows)).await.expect("send");
                 // Paused time moves on only once the stage is idle: every row so far is taken.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 while let Ok(batch) = out_rx.try_recv() {
