@@ -8,9 +8,8 @@
 //! so the benchmark cannot silently break; its figures mean nothing.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use decoders::can::{CanFlags, CanFrame, CanId};
@@ -19,7 +18,10 @@ use ecu_bridge::capture::replay::Pacing;
 use ecu_bridge::config::Config;
 use ecu_bridge::pipeline::{self, RunSummary};
 use ecu_bridge::telemetry::Metrics;
-use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::resource::UsageWho;
+use support::StreamApiProcess;
+
+mod support;
 
 const T0: u64 = 1_778_936_400_000_000_000;
 /// CAN FD: 32 signals of 16 bits fill a 64-byte frame.
@@ -55,7 +57,8 @@ fn main() {
     let fd_capture = fd_capture(dir.path(), "fd.log", size.channels, size.seconds);
     let paced_capture = fd_capture_slice(dir.path(), size.channels, size.paced_seconds);
     let (bus_dbc, bus_captures) = bus_captures(dir.path(), size.seconds);
-    let mut server = StreamApiProcess::start();
+    let server = StreamApiProcess::start();
+    let endpoint = server.endpoint();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
     let samples_per_second = (size.channels * 1000) as f64;
@@ -64,7 +67,7 @@ fn main() {
     let paced = runtime.block_on(run(
         dir.path(),
         &fd_dbc,
-        &server.endpoint,
+        &endpoint,
         vec![paced_capture],
         Pacing::Speed(speed),
     ));
@@ -73,7 +76,7 @@ fn main() {
     let fd = runtime.block_on(run(
         dir.path(),
         &fd_dbc,
-        &server.endpoint,
+        &endpoint,
         vec![fd_capture],
         Pacing::MaxSpeed,
     ));
@@ -82,12 +85,12 @@ fn main() {
     let buses = runtime.block_on(run(
         dir.path(),
         &bus_dbc,
-        &server.endpoint,
+        &endpoint,
         bus_captures,
         Pacing::MaxSpeed,
     ));
     let buses_rss = peak_rss_mib();
-    server.stop();
+    drop(server);
 
     println!(
         "\n== ecu-bridge end-to-end ({})",
@@ -187,30 +190,12 @@ fn report(title: &str, run: &Run, peak_rss: f64) {
 }
 
 fn cpu_time() -> Duration {
-    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
-    let to_duration = |tv: nix::sys::time::TimeVal| {
-        Duration::from_secs(tv.tv_sec() as u64) + Duration::from_micros(tv.tv_usec() as u64)
-    };
-    to_duration(usage.user_time()) + to_duration(usage.system_time())
+    support::rusage_cpu(UsageWho::RUSAGE_SELF)
 }
 
-/// Peak resident set of this process (the bridge; the server is another process), from
-/// `VmHWM`. Not `getrusage`'s `ru_maxrss`: Linux carries that across `execve`, so it would
-/// report the peak of cargo, which started this benchmark.
+/// Peak resident set of this process (the bridge; the server is another process).
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    support::vm_hwm_mib("self").unwrap_or(f64::NAN)
 }
 
 /// Starts a new peak: writing 5 to `/proc/self/clear_refs` sets `VmHWM` back to the current
@@ -311,40 +296,4 @@ fn bus_captures(dir: &Path, seconds: u64) -> (PathBuf, Vec<PathBuf>) {
         })
         .collect();
     (dbc_path, captures)
-}
-
-/// `ecu-bridge stream-api` on 127.0.0.1, port chosen by the kernel.
-struct StreamApiProcess {
-    child: Child,
-    endpoint: String,
-}
-
-impl StreamApiProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-            .args(["stream-api", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ecu-bridge stream-api");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let endpoint = loop {
-            let line = lines.next().expect("server log line").expect("utf-8");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break format!(
-                    "http://{}",
-                    rest.split_whitespace().next().expect("address")
-                );
-            }
-        };
-        // Keep draining the server's log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, endpoint }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -11,14 +11,17 @@
 //! the bridge once on one repetition of the drive so the benchmark cannot silently break (its
 //! figures mean nothing, and the Python peer is not run there).
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::resource::UsageWho;
+use support::StreamApiProcess;
+
+mod support;
 
 const DRIVE: &str = "fixtures/demo-car/drive.log";
 const DBC: &str = "fixtures/dbc/honda_civic_hatchback_ex_2017_can.dbc";
@@ -152,7 +155,7 @@ fn run_bridge(dir: &Path, dbc: &Path, capture: &Path) -> Measured {
     assert!(run.success, "ecu-bridge replay failed:\n{output}");
     let samples = number_after(&output, "published ").expect("published N samples");
     let frames = number_after(&output, "decoded ").expect("decoded N rows");
-    let (server_cpu, server_peak_rss_mib) = server.stop();
+    let (server_cpu, server_peak_rss_mib) = server_figures(server);
     Measured {
         samples,
         frames,
@@ -184,7 +187,7 @@ fn run_python(root: &Path, dbc: &Path, capture: &Path) -> Measured {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    let (server_cpu, server_peak_rss_mib) = server.stop();
+    let (server_cpu, server_peak_rss_mib) = server_figures(server);
     Measured {
         samples: field("samples="),
         frames: field("frames="),
@@ -240,7 +243,7 @@ fn measure(mut command: Command) -> (ChildRun, String) {
         std::thread::spawn(move || {
             let mut peak: f64 = 0.0;
             while !done.load(Ordering::Relaxed) {
-                if let Some(hwm) = vm_hwm_mib(pid) {
+                if let Some(hwm) = support::vm_hwm_mib(&pid.to_string()) {
                     peak = peak.max(hwm);
                 }
                 std::thread::sleep(Duration::from_millis(2));
@@ -266,24 +269,7 @@ fn measure(mut command: Command) -> (ChildRun, String) {
 }
 
 fn children_cpu() -> Duration {
-    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
-    let to_duration = |tv: nix::sys::time::TimeVal| {
-        Duration::from_secs(tv.tv_sec() as u64) + Duration::from_micros(tv.tv_usec() as u64)
-    };
-    to_duration(usage.user_time()) + to_duration(usage.system_time())
-}
-
-fn vm_hwm_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    support::rusage_cpu(UsageWho::RUSAGE_CHILDREN)
 }
 
 /// User + system CPU of a running process, from `/proc/PID/stat` (in clock ticks of 1/100 s,
@@ -351,44 +337,9 @@ fn repeated_capture(drive: &Path, dir: &Path, repetitions: u32) -> PathBuf {
     path
 }
 
-/// `ecu-bridge stream-api` on 127.0.0.1, port chosen by the kernel, recording off.
-struct StreamApiProcess {
-    child: Child,
-    address: String,
-}
-
-impl StreamApiProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecu-bridge"))
-            .args(["stream-api", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ecu-bridge stream-api");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines.next().expect("server log line").expect("utf-8");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_owned();
-            }
-        };
-        // Keep draining the server's log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
-    }
-
-    /// Its CPU and peak RSS so far, then stops it.
-    fn stop(self) -> (Duration, f64) {
-        let pid = self.child.id();
-        (proc_cpu(pid), vm_hwm_mib(pid).unwrap_or(f64::NAN))
-    }
-}
-
-impl Drop for StreamApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server's CPU and peak RSS so far; it stops as it is dropped.
+fn server_figures(server: StreamApiProcess) -> (Duration, f64) {
+    let pid = server.pid();
+    let peak = support::vm_hwm_mib(&pid.to_string()).unwrap_or(f64::NAN);
+    (proc_cpu(pid), peak)
 }

@@ -148,6 +148,37 @@ pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 /// A daemon with sd_notify to `notify`, a 400 ms watchdog and a metrics endpoint on port 0
 /// (its address returned).
+/// A "Stream API" that accepts connections and never answers, so a publish stage using it
+/// stalls. Its connections stay open while the returned thread handle lives.
+fn silent_stream_api() -> (
+    std::net::SocketAddr,
+    std::thread::JoinHandle<Vec<std::net::TcpStream>>,
+) {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    let held = std::thread::spawn(move || {
+        silent
+            .incoming()
+            .take(4)
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    (address, held)
+}
+
+/// [`service_daemon`] replaying 3 000 frames (30 s) at their captured timing.
+async fn paced_replay_daemon(config: Config, dir: &Path, notify: &Path) -> (Daemon, String) {
+    let capture = dir.join("drive.log");
+    write_capture(&capture, 3000);
+    let (map, _) = config.load_channel_map().expect("map");
+    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
+    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
+    let replay = sources::replay_sources(vec![capture], options, inputs)
+        .await
+        .expect("replay");
+    service_daemon(config, replay, notify).await
+}
+
 async fn service_daemon(
     config: Config,
     sources: Vec<sources::Source>,
@@ -287,27 +318,10 @@ async fn watchdog_pings_stop_while_the_publish_stage_is_stalled() {
     let dir = tempfile::tempdir().expect("temp dir");
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
-    // A "Stream API" that accepts connections and never answers: the publish stage stalls.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = silent.local_addr().expect("address");
-    let held = std::thread::spawn(move || {
-        silent
-            .incoming()
-            .take(4)
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    let capture = dir.path().join("drive.log");
-    write_capture(&capture, 3000);
+    let (address, held) = silent_stream_api();
     let config_path = write_config(dir.path(), &format!("http://{address}"), "");
     let config = Config::load(&config_path).expect("config");
-    let (map, _) = config.load_channel_map().expect("map");
-    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
-    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
-    let replay = sources::replay_sources(vec![capture], options, inputs)
-        .await
-        .expect("replay");
-    let (daemon, _) = service_daemon(config, replay, &notify_path).await;
+    let (daemon, _) = paced_replay_daemon(config, dir.path(), &notify_path).await;
     let run = tokio::spawn(daemon::run(daemon, std::future::pending()));
     let mut seen = Vec::new();
     notifications(&notify, &mut seen, |s| {
@@ -354,17 +368,7 @@ async fn health_fails_and_queue_gauges_fill_while_the_publish_stage_is_stalled()
     let dir = tempfile::tempdir().expect("temp dir");
     let notify_path = dir.path().join("notify.sock");
     let _notify = UnixDatagram::bind(&notify_path).expect("notify socket");
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = silent.local_addr().expect("address");
-    let held = std::thread::spawn(move || {
-        silent
-            .incoming()
-            .take(4)
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    let capture = dir.path().join("drive.log");
-    write_capture(&capture, 3000);
+    let (address, held) = silent_stream_api();
     let config_path = write_config(
         dir.path(),
         &format!("http://{address}"),
@@ -372,13 +376,7 @@ async fn health_fails_and_queue_gauges_fill_while_the_publish_stage_is_stalled()
     );
     let config = Config::load(&config_path).expect("config");
     assert_eq!(config.service.health_grace, Duration::from_millis(500));
-    let (map, _) = config.load_channel_map().expect("map");
-    let inputs = std::sync::Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
-    let options = sources::ReplayOptions::new(Pacing::Speed(1.0));
-    let replay = sources::replay_sources(vec![capture], options, inputs)
-        .await
-        .expect("replay");
-    let (daemon, metrics) = service_daemon(config, replay, &notify_path).await;
+    let (daemon, metrics) = paced_replay_daemon(config, dir.path(), &notify_path).await;
     let run = tokio::spawn(daemon::run(daemon, std::future::pending()));
     let deadline = Instant::now() + Duration::from_secs(15);
     let body = loop {

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ecu_bridge::capture::replay::Pacing;
 use ecu_bridge::config::{Config, StreamApiTarget};
 use ecu_bridge::pipeline;
 use ecu_bridge::telemetry::Metrics;
@@ -47,17 +46,7 @@ async fn replay_strictly(
     record: &Path,
 ) -> (pipeline::RunSummary, Recording) {
     let endpoint = format!("http://{}", server.local_addr());
-    let (map, _) = config.load_channel_map().expect("map");
-    let summary = pipeline::replay(
-        config,
-        map,
-        endpoint,
-        vec![capture],
-        Pacing::MaxSpeed,
-        std::future::pending(),
-    )
-    .await
-    .expect("replay");
+    let summary = crate::live::replay(config, endpoint, capture).await;
     server.shutdown().await.expect("server stops");
     let recording = inspect::read_recording(record).expect("recording");
     assert_eq!(recording.violations(), &[], "{}", recording.summary());
