@@ -24,7 +24,6 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use open_streaming::api::packet_writer_service_client::PacketWriterServiceClient;
 use open_streaming::api::{DataPacketDetails, WriteDataPacketRequest, WriteDataPacketResponse};
 use open_streaming::open_data::sample_data_format::Format;
 use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, SampleDataFormat};
@@ -103,8 +102,7 @@ struct CallOutcome {
 #[derive(Debug)]
 pub struct Delivery {
     spool: Spool,
-    client: PacketWriterServiceClient<Channel>,
-    /// The client's channel, for [`write_data_packet`].
+    /// The Stream API, for [`write_data_packet`].
     channel: Channel,
     call_timeout: Duration,
     data_source: String,
@@ -151,8 +149,6 @@ impl Delivery {
         let backlog = Some(spool.pending());
         Self {
             spool,
-            client: PacketWriterServiceClient::new(channel.clone())
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             channel,
             call_timeout,
             data_source: data_source.to_owned(),
@@ -215,18 +211,24 @@ impl Delivery {
         Some(oldest_segment.max(self.delivered_through_ns))
     }
 
-    /// Whether the records queued in memory reach half of what it keeps, or some were
-    /// already left to be read back from the spool, while the server is not away.
-    pub fn is_behind(&self) -> bool {
-        !self.outage && (self.spilled_from.is_some() || self.recent_bytes >= RECENT_BYTES / 2)
-    }
-
-    /// Whether delivery has nearly caught up (an eighth of what it keeps in memory is left
-    /// queued), or the server is away: a producer held back by [`Self::is_behind`] goes on.
-    /// Waiting down to this instead of just under [`Self::is_behind`] lets the stages before
+    /// Whether a producer that can wait (`PublishStage::pace_to_delivery`) should hold its
+    /// input, given whether it `holds` it now. It starts holding when the records queued in
+    /// memory reach half of what delivery keeps there (or some were already left to be read
+    /// back from the spool), and goes on only once an eighth is left: the stages before then
     /// run in bursts rather than wake once per acknowledged packet (`docs/performance.md`).
-    pub fn has_caught_up(&self) -> bool {
-        self.outage || (self.spilled_from.is_none() && self.recent_bytes <= RECENT_BYTES / 8)
+    /// Never while the server is away: packets then wait in the spool.
+    pub fn holds_input(&self, holds: bool) -> bool {
+        if self.outage {
+            return false;
+        }
+        if self.spilled_from.is_some() {
+            return true;
+        }
+        if holds {
+            self.recent_bytes > RECENT_BYTES / 8
+        } else {
+            self.recent_bytes >= RECENT_BYTES / 2
+        }
     }
 
     /// Whether the server is away.
@@ -413,8 +415,7 @@ impl Delivery {
         };
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.call_timeout);
-        self.client
-            .write_data_packet(request)
+        write_data_packet(self.channel.clone(), request)
             .await
             .map_err(|status| PublishError::Rpc {
                 call: "WriteDataPacket",

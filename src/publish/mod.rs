@@ -128,12 +128,7 @@ impl PublishStage {
         let mut hold_input = false;
         loop {
             let waiting = self.producer.has_pending();
-            hold_input = self.pace_to_delivery
-                && if hold_input {
-                    !self.producer.delivery_has_caught_up()
-                } else {
-                    self.producer.delivery_is_behind()
-                };
+            hold_input = self.pace_to_delivery && self.producer.delivery_holds_input(hold_input);
             let idle_at = match (&open, self.plan.idle_end) {
                 (
                     Some(Open {

@@ -417,16 +417,10 @@ impl Producer {
         self.write(stream, PacketKind::Marker, marker).await
     }
 
-    /// Whether delivery has more unacknowledged packets queued than it keeps in memory
-    /// (or nearly so) while the server is reachable.
-    pub fn delivery_is_behind(&self) -> bool {
-        self.delivery.is_behind()
-    }
-
-    /// Whether delivery has nearly caught up, or the server is away (see
-    /// [`Delivery::has_caught_up`](crate::publish::delivery::Delivery::has_caught_up)).
-    pub fn delivery_has_caught_up(&self) -> bool {
-        self.delivery.has_caught_up()
+    /// Whether input that can wait should be held while delivery catches up, given whether
+    /// it is held now ([`Delivery::holds_input`](crate::publish::delivery::Delivery::holds_input)).
+    pub fn delivery_holds_input(&self, holds: bool) -> bool {
+        self.delivery.holds_input(holds)
     }
 
     /// Waits for something to do: a call finishing (accounted at once), or the time to ask an
