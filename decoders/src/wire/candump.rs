@@ -17,7 +17,7 @@
 
 use std::fmt::Write;
 
-use super::slcan::{HEX_DIGITS, hex_value};
+use super::slcan::{HEX_DIGITS, HEX_VALUE, NOT_HEX, hex_value};
 use crate::can::{CanFlags, CanFrame, CanId};
 use crate::error::DecodeError;
 
@@ -105,11 +105,11 @@ fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
     let interface = std::str::from_utf8(iface).ok()?;
     let (id, flags, data_text) = match &rest[1..] {
         [a, b, c, b'#', data @ ..] => {
-            let raw = plain_hex(&[*a, *b, *c])?;
+            let raw = hex_value(&[*a, *b, *c], 0).ok()?;
             (CanId::standard(raw)?, CanFlags::empty(), data)
         }
         text if text.get(8) == Some(&b'#') => {
-            let raw = plain_hex(&text[..8])?;
+            let raw = hex_value(&text[..8], 0).ok()?;
             if raw & ID_INVALID != 0 {
                 return None;
             }
@@ -145,33 +145,6 @@ fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
         time_ns,
         interface,
         frame,
-    })
-}
-
-/// The value of each byte as a hex digit, [`NOT_HEX`] where it is not one.
-const HEX_VALUE: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'A' as usize + i] = 10 + i as u8;
-        table[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-/// All bits set, so OR-ing it with any digit still gives it.
-const NOT_HEX: u8 = 0xFF;
-
-/// Up to 8 hex digits as a number; `None` if any is not a hex digit.
-fn plain_hex(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |acc, &b| {
-        let value = HEX_VALUE[usize::from(b)];
-        (value != NOT_HEX).then_some(acc << 4 | u32::from(value))
     })
 }
 

@@ -401,14 +401,36 @@ impl TimestampUnwrapper {
 /// The value of 1..=8 hex digits; errors name the offending digit's offset (`at` = offset of
 /// `digits[0]`).
 pub(super) fn hex_value(digits: &[u8], at: usize) -> Result<u32, DecodeError> {
-    digits.iter().enumerate().try_fold(0u32, |acc, (i, &b)| {
-        let nibble = char::from(b).to_digit(16).ok_or(DecodeError::BadHex {
-            offset: at + i,
-            found: b,
-        })?;
-        Ok(acc << 4 | nibble)
-    })
+    digits
+        .iter()
+        .enumerate()
+        .try_fold(0u32, |acc, (i, &b)| match HEX_VALUE[usize::from(b)] {
+            NOT_HEX => Err(DecodeError::BadHex {
+                offset: at + i,
+                found: b,
+            }),
+            nibble => Ok(acc << 4 | u32::from(nibble)),
+        })
 }
+
+/// The value of each byte as a hex digit (either case), [`NOT_HEX`] where it is not one.
+pub(super) const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'A' as usize + i] = 10 + i as u8;
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+/// All bits set, so OR-ing it with any digit's value still gives it.
+pub(super) const NOT_HEX: u8 = 0xFF;
 
 /// Appends the low `digits` nibbles of `value` as upper-case hex.
 fn push_hex(out: &mut Vec<u8>, value: u32, digits: u32) {
