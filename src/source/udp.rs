@@ -234,6 +234,8 @@ struct Reader {
     tap_drops: u64,
     /// Batches dropped in the current full-channel episode (0: not in one).
     episode_drops: u64,
+    /// The time given to the last datagram ([`in_arrival_order`]).
+    last_time_ns: u64,
 }
 
 /// What a read pass ended with.
@@ -272,6 +274,7 @@ impl Reader {
             tap,
             tap_drops: 0,
             episode_drops: 0,
+            last_time_ns: 0,
         }
     }
 
@@ -320,7 +323,9 @@ impl Reader {
             Metrics::add(&metrics.truncated, 1);
             return;
         }
-        let time_ns = datagram.kernel_time_ns.unwrap_or_else(now_ns);
+        let stamped = datagram.kernel_time_ns.unwrap_or_else(now_ns);
+        let time_ns = in_arrival_order(stamped, self.last_time_ns);
+        self.last_time_ns = time_ns;
         let bytes = &self.buffer[..datagram.len];
         if let Some(tap) = &self.tap {
             let capture = RawCapture {
@@ -428,6 +433,15 @@ impl Reader {
             tracing::warn!(source = %self.name, captures = self.tap_drops, "captures dropped (tap full)");
         }
     }
+}
+
+/// A datagram's time, given the one before it: never earlier. The socket's queue is first in,
+/// first out, but the kernel's receive stamps can run backwards when a source starts: its
+/// timestamping is switched on system-wide a moment after the first socket asks, and a datagram
+/// that arrived before that is stamped when it is read, later than the arrival stamps of the
+/// datagrams behind it. Such datagrams keep their order, 1 ns apart.
+fn in_arrival_order(stamped_ns: u64, previous_ns: u64) -> u64 {
+    stamped_ns.max(previous_ns.saturating_add(1))
 }
 
 /// One `recvmsg` into `buffer`, with the kernel's receive time and drop count.
@@ -564,5 +578,25 @@ fn join_multicast(
         (group, _) => Err(SetupError::Setup(format!(
             "multicast group {group} is not a multicast address of the same family as bind {bind}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_arrival_order;
+
+    #[test]
+    fn datagram_times_keep_the_order_of_the_socket_queue() {
+        // Two datagrams stamped when read (1 000, 1 001), then three stamped on arrival before.
+        let stamps = [1_000, 1_001, 400, 500, 2_000];
+        let mut previous = 0;
+        let times: Vec<u64> = stamps
+            .iter()
+            .map(|&stamp| {
+                previous = in_arrival_order(stamp, previous);
+                previous
+            })
+            .collect();
+        assert_eq!(times, [1_000, 1_001, 1_002, 1_003, 2_000]);
     }
 }
