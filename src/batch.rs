@@ -4,6 +4,14 @@
 //!
 //! Laps go out after every pending packet is flushed, so each marker follows its data.
 //!
+//! `max_age` is the latest a packet is handed on. The flush timer therefore wakes early by a
+//! lead, and flushes every packet due within the lead: tokio's timer resolution (1 ms, it
+//! rounds a deadline up) plus the time the previous flush took to hand its packets on, so the
+//! last of the packets due together (one per format opened by the same frames) is handed on
+//! by its deadline, not a tick and a queue later (`docs/performance.md`, paced latency). The
+//! lead is capped at a fiftieth of `max_age`, so back-pressure on the packet edge cannot make
+//! packets go out ever earlier.
+//!
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
 //!
 //! Rows held: the open packets together hold at most `max_held_bytes` of encoded rows and
@@ -23,6 +31,10 @@ use open_streaming::rows::{encode_row, encoded_row_len};
 
 use crate::pipeline::edge::{Batch, Decoded, Queue, RowPacket};
 use crate::telemetry::Metrics;
+
+/// The timer's resolution: tokio fires a sleep on the first millisecond tick at or after its
+/// deadline.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Sleeps until `due`, or for ever when nothing is pending.
 async fn sleep_until_due(due: Option<Instant>) {
@@ -85,7 +97,8 @@ impl Held {
         all.into_iter().map(|p| p.packet).collect()
     }
 
-    /// The packets at least `max_age` old at `now`, oldest first.
+    /// The packets at least `max_age` old at `now` (a moment a little ahead: the flush
+    /// timer's lead), oldest first.
     fn take_due(&mut self, now: Instant, max_age: Duration) -> Vec<RowPacket> {
         let mut due: Vec<(Instant, u32)> = self
             .packets
@@ -119,9 +132,13 @@ impl BatchStage {
     pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
         let mut held = Held::default();
         let mut latest_ns: Option<u64> = None;
+        let mut lead = TIMER_RESOLUTION;
         loop {
-            // The oldest pending packet is due exactly `max_age` after its first row arrived.
-            let next_due = held.next_due(self.max_age);
+            // The oldest pending packet is due `max_age` after its first row arrived; the timer
+            // wakes `lead` before (the module docs).
+            let wake = held
+                .next_due(self.max_age)
+                .map(|due| due.checked_sub(lead).unwrap_or(due));
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
@@ -130,10 +147,12 @@ impl BatchStage {
                         return;
                     }
                 }
-                () = sleep_until_due(next_due) => {
-                    if send_all(held.take_due(Instant::now(), self.max_age), &output).await.is_err() {
+                () = sleep_until_due(wake) => {
+                    let woke = Instant::now();
+                    if send_all(held.take_due(woke + lead, self.max_age), &output).await.is_err() {
                         return;
                     }
+                    lead = TIMER_RESOLUTION + woke.elapsed().min(self.max_age / 50);
                 }
             }
         }
@@ -382,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_row_is_flushed_once_it_is_max_age_old() {
+    fn a_lone_row_is_flushed_by_max_age_and_at_most_the_timer_lead_before() {
         runtime().block_on(async {
             let (in_tx, mut out_rx, task) = start_stage(Duration::from_millis(100), None);
             let mut batch = RowBatch::new();
@@ -408,12 +427,12 @@ mod tests {
                 .expect("flushed while the input stays open");
             let waited = sent_at.elapsed();
             assert!(
-                waited >= Duration::from_millis(100),
-                "not before max_age: {waited:?}"
+                waited >= Duration::from_millis(99),
+                "not more than the timer's lead before max_age: {waited:?}"
             );
             assert!(
-                waited <= Duration::from_millis(101),
-                "at max_age, not a tick later: {waited:?}"
+                waited <= Duration::from_millis(100),
+                "by max_age, not a tick later: {waited:?}"
             );
             let Batch::Rows(packet) = packet else {
                 panic!("rows expected")
@@ -424,6 +443,63 @@ mod tests {
             assert_eq!(packet.first_received, sent_at);
             drop(in_tx);
             task.await.expect("stage ends when its input closes");
+        });
+    }
+
+    /// Three formats opened by the same frames are due together; handing them on through a
+    /// one-packet edge whose reader takes 1 ms each makes the last one late by 2 ms. The next
+    /// flush wakes that much earlier, so all of its packets are handed on by their deadline.
+    #[test]
+    fn the_flush_timer_wakes_early_by_what_handing_on_took() {
+        runtime().block_on(async {
+            let max_age = Duration::from_millis(100);
+            let (in_tx, in_rx) = mpsc::channel(4);
+            let (out_tx, mut out_rx) = mpsc::channel(1);
+            let stage = BatchStage {
+                max_age,
+                max_packet_bytes: 1 << 20,
+                max_held_bytes: usize::MAX,
+                metrics: Arc::default(),
+                session_gap: None,
+            };
+            let task = tokio::spawn(stage.run(in_rx, out_tx));
+            let reader = tokio::spawn(async move {
+                let mut handed_on = Vec::new();
+                while let Some(batch) = out_rx.recv().await {
+                    if let Batch::Rows(packet) = batch {
+                        handed_on.push((packet.first_received, Instant::now()));
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                handed_on
+            });
+            for time_ns in [0, 1_000_000_000] {
+                let mut rows = RowBatch::new();
+                for format in 0..3 {
+                    rows.begin_row(time_ns, format);
+                    rows.push_value(1.0);
+                }
+                in_tx.send(decoded(rows)).await.expect("send");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            drop(in_tx);
+            task.await.expect("stage ends");
+            let handed_on = reader.await.expect("reader");
+            let latencies: Vec<Duration> = handed_on
+                .iter()
+                .map(|(opened, handed)| handed.duration_since(*opened))
+                .collect();
+            let ms = Duration::from_millis;
+            assert_eq!(
+                latencies[..3],
+                [ms(99), ms(100), ms(101)],
+                "a 1 ms lead at first"
+            );
+            assert_eq!(
+                latencies[3..],
+                [ms(98), ms(99), ms(100)],
+                "then the 1 ms timer lead plus the 1 ms hand-over took"
+            );
         });
     }
 
