@@ -113,6 +113,11 @@ fn main() {
         ms(Some(latency.max())),
         latency.count()
     );
+    let within = latency.cumulative_counts(&[100, 102]);
+    println!(
+        "  handed on within the 100 ms window: {} packets, within it + 2 ms: {}",
+        within[0], within[1]
+    );
     report(
         &format!(
             "max speed, CAN FD, {} channels at 1 kHz, {} s",

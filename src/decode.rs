@@ -73,7 +73,8 @@ impl DecodeStage {
         mut input: mpsc::Receiver<SourceBatch>,
         output: mpsc::Sender<Decoded>,
     ) {
-        let mut announced = 0usize;
+        // Formats announced downstream, by index: each once, with its first rows.
+        let mut announced: Vec<bool> = Vec::new();
         let mut reloads = self.reloads.take();
         let mut compound_seen = CompoundStats::default();
         self.metrics
@@ -90,7 +91,7 @@ impl DecodeStage {
                         laps.follow(&self.map);
                     }
                     self.metrics.live_values.reset(&self.map, tokio::time::Instant::now());
-                    announced = 0;
+                    announced.clear();
                     compound_seen = CompoundStats::default();
                     SourceBatch::default()
                 }
@@ -118,7 +119,7 @@ impl DecodeStage {
                 self.count_compound(&mut compound_seen);
             }
             self.metrics.live_values.record(&self.map, &decoded.rows);
-            decoded.new_formats = self.announce_from(&mut announced);
+            decoded.new_formats = self.announce_used(&decoded.rows, &mut announced);
             if decoded.rows.is_empty()
                 && decoded.new_formats.is_empty()
                 && decoded.reconfigure.is_none()
@@ -247,24 +248,33 @@ impl DecodeStage {
         *seen = now;
     }
 
-    fn announce_from(&self, announced: &mut usize) -> Vec<FormatAnnouncement> {
-        let count = self.map.format_count();
-        let new = (*announced..count)
-            .filter_map(|index| {
-                let format = self.map.format(index as u32)?;
-                let identifiers = format
+    /// Announcements of the formats that have rows in `rows` and were not announced yet: a
+    /// format is announced with its first rows, so the publish stage asks the Stream API for
+    /// the ids of the formats the car sends, not of every message in its map.
+    fn announce_used(&self, rows: &RowBatch, announced: &mut Vec<bool>) -> Vec<FormatAnnouncement> {
+        let mut new = Vec::new();
+        for header in rows.headers() {
+            let index = header.format as usize;
+            if index >= announced.len() {
+                announced.resize(index + 1, false);
+            }
+            if announced[index] {
+                continue;
+            }
+            announced[index] = true;
+            let Some(format) = self.map.format(header.format) else {
+                continue;
+            };
+            new.push(FormatAnnouncement {
+                format: header.format,
+                identifiers: format
                     .parameters
                     .iter()
                     .map(|p| self.map.parameters()[*p as usize].identifier.clone())
-                    .collect();
-                Some(FormatAnnouncement {
-                    format: index as u32,
-                    identifiers,
-                    stream: self.streams.stream_of(&self.map, &format.message),
-                })
-            })
-            .collect();
-        *announced = count;
+                    .collect(),
+                stream: self.streams.stream_of(&self.map, &format.message),
+            });
+        }
         new
     }
 }

@@ -122,8 +122,6 @@ impl PublishStage {
         let mut formats: Vec<Option<(Vec<String>, u16)>> = Vec::new();
         let mut open: Option<Open> = None;
         let mut sessions: Vec<SessionSummary> = Vec::new();
-        // The first sample time of the session to begin, from the batch stage.
-        let mut next_first: Option<u64> = None;
         // Input held while delivery catches up (`pace_to_delivery`).
         let mut hold_input = false;
         loop {
@@ -147,7 +145,7 @@ impl PublishStage {
                         &self.metrics.queue_depths[Queue::Publish.index()],
                         input.len() as u64,
                     );
-                    self.handle(batch, &mut formats, &mut open, &mut sessions, &mut next_first).await?;
+                    self.handle(batch, &mut formats, &mut open, &mut sessions).await?;
                     Step::Handled
                 }
                 () = sleep_until(idle_at) => Step::Idle,
@@ -190,7 +188,6 @@ impl PublishStage {
         formats: &mut Vec<Option<(Vec<String>, u16)>>,
         open: &mut Option<Open>,
         sessions: &mut Vec<SessionSummary>,
-        next_first: &mut Option<u64>,
     ) -> Result<(), PublishError> {
         match batch {
             Batch::Formats(announced) => {
@@ -200,6 +197,11 @@ impl PublishStage {
                         formats.resize(index + 1, None);
                     }
                     formats[index] = Some((announcement.identifiers, announcement.stream));
+                }
+                if open.is_some() {
+                    self.producer
+                        .resolve_data_format_ids(formats.iter().flatten().map(|(ids, _)| ids))
+                        .await?;
                 }
             }
             Batch::Reconfigure(map) => {
@@ -223,9 +225,8 @@ impl PublishStage {
                     return Ok(());
                 };
                 if open.is_none() {
-                    let first_ns = next_first.take().unwrap_or(first);
-                    self.begin(first_ns, sessions).await?;
-                    *open = Some(Open::new(first_ns, self.streams.len()));
+                    // After a session ended by request or idleness: the next packet begins one.
+                    self.open_session(first, formats, open, sessions).await?;
                 }
                 let Some(session) = open.as_mut() else {
                     return Ok(());
@@ -252,7 +253,9 @@ impl PublishStage {
                 if let Some(ended) = open.take() {
                     self.end(ended).await?;
                 }
-                *next_first = Some(first_ns);
+                // Begun now, not at the first packet, so the session's calls overlap the
+                // first packets' flush window.
+                self.open_session(first_ns, formats, open, sessions).await?;
             }
             Batch::Laps(laps) => {
                 let Some(session) = open.as_mut() else {
@@ -267,6 +270,23 @@ impl PublishStage {
             }
         }
         Ok(())
+    }
+
+    /// Begins a session whose first sample is at `first_ns`, opens it, and resolves the
+    /// data-format ids of every format announced so far (all at once, before their first
+    /// packets).
+    async fn open_session(
+        &mut self,
+        first_ns: u64,
+        formats: &[Option<(Vec<String>, u16)>],
+        open: &mut Option<Open>,
+        sessions: &mut Vec<SessionSummary>,
+    ) -> Result<(), PublishError> {
+        self.begin(first_ns, sessions).await?;
+        *open = Some(Open::new(first_ns, self.streams.len()));
+        self.producer
+            .resolve_data_format_ids(formats.iter().flatten().map(|(ids, _)| ids))
+            .await
     }
 
     /// Begins a session whose first sample is at `first_ns`.

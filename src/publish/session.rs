@@ -353,6 +353,20 @@ pub(crate) async fn data_format_id(
     }
 }
 
+/// The data-format ids of several parameter lists, asked all at once: one round trip for a
+/// car's formats instead of one per format, each before its first packet.
+pub(crate) async fn data_format_ids(
+    calls: &Calls,
+    data_source: &str,
+    lists: Vec<Vec<String>>,
+) -> Result<Vec<(Vec<String>, u64)>, PublishError> {
+    futures_util::future::try_join_all(lists.into_iter().map(|parameters| async move {
+        let id = data_format_id(calls, data_source, &parameters).await?;
+        Ok((parameters, id))
+    }))
+    .await
+}
+
 /// A fresh `config_id` (rule 17): from the Key Generator when one is configured, else a UUID.
 pub(crate) async fn unique_config_id(
     key_generator: Option<&str>,

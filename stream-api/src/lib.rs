@@ -105,6 +105,11 @@ impl ServerHandle {
         self.shared.lock().counts.clone()
     }
 
+    /// How many data-format ids this server has issued.
+    pub fn data_formats_issued(&self) -> usize {
+        self.shared.lock().registry.data_formats()
+    }
+
     /// Progress counters of this run.
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats

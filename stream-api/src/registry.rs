@@ -209,6 +209,11 @@ impl Registry {
         true
     }
 
+    /// How many data-format ids this server has issued (or restored).
+    pub fn data_formats(&self) -> usize {
+        self.formats.len()
+    }
+
     /// The memoised id for an ordered parameter list or an event, issuing a fresh one if new (A3).
     pub fn format_id(
         &mut self,

@@ -41,6 +41,10 @@ fn engine_frame(dbc: &Dbc, rpm: f64, coolant: f64) -> CanFrame {
 }
 
 fn config(dir: &Path, endpoint: &str) -> Config {
+    config_flushing_after(dir, endpoint, 20)
+}
+
+fn config_flushing_after(dir: &Path, endpoint: &str, max_age_ms: u64) -> Config {
     let text = format!(
         r#"
 [stream_api]
@@ -57,7 +61,7 @@ dbc = ["{}"]
 stream = "can0"
 
 [batch]
-max_age_ms = 20
+max_age_ms = {max_age_ms}
 
 [[source]]
 name = "gateway"
@@ -451,4 +455,45 @@ async fn a_serial_reconnect_is_marked_in_the_recording_so_replay_matches_live() 
         live_samples,
         "the reopen marker makes replay re-anchor where the live source did"
     );
+}
+
+/// A session begins when the car's first frame is decoded, not when its first packet is
+/// flushed: the session's calls and its formats' ids are done while that packet fills.
+#[tokio::test]
+async fn the_session_and_its_format_ids_are_ready_long_before_the_first_packet_is_due() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("live.osrec");
+    let server = start_server(&record).await;
+    let endpoint = format!("http://{}", server.local_addr());
+    let config = config_flushing_after(dir.path(), &endpoint, 600_000);
+    let live = LiveRun::start(&config, endpoint, &dir.path().join("capture"));
+    let (_, address): (String, SocketAddr) = live.live.udp_addresses[0].clone();
+    let dbc = test_car::dbc();
+    let sender = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
+    let frames = [
+        engine_frame(&dbc, 900.0, 80.0),
+        engine_frame(&dbc, 950.0, 81.0),
+    ];
+    let mut datagram = Vec::new();
+    encode_datagram(0, &frames, &mut datagram);
+    sender.send_to(&datagram, address).await.expect("send");
+
+    // The packet's window is ten minutes; the session must not wait for it.
+    let begun = tokio::time::timeout(
+        Duration::from_secs(10),
+        server.wait_until(|s| s.sessions_created == 1),
+    )
+    .await;
+    assert!(begun.is_ok(), "no session 10 s after the first frame");
+    // Only the format the car sent gets an id, not every message of the map.
+    until(|| server.data_formats_issued() == 1).await;
+
+    let summary = live.finish().await;
+    server.shutdown().await.expect("server stops");
+    assert_eq!(Metrics::get(&summary.metrics.samples_published), 8);
+    let rpm: Vec<f64> = samples(&record)["RPM:LiveCar"]
+        .iter()
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(rpm, [900.0, 950.0]);
 }

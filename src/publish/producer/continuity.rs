@@ -17,7 +17,7 @@ use super::{
 };
 use crate::publish::delivery::Route;
 use crate::publish::session::{
-    Cause, MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_id,
+    Cause, MAIN_STREAM, PacketKind, PublishError, SessionIdentity, create_session, data_format_ids,
     session_is_open, unique_config_id,
 };
 use crate::spool::{SessionRecord, SessionState, Spool, SpoolConfig, SpoolRecord, SyncPolicy};
@@ -179,12 +179,14 @@ impl Producer {
         let identity = self.current.identity.clone();
         let key = create_session(&identity, vec![old.clone()], &self.calls).await?;
         tracing::warn!(old = %old, new = %key, "the Stream API lost the session; a new session linked to it takes over");
+        let lists = self.current.format_ids.keys().cloned().collect();
         let mut remap = HashMap::new();
         let mut format_ids = HashMap::new();
-        for (parameters, old_id) in &self.current.format_ids {
-            let id = data_format_id(&self.calls, &self.config.data_source, parameters).await?;
-            remap.insert(*old_id, id);
-            format_ids.insert(parameters.clone(), id);
+        for (parameters, id) in
+            data_format_ids(&self.calls, &self.config.data_source, lists).await?
+        {
+            remap.insert(self.current.format_ids[&parameters], id);
+            format_ids.insert(parameters, id);
         }
         let mut configuration = self.current.configuration.clone();
         configuration.config_id =

@@ -36,7 +36,9 @@ use open_streaming::open_data::{
 
 pub use super::delivery::DeliveryStats;
 use super::delivery::{Delivery, Route};
-use super::session::{Calls, create_session, data_format_id, end_session, unique_config_id};
+use super::session::{
+    Calls, create_session, data_format_id, data_format_ids, end_session, unique_config_id,
+};
 pub use super::session::{
     MAIN_STREAM, PacketKind, PublishError, RetryPolicy, SessionIdentity, now_timestamp,
 };
@@ -354,6 +356,28 @@ impl Producer {
     }
 
     /// The data-format id for an ordered parameter list, asked once and cached (rules 21–25).
+    /// Resolves, all at once, the data-format ids of every list in `lists` this session does
+    /// not have yet (the first packets of a car's formats then wait for one round trip, not one
+    /// each), and journals them once.
+    pub async fn resolve_data_format_ids<'a>(
+        &mut self,
+        lists: impl IntoIterator<Item = &'a Vec<String>>,
+    ) -> Result<(), PublishError> {
+        let mut missing: Vec<Vec<String>> = lists
+            .into_iter()
+            .filter(|parameters| !self.current.format_ids.contains_key(*parameters))
+            .cloned()
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let resolved = data_format_ids(&self.calls, &self.config.data_source, missing).await?;
+        self.current.format_ids.extend(resolved);
+        self.journal()
+    }
+
     pub async fn data_format_id(&mut self, parameters: &[String]) -> Result<u64, PublishError> {
         if let Some(id) = self.current.format_ids.get(parameters) {
             return Ok(*id);
