@@ -31,7 +31,7 @@ mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -261,10 +261,20 @@ impl Spool {
         };
         self.buf.clear();
         let first = self.next_seq;
+        let mut head_ends = Vec::with_capacity(records.len());
         for (seq, record) in (first..).zip(records) {
-            record::encode(seq, record, &mut self.buf);
+            record::encode_head(seq, record, &mut self.buf);
+            head_ends.push(self.buf.len());
         }
-        let written = writer.write(&self.buf);
+        // Each record's head, then its payload as it is: a packet's bytes are not copied.
+        let mut parts = Vec::with_capacity(2 * records.len());
+        let mut head_start = 0;
+        for (record, head_end) in records.iter().zip(head_ends) {
+            parts.push(IoSlice::new(&self.buf[head_start..head_end]));
+            parts.push(IoSlice::new(&record.payload));
+            head_start = head_end;
+        }
+        let written = writer.write_parts(&mut parts);
         let bytes = writer.len();
         if !writer.is_poisoned() {
             self.writer = Some(writer);

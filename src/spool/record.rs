@@ -1,6 +1,7 @@
 //! The spool's record wire format: one [`SpoolRecord`] plus its sequence number, framed by a
 //! sync word, a CRC-32C and explicit lengths. Pure byte work, no IO: `encode` appends to a
-//! caller buffer and `check` validates a borrowed slice, never panicking on any input.
+//! caller buffer (`encode_head` only the part before the payload, for a vectored write) and
+//! `check` validates a borrowed slice, never panicking on any input.
 //!
 //! Layout (little-endian, documented in `docs/spool.md`):
 //!
@@ -78,8 +79,20 @@ pub(crate) enum Invalid {
 }
 
 /// Appends `record` with sequence number `seq` to `out`. The caller has checked the lengths
-/// against [`MAX_PAYLOAD`] and [`MAX_STREAM`].
+/// against [`MAX_PAYLOAD`] and [`MAX_STREAM`]. (The spool writes [`encode_head`] and the
+/// payload instead; this is the whole record in one buffer, for tests.)
+#[cfg(test)]
 pub(crate) fn encode(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode_head(seq, record, out);
+    out.extend_from_slice(&record.payload);
+    debug_assert_eq!(out.len() - start, record.encoded_len());
+}
+
+/// Appends the part of `record`'s encoding before its payload (header and stream name) to
+/// `out`, its checksum already covering the payload: written followed by `record.payload`,
+/// it is the record, without copying the payload.
+pub(crate) fn encode_head(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[0; 4]);
@@ -94,8 +107,8 @@ pub(crate) fn encode(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.first_time_ns.to_le_bytes());
     out.extend_from_slice(&record.last_time_ns.to_le_bytes());
     out.extend_from_slice(record.stream.as_bytes());
-    out.extend_from_slice(&record.payload);
     let crc = crc32c::crc32c(&out[start + field::PAYLOAD_LEN.start..]);
+    let crc = crc32c::crc32c_append(crc, &record.payload);
     out[start + field::CRC.start..start + field::CRC.end].copy_from_slice(&crc.to_le_bytes());
 }
 

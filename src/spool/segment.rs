@@ -4,7 +4,7 @@
 //! The scanner holds at most one record (≤ 16 MiB + header) plus one read chunk in memory.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{HEADER_LEN, Invalid, MAGIC, RecordView};
@@ -18,6 +18,20 @@ pub(crate) const SEGMENT_HEADER_LEN: usize = 16;
 const EXTENSION: &str = "seg";
 /// Bytes read from the file per refill.
 const CHUNK: usize = 256 << 10;
+
+/// `write_all` for several slices: vectored writes until every byte is taken.
+fn write_all_parts<W: Write>(sink: &mut W, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match sink.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut parts, written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
 
 /// The file name of the segment whose first record has `first_seq`: zero-padded so names
 /// sort in seq order.
@@ -108,12 +122,20 @@ impl<W: SegmentSink> SegmentWriter<W> {
         })
     }
 
-    /// Writes `bytes` (whole encoded records) with one `write_all`, so they reach the OS before
-    /// this returns. On error the segment is cut back to its previous length.
+    /// Writes `bytes` (whole encoded records): [`SegmentWriter::write_parts`] of one slice.
+    #[cfg(test)]
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.sink.write_all(bytes) {
+        self.write_parts(&mut [IoSlice::new(bytes)])
+    }
+
+    /// [`SegmentWriter::write`] of `parts` in order (record heads and the payloads they
+    /// frame), handed to the OS in as few vectored writes as it takes, so payloads are not
+    /// copied into one buffer first. On error the segment is cut back to its previous length.
+    pub(crate) fn write_parts(&mut self, parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        match write_all_parts(&mut self.sink, parts) {
             Ok(()) => {
-                self.len += bytes.len() as u64;
+                self.len += total as u64;
                 Ok(())
             }
             Err(error) => {
@@ -387,6 +409,61 @@ mod tests {
         let body = &writer.sink().data[SEGMENT_HEADER_LEN..];
         assert_eq!(seqs(body), vec![1, 3]);
         assert!(scan(body).iter().all(|e| matches!(e, Scanned::Record)));
+    }
+
+    /// Heads and payloads written as parts: the disk fills in the middle of the second
+    /// record's payload, the whole write is cut back, and a later write lands where it stood.
+    #[test]
+    fn a_vectored_write_cut_short_by_a_full_disk_leaves_no_partial_record() {
+        let records: Vec<SpoolRecord> = (1..=3u8)
+            .map(|n| SpoolRecord {
+                samples: u32::from(n),
+                payload: Bytes::from(vec![n; 200]),
+                ..SpoolRecord::default()
+            })
+            .collect();
+        let write = |writer: &mut SegmentWriter<FailAfter>, first_seq: u64| {
+            let mut heads = Vec::new();
+            let mut ends = Vec::new();
+            for (seq, record) in (first_seq..).zip(&records) {
+                crate::spool::record::encode_head(seq, record, &mut heads);
+                ends.push(heads.len());
+            }
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for (record, end) in records.iter().zip(ends) {
+                parts.push(IoSlice::new(&heads[start..end]));
+                parts.push(IoSlice::new(&record.payload));
+                start = end;
+            }
+            writer.write_parts(&mut parts)
+        };
+        let sink = FailAfter {
+            limit: SEGMENT_HEADER_LEN + 256 + 56 + 100,
+            ..FailAfter::default()
+        };
+        let mut writer = SegmentWriter::create(sink).expect("header fits");
+        let error = write(&mut writer, 1).expect_err("disk full");
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+        assert!(!writer.is_poisoned());
+        assert_eq!(
+            writer.sink().data.len(),
+            SEGMENT_HEADER_LEN,
+            "nothing partial"
+        );
+        writer.sink.limit = usize::MAX;
+        write(&mut writer, 4).expect("space freed");
+        let body = &writer.sink().data[SEGMENT_HEADER_LEN..];
+        assert_eq!(seqs(body), vec![4, 5, 6]);
+        let whole: Vec<u8> = (4..)
+            .zip(&records)
+            .flat_map(|(seq, record)| {
+                let mut out = Vec::new();
+                encode(seq, record, &mut out);
+                out
+            })
+            .collect();
+        assert_eq!(body, &whole[..], "the same bytes as records encoded whole");
     }
 
     #[test]
