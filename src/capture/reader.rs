@@ -14,11 +14,12 @@
 //! which the next record cannot be found, ends the read early (also counted and logged).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use decoders::wire::candump;
-use tokio::io::AsyncReadExt;
 
 use super::CaptureFormat;
 use super::pcapng::{PcapngEvent, PcapngReader};
@@ -58,7 +59,8 @@ pub type NativeInputs = HashMap<String, NativeInput>;
 /// Malformed inputs logged individually before the rest are only counted.
 const LOGGED_BAD_INPUTS: u64 = 10;
 /// Bytes read from the file at a time: each read is a round trip to tokio's blocking pool,
-/// so 64 KiB reads made a replay of a 25 MB capture wait on 390 of them.
+/// so 64 KiB reads made a replay of a 25 MB capture wait on 390 of them. The read goes straight
+/// into the reader's buffer, handed to the blocking thread and back ([`read_into`]).
 const CHUNK: usize = 1 << 18;
 /// A candump "line" longer than this is rejected whole, without being buffered: the reader
 /// skips to its end, so a file of one endless line costs bounded memory.
@@ -71,10 +73,12 @@ const LINES_PER_CALL: usize = 256;
 pub struct CaptureReader {
     path: PathBuf,
     format: CaptureFormat,
-    file: tokio::fs::File,
-    /// Read-ahead; `buf[start..]` is not yet consumed.
+    file: Arc<std::fs::File>,
+    /// Read-ahead; `buf[start..end]` is not yet consumed. Bytes past `end` are spare room,
+    /// zeroed once when the buffer grew, so a read does not clear them again.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     /// File offset of `buf[start]`, for error reports.
     offset: u64,
     eof: bool,
@@ -110,13 +114,16 @@ impl CaptureReader {
             .map_err(|source| CaptureReadError::Io {
                 path: path.to_owned(),
                 source,
-            })?;
+            })?
+            .into_std()
+            .await;
         let mut reader = Self {
             path: path.to_owned(),
             format: CaptureFormat::Candump,
-            file,
-            buf: Vec::with_capacity(CHUNK),
+            file: Arc::new(file),
+            buf: Vec::new(),
             start: 0,
+            end: 0,
             offset: 0,
             eof: false,
             done: false,
@@ -134,11 +141,11 @@ impl CaptureReader {
             log_limit: LOGGED_BAD_INPUTS,
         };
         reader.fill(serial_log::MAGIC.len()).await?;
-        while !reader.eof && reader.buf.iter().all(u8::is_ascii_whitespace) {
-            reader.fill(reader.buf.len() + 1).await?;
+        while !reader.eof && reader.unread().iter().all(u8::is_ascii_whitespace) {
+            reader.fill(reader.unread().len() + 1).await?;
         }
-        let blank = reader.buf.iter().all(u8::is_ascii_whitespace);
-        reader.format = match CaptureFormat::detect(&reader.buf) {
+        let blank = reader.unread().iter().all(u8::is_ascii_whitespace);
+        reader.format = match CaptureFormat::detect(reader.unread()) {
             Some(format) => format,
             None if blank => CaptureFormat::Candump,
             None => return Err(reader.unknown_format()),
@@ -206,7 +213,7 @@ impl CaptureReader {
     ) -> Result<(), CaptureReadError> {
         let mut scanned = 0;
         let (end, whole) = loop {
-            let pending = &self.buf[self.start..];
+            let pending = &self.buf[self.start..self.end];
             if let Some(at) = memchr::memchr(b'\n', &pending[scanned..]) {
                 break (scanned + at + 1, true);
             }
@@ -234,7 +241,7 @@ impl CaptureReader {
         // Whole lines already buffered are taken in the same call: an await per line cost
         // more than parsing it (`docs/performance.md`).
         for _ in 1..LINES_PER_CALL {
-            let Some(at) = memchr::memchr(b'\n', &self.buf[self.start..]) else {
+            let Some(at) = memchr::memchr(b'\n', self.unread()) else {
                 break;
             };
             self.take_line(at + 1, out, metrics);
@@ -272,7 +279,7 @@ impl CaptureReader {
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         loop {
-            let pending = &self.buf[self.start..];
+            let pending = &self.buf[self.start..self.end];
             match self.pcapng.handle_block(pending) {
                 Ok(Some((used, PcapngEvent::Packet(packet)))) => {
                     let time_ns = packet.time_ns;
@@ -328,7 +335,7 @@ impl CaptureReader {
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
         loop {
-            let pending = &self.buf[self.start..];
+            let pending = &self.buf[self.start..self.end];
             let parsed = if self.serial_header_read {
                 serial_log::parse_record(pending)
                     .map(|r| r.map(|(record, used)| (Some(record), used)))
@@ -400,6 +407,11 @@ impl CaptureReader {
         self.transport_errors = errors;
     }
 
+    /// The bytes read and not yet consumed.
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     fn consume(&mut self, used: usize) {
         self.start += used;
         self.offset += used as u64;
@@ -407,27 +419,39 @@ impl CaptureReader {
 
     /// Reads until `need` unconsumed bytes are buffered or the file ends.
     async fn fill(&mut self, need: usize) -> Result<(), CaptureReadError> {
-        while self.buf.len() - self.start < need && !self.eof {
+        while self.end - self.start < need && !self.eof {
             if self.start > 0 {
-                self.buf.drain(..self.start);
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
                 self.start = 0;
             }
-            let len = self.buf.len();
-            self.buf.resize(len + CHUNK.max(need - len), 0);
-            let read = self.file.read(&mut self.buf[len..]).await;
-            let read = read.map_err(|source| CaptureReadError::Io {
-                path: self.path.clone(),
-                source,
+            let room = CHUNK.max(need - self.end);
+            if self.buf.len() < self.end + room {
+                self.buf.resize(self.end + room, 0);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            let (buf, read) =
+                read_into(Arc::clone(&self.file), buf, self.end..self.end + room).await;
+            self.buf = buf;
+            let read = read.map_err(|source| {
+                // A lost buffer (the blocking read panicked) holds nothing more to parse.
+                self.eof = true;
+                self.start = 0;
+                self.end = self.end.min(self.buf.len());
+                CaptureReadError::Io {
+                    path: self.path.clone(),
+                    source,
+                }
             })?;
-            self.buf.truncate(len + read);
+            self.end += read;
             self.eof = read == 0;
         }
         Ok(())
     }
 
     fn unknown_format(&self) -> CaptureReadError {
-        let text = &self.buf[self
-            .buf
+        let unread = self.unread();
+        let text = &unread[unread
             .iter()
             .position(|b| !b.is_ascii_whitespace())
             .unwrap_or(0)..];
@@ -440,4 +464,20 @@ impl CaptureReader {
             first_line: String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned(),
         }
     }
+}
+
+/// Reads from `file` into `buf[range]` on tokio's blocking pool: the buffer goes to the
+/// blocking thread and comes back, so the bytes are not copied again (tokio's `File` reads
+/// into a buffer of its own and copies out of it). A panicked read gives back an empty buffer.
+async fn read_into(
+    file: Arc<std::fs::File>,
+    mut buf: Vec<u8>,
+    range: Range<usize>,
+) -> (Vec<u8>, std::io::Result<usize>) {
+    let read = tokio::task::spawn_blocking(move || {
+        let read = (&*file).read(&mut buf[range]);
+        (buf, read)
+    })
+    .await;
+    read.unwrap_or_else(|error| (Vec::new(), Err(std::io::Error::other(error))))
 }
