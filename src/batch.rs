@@ -27,7 +27,7 @@ use foldhash::HashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use open_streaming::rows::{encode_row, encoded_row_len};
+use open_streaming::rows::{encode_row, max_encoded_row_len};
 
 use crate::pipeline::edge::{Batch, Decoded, Queue, RowPacket};
 use crate::telemetry::Metrics;
@@ -189,7 +189,8 @@ impl BatchStage {
                 output.send(Batch::Boundary(header.time_ns)).await?;
             }
             *latest_ns = Some(latest_ns.map_or(header.time_ns, |t| t.max(header.time_ns)));
-            let row_bytes = 8 + encoded_row_len(values);
+            // At most this much: a packet may go out a row early, never over its size.
+            let row_bytes = 8 + max_encoded_row_len(values.len());
             let full = held
                 .packets
                 .get(&header.format)
@@ -257,7 +258,7 @@ mod tests {
     use super::*;
     use crate::pipeline::edge::LapEvent;
     use open_streaming::open_data::{DataStatus, RowDataPacket, sample_row};
-    use open_streaming::rows::row_data_content;
+    use open_streaming::rows::{encoded_row_len, row_data_content};
 
     /// The rows of an encoded `RowDataPacket`, through prost.
     fn decode_rows(bytes: &[u8]) -> Vec<(u64, Vec<f64>)> {
