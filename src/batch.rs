@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use open_streaming::rows::{encode_row, max_encoded_row_len};
 
 use crate::pipeline::edge::{Batch, Decoded, Queue, RowPacket};
+use crate::pipeline::weighed;
 use crate::telemetry::Metrics;
 
 /// The timer's resolution: tokio fires a sleep on the first millisecond tick at or after its
@@ -129,7 +130,7 @@ impl Held {
 
 impl BatchStage {
     /// Runs until the input closes, then flushes everything.
-    pub async fn run(self, mut input: mpsc::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
+    pub async fn run(self, mut input: weighed::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
         let mut held = Held::default();
         let mut latest_ns: Option<u64> = None;
         let mut lead = TIMER_RESOLUTION;
@@ -298,11 +299,11 @@ mod tests {
         max_age: Duration,
         session_gap: Option<Duration>,
     ) -> (
-        mpsc::Sender<Decoded>,
+        weighed::Sender<Decoded>,
         mpsc::Receiver<Batch>,
         tokio::task::JoinHandle<()>,
     ) {
-        let (in_tx, in_rx) = mpsc::channel(4);
+        let (in_tx, in_rx) = weighed::channel(4, usize::MAX);
         let (out_tx, out_rx) = mpsc::channel(8);
         let stage = BatchStage {
             max_age,
@@ -338,7 +339,7 @@ mod tests {
 
     fn run_stage(rows: &[(u32, u64, Vec<f64>)], chunk: usize, max_bytes: usize) -> Vec<RowPacket> {
         runtime().block_on(async {
-            let (in_tx, in_rx) = mpsc::channel(4);
+            let (in_tx, in_rx) = weighed::channel(4, usize::MAX);
             let (out_tx, mut out_rx) = mpsc::channel(4);
             let stage = BatchStage {
                 max_age: Duration::from_millis(100),
@@ -454,7 +455,7 @@ mod tests {
     fn the_flush_timer_wakes_early_by_what_handing_on_took() {
         runtime().block_on(async {
             let max_age = Duration::from_millis(100);
-            let (in_tx, in_rx) = mpsc::channel(4);
+            let (in_tx, in_rx) = weighed::channel(4, usize::MAX);
             let (out_tx, mut out_rx) = mpsc::channel(1);
             let stage = BatchStage {
                 max_age,
@@ -592,7 +593,7 @@ mod tests {
         const HELD: usize = 4096;
         const FORMATS: u32 = 16;
         runtime().block_on(async {
-            let (in_tx, in_rx) = mpsc::channel(1);
+            let (in_tx, in_rx) = weighed::channel(1, usize::MAX);
             let (out_tx, mut out_rx) = mpsc::channel(64);
             let stage = BatchStage {
                 max_age: Duration::from_secs(3600),

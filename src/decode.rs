@@ -20,6 +20,7 @@ use crate::config::StreamRouter;
 use crate::pipeline::edge::{
     Decoded, FormatAnnouncement, NativeFrame, Queue, SourceBatch, TimedFrame,
 };
+use crate::pipeline::weighed;
 use crate::telemetry::Metrics;
 
 /// Rejected frames logged one by one (with the reason and byte offset) before the rest are only
@@ -71,7 +72,7 @@ impl DecodeStage {
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<SourceBatch>,
-        output: mpsc::Sender<Decoded>,
+        output: weighed::Sender<Decoded>,
     ) {
         // Formats announced downstream, by index: each once, with its first rows.
         let mut announced: Vec<bool> = Vec::new();

@@ -26,10 +26,11 @@
 
 use std::sync::Arc;
 
+use super::weighed::Weighed;
 use bytes::Bytes;
 use decoders::channel_map::ChannelMap;
 pub use decoders::laps::LapEvent;
-use decoders::{CanFrame, RowBatch};
+use decoders::{CanFrame, RowBatch, RowHeader};
 use tokio::time::Instant;
 
 /// Stage inputs whose depth [`crate::telemetry::Metrics::queue_depths`] reports.
@@ -148,7 +149,7 @@ pub struct FormatAnnouncement {
 /// What the decode stage hands to the batch stage.
 #[derive(Debug)]
 pub struct Decoded {
-    /// Formats first used by `rows` (or all formats, in the first batch).
+    /// Formats first used by `rows`.
     pub new_formats: Vec<FormatAnnouncement>,
     /// The decoded rows.
     pub rows: RowBatch,
@@ -159,6 +160,14 @@ pub struct Decoded {
     pub reconfigure: Option<Arc<ChannelMap>>,
     /// Laps completed by samples in `rows`, in time order.
     pub laps: Vec<LapEvent>,
+}
+
+impl Weighed for Decoded {
+    /// The rows' headers and values (announcements and laps are small and rare).
+    fn weight(&self) -> usize {
+        self.rows.len() * std::mem::size_of::<RowHeader>()
+            + self.rows.sample_count() * std::mem::size_of::<f64>()
+    }
 }
 
 // ---- batch → publish

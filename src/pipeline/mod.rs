@@ -5,6 +5,7 @@
 pub mod edge;
 pub mod queues;
 pub mod sources;
+pub mod weighed;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 /// in bytes as well as in batches: at max speed every edge is full, and 64 packets of up to
 /// `batch.max_packet_bytes` each held 16 MiB or more there (`docs/performance.md`).
 const PUBLISH_QUEUE_BYTES: usize = 2 << 20;
+/// Bytes of decoded rows that may wait for the batch stage. The rows edge is bounded in bytes
+/// as well as in batches: a batch's rows weigh 20 KiB for a powertrain CAN map and up to
+/// 1 MiB for wide CAN FD frames, so 64 batches alone could hold 64 MiB (`weighed`).
+const ROWS_QUEUE_BYTES: usize = 4 << 20;
 /// Bytes of encoded rows the batch stage's open packets may hold together (one per data
 /// format; when full the largest goes out early, `src/batch.rs`). Four classic buses at max
 /// speed keep 200 formats open, each of which could otherwise grow to `max_packet_bytes`.
@@ -253,7 +258,7 @@ pub async fn run_reloadable(
     let started = std::time::Instant::now();
     let capacity = config.batch.channel_capacity;
     let (frames_tx, frames_rx) = mpsc::channel(capacity);
-    let (rows_tx, rows_rx) = mpsc::channel(capacity);
+    let (rows_tx, rows_rx) = weighed::channel(capacity, ROWS_QUEUE_BYTES);
     let packets_waiting = (PUBLISH_QUEUE_BYTES / config.batch.max_packet_bytes.max(1)).max(2);
     let (batches_tx, batches_rx) = mpsc::channel(capacity.min(packets_waiting));
     let queue_sampler = queues::spawn_sampler(

@@ -1,0 +1,178 @@
+//! A channel bounded in bytes as well as in items, for an edge whose items vary in size by
+//! orders of magnitude: the rows edge from decode to batch, where a batch of 256 frames holds
+//! 20 KiB of rows for a powertrain CAN map and 1 MiB for 64-byte CAN FD frames of 512 one-bit
+//! signals (`docs/performance.md`, "Bounded memory").
+//!
+//! Each item is weighed once, when sent ([`Weighed::weight`]). **When full** — as many items
+//! as the channel holds, or items weighing `max_bytes` together — the sender waits, as on every
+//! edge of the pipeline: back-pressure, nothing dropped. An item heavier than `max_bytes` counts
+//! as `max_bytes`: it waits for an empty channel and then goes alone, so no item is refused for
+//! its size. Items keep their order (one sender; the byte budget serves waiters first come,
+//! first served).
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{self, WeakSender, error::SendError};
+
+/// Something with a size in memory worth bounding.
+pub trait Weighed {
+    /// Bytes the item holds (its heap buffers).
+    fn weight(&self) -> usize;
+}
+
+/// A channel of at most `items` items weighing at most `max_bytes` together (`max_bytes` is
+/// capped at `u32::MAX`).
+pub fn channel<T: Weighed>(items: usize, max_bytes: usize) -> (Sender<T>, Receiver<T>) {
+    let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX);
+    let bytes = Arc::new(Semaphore::new(max_bytes as usize));
+    let (sender, receiver) = mpsc::channel(items);
+    (
+        Sender {
+            items: sender,
+            bytes: Arc::clone(&bytes),
+            max_bytes,
+        },
+        Receiver {
+            items: receiver,
+            bytes,
+        },
+    )
+}
+
+/// The sending half; cloning it adds a sender, as for `mpsc`.
+#[derive(Debug)]
+pub struct Sender<T> {
+    items: mpsc::Sender<(T, u32)>,
+    bytes: Arc<Semaphore>,
+    max_bytes: u32,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items.clone(),
+            bytes: Arc::clone(&self.bytes),
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+impl<T: Weighed> Sender<T> {
+    /// Sends `item`, waiting while the channel is full in items or in bytes; gives it back if
+    /// the receiver is gone.
+    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
+        let weight = u32::try_from(item.weight())
+            .unwrap_or(u32::MAX)
+            .min(self.max_bytes);
+        // Closed only when the receiver is dropped.
+        let Ok(budget) = self.bytes.acquire_many(weight).await else {
+            return Err(SendError(item));
+        };
+        match self.items.send((item, weight)).await {
+            Ok(()) => {
+                // The receiver gives the bytes back when it takes the item.
+                budget.forget();
+                Ok(())
+            }
+            Err(SendError((item, _))) => Err(SendError(item)),
+        }
+    }
+
+    /// A sender that does not keep the channel open (the queue-depth sampler's).
+    pub fn downgrade(&self) -> WeakSender<(T, u32)> {
+        self.items.downgrade()
+    }
+}
+
+/// The receiving half.
+#[derive(Debug)]
+pub struct Receiver<T> {
+    items: mpsc::Receiver<(T, u32)>,
+    bytes: Arc<Semaphore>,
+}
+
+impl<T> Receiver<T> {
+    /// The next item; `None` once every sender is gone and the channel is empty.
+    pub async fn recv(&mut self) -> Option<T> {
+        let (item, weight) = self.items.recv().await?;
+        self.bytes.add_permits(weight as usize);
+        Some(item)
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no item waits.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        // A sender waiting for bytes would otherwise wait for ever.
+        self.bytes.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An item of a given size, labelled for order checks.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Item(usize, u32);
+
+    impl Weighed for Item {
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sender_waits_while_the_bytes_are_full_and_order_and_count_hold() {
+        let (sender, mut receiver) = channel::<Item>(64, 1000);
+        let producer = tokio::spawn(async move {
+            for label in 0..10 {
+                // 400 bytes each: two fit, the third waits; 5 000 bytes go alone.
+                let weight = if label == 5 { 5000 } else { 400 };
+                sender
+                    .send(Item(weight, label))
+                    .await
+                    .expect("receiver alive");
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(receiver.len(), 2, "two items of 400 bytes, then the bound");
+        let mut labels = Vec::new();
+        while let Some(Item(weight, label)) = receiver.recv().await {
+            // Every taken item frees its bytes; what waits now is within the bound again.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(
+                receiver.len() <= 2,
+                "{} items waiting after item {label} of {weight} bytes",
+                receiver.len()
+            );
+            labels.push(label);
+        }
+        producer.await.expect("producer");
+        assert_eq!(labels, (0..10).collect::<Vec<_>>(), "all, in order");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_waiting_for_bytes_gets_its_item_back_when_the_receiver_goes() {
+        let (sender, receiver) = channel::<Item>(64, 1000);
+        sender.send(Item(900, 0)).await.expect("fits");
+        let waiting = tokio::spawn(async move { sender.send(Item(900, 1)).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "waits for bytes");
+        drop(receiver);
+        let returned = waiting.await.expect("task").expect_err("receiver gone");
+        assert_eq!(returned.0, Item(900, 1));
+    }
+}
