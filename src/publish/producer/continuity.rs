@@ -185,7 +185,9 @@ impl Producer {
         for (parameters, id) in
             data_format_ids(&self.calls, &self.config.data_source, lists).await?
         {
-            remap.insert(self.current.format_ids[&parameters], id);
+            if let Some(old_id) = self.current.format_ids.get(&parameters) {
+                remap.insert(*old_id, id);
+            }
             format_ids.insert(parameters, id);
         }
         let mut configuration = self.current.configuration.clone();
