@@ -312,12 +312,18 @@ mod tests {
         .expect("frame")
     }
 
-    #[test]
-    fn the_latest_value_wins_and_unseen_parameters_have_none() {
-        let mut map = map();
+    /// The test map and a table reset for it now, with that start time.
+    fn started() -> (ChannelMap, LiveValues, Instant) {
+        let map = map();
         let live = LiveValues::default();
         let start = Instant::now();
         live.reset(&map, start);
+        (map, live, start)
+    }
+
+    #[test]
+    fn the_latest_value_wins_and_unseen_parameters_have_none() {
+        let (mut map, live, start) = started();
         let mut rows = RowBatch::new();
         map.decode(10, &engine_frame(3000, 0), &mut rows);
         map.decode(20, &engine_frame(3500, 1), &mut rows);
@@ -342,10 +348,7 @@ mod tests {
 
     #[test]
     fn a_parameter_in_two_formats_keeps_the_latest_rows_value() {
-        let mut map = map();
-        let live = LiveValues::default();
-        let start = Instant::now();
-        live.reset(&map, start);
+        let (mut map, live, start) = started();
         let id = decoders::CanId::standard(256).expect("id");
         // Two bytes hold RPM but not Gear: a second format holding only RPM.
         let rpm_only =
@@ -374,10 +377,7 @@ mod tests {
 
     #[test]
     fn rates_come_from_the_last_whole_window_and_fall_to_zero_when_data_stops() {
-        let mut map = map();
-        let live = LiveValues::default();
-        let start = Instant::now();
-        live.reset(&map, start);
+        let (mut map, live, start) = started();
         let mut rows = RowBatch::new();
         for n in 0..20 {
             map.decode(n, &engine_frame(1000, 0), &mut rows);
@@ -404,10 +404,7 @@ mod tests {
 
     #[test]
     fn a_reset_forgets_the_previous_map() {
-        let mut map = map();
-        let live = LiveValues::default();
-        let start = Instant::now();
-        live.reset(&map, start);
+        let (mut map, live, start) = started();
         let mut rows = RowBatch::new();
         map.decode(1, &engine_frame(1000, 0), &mut rows);
         live.record(&map, &rows);

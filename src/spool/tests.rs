@@ -119,14 +119,19 @@ fn crash_loses_no_append_and_redelivers_unsynced_acks() {
     assert_eq!(pending_seqs(&spool), vec![1, 3, 4, 5]);
 }
 
+/// [`small`] whose interval sync every call finds due: a background sync is always running
+/// or due.
+fn always_due() -> SpoolConfig {
+    SpoolConfig {
+        sync: SyncPolicy::Every(Duration::ZERO),
+        ..small()
+    }
+}
+
 #[test]
 fn background_interval_syncs_keep_acks_in_order_and_lose_nothing() {
     let dir = TempDir::new().expect("tempdir");
-    // Every call finds the interval passed: a background sync is always running or due.
-    let config = SpoolConfig {
-        sync: SyncPolicy::Every(Duration::ZERO),
-        ..small()
-    };
+    let config = always_due();
     let (mut spool, _) = open(dir.path(), config.clone());
     let seqs = append_all(&mut spool, 1..=30);
     for seq in seqs.iter().filter(|seq| *seq % 2 == 1) {
@@ -157,10 +162,7 @@ fn background_interval_syncs_keep_acks_in_order_and_lose_nothing() {
 #[test]
 fn a_failing_background_acks_write_is_counted_and_written_again() {
     let dir = TempDir::new().expect("tempdir");
-    let config = SpoolConfig {
-        sync: SyncPolicy::Every(Duration::ZERO),
-        ..small()
-    };
+    let config = always_due();
     let (mut spool, _) = open(dir.path(), config.clone());
     // A folder where the acks file is written first: every rewrite fails.
     let blocker = dir.path().join("acks.tmp");
