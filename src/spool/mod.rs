@@ -2,13 +2,13 @@
 //! not yet accepted, on disk, so an outage, a slow link, SIGTERM, SIGKILL or a power cut never
 //! silently loses data. Synchronous std file IO; under the interval policy the syncs, `acks`
 //! rewrites and segment deletions run on the spool's own thread (`syncer.rs`), so a call costs
-//! one `write`.
+//! one vectored `write`.
 //!
 //! Contract (format and arithmetic in `docs/spool.md`):
-//! - `append` hands each record to the OS with one `write` before returning, so a killed
-//!   process loses nothing appended; `fdatasync` runs at most every `sync_interval` (and on
-//!   roll and close), so a power cut loses at most that interval of appends, plus those made
-//!   while one background sync ran.
+//! - `append` hands each record to the OS with one vectored `write` before returning, so a
+//!   killed process loses nothing appended; `fdatasync` runs at most every `sync_interval`
+//!   (and on roll and close), so a power cut loses at most that interval of appends, plus
+//!   those made while one background sync ran.
 //! - `ack` marks one seq accepted, in any order. The acknowledgement state is persisted at the
 //!   same interval, so a crash redelivers at most that interval's acks (duplicates, which the
 //!   caller recognises by `packet_id`). Segments whose records are all acknowledged are deleted.
@@ -161,7 +161,8 @@ impl Spool {
         Ok(seqs.start)
     }
 
-    /// Appends `records` with one `write` and returns their seqs. All or none are appended.
+    /// Appends `records` (heads and payloads in vectored writes, the payloads not copied) and
+    /// returns their seqs. All or none are appended.
     pub fn append_batch(&mut self, records: &[SpoolRecord]) -> Result<Range<u64>, SpoolError> {
         self.append_batch_at(records, Now::read())
     }
