@@ -481,3 +481,29 @@ async fn read_into(
     .await;
     read.unwrap_or_else(|error| (Vec::new(), Err(std::io::Error::other(error))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path that opens but cannot be read (a folder: `read` fails with EISDIR) fails on the
+    /// first read on the blocking pool, with an error naming it, not a panic or an empty replay.
+    #[tokio::test]
+    async fn a_capture_that_cannot_be_read_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = CaptureReader::open(dir.path())
+            .await
+            .expect_err("a folder is not a capture");
+        assert!(
+            matches!(&error, CaptureReadError::Io { path, source }
+                if path == dir.path() && source.raw_os_error() == Some(nix::libc::EISDIR)),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with(&dir.path().display().to_string()),
+            "{error}"
+        );
+    }
+}
