@@ -24,11 +24,12 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use open_streaming::api::{DataPacketDetails, WriteDataPacketRequest, WriteDataPacketResponse};
+use open_streaming::api::{DataPacketDetails, WriteDataPacketRequest};
 use open_streaming::open_data::sample_data_format::Format;
 use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, SampleDataFormat};
 
 use super::session::{PacketKind, PublishError};
+use super::write_call::write_data_packet;
 use crate::spool::{Pending, PendingRecord, Spool, SpoolRecord};
 
 /// Calls in flight at once. One keeps the session's order (see the module docs).
@@ -399,10 +400,9 @@ impl Delivery {
 
     fn start_call(&mut self, outgoing: Outgoing, request: WriteDataPacketRequest) {
         let channel = self.channel.clone();
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(self.call_timeout);
+        let timeout = self.call_timeout;
         self.in_flight.spawn(async move {
-            let result = write_data_packet(channel, request).await;
+            let result = write_data_packet(channel, request, timeout, MAX_MESSAGE_BYTES).await;
             CallOutcome { outgoing, result }
         });
     }
@@ -413,14 +413,17 @@ impl Delivery {
         let Some(request) = self.request_for(record)? else {
             return Ok(());
         };
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(self.call_timeout);
-        write_data_packet(self.channel.clone(), request)
-            .await
-            .map_err(|status| PublishError::Rpc {
-                call: "WriteDataPacket",
-                status: Box::new(status),
-            })?;
+        write_data_packet(
+            self.channel.clone(),
+            request,
+            self.call_timeout,
+            MAX_MESSAGE_BYTES,
+        )
+        .await
+        .map_err(|status| PublishError::Rpc {
+            call: "WriteDataPacket",
+            status: Box::new(status),
+        })?;
         Ok(())
     }
 
@@ -515,60 +518,6 @@ impl Delivery {
         if let Err(error) = self.spool.sync() {
             tracing::error!(%error, "spool sync failed");
         }
-    }
-}
-
-/// `WriteDataPacket` as the generated client makes it, but with an encode buffer the size of
-/// the request: tonic starts from 8 KiB and doubles, copying every packet a second time on
-/// its way out (`docs/performance.md`).
-async fn write_data_packet(
-    channel: Channel,
-    request: tonic::Request<WriteDataPacketRequest>,
-) -> Result<(), Status> {
-    // The gRPC message prefix: a compression flag and a 4-byte length.
-    const PREFIX: usize = 5;
-    let codec = SizedCodec {
-        buffer: request.get_ref().encoded_len() + PREFIX,
-    };
-    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(MAX_MESSAGE_BYTES);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unknown(format!("Service was not ready: {e}")))?;
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-        "/ma.streaming.api.v1.PacketWriterService/WriteDataPacket",
-    );
-    let mut request = request;
-    request.extensions_mut().insert(tonic::GrpcMethod::new(
-        "ma.streaming.api.v1.PacketWriterService",
-        "WriteDataPacket",
-    ));
-    grpc.unary(request, path, codec).await.map(|_| ())
-}
-
-/// The prost codec of `WriteDataPacket` with an encode buffer of `buffer` bytes.
-#[derive(Debug, Clone, Copy)]
-struct SizedCodec {
-    buffer: usize,
-}
-
-impl tonic::codec::Codec for SizedCodec {
-    type Encode = WriteDataPacketRequest;
-    type Decode = WriteDataPacketResponse;
-    type Encoder = tonic_prost::ProstEncoder<WriteDataPacketRequest>;
-    type Decoder = tonic_prost::ProstDecoder<WriteDataPacketResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        // One request per call: the whole of it is yielded at once.
-        let settings = tonic::codec::BufferSettings::new(self.buffer, self.buffer);
-        tonic_prost::ProstCodec::<WriteDataPacketRequest, WriteDataPacketResponse>::raw_encoder(
-            settings,
-        )
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstCodec::<WriteDataPacketRequest, WriteDataPacketResponse>::raw_decoder(
-            tonic::codec::BufferSettings::default(),
-        )
     }
 }
 

@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod producer;
 pub mod session;
 pub mod sessions;
+mod write_call;
 
 use std::sync::Arc;
 

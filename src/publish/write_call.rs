@@ -1,0 +1,257 @@
+//! The `WriteDataPacket` call, its request sent from the packet's own buffer. tonic's codec
+//! encodes every request into a buffer of its own, which copied each packet's content (up to
+//! `batch.max_packet_bytes`) once more on its way out, into freshly allocated memory
+//! (`docs/performance.md`). Here the request goes out as three pieces: the fields before the
+//! content, the content itself (the spool record's bytes, shared, not copied) and the fields
+//! after it, which together are exactly prost's encoding of the request (a test checks this
+//! byte for byte). The answer is read by tonic's own response decoder, so statuses, trailers
+//! and transport errors mean what they mean for every other call.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use tonic::codec::Streaming;
+use tonic::codegen::{Service, http};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use open_streaming::api::{WriteDataPacketRequest, WriteDataPacketResponse};
+use open_streaming::open_data::Packet;
+
+/// The method's path, as the generated client names it.
+const PATH: &str = "/ma.streaming.api.v1.PacketWriterService/WriteDataPacket";
+/// `DataPacketDetails.message` and `WriteDataPacketRequest.detail` are field 1 of theirs;
+/// `Packet.content` is field 4.
+const DETAIL_FIELD: u32 = 1;
+const MESSAGE_FIELD: u32 = 1;
+const CONTENT_FIELD: u32 = 4;
+
+/// The request as the pieces that go out: the gRPC message prefix and every byte before
+/// the content, the content, and every byte after it.
+#[derive(Debug)]
+pub(super) struct RequestPieces {
+    pieces: [Bytes; 3],
+}
+
+impl RequestPieces {
+    /// The pieces of `request`, whose content is taken, not copied. `None` without a packet.
+    pub(super) fn new(request: WriteDataPacketRequest) -> Option<Self> {
+        let mut details = request.detail?;
+        let mut packet = details.message.take()?;
+        let content = std::mem::take(&mut packet.content);
+        let id = std::mem::take(&mut packet.id);
+        // The packet's fields before the content (1–3), then after it (5); the details'
+        // fields after the packet (2–4).
+        let before = packet.encode_to_vec();
+        let after_content = Packet {
+            id,
+            ..Packet::default()
+        }
+        .encode_to_vec();
+        let after_packet = details.encode_to_vec();
+        let content_field = if content.is_empty() {
+            0
+        } else {
+            key_len(CONTENT_FIELD) + encoded_len_varint(content.len() as u64) + content.len()
+        };
+        let packet_len = before.len() + content_field + after_content.len();
+        let details_len = key_len(MESSAGE_FIELD)
+            + encoded_len_varint(packet_len as u64)
+            + packet_len
+            + after_packet.len();
+        let request_len =
+            key_len(DETAIL_FIELD) + encoded_len_varint(details_len as u64) + details_len;
+
+        let mut head = BytesMut::with_capacity(5 + 20 + before.len() + 10);
+        head.put_u8(0);
+        head.put_u32(u32::try_from(request_len).unwrap_or(u32::MAX));
+        encode_key(DETAIL_FIELD, WireType::LengthDelimited, &mut head);
+        encode_varint(details_len as u64, &mut head);
+        encode_key(MESSAGE_FIELD, WireType::LengthDelimited, &mut head);
+        encode_varint(packet_len as u64, &mut head);
+        head.put_slice(&before);
+        if !content.is_empty() {
+            encode_key(CONTENT_FIELD, WireType::LengthDelimited, &mut head);
+            encode_varint(content.len() as u64, &mut head);
+        }
+        let mut tail = BytesMut::with_capacity(after_content.len() + after_packet.len());
+        tail.put_slice(&after_content);
+        tail.put_slice(&after_packet);
+        Some(Self {
+            pieces: [head.freeze(), content, tail.freeze()],
+        })
+    }
+
+    /// Bytes of the encoded request, without the 5-byte gRPC message prefix.
+    pub(super) fn request_len(&self) -> usize {
+        self.pieces.iter().map(Bytes::len).sum::<usize>() - 5
+    }
+
+    #[cfg(test)]
+    fn concatenated(&self) -> Vec<u8> {
+        self.pieces.concat()
+    }
+}
+
+fn key_len(field: u32) -> usize {
+    prost::encoding::key_len(field)
+}
+
+/// Makes the call on `channel` with `timeout` (sent as `grpc-timeout`, and enforced by the
+/// channel as tonic's generated client would); refuses, as tonic does, a request over
+/// `max_bytes`. The server's OK is `Ok(())`.
+pub(super) async fn write_data_packet(
+    mut channel: Channel,
+    request: WriteDataPacketRequest,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(), Status> {
+    let pieces = RequestPieces::new(request)
+        .ok_or_else(|| Status::internal("WriteDataPacket without a packet"))?;
+    if pieces.request_len() > max_bytes {
+        return Err(Status::out_of_range(format!(
+            "Error, encoded message length too large: found {} bytes, the limit is: {max_bytes} bytes",
+            pieces.request_len()
+        )));
+    }
+    let frames = pieces
+        .pieces
+        .into_iter()
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| Ok::<_, Infallible>(Frame::data(piece)));
+    let body = tonic::body::Body::new(StreamBody::new(futures_util::stream::iter(frames)));
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .version(http::Version::HTTP_2)
+        .uri(PATH)
+        .header(http::header::TE, "trailers")
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header("grpc-timeout", grpc_timeout(timeout))
+        .body(body)
+        .map_err(|error| Status::internal(error.to_string()))?;
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|error| Status::unknown(format!("Service was not ready: {error}")))?;
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|error| Status::from_error(Box::new(error)))?;
+    // As tonic's client reads a unary answer: a trailers-only error, else the message and then
+    // the trailers, whose status (or the HTTP status) decides.
+    if let Some(status) = Status::from_header_map(response.headers())
+        && status.code() != Code::Ok
+    {
+        return Err(status);
+    }
+    let status_code = response.status();
+    let decoder =
+        tonic_prost::ProstCodec::<WriteDataPacketRequest, WriteDataPacketResponse>::raw_decoder(
+            tonic::codec::BufferSettings::default(),
+        );
+    let mut answer =
+        Streaming::new_response(decoder, response.into_body(), status_code, None, None);
+    answer
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("Missing response message."))?;
+    answer.trailers().await?;
+    Ok(())
+}
+
+/// `timeout` as a `grpc-timeout` value: at most eight digits, in the finest unit that fits.
+fn grpc_timeout(timeout: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let micros = timeout.as_micros();
+    if micros <= MAX {
+        return format!("{micros}u");
+    }
+    let millis = timeout.as_millis();
+    if millis <= MAX {
+        return format!("{millis}m");
+    }
+    format!("{}S", timeout.as_secs().min(MAX as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use open_streaming::api::DataPacketDetails;
+
+    fn request(
+        content: Vec<u8>,
+        id: u64,
+        kind: &str,
+        key: &str,
+        essential: bool,
+        source: &str,
+        stream: &str,
+    ) -> WriteDataPacketRequest {
+        WriteDataPacketRequest {
+            detail: Some(DataPacketDetails {
+                message: Some(Packet {
+                    r#type: kind.to_owned(),
+                    session_key: key.to_owned(),
+                    is_essential: essential,
+                    content: content.into(),
+                    id,
+                }),
+                data_source: source.to_owned(),
+                stream: stream.to_owned(),
+                session_key: key.to_owned(),
+            }),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_pieces_are_prosts_encoding_of_the_request_with_its_prefix(
+            content in prop::collection::vec(any::<u8>(), 0..300),
+            id in prop_oneof![Just(0u64), any::<u64>()],
+            kind in "[A-Za-z]{0,12}",
+            key in "[a-f0-9-]{0,36}",
+            essential in any::<bool>(),
+            source in "[A-Za-z]{0,10}",
+            stream in "[a-z0-9]{0,6}",
+        ) {
+            let request = request(content, id, &kind, &key, essential, &source, &stream);
+            let expected = request.encode_to_vec();
+            let pieces = RequestPieces::new(request).expect("a packet");
+            let mut framed = vec![0];
+            framed.extend_from_slice(&(expected.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&expected);
+            prop_assert_eq!(pieces.request_len(), expected.len());
+            prop_assert_eq!(pieces.concatenated(), framed);
+        }
+    }
+
+    #[test]
+    fn the_content_goes_out_from_its_own_buffer() {
+        let content = Bytes::from(vec![7u8; 4096]);
+        let mut request = request(Vec::new(), 9, "RowData", "k", false, "src", "can0");
+        if let Some(packet) = request
+            .detail
+            .as_mut()
+            .and_then(|detail| detail.message.as_mut())
+        {
+            packet.content = content.clone();
+        }
+        let pieces = RequestPieces::new(request).expect("a packet");
+        assert_eq!(pieces.pieces[1].as_ptr(), content.as_ptr());
+        assert_eq!(pieces.pieces[1].len(), 4096);
+    }
+
+    #[test]
+    fn timeouts_fit_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_secs(5)), "5000000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(1000)), "1000000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(10_000_000)), "10000000S");
+        assert_eq!(grpc_timeout(Duration::MAX), "99999999S");
+    }
+}
