@@ -5,7 +5,9 @@
 //! cantools + grpcio) into a fresh server of its own.
 //!
 //! `cargo bench --bench replay_case` prints, for each, wall time, CPU-seconds of the bridge and
-//! of its server, samples/s and the bridge's peak RSS, then the ratios. The Python peer runs
+//! of its server, samples/s and the bridge's peak RSS, then the ratios. The bridge's CPU at max
+//! speed, without what a run pays once, is printed too: the difference to runs of the first
+//! half of the capture. The Python peer runs
 //! when `python3` can import cantools, grpc and grpc_tools (`pip install cantools grpcio
 //! grpcio-tools`); otherwise the benchmark says it was not run. `cargo test --benches` runs
 //! the bridge once on one repetition of the drive so the benchmark cannot silently break (its
@@ -63,6 +65,7 @@ fn main() {
     };
     let wall_spread = spread(|run| run.wall.as_secs_f64());
     let cpu_spread = spread(|run| run.cpu.as_secs_f64());
+    let full_cpu = median_cpu(&runs);
     let bridge = runs.swap_remove(runs.len() / 2);
     bridge.print(&format!(
         "ecu-bridge replay --max-speed (the median of {} runs by wall time; wall {wall_spread} s, CPU {cpu_spread} s over all)",
@@ -70,9 +73,10 @@ fn main() {
     ));
     assert!(bridge.samples > 0, "the bridge published nothing");
     let one_frame = first_line(&capture, dir.path());
-    let mut whole_runs: Vec<Duration> = (0..5)
-        .map(|_| run_bridge(dir.path(), &dbc, &one_frame).wall)
+    let one_frame_runs: Vec<Measured> = (0..5)
+        .map(|_| run_bridge(dir.path(), &dbc, &one_frame))
         .collect();
+    let mut whole_runs: Vec<Duration> = one_frame_runs.iter().map(|run| run.wall).collect();
     whole_runs.sort();
     println!(
         "start-up bound: a one-frame capture, process start to exit (config and DBC load, session start, the frame's packet accepted, end of session): median {:.1} ms of 5 (min {:.1}, max {:.1})",
@@ -83,6 +87,24 @@ fn main() {
     if !full {
         return;
     }
+    // CPU at max speed, without what every run pays once (process start, config and DBC load,
+    // session, end of session, the temporary spool): the difference to a run of the first half
+    // of the capture, and the whole run less a one-frame run.
+    let half = repeated_capture(&root.join(DRIVE), dir.path(), REPETITIONS / 2);
+    let half_runs: Vec<Measured> = (0..BRIDGE_RUNS)
+        .map(|_| run_bridge(dir.path(), &dbc, &half))
+        .collect();
+    let half_cpu = median_cpu(&half_runs);
+    let one_frame_cpu = median_cpu(&one_frame_runs);
+    let half_samples = half_runs[0].samples;
+    let full_samples = bridge.samples;
+    assert!(full_samples > half_samples, "the half capture is smaller");
+    println!(
+        "bridge CPU at max speed: {:.4} CPU-s per million samples between the first half and the whole capture (medians of {BRIDGE_RUNS} runs each: {half_cpu:.3} s for {half_samples} samples, {full_cpu:.3} s for {full_samples}); {:.4} for the whole capture less a one-frame run's {:.1} ms",
+        (full_cpu - half_cpu) / ((full_samples - half_samples) as f64 / 1e6),
+        (full_cpu - one_frame_cpu) / (full_samples as f64 / 1e6),
+        one_frame_cpu * 1e3,
+    );
     match python_peer_missing() {
         Some(why) => println!("Python peer: not run ({why})"),
         None => {
@@ -99,6 +121,13 @@ fn main() {
         }
     }
     println!("load after: {}", load_average());
+}
+
+/// The median CPU-seconds of `runs`.
+fn median_cpu(runs: &[Measured]) -> f64 {
+    let mut cpu: Vec<f64> = runs.iter().map(|run| run.cpu.as_secs_f64()).collect();
+    cpu.sort_by(f64::total_cmp);
+    cpu[cpu.len() / 2]
 }
 
 /// What one peer's run cost.
@@ -319,7 +348,7 @@ fn first_line(capture: &Path, dir: &Path) -> PathBuf {
 /// The demo drive repeated `repetitions` times, each repetition's times shifted by 40 s.
 fn repeated_capture(drive: &Path, dir: &Path, repetitions: u32) -> PathBuf {
     let text = std::fs::read_to_string(drive).expect("demo drive");
-    let path = dir.join("drive-repeated.log");
+    let path = dir.join(format!("drive-repeated-{repetitions}.log"));
     let mut out = BufWriter::new(std::fs::File::create(&path).expect("capture"));
     for repetition in 0..u64::from(repetitions) {
         for line in text.lines() {
