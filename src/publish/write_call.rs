@@ -247,6 +247,58 @@ mod tests {
         assert_eq!(pieces.pieces[1].len(), 4096);
     }
 
+    /// A server that takes the connection and never answers: the call ends with its timeout
+    /// (tonic's channel enforces the `grpc-timeout` the request carries), not never.
+    #[tokio::test]
+    async fn a_call_the_server_never_answers_ends_at_its_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let address = listener.local_addr().expect("address");
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect_lazy();
+        let started = std::time::Instant::now();
+        let request = request(vec![1; 100], 1, "RowData", "k", false, "src", "");
+        let call = write_data_packet(channel, request, Duration::from_millis(300), 1 << 20);
+        let status = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call ends by its timeout")
+            .expect_err("no answer");
+        let took = started.elapsed();
+        assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        silent.abort();
+    }
+
+    /// A request over the limit is refused before anything is sent, as tonic refuses it.
+    #[tokio::test]
+    async fn a_request_over_the_limit_is_refused_unsent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let address = listener.local_addr().expect("address");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect_lazy();
+        let request = request(vec![1; 2000], 1, "RowData", "k", false, "src", "");
+        let status = write_data_packet(channel, request, Duration::from_secs(1), 1000)
+            .await
+            .expect_err("too large");
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        assert!(status.message().contains("1000 bytes"), "{status:?}");
+        let connected = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(connected.is_err(), "nothing connected");
+    }
+
     #[test]
     fn timeouts_fit_eight_digits() {
         assert_eq!(grpc_timeout(Duration::from_secs(5)), "5000000u");
