@@ -81,13 +81,15 @@ impl Pending {
 struct Held {
     packets: HashMap<u32, Pending>,
     bytes: usize,
+    /// Rows and encoded bytes of each format's last packet, which its next packet is made for.
+    last_sizes: HashMap<u32, (usize, usize)>,
 }
 
 impl Held {
     fn remove(&mut self, format: u32) -> Option<RowPacket> {
         let pending = self.packets.remove(&format)?;
         self.bytes -= pending.held_bytes();
-        Some(pending.packet)
+        Some(self.closed(pending))
     }
 
     /// Every open packet, oldest first; none stays open.
@@ -95,7 +97,16 @@ impl Held {
         let mut all: Vec<_> = self.packets.drain().map(|(_, p)| p).collect();
         all.sort_by_key(|p| p.opened);
         self.bytes = 0;
-        all.into_iter().map(|p| p.packet).collect()
+        all.into_iter().map(|p| self.closed(p)).collect()
+    }
+
+    fn closed(&mut self, pending: Pending) -> RowPacket {
+        let packet = pending.packet;
+        self.last_sizes.insert(
+            packet.format,
+            (packet.timestamps.len(), packet.encoded_rows.len()),
+        );
+        packet
     }
 
     /// The packets at least `max_age` old at `now` (a moment a little ahead: the flush
@@ -199,26 +210,24 @@ impl BatchStage {
             if full && let Some(packet) = held.remove(header.format) {
                 output.send(Batch::Rows(packet)).await?;
             }
-            let capacity = self.max_packet_bytes / row_bytes;
-            let entry = held
-                .packets
-                .entry(header.format)
-                .or_insert_with(|| Pending {
+            let last_sizes = &held.last_sizes;
+            let entry = held.packets.entry(header.format).or_insert_with(|| {
+                let (rows, capacity) = packet_size_guess(
+                    last_sizes.get(&header.format).copied(),
+                    self.max_packet_bytes,
+                    row_bytes,
+                );
+                Pending {
                     packet: RowPacket {
                         format: header.format,
-                        timestamps: Vec::with_capacity(capacity.min(1024)),
-                        // Reserving the whole packet for every open format held 200 × 256 KiB
-                        // on four buses at max speed (docs/performance.md); grow instead.
-                        encoded_rows: Vec::with_capacity(
-                            (capacity * row_bytes)
-                                .min(self.max_packet_bytes)
-                                .min(32 << 10),
-                        ),
+                        timestamps: Vec::with_capacity(rows),
+                        encoded_rows: Vec::with_capacity(capacity),
                         samples: 0,
                         first_received: decoded.received,
                     },
                     opened: decoded.received,
-                });
+                }
+            });
             let before = entry.held_bytes();
             entry.packet.timestamps.push(header.time_ns);
             encode_row(values, &mut entry.packet.encoded_rows);
@@ -236,6 +245,31 @@ impl BatchStage {
             output.send(Batch::Laps(decoded.laps.clone())).await?;
         }
         Ok(())
+    }
+}
+
+/// Rows and bytes of rows a new packet of a format is made for (more fit; the buffers then
+/// grow): a quarter more than the format's last packet had, or, for its first, as many rows as fit (at most
+/// 1 024) and 32 KiB. A busy format's packets all fill to about the same size, so sizing each
+/// like the one before spares its buffer the copies of growing to that size every time; never
+/// reserving the whole packet up front keeps what two hundred open formats hold to their rows
+/// (`docs/performance.md`).
+fn packet_size_guess(
+    last: Option<(usize, usize)>,
+    max_packet_bytes: usize,
+    row_bytes: usize,
+) -> (usize, usize) {
+    match last {
+        // A quarter more, so a packet a little fuller than the last does not grow by a copy
+        // of all it holds (packets that went out full are reserved whole).
+        Some((rows, bytes)) => (rows + rows / 4, (bytes + bytes / 4).min(max_packet_bytes)),
+        None => {
+            let fit = max_packet_bytes / row_bytes.max(1);
+            (
+                fit.min(1024),
+                (fit * row_bytes).min(max_packet_bytes).min(32 << 10),
+            )
+        }
     }
 }
 
@@ -374,6 +408,28 @@ mod tests {
             task.await.expect("stage");
             packets
         })
+    }
+
+    /// A format's packets after its first are made the size of the one before (a quarter
+    /// more): their row buffers never grow by copying what they hold, and never reserve more
+    /// than a whole packet.
+    #[test]
+    fn a_formats_next_packet_is_sized_like_its_last() {
+        const MAX_BYTES: usize = 48 << 10;
+        let rows: Vec<(u32, u64, Vec<f64>)> = (0..3_000u64)
+            .map(|i| (0, i * 1000, (0..8).map(|k| (i + k) as f64 + 0.5).collect()))
+            .collect();
+        let packets = run_stage(&rows, 40, MAX_BYTES);
+        assert!(packets.len() >= 4, "{} packets", packets.len());
+        for pair in packets.windows(2) {
+            let (last, next) = (&pair[0], &pair[1]);
+            let reserved = (last.encoded_rows.len() * 5 / 4).min(MAX_BYTES);
+            assert_eq!(next.encoded_rows.capacity(), reserved, "grew past its size");
+            assert_eq!(
+                next.timestamps.capacity(),
+                last.timestamps.len() + last.timestamps.len() / 4
+            );
+        }
     }
 
     proptest! {
