@@ -81,15 +81,24 @@ impl Pending {
 struct Held {
     packets: HashMap<u32, Pending>,
     bytes: usize,
-    /// Rows and encoded bytes of each format's last packet, which its next packet is made for.
-    last_sizes: HashMap<u32, (usize, usize)>,
+    /// Rows of each format's last packet, when it went out full: its next packet is made for
+    /// as many, and for a whole packet of bytes.
+    filled: HashMap<u32, usize>,
 }
 
 impl Held {
     fn remove(&mut self, format: u32) -> Option<RowPacket> {
+        self.filled.remove(&format);
         let pending = self.packets.remove(&format)?;
         self.bytes -= pending.held_bytes();
-        Some(self.closed(pending))
+        Some(pending.packet)
+    }
+
+    /// [`Held::remove`] for a packet that went out because it was full.
+    fn remove_full(&mut self, format: u32) -> Option<RowPacket> {
+        let packet = self.remove(format)?;
+        self.filled.insert(format, packet.timestamps.len());
+        Some(packet)
     }
 
     /// Every open packet, oldest first; none stays open.
@@ -97,16 +106,8 @@ impl Held {
         let mut all: Vec<_> = self.packets.drain().map(|(_, p)| p).collect();
         all.sort_by_key(|p| p.opened);
         self.bytes = 0;
-        all.into_iter().map(|p| self.closed(p)).collect()
-    }
-
-    fn closed(&mut self, pending: Pending) -> RowPacket {
-        let packet = pending.packet;
-        self.last_sizes.insert(
-            packet.format,
-            (packet.timestamps.len(), packet.encoded_rows.len()),
-        );
-        packet
+        self.filled.clear();
+        all.into_iter().map(|p| p.packet).collect()
     }
 
     /// The packets at least `max_age` old at `now` (a moment a little ahead: the flush
@@ -207,13 +208,13 @@ impl BatchStage {
                 .packets
                 .get(&header.format)
                 .is_some_and(|p| p.packet.encoded_len() + row_bytes > self.max_packet_bytes);
-            if full && let Some(packet) = held.remove(header.format) {
+            if full && let Some(packet) = held.remove_full(header.format) {
                 output.send(Batch::Rows(packet)).await?;
             }
-            let last_sizes = &held.last_sizes;
+            let filled = &held.filled;
             let entry = held.packets.entry(header.format).or_insert_with(|| {
                 let (rows, capacity) = packet_size_guess(
-                    last_sizes.get(&header.format).copied(),
+                    filled.get(&header.format).copied(),
                     self.max_packet_bytes,
                     row_bytes,
                 );
@@ -249,20 +250,18 @@ impl BatchStage {
 }
 
 /// Rows and bytes of rows a new packet of a format is made for (more fit; the buffers then
-/// grow): a quarter more than the format's last packet had, or, for its first, as many rows as fit (at most
-/// 1 024) and 32 KiB. A busy format's packets all fill to about the same size, so sizing each
-/// like the one before spares its buffer the copies of growing to that size every time; never
-/// reserving the whole packet up front keeps what two hundred open formats hold to their rows
-/// (`docs/performance.md`).
+/// grow): when the format's last packet went out full, as many rows (and a quarter more) and a
+/// whole packet, which it will fill again; otherwise as many rows as fit (at most 1 024) and
+/// 32 KiB. A busy format's buffer is so spared the copies of growing to its full size every
+/// time; reserving the whole packet for a format that did not fill one held 200 × 256 KiB on
+/// four buses at max speed (`docs/performance.md`).
 fn packet_size_guess(
-    last: Option<(usize, usize)>,
+    filled_rows: Option<usize>,
     max_packet_bytes: usize,
     row_bytes: usize,
 ) -> (usize, usize) {
-    match last {
-        // A quarter more, so a packet a little fuller than the last does not grow by a copy
-        // of all it holds (packets that went out full are reserved whole).
-        Some((rows, bytes)) => (rows + rows / 4, (bytes + bytes / 4).min(max_packet_bytes)),
+    match filled_rows {
+        Some(rows) => (rows + rows / 4, max_packet_bytes),
         None => {
             let fit = max_packet_bytes / row_bytes.max(1);
             (
@@ -410,11 +409,10 @@ mod tests {
         })
     }
 
-    /// A format's packets after its first are made the size of the one before (a quarter
-    /// more): their row buffers never grow by copying what they hold, and never reserve more
-    /// than a whole packet.
+    /// A format whose packets go out full has its next packets made whole: their row buffers
+    /// never grow by copying what they hold, and never reserve more than a whole packet.
     #[test]
-    fn a_formats_next_packet_is_sized_like_its_last() {
+    fn a_format_that_fills_its_packets_gets_whole_ones() {
         const MAX_BYTES: usize = 48 << 10;
         let rows: Vec<(u32, u64, Vec<f64>)> = (0..3_000u64)
             .map(|i| (0, i * 1000, (0..8).map(|k| (i + k) as f64 + 0.5).collect()))
@@ -423,8 +421,11 @@ mod tests {
         assert!(packets.len() >= 4, "{} packets", packets.len());
         for pair in packets.windows(2) {
             let (last, next) = (&pair[0], &pair[1]);
-            let reserved = (last.encoded_rows.len() * 5 / 4).min(MAX_BYTES);
-            assert_eq!(next.encoded_rows.capacity(), reserved, "grew past its size");
+            assert_eq!(
+                next.encoded_rows.capacity(),
+                MAX_BYTES,
+                "grew past its size"
+            );
             assert_eq!(
                 next.timestamps.capacity(),
                 last.timestamps.len() + last.timestamps.len() / 4
