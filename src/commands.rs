@@ -24,7 +24,7 @@ use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use stream_api::ServerOptions;
 use stream_api::inspect::{self, Recording, WideTable};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Log line formats.
@@ -316,7 +316,7 @@ pub async fn record(
     // Sources of native frames take their framing from the map's definitions.
     let (map, _) = config.load_channel_map()?;
     let live = LiveSources::prepare(&config, &map, Some(out))?;
-    let (frames, mut drain) = mpsc::channel(64);
+    let (frames, mut drain) = ecu_bridge::pipeline::weighed::channel(64, 4 << 20);
     // The recorder decodes its own candump copy; the sources' frames are not needed here.
     let drained = tokio::spawn(async move { while drain.recv().await.is_some() {} });
     let (cancel, cancelled) = watch::channel(false);

@@ -71,7 +71,7 @@ impl DecodeStage {
     /// Runs until the input closes.
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<SourceBatch>,
+        mut input: weighed::Receiver<SourceBatch>,
         output: weighed::Sender<Decoded>,
     ) {
         // Formats announced downstream, by index: each once, with its first rows.

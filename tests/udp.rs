@@ -10,6 +10,7 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::wire::cannelloni::encode_datagram;
 use ecu_bridge::config::{Multicast, UdpSourceConfig};
 use ecu_bridge::pipeline::edge::{SourceBatch, TimedFrame};
+use ecu_bridge::pipeline::weighed;
 use ecu_bridge::source::udp::UdpSource;
 use ecu_bridge::source::{CaptureTap, SourceError};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
@@ -57,13 +58,13 @@ struct Running {
 }
 
 impl Running {
-    fn start(source: UdpSource, output: mpsc::Sender<SourceBatch>) -> Self {
+    fn start(source: UdpSource, output: weighed::Sender<SourceBatch>) -> Self {
         Self::start_with_tap(source, output, None)
     }
 
     fn start_with_tap(
         source: UdpSource,
-        output: mpsc::Sender<SourceBatch>,
+        output: weighed::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
     ) -> Self {
         let (cancel, cancel_rx) = watch::channel(false);
@@ -89,7 +90,7 @@ async fn sender() -> UdpSocket {
     UdpSocket::bind((LOCALHOST, 0)).await.expect("sender")
 }
 
-async fn next_batch(rx: &mut mpsc::Receiver<SourceBatch>) -> Vec<TimedFrame> {
+async fn next_batch(rx: &mut weighed::Receiver<SourceBatch>) -> Vec<TimedFrame> {
     timeout(WAIT, rx.recv())
         .await
         .expect("a batch in time")
@@ -157,7 +158,7 @@ fn vm_rss_kib() -> u64 {
 #[tokio::test]
 async fn datagrams_become_timed_frames_and_bad_ones_are_counted() {
     let (source, metrics) = bind(&config(1 << 16, 512));
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = weighed::channel(16, usize::MAX);
     let source = Running::start(source, tx);
     let send = sender().await;
     let extended_rtr = CanFrame::remote(CanId::extended(0x18FE_F100).expect("id"), 8).expect("rtr");
@@ -214,7 +215,7 @@ async fn datagrams_become_timed_frames_and_bad_ones_are_counted() {
 #[tokio::test]
 async fn stops_when_the_output_closes() {
     let (source, _) = bind(&config(1 << 16, 1500));
-    let (tx, rx) = mpsc::channel(1);
+    let (tx, rx) = weighed::channel(1, usize::MAX);
     let source = Running::start(source, tx);
     drop(rx);
     let result = timeout(WAIT, source.task).await.expect("stops promptly");
@@ -233,7 +234,7 @@ async fn kernel_drops_are_read_from_the_socket() {
         send.send_to(&payload, addr).await.expect("send");
         sent += 1;
     }
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = weighed::channel(1024, usize::MAX);
     let consumer = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let running = Running::start(source, tx);
     let probes = settle(&send, addr, &metrics, &mut sent).await;
@@ -281,10 +282,21 @@ async fn burst_after(
     delay: Option<Duration>,
     receive_buffer_bytes: usize,
 ) -> BurstFigures {
+    burst_into(capacity, usize::MAX, stall, delay, receive_buffer_bytes).await
+}
+
+/// [`burst_after`] into a channel of `capacity` batches weighing at most `max_bytes`.
+async fn burst_into(
+    capacity: usize,
+    max_bytes: usize,
+    stall: Duration,
+    delay: Option<Duration>,
+    receive_buffer_bytes: usize,
+) -> BurstFigures {
     let rss_before = vm_rss_kib();
     let (source, metrics) = bind(&config(receive_buffer_bytes, 1500));
     let addr = source.local_addr();
-    let (tx, mut rx) = mpsc::channel::<SourceBatch>(capacity);
+    let (tx, mut rx) = weighed::channel::<SourceBatch>(capacity, max_bytes);
     let consumer = tokio::spawn(async move {
         let mut frames = 0u64;
         tokio::time::sleep(stall).await;
@@ -402,6 +414,24 @@ async fn burst_into_a_stalled_channel_holds_a_bounded_backlog_then_drops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_into_a_stalled_channel_full_in_bytes_holds_a_bounded_backlog_then_drops() {
+    // Room for 100 000 batches but only 64 KiB of frames (about three batches of 256): the
+    // byte bound fills the channel, and the reader holds, drops and counts as when it is
+    // full in batches. Without the byte bound nothing would drop: 400 000 frames fit.
+    let figures = burst_into(100_000, 64 << 10, Duration::from_secs(3), None, 1 << 20).await;
+    check_burst("burst, stalled channel full in bytes", &figures);
+    assert!(
+        figures.channel_drops > 0,
+        "the byte bound overflows the hold"
+    );
+    assert!(
+        figures.frames_handed_on >= ecu_bridge::source::udp::HOLD_FRAMES as u64,
+        "the held frames are handed on: {}",
+        figures.frames_handed_on
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_100k_datagrams_into_a_small_socket_buffer() {
     let figures = burst(64, None, 16 * 1024).await;
     check_burst("burst, 16 KiB socket buffer", &figures);
@@ -412,7 +442,7 @@ async fn burst_of_100k_datagrams_into_a_small_socket_buffer() {
 async fn a_stop_reads_what_the_socket_already_holds() {
     let (source, metrics) = bind(&config(1 << 20, 1500));
     let addr = source.local_addr();
-    let (tx, mut rx) = mpsc::channel::<SourceBatch>(1024);
+    let (tx, mut rx) = weighed::channel(1024, usize::MAX);
     // Sent before the source runs: all of it waits in the socket when the stop comes.
     let send = sender().await;
     let frames: Vec<CanFrame> = (0..FRAMES_PER_DATAGRAM as u32)
@@ -442,7 +472,7 @@ async fn a_stop_reads_what_the_socket_already_holds() {
 #[tokio::test]
 async fn tap_gets_each_datagram_and_a_full_tap_never_blocks() {
     let (source, _) = bind(&config(1 << 16, 1500));
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = weighed::channel(64, usize::MAX);
     let (tap, mut captures) = mpsc::channel(2);
     let running = Running::start_with_tap(source, tx, Some(tap));
     let send = sender().await;
@@ -478,7 +508,7 @@ async fn ipv6_loopback() {
     let metrics = Arc::new(SourceMetrics::new("gw6"));
     // The project's machines have IPv6 loopback: a failure to bind is a failure.
     let source = UdpSource::bind("gw6", &config, metrics).expect("bind [::1]:0");
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = weighed::channel(4, usize::MAX);
     let (tap, mut captures) = mpsc::channel(4);
     let running = Running::start_with_tap(source, tx, Some(tap));
     let send = UdpSocket::bind("[::1]:0").await.expect("sender");
@@ -509,7 +539,7 @@ fn joined(group: IpAddr, interface: &str) -> UdpSource {
 /// and checks it arrives.
 async fn multicast_round_trip(group: Ipv4Addr, interface: &str) {
     let source = joined(IpAddr::V4(group), interface);
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = weighed::channel(4, usize::MAX);
     let running = Running::start(source, tx);
     let send =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::capture::route::{ReceiverChoice, ReplayInputs};
 use crate::capture::{CaptureReadError, CaptureReader};
 use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
+use crate::pipeline::weighed;
 use crate::telemetry::Metrics;
 
 /// How fast to replay.
@@ -101,7 +102,7 @@ impl ReplaySource {
     /// Returns the number of frames sent.
     pub async fn run(
         self,
-        output: mpsc::Sender<SourceBatch>,
+        output: weighed::Sender<SourceBatch>,
         metrics: Arc<Metrics>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<u64, ReplayError> {
@@ -187,7 +188,7 @@ impl ReplaySource {
         &self,
         time_ns: u64,
         clock: &mut Clock,
-        output: &mpsc::Sender<SourceBatch>,
+        output: &weighed::Sender<SourceBatch>,
         batch: &mut SourceBatch,
         cancel: &mut watch::Receiver<bool>,
     ) {
@@ -233,7 +234,7 @@ impl ReplaySource {
     }
 }
 
-async fn send(output: &mpsc::Sender<SourceBatch>, batch: &mut SourceBatch) {
+async fn send(output: &weighed::Sender<SourceBatch>, batch: &mut SourceBatch) {
     if batch.is_empty() {
         return;
     }
@@ -290,7 +291,7 @@ mod tests {
 
     /// Runs a replay and returns, per frame, its capture time and when (from start) it arrived.
     async fn replay(file: &Path, pacing: Pacing) -> (Vec<(u64, Duration)>, Arc<Metrics>) {
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, mut rx) = weighed::channel(16, usize::MAX);
         let (_cancel_tx, cancel) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let start = Instant::now();
@@ -438,7 +439,7 @@ mod tests {
     async fn an_unknown_format_is_refused_with_its_first_line() {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         writeln!(file, "\n  \nTIME,ID,DATA").expect("write");
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = weighed::channel(1, usize::MAX);
         let (_cancel_tx, cancel) = watch::channel(false);
         let source = ReplaySource {
             path: file.path().to_owned(),

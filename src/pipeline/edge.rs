@@ -5,9 +5,11 @@
 //! source ──SourceBatch──▶ decode ──Decoded──▶ batch ──Batch──▶ publish ──gRPC──▶ Stream API
 //! ```
 //!
-//! Every edge is a bounded `tokio::sync::mpsc` channel of `batch.channel_capacity` items, built
-//! by [`crate::pipeline`] (the [`Batch`] edge also holds at most 2 MiB of packets, whichever is
-//! fewer). When one is full:
+//! Every edge is a bounded channel of `batch.channel_capacity` items, built by
+//! [`crate::pipeline`], and bounded in bytes too: the [`SourceBatch`] and [`Decoded`] edges
+//! hold at most 4 MiB of frames or rows ([`crate::pipeline::weighed`]; a heavier item goes
+//! alone), the [`Batch`] edge at most 2 MiB of packets, whichever is fewer. When one is full
+//! (in items or in bytes):
 //!
 //! | edge | sender | when full |
 //! |---|---|---|
@@ -160,6 +162,18 @@ pub struct Decoded {
     pub reconfigure: Option<Arc<ChannelMap>>,
     /// Laps completed by samples in `rows`, in time order.
     pub laps: Vec<LapEvent>,
+}
+
+impl Weighed for SourceBatch {
+    /// The frames, and the bytes of native frames.
+    fn weight(&self) -> usize {
+        self.can.len() * std::mem::size_of::<TimedFrame>()
+            + self
+                .native
+                .iter()
+                .map(|native| std::mem::size_of::<NativeFrame>() + native.bytes.len())
+                .sum::<usize>()
+    }
 }
 
 impl Weighed for Decoded {

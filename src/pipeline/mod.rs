@@ -35,6 +35,12 @@ use sources::{ReplayOptions, Source, replay_inputs, replay_sources};
 /// in bytes as well as in batches: at max speed every edge is full, and 64 packets of up to
 /// `batch.max_packet_bytes` each held 16 MiB or more there (`docs/performance.md`).
 const PUBLISH_QUEUE_BYTES: usize = 2 << 20;
+/// Bytes of frames that may wait for the decode stage. The frames edge is bounded in bytes as
+/// well as in batches: 64 batches of 256 classic frames weigh 1.5 MiB, but one cannelloni
+/// datagram can carry thousands of frames, a UDP source hands on at once everything it held
+/// back while the edge was full (up to `HOLD_FRAMES`), and native frames are whole datagrams
+/// (`weighed`).
+const FRAMES_QUEUE_BYTES: usize = 4 << 20;
 /// Bytes of decoded rows that may wait for the batch stage. The rows edge is bounded in bytes
 /// as well as in batches: a batch's rows weigh 20 KiB for a powertrain CAN map and up to
 /// 1 MiB for wide CAN FD frames, so 64 batches alone could hold 64 MiB (`weighed`).
@@ -257,7 +263,7 @@ pub async fn run_reloadable(
     } = hooks;
     let started = std::time::Instant::now();
     let capacity = config.batch.channel_capacity;
-    let (frames_tx, frames_rx) = mpsc::channel(capacity);
+    let (frames_tx, frames_rx) = weighed::channel(capacity, FRAMES_QUEUE_BYTES);
     let (rows_tx, rows_rx) = weighed::channel(capacity, ROWS_QUEUE_BYTES);
     let packets_waiting = (PUBLISH_QUEUE_BYTES / config.batch.max_packet_bytes.max(1)).max(2);
     let (batches_tx, batches_rx) = mpsc::channel(capacity.min(packets_waiting));

@@ -20,6 +20,7 @@ use crate::capture::{CaptureError, CaptureWriter, RecordStats};
 use crate::config::{Config, ConfigErrors, SourceKind};
 use crate::pipeline::PipelineError;
 use crate::pipeline::edge::SourceBatch;
+use crate::pipeline::weighed;
 use crate::source::SourceError;
 use crate::source::link::Link;
 use crate::source::serial::SerialSource;
@@ -359,7 +360,7 @@ impl Source {
     /// returns how many frames it read.
     pub async fn run(
         self,
-        frames: mpsc::Sender<SourceBatch>,
+        frames: weighed::Sender<SourceBatch>,
         pipeline_metrics: Arc<Metrics>,
         cancel: watch::Receiver<bool>,
     ) -> Result<u64, PipelineError> {

@@ -1,19 +1,26 @@
 //! A channel bounded in bytes as well as in items, for an edge whose items vary in size by
 //! orders of magnitude: the rows edge from decode to batch, where a batch of 256 frames holds
 //! 20 KiB of rows for a powertrain CAN map and 1 MiB for 64-byte CAN FD frames of 512 one-bit
-//! signals (`docs/performance.md`, "Bounded memory").
+//! signals, and the frames edge from the sources to decode, where one cannelloni datagram can
+//! carry thousands of frames and a UDP source hands on everything it held back while the edge
+//! was full (`docs/performance.md`, "Bounded memory").
 //!
 //! Each item is weighed once, when sent ([`Weighed::weight`]). **When full** — as many items
 //! as the channel holds, or items weighing `max_bytes` together — the sender waits, as on every
 //! edge of the pipeline: back-pressure, nothing dropped. An item heavier than `max_bytes` counts
 //! as `max_bytes`: it waits for an empty channel and then goes alone, so no item is refused for
 //! its size. Items keep their order (one sender; the byte budget serves waiters first come,
-//! first served).
+//! first served). A sender that must never wait (a UDP source) reserves room for an item of
+//! a known weight with [`Sender::try_reserve`] instead, or waits for it with
+//! [`Sender::reserve`] where waiting is allowed.
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-use tokio::sync::mpsc::{self, WeakSender, error::SendError};
+use tokio::sync::mpsc::{
+    self, WeakSender,
+    error::{SendError, TrySendError},
+};
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 
 /// Something with a size in memory worth bounding.
 pub trait Weighed {
@@ -62,9 +69,7 @@ impl<T: Weighed> Sender<T> {
     /// Sends `item`, waiting while the channel is full in items or in bytes; gives it back if
     /// the receiver is gone.
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        let weight = u32::try_from(item.weight())
-            .unwrap_or(u32::MAX)
-            .min(self.max_bytes);
+        let weight = self.clamp(item.weight());
         // Closed only when the receiver is dropped.
         let Ok(budget) = self.bytes.acquire_many(weight).await else {
             return Err(SendError(item));
@@ -79,9 +84,75 @@ impl<T: Weighed> Sender<T> {
         }
     }
 
+    /// Waits for room for one item of `weight` bytes; fails once the receiver is gone.
+    pub async fn reserve(&self, weight: usize) -> Result<Permit<'_, T>, SendError<()>> {
+        let weight = self.clamp(weight);
+        let budget = self
+            .bytes
+            .acquire_many(weight)
+            .await
+            .map_err(|_| SendError(()))?;
+        let slot = self.items.reserve().await.map_err(|_| SendError(()))?;
+        Ok(Permit {
+            slot,
+            budget,
+            weight,
+        })
+    }
+
+    /// Room for one item of `weight` bytes now, or why not: full (in items or in bytes) or
+    /// closed.
+    pub fn try_reserve(&self, weight: usize) -> Result<Permit<'_, T>, TrySendError<()>> {
+        let weight = self.clamp(weight);
+        let budget = match self.bytes.try_acquire_many(weight) {
+            Ok(budget) => budget,
+            Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full(())),
+            Err(TryAcquireError::Closed) => return Err(TrySendError::Closed(())),
+        };
+        let slot = self.items.try_reserve()?;
+        Ok(Permit {
+            slot,
+            budget,
+            weight,
+        })
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.items.is_closed()
+    }
+
+    /// Completes when the receiver is gone.
+    pub async fn closed(&self) {
+        self.items.closed().await;
+    }
+
+    fn clamp(&self, weight: usize) -> u32 {
+        u32::try_from(weight)
+            .unwrap_or(u32::MAX)
+            .min(self.max_bytes)
+    }
+
     /// A sender that does not keep the channel open (the queue-depth sampler's).
     pub fn downgrade(&self) -> WeakSender<(T, u32)> {
         self.items.downgrade()
+    }
+}
+
+/// Room for one item, reserved by weight: the item sent through it counts as that weight.
+#[derive(Debug)]
+pub struct Permit<'a, T> {
+    slot: mpsc::Permit<'a, (T, u32)>,
+    budget: SemaphorePermit<'a>,
+    weight: u32,
+}
+
+impl<T> Permit<'_, T> {
+    /// Sends `item` in the room reserved.
+    pub fn send(self, item: T) {
+        // The receiver gives the bytes back when it takes the item.
+        self.budget.forget();
+        self.slot.send((item, self.weight));
     }
 }
 
@@ -162,6 +233,41 @@ mod tests {
         }
         producer.await.expect("producer");
         assert_eq!(labels, (0..10).collect::<Vec<_>>(), "all, in order");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_reserved_by_weight_is_refused_while_the_bytes_are_full_and_waited_for() {
+        let (sender, mut receiver) = channel::<Item>(64, 1000);
+        sender.try_reserve(600).expect("room").send(Item(600, 0));
+        assert!(
+            matches!(sender.try_reserve(600), Err(TrySendError::Full(()))),
+            "600 + 600 bytes over the bound"
+        );
+        // A permit not used gives its bytes back.
+        drop(sender.try_reserve(400).expect("400 bytes fit"));
+        sender
+            .try_reserve(400)
+            .expect("still fit")
+            .send(Item(400, 1));
+        let waiting = tokio::spawn(async move {
+            sender.reserve(300).await.expect("room").send(Item(300, 2));
+            sender
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "waits for bytes");
+        assert_eq!(receiver.recv().await, Some(Item(600, 0)));
+        let sender = waiting.await.expect("task");
+        assert_eq!(receiver.recv().await, Some(Item(400, 1)));
+        assert_eq!(receiver.recv().await, Some(Item(300, 2)));
+        drop(receiver);
+        assert!(matches!(
+            sender.try_reserve(1),
+            Err(TrySendError::Closed(()))
+        ));
+        assert!(sender.reserve(1).await.is_err(), "receiver gone");
+        tokio::time::timeout(Duration::from_secs(1), sender.closed())
+            .await
+            .expect("closed completes");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,6 @@
 //! Live sources: the only code that touches sockets or serial lines (capture files are read by
 //! `capture::replay`). Each emits
-//! [`SourceBatch`]es — CAN frames from a CAN transport, or whole native frames of a frame
+//! [`SourceBatch`](crate::pipeline::edge::SourceBatch)es — CAN frames from a CAN transport, or whole native frames of a frame
 //! definition — stamped with their receive time, and may hand every
 //! raw input to a [`CaptureTap`] for `ecu-bridge record`.
 //!

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use decoders::wire::slcan::{BEL, CR, SlcanBitrate, SlcanCommand};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::link::{Link, Port};
@@ -38,6 +38,7 @@ use super::receiver::ByteStreamReceiver;
 use super::{CaptureTap, NativeInput, RawCapture, SourceError};
 use crate::config::{SerialSourceConfig, SlcanSetup};
 use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
+use crate::pipeline::weighed;
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// How long the adapter has to answer each set-up command.
@@ -176,7 +177,7 @@ impl SerialSource {
     /// `cancel` turns true (or its sender is dropped) or `output` closes.
     pub async fn run(
         self,
-        output: mpsc::Sender<SourceBatch>,
+        output: weighed::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
@@ -253,7 +254,7 @@ impl SerialSource {
     /// output closed first. Also returns the number of attempts.
     async fn reconnect(
         &self,
-        output: &mpsc::Sender<SourceBatch>,
+        output: &weighed::Sender<SourceBatch>,
         cancel: &mut watch::Receiver<bool>,
     ) -> Option<(Port, Bytes, u32)> {
         let (mut delay, reconnect_max) = self.link.reconnect_delays();
@@ -339,7 +340,7 @@ struct Reader {
     buf: BytesMut,
     /// Frames completed by the current read, sent on in batches.
     frames: SourceBatch,
-    output: mpsc::Sender<SourceBatch>,
+    output: weighed::Sender<SourceBatch>,
     /// `None` when not recording, or once the recorder has gone.
     tap: Option<CaptureTap>,
 }
@@ -725,7 +726,7 @@ mod tests {
         assert_eq!(&first[..], b"\nt1230\rt12");
     }
 
-    fn test_reader(output: mpsc::Sender<SourceBatch>, tap: Option<CaptureTap>) -> Reader {
+    fn test_reader(output: weighed::Sender<SourceBatch>, tap: Option<CaptureTap>) -> Reader {
         Reader {
             name: "usb".into(),
             metrics: Arc::new(SourceMetrics::new("usb")),
@@ -740,8 +741,8 @@ mod tests {
     #[tokio::test]
     async fn session_sends_all_frames_in_bounded_batches_then_reports_eof() {
         let (mut port, mut adapter) = duplex(1 << 16);
-        let (tx, mut rx) = mpsc::channel(4);
-        let (tap_tx, mut tap_rx) = mpsc::channel(1024);
+        let (tx, mut rx) = weighed::channel(4, usize::MAX);
+        let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel(1024);
         let (_cancel_tx, mut cancel) = watch::channel(false);
         let mut reader = test_reader(tx, Some(tap_tx));
         let mut written = Vec::new();
@@ -796,7 +797,7 @@ mod tests {
     #[tokio::test]
     async fn session_stops_when_the_output_closes_even_if_the_line_is_idle() {
         let (mut port, _adapter) = duplex(64);
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = weighed::channel(1, usize::MAX);
         let (_cancel_tx, mut cancel) = watch::channel(false);
         let mut reader = test_reader(tx, None);
         drop(rx);

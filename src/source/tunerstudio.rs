@@ -28,7 +28,7 @@ use bytes::Bytes;
 use decoders::frame::{Endian, Framing};
 use decoders::ini::{Command, EnvelopeDecoder, IniFile, Reply, Status, chunks, encode_envelope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
@@ -37,6 +37,7 @@ use super::receiver::ByteStreamReceiver;
 use super::{CaptureTap, NativeInput, RawCapture, SourceError};
 use crate::config::PollConfig;
 use crate::pipeline::edge::SourceBatch;
+use crate::pipeline::weighed;
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Times one piece of a block is asked for before the block is dropped.
@@ -194,7 +195,7 @@ impl PolledSource {
     /// device or bridge being absent, and a signature that does not match the INI.
     pub async fn run(
         self,
-        output: mpsc::Sender<SourceBatch>,
+        output: weighed::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
@@ -490,7 +491,7 @@ impl PolledSource {
 struct PollState {
     receiver: ByteStreamReceiver,
     batch: SourceBatch,
-    output: mpsc::Sender<SourceBatch>,
+    output: weighed::Sender<SourceBatch>,
     tap: Option<CaptureTap>,
     /// The ECU was lost (or never reached) and has not answered since.
     lost: bool,

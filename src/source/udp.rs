@@ -7,7 +7,8 @@
 //! recording replays into the same frames. Never parses frames itself, never blocks its reader.
 //!
 //! Invariants:
-//! - Edge policy: the batch goes out with `try_send`. While the channel is full the reader
+//! - Edge policy: the batch goes out through room reserved without waiting
+//!   (`try_reserve` by its weight). While the channel is full (in batches or in bytes) the reader
 //!   keeps its frames and goes on reading, up to [`HOLD_FRAMES`] (a stall of about half a
 //!   second at 100 000 frames/s, about 5 MiB); only frames beyond that are dropped and
 //!   counted (`channel_drops`, `frames_dropped`), logged once per episode. An ECU cannot be
@@ -35,12 +36,13 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::receiver::DatagramReceiver;
 use super::{CaptureTap, NativeInput, RawCapture, SourceError};
 use crate::config::{Multicast, UdpSourceConfig};
 use crate::pipeline::edge::{FRAMES_PER_BATCH, SourceBatch};
+use crate::pipeline::weighed::{self, Weighed};
 use crate::telemetry::{Metrics, SourceMetrics};
 
 /// Datagrams read in one pass before the loop goes back to check `cancel` and the output.
@@ -142,7 +144,7 @@ impl UdpSource {
     /// datagrams are counted in the metrics and skipped.
     pub async fn run(
         self,
-        output: mpsc::Sender<SourceBatch>,
+        output: weighed::Sender<SourceBatch>,
         tap: Option<CaptureTap>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
@@ -189,7 +191,7 @@ impl UdpSource {
                 ready = socket.readable() => ready.map_err(io("waiting for datagrams"))?,
                 // Frames held back by a full channel go as soon as it has room, even if no
                 // further datagram arrives.
-                permit = output.reserve(), if !reader.pending.is_empty() => {
+                permit = output.reserve(reader.pending.weight()), if !reader.pending.is_empty() => {
                     let Ok(permit) = permit else { break };
                     reader.send_held(permit);
                     continue;
@@ -283,7 +285,7 @@ impl Reader {
     fn read_pass(
         &mut self,
         socket: &UdpSocket,
-        output: &mpsc::Sender<SourceBatch>,
+        output: &weighed::Sender<SourceBatch>,
     ) -> io::Result<Pass> {
         let fd = socket.as_raw_fd();
         for _ in 0..DATAGRAMS_PER_PASS {
@@ -356,11 +358,11 @@ impl Reader {
     /// it) up to [`HOLD_FRAMES`]; frames beyond are dropped and counted, the held ones kept
     /// (the oldest, contiguous with what went before). Returns false when
     /// the channel is closed.
-    fn send_pending(&mut self, output: &mpsc::Sender<SourceBatch>) -> bool {
+    fn send_pending(&mut self, output: &weighed::Sender<SourceBatch>) -> bool {
         if self.pending.is_empty() {
             return true;
         }
-        match output.try_reserve() {
+        match output.try_reserve(self.pending.weight()) {
             Ok(permit) => {
                 self.send_held(permit);
                 true
@@ -384,7 +386,7 @@ impl Reader {
     /// At the stop: reads what the socket already holds, straight from the (non-blocking)
     /// descriptor, since the runtime's readiness flag may lag; at most a bounded number of
     /// datagrams, never waiting.
-    fn drain_socket(&mut self, socket: &UdpSocket, output: &mpsc::Sender<SourceBatch>) {
+    fn drain_socket(&mut self, socket: &UdpSocket, output: &weighed::Sender<SourceBatch>) {
         const MAX_DATAGRAMS: usize = 64 * DATAGRAMS_PER_PASS;
         let fd = socket.as_raw_fd();
         for _ in 0..MAX_DATAGRAMS {
@@ -402,7 +404,7 @@ impl Reader {
 
     /// At the stop: the frames held back wait for room (the later stages drain), or are
     /// counted as dropped if the pipeline is gone.
-    async fn hand_on_held(&mut self, output: &mpsc::Sender<SourceBatch>) {
+    async fn hand_on_held(&mut self, output: &weighed::Sender<SourceBatch>) {
         if self.pending.is_empty() {
             return;
         }
@@ -414,7 +416,7 @@ impl Reader {
     }
 
     /// Sends `pending` through a reserved slot.
-    fn send_held(&mut self, permit: mpsc::Permit<'_, SourceBatch>) {
+    fn send_held(&mut self, permit: weighed::Permit<'_, SourceBatch>) {
         let fresh = self.receiver.empty_batch();
         permit.send(std::mem::replace(&mut self.pending, fresh));
         if self.episode_drops > 0 {

@@ -19,6 +19,7 @@ use ecu_bridge::config::{
     FlowControl, Parity, SerialSourceConfig, SlcanSetup, SourceConfig, SourceKind, UdpSourceConfig,
 };
 use ecu_bridge::pipeline::edge::TimedFrame;
+use ecu_bridge::pipeline::weighed;
 use ecu_bridge::source::RawCapture;
 use ecu_bridge::source::receiver::{CannelloniReceiver, SlcanReceiver};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
@@ -176,7 +177,7 @@ async fn record(dir: &Path, captures: Vec<RawCapture>) -> ecu_bridge::capture::R
 }
 
 async fn replay(path: &Path) -> (Vec<(u64, CanFrame)>, Arc<Metrics>) {
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = weighed::channel(16, usize::MAX);
     let (_cancel_tx, cancel) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let source = ReplaySource {

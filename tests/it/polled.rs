@@ -14,10 +14,11 @@ use std::time::Duration;
 use decoders::ini::IniFile;
 use ecu_bridge::config::Config;
 use ecu_bridge::pipeline::sources::LiveSources;
+use ecu_bridge::pipeline::weighed;
 use ecu_bridge::simulate::{Fault, PtyEnd, SimControl, SimStats, Simulator, serve_tcp};
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::live::{LiveRun, replay, samples, start_server, until};
@@ -414,7 +415,7 @@ async fn a_signature_mismatch_stops_the_source_naming_both() {
     let (map, _) = config.load_channel_map().expect("map");
     let mut live = LiveSources::prepare(&config, &map, None).expect("sources");
     let source = live.sources.remove(0);
-    let (frames, _keep) = mpsc::channel(8);
+    let (frames, _keep) = weighed::channel(8, usize::MAX);
     let (_cancel_tx, cancel) = watch::channel(false);
     let pipeline = std::sync::Arc::new(Metrics::default());
     let error = tokio::time::timeout(
@@ -554,7 +555,7 @@ async fn poll_address(
     });
     let metrics = std::sync::Arc::new(SourceMetrics::new("ecu"));
     let source = PolledSource::new("ecu", link, plan, "OutputChannels", metrics.clone());
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = weighed::channel(16, usize::MAX);
     let (cancel_tx, cancel) = watch::channel(false);
     let run = tokio::spawn(source.run(tx, None, cancel));
     let mut received = Vec::new();

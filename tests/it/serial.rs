@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use ecu_bridge::config::{FlowControl, Parity, SerialSourceConfig, SlcanSetup};
 use ecu_bridge::pipeline::edge::{SourceBatch, TimedFrame};
+use ecu_bridge::pipeline::weighed;
 use ecu_bridge::source::SourceError;
 use ecu_bridge::source::serial::SerialSource;
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tracing::instrument::WithSubscriber;
 
 /// Bounds every await, so a failing test ends instead of hanging.
@@ -183,7 +184,7 @@ pub(crate) fn point(link: &Path, target: &Path) {
     std::fs::rename(&temporary, link).expect("re-point symlink");
 }
 
-async fn receive(rx: &mut mpsc::Receiver<SourceBatch>, count: usize) -> Vec<TimedFrame> {
+async fn receive(rx: &mut weighed::Receiver<SourceBatch>, count: usize) -> Vec<TimedFrame> {
     let mut frames = Vec::new();
     while frames.len() < count {
         let batch = tokio::time::timeout(LIMIT, rx.recv())
@@ -210,7 +211,7 @@ async fn serial_source_reads_frames_and_survives_unplug() {
     let metrics = Arc::new(SourceMetrics::new("usb"));
     let logs = Logs::default();
     let subscriber = logs.subscriber();
-    let (tx, mut rx) = mpsc::channel(8);
+    let (tx, mut rx) = weighed::channel(8, usize::MAX);
     let (cancel_tx, cancel) = watch::channel(false);
     let source = SerialSource::new("usb", config(&link), metrics.clone());
     let task = tokio::spawn(source.run(tx, None, cancel).with_subscriber(subscriber));
@@ -276,7 +277,7 @@ async fn refused_bitrate_at_start_fails_naming_the_command() {
     let link = dir.path().join("adapter");
     let (mut adapter, slave) = FakeAdapter::new();
     point(&link, &slave);
-    let (tx, _rx) = mpsc::channel(1);
+    let (tx, _rx) = weighed::channel(1, usize::MAX);
     let (_cancel_tx, cancel) = watch::channel(false);
     let source = SerialSource::new("usb", config(&link), Arc::default());
     let task = tokio::spawn(source.run(tx, None, cancel));
@@ -307,7 +308,7 @@ async fn a_device_absent_at_start_is_waited_for_and_other_open_failures_are_erro
     let dir = tempfile::tempdir().expect("temp dir");
     let link = dir.path().join("adapter");
     let logs = Logs::default();
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = weighed::channel(4, usize::MAX);
     let (_cancel_tx, cancel) = watch::channel(false);
     let metrics = Arc::new(SourceMetrics::new("usb"));
     let source = SerialSource::new("usb", config(&link), metrics.clone());
@@ -352,7 +353,7 @@ async fn a_device_absent_at_start_is_waited_for_and_other_open_failures_are_erro
         .expect("no error");
 
     // A path that exists but is no serial device is a configuration mistake: an error at once.
-    let (tx, _rx) = mpsc::channel(1);
+    let (tx, _rx) = weighed::channel(1, usize::MAX);
     let (_cancel_tx, cancel) = watch::channel(false);
     let source = SerialSource::new("usb", config(dir.path()), Arc::default());
     let error = tokio::time::timeout(LIMIT, source.run(tx, None, cancel))
@@ -369,7 +370,7 @@ async fn cancel_stops_the_reconnect_backoff() {
     let (mut adapter, slave) = FakeAdapter::new();
     point(&link, &slave);
     let logs = Logs::default();
-    let (tx, mut rx) = mpsc::channel(1);
+    let (tx, mut rx) = weighed::channel(1, usize::MAX);
     let (cancel_tx, cancel) = watch::channel(false);
     let mut config = config(&link);
     // Far longer than the test: only cancellation can end the wait.
@@ -410,7 +411,7 @@ async fn vanished_device_path_is_an_outage_even_if_reads_do_not_fail() {
     point(&link, &slave);
     let logs = Logs::default();
     let metrics = Arc::new(SourceMetrics::new("usb"));
-    let (tx, mut rx) = mpsc::channel(1);
+    let (tx, mut rx) = weighed::channel(1, usize::MAX);
     let (cancel_tx, cancel) = watch::channel(false);
     let source = SerialSource::new("usb", config(&link), metrics.clone());
     let task = tokio::spawn(

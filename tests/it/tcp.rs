@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ecu_bridge::config::{SlcanSetup, TcpSourceConfig};
 use ecu_bridge::pipeline::edge::SourceBatch;
+use ecu_bridge::pipeline::weighed;
 use ecu_bridge::source::link::Link;
 use ecu_bridge::source::serial::SerialSource;
 use ecu_bridge::telemetry::{Metrics, SourceMetrics};
@@ -43,7 +44,7 @@ async fn accept_and_initialise(listener: &TcpListener) -> (TcpStream, Vec<u8>) {
     (stream, seen)
 }
 
-async fn frames(rx: &mut mpsc::Receiver<SourceBatch>, count: usize) -> Vec<u32> {
+async fn frames(rx: &mut weighed::Receiver<SourceBatch>, count: usize) -> Vec<u32> {
     let mut ids = Vec::new();
     while ids.len() < count {
         let batch = tokio::time::timeout(LIMIT, rx.recv())
@@ -70,7 +71,7 @@ async fn slcan_over_tcp_is_initialised_read_and_reconnected() {
     });
     let metrics = Arc::new(SourceMetrics::new("bridge"));
     let source = SerialSource::over("bridge", link, metrics.clone());
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = weighed::channel(16, usize::MAX);
     let (tap, mut tapped) = mpsc::channel(1024);
     let (cancel_tx, cancel) = watch::channel(false);
     let run = tokio::spawn(source.run(tx, Some(tap), cancel));
