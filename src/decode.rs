@@ -120,6 +120,9 @@ impl DecodeStage {
                 self.count_compound(&mut compound_seen);
             }
             self.metrics.live_values.record(&self.map, &decoded.rows);
+            // Counted once their values are in the live table: whoever sees a frame counted
+            // (`/values`, `watch`) sees its values too.
+            Metrics::add(&self.metrics.frames_in, frames.len() as u64);
             decoded.new_formats = self.announce_used(&decoded.rows, &mut announced);
             if decoded.rows.is_empty()
                 && decoded.new_formats.is_empty()
@@ -154,7 +157,6 @@ impl DecodeStage {
             }
         }
         let metrics = &self.metrics;
-        Metrics::add(&metrics.frames_in, frames.len() as u64);
         Metrics::add(&metrics.unknown_ids, unknown);
         Metrics::add(&metrics.short_frames, short);
         Metrics::add(&metrics.frames_without_values, without_values);
@@ -212,7 +214,6 @@ impl DecodeStage {
                 }
             }
         }
-        Metrics::add(&self.metrics.frames_in, frames.len() as u64);
         Metrics::add(&self.metrics.unknown_ids, unknown);
         Self::count_rows(&self.metrics, rows, rows_before);
     }
