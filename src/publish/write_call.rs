@@ -247,22 +247,28 @@ mod tests {
         assert_eq!(pieces.pieces[1].len(), 4096);
     }
 
-    /// A server that takes the connection and never answers: the call ends with its timeout
-    /// (tonic's channel enforces the `grpc-timeout` the request carries), not never.
-    #[tokio::test]
-    async fn a_call_the_server_never_answers_ends_at_its_timeout() {
+    /// A listener on 127.0.0.1 port 0 and a channel to it, not yet connected.
+    async fn listener_and_channel() -> (tokio::net::TcpListener, Channel) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
         let address = listener.local_addr().expect("address");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect_lazy();
+        (listener, channel)
+    }
+
+    /// A server that takes the connection and never answers: the call ends with its timeout
+    /// (tonic's channel enforces the `grpc-timeout` the request carries), not never.
+    #[tokio::test]
+    async fn a_call_the_server_never_answers_ends_at_its_timeout() {
+        let (listener, channel) = listener_and_channel().await;
         let silent = tokio::spawn(async move {
             let (socket, _) = listener.accept().await.expect("accept");
             std::future::pending::<()>().await;
             drop(socket);
         });
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .expect("endpoint")
-            .connect_lazy();
         let started = std::time::Instant::now();
         let request = request(vec![1; 100], 1, "RowData", "k", false, "src", "");
         let call = write_data_packet(channel, request, Duration::from_millis(300), 1 << 20);
@@ -282,13 +288,7 @@ mod tests {
     /// A request over the limit is refused before anything is sent, as tonic refuses it.
     #[tokio::test]
     async fn a_request_over_the_limit_is_refused_unsent() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("listen");
-        let address = listener.local_addr().expect("address");
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .expect("endpoint")
-            .connect_lazy();
+        let (listener, channel) = listener_and_channel().await;
         let request = request(vec![1; 2000], 1, "RowData", "k", false, "src", "");
         let status = write_data_packet(channel, request, Duration::from_secs(1), 1000)
             .await
