@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use tonic::codec::Streaming;
 use tonic::codegen::{Service, http};
 use tonic::transport::Channel;
@@ -98,10 +98,6 @@ impl RequestPieces {
     }
 }
 
-fn key_len(field: u32) -> usize {
-    prost::encoding::key_len(field)
-}
-
 /// Makes the call on `channel` with `timeout` (sent as `grpc-timeout`, and enforced by the
 /// channel as tonic's generated client would); refuses, as tonic does, a request over
 /// `max_bytes`. The server's OK is `Ok(())`.
@@ -141,12 +137,15 @@ pub(super) async fn write_data_packet(
         .call(request)
         .await
         .map_err(|error| Status::from_error(Box::new(error)))?;
-    // As tonic's client reads a unary answer: a trailers-only error, else the message and then
-    // the trailers, whose status (or the HTTP status) decides.
-    if let Some(status) = Status::from_header_map(response.headers())
-        && status.code() != Code::Ok
-    {
-        return Err(status);
+    // As tonic's client reads a unary answer: a trailers-only answer has no message (an error,
+    // or OK without the message a unary call owes), else the message and then the trailers,
+    // whose status (or the HTTP status) decides.
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        return Err(if status.code() == Code::Ok {
+            Status::internal("Missing response message.")
+        } else {
+            status
+        });
     }
     let status_code = response.status();
     let decoder =
@@ -245,6 +244,55 @@ mod tests {
         let pieces = RequestPieces::new(request).expect("a packet");
         assert_eq!(pieces.pieces[1].as_ptr(), content.as_ptr());
         assert_eq!(pieces.pieces[1].len(), 4096);
+    }
+
+    /// Our Stream API, strict or not, and a channel to it.
+    async fn server(strict: bool) -> (stream_api::ServerHandle, Channel) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let options = stream_api::ServerOptions {
+            strict,
+            record: None,
+        };
+        let server = stream_api::spawn(listener, options)
+            .await
+            .expect("server starts");
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
+                .expect("endpoint")
+                .connect_lazy();
+        (server, channel)
+    }
+
+    /// The server's answers read as tonic reads them: OK from a lenient server, and a strict
+    /// server's refusal (a packet for a session it never opened; an error sent as headers
+    /// only) as its own code and message, which decide between retrying and rejecting.
+    #[tokio::test]
+    async fn the_servers_ok_and_its_refusal_come_back_as_they_were_sent() {
+        let packet = || {
+            request(
+                vec![1; 64],
+                7,
+                "RowData",
+                "no-such-session",
+                false,
+                "src",
+                "",
+            )
+        };
+        let (lenient, channel) = server(false).await;
+        write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
+            .await
+            .expect("a lenient server takes it");
+        assert_eq!(lenient.stats().packets, 1, "{:?}", lenient.stats());
+        let (strict, channel) = server(true).await;
+        let status = write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
+            .await
+            .expect_err("a strict server refuses it");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(!status.message().is_empty(), "{status:?}");
+        assert!(!strict.violations().is_empty());
     }
 
     /// A listener on 127.0.0.1 port 0 and a channel to it, not yet connected.
