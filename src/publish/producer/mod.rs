@@ -355,7 +355,6 @@ impl Producer {
         }
     }
 
-    /// The data-format id for an ordered parameter list, asked once and cached (rules 21–25).
     /// Resolves, all at once, the data-format ids of every list in `lists` this session does
     /// not have yet (the first packets of a car's formats then wait for one round trip, not one
     /// each), and journals them once.
@@ -378,6 +377,7 @@ impl Producer {
         self.journal()
     }
 
+    /// The data-format id for an ordered parameter list, asked once and cached (rules 21–25).
     pub async fn data_format_id(&mut self, parameters: &[String]) -> Result<u64, PublishError> {
         if let Some(id) = self.current.format_ids.get(parameters) {
             return Ok(*id);
