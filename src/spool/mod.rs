@@ -31,7 +31,7 @@ mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, OpenOptions};
-use std::io::{self, IoSlice};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -260,21 +260,9 @@ impl Spool {
             Some(writer) => writer,
             None => self.start_segment(&path, now)?,
         };
-        self.buf.clear();
         let first = self.next_seq;
-        let mut head_ends = Vec::with_capacity(records.len());
-        for (seq, record) in (first..).zip(records) {
-            record::encode_head(seq, record, &mut self.buf);
-            head_ends.push(self.buf.len());
-        }
         // Each record's head, then its payload as it is: a packet's bytes are not copied.
-        let mut parts = Vec::with_capacity(2 * records.len());
-        let mut head_start = 0;
-        for (record, head_end) in records.iter().zip(head_ends) {
-            parts.push(IoSlice::new(&self.buf[head_start..head_end]));
-            parts.push(IoSlice::new(&record.payload));
-            head_start = head_end;
-        }
+        let mut parts = record::encode_parts(first, records, &mut self.buf);
         let written = writer.write_parts(&mut parts);
         let bytes = writer.len();
         if !writer.is_poisoned() {

@@ -11,6 +11,8 @@
 //! 40 8 first_time_ns    48 8 last_time_ns  56 stream_len bytes of stream, then payload
 //! ```
 
+use std::io::IoSlice;
+
 use bytes::Bytes;
 
 /// Marks the start of every record, so a reader that lost its place (a corrupt length or a
@@ -110,6 +112,30 @@ pub(crate) fn encode_head(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
     let crc = crc32c::crc32c(&out[start + field::PAYLOAD_LEN.start..]);
     let crc = crc32c::crc32c_append(crc, &record.payload);
     out[start + field::CRC.start..start + field::CRC.end].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The records from `first_seq` on as the parts of one vectored write: each record's head
+/// (encoded into `heads`, cleared first) followed by its payload as it is, not copied.
+pub(crate) fn encode_parts<'a>(
+    first_seq: u64,
+    records: &'a [SpoolRecord],
+    heads: &'a mut Vec<u8>,
+) -> Vec<IoSlice<'a>> {
+    heads.clear();
+    let mut ends = Vec::with_capacity(records.len());
+    for (seq, record) in (first_seq..).zip(records) {
+        encode_head(seq, record, heads);
+        ends.push(heads.len());
+    }
+    let heads: &'a [u8] = heads;
+    let mut parts = Vec::with_capacity(2 * records.len());
+    let mut start = 0;
+    for (record, end) in records.iter().zip(ends) {
+        parts.push(IoSlice::new(&heads[start..end]));
+        parts.push(IoSlice::new(&record.payload));
+        start = end;
+    }
+    parts
 }
 
 /// A validated record at the start of a byte slice.

@@ -424,18 +424,7 @@ mod tests {
             .collect();
         let write = |writer: &mut SegmentWriter<FailAfter>, first_seq: u64| {
             let mut heads = Vec::new();
-            let mut ends = Vec::new();
-            for (seq, record) in (first_seq..).zip(&records) {
-                crate::spool::record::encode_head(seq, record, &mut heads);
-                ends.push(heads.len());
-            }
-            let mut parts = Vec::new();
-            let mut start = 0;
-            for (record, end) in records.iter().zip(ends) {
-                parts.push(IoSlice::new(&heads[start..end]));
-                parts.push(IoSlice::new(&record.payload));
-                start = end;
-            }
+            let mut parts = crate::spool::record::encode_parts(first_seq, &records, &mut heads);
             writer.write_parts(&mut parts)
         };
         let sink = FailAfter {
