@@ -69,18 +69,12 @@ impl<T: Weighed> Sender<T> {
     /// Sends `item`, waiting while the channel is full in items or in bytes; gives it back if
     /// the receiver is gone.
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        let weight = self.clamp(item.weight());
-        // Closed only when the receiver is dropped.
-        let Ok(budget) = self.bytes.acquire_many(weight).await else {
-            return Err(SendError(item));
-        };
-        match self.items.send((item, weight)).await {
-            Ok(()) => {
-                // The receiver gives the bytes back when it takes the item.
-                budget.forget();
+        match self.reserve(item.weight()).await {
+            Ok(permit) => {
+                permit.send(item);
                 Ok(())
             }
-            Err(SendError((item, _))) => Err(SendError(item)),
+            Err(SendError(())) => Err(SendError(item)),
         }
     }
 
