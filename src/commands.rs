@@ -316,7 +316,8 @@ pub async fn record(
     // Sources of native frames take their framing from the map's definitions.
     let (map, _) = config.load_channel_map()?;
     let live = LiveSources::prepare(&config, &map, Some(out))?;
-    let (frames, mut drain) = ecu_bridge::pipeline::weighed::channel(64, 4 << 20);
+    let (frames, mut drain) =
+        ecu_bridge::pipeline::weighed::channel(64, ecu_bridge::pipeline::FRAMES_QUEUE_BYTES);
     // The recorder decodes its own candump copy; the sources' frames are not needed here.
     let drained = tokio::spawn(async move { while drain.recv().await.is_some() {} });
     let (cancel, cancelled) = watch::channel(false);

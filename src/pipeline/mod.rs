@@ -40,7 +40,7 @@ const PUBLISH_QUEUE_BYTES: usize = 2 << 20;
 /// datagram can carry thousands of frames, a UDP source hands on at once everything it held
 /// back while the edge was full (up to `HOLD_FRAMES`), and native frames are whole datagrams
 /// (`weighed`).
-const FRAMES_QUEUE_BYTES: usize = 4 << 20;
+pub const FRAMES_QUEUE_BYTES: usize = 4 << 20;
 /// Bytes of decoded rows that may wait for the batch stage. The rows edge is bounded in bytes
 /// as well as in batches: a batch's rows weigh 20 KiB for a powertrain CAN map and up to
 /// 1 MiB for wide CAN FD frames, so 64 batches alone could hold 64 MiB (`weighed`).

@@ -1,8 +1,7 @@
 //! Live sources: the only code that touches sockets or serial lines (capture files are read by
-//! `capture::replay`). Each emits
-//! [`SourceBatch`](crate::pipeline::edge::SourceBatch)es — CAN frames from a CAN transport, or whole native frames of a frame
-//! definition — stamped with their receive time, and may hand every
-//! raw input to a [`CaptureTap`] for `ecu-bridge record`.
+//! `capture::replay`). Each emits [`SourceBatch`](crate::pipeline::edge::SourceBatch)es — CAN
+//! frames from a CAN transport, or whole native frames of a frame definition — stamped with
+//! their receive time, and may hand every raw input to a [`CaptureTap`] for `ecu-bridge record`.
 //!
 //! Edge policies (toward the decode stage): UDP never blocks its socket reader — while the
 //! channel is full it holds frames up to a bound, then drops and counts the rest
