@@ -218,7 +218,7 @@ proptest! {
         let mut out = String::from("junk");
         candump::write_line(time_ns, &iface, &frame, &mut out);
         let line = candump::parse_line(&out.as_bytes()[4..]).expect("own output");
-        prop_assert_eq!((line.time_ns, line.interface, line.frame), (time_ns, iface.as_str(), frame));
+        prop_assert_eq!((line.time_ns, line.interface(), line.frame), (time_ns, iface.as_str(), frame));
     }
 }
 

@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut out = String::new();
-    candump::write_line(line.time_ns, line.interface, &line.frame, &mut out);
+    candump::write_line(line.time_ns, line.interface(), &line.frame, &mut out);
     let again = candump::parse_line(out.as_bytes()).expect("own output parses");
     assert_eq!(again.frame, line.frame);
-    assert_eq!(again.interface, line.interface);
+    assert_eq!(again.interface(), line.interface());
     assert_eq!(again.time_ns, line.time_ns / 1000 * 1000);
 });
