@@ -173,6 +173,8 @@ fn classic_data(text: &[u8]) -> Option<[u8; CanFrame::MAX_CLASSIC_LEN]> {
 fn four_hex_bytes(digits: u64) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    const CASE_BITS: u64 = ONES * 0x20;
+    const LOW_NIBBLES: u64 = ONES * 0x0F;
     if digits & HIGH_BITS != 0 {
         return None;
     }
@@ -184,12 +186,12 @@ fn four_hex_bytes(digits: u64) -> Option<u32> {
         at_least & !above & HIGH_BITS
     };
     // Setting 0x20 folds 'A'..='F' onto 'a'..='f' (and leaves the digits as they are).
-    let letters = between(digits | ONES * 0x20, b'a', b'f');
+    let letters = between(digits | CASE_BITS, b'a', b'f');
     if between(digits, b'0', b'9') | letters != HIGH_BITS {
         return None;
     }
     // A letter (bit 6 set) is its low four bits plus 9; a digit its low four bits.
-    let nibbles = (digits & ONES * 0x0F) + (digits >> 6 & ONES) * 9;
+    let nibbles = (digits & LOW_NIBBLES) + (digits >> 6 & ONES) * 9;
     let pairs = (nibbles << 4 | nibbles >> 8) & 0x00FF_00FF_00FF_00FF;
     let quads = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF;
     Some((quads | quads >> 16) as u32)
