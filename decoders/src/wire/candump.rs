@@ -758,10 +758,14 @@ mod tests {
 
         #[test]
         fn classic_data_reads_hex_pairs_as_the_table_does(
-            // Hex digits of both cases and their neighbours, where a word-wide test could go wrong.
+            // Mostly hex digits of both cases, now and then a neighbour where a word-wide test
+            // could go wrong, so a bad digit is often the only one (in either word).
             near in proptest::collection::vec(
-                proptest::sample::select(b"/09:@AFG`afg\x00\x10\x19\x7f\x80\xb0\xc1\xe6\xff".to_vec()),
-                0..=8,
+                proptest::prop_oneof![
+                    8 => proptest::sample::select(b"0123456789abcdefABCDEF".to_vec()),
+                    1 => proptest::sample::select(b"/:@G`g\x00\x10\x19\x7f\x80\xb0\xc1\xe6\xff".to_vec()),
+                ],
+                0..=16,
             ),
             pairs in 0usize..=8,
         ) {
