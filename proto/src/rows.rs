@@ -167,7 +167,7 @@ mod tests {
         fn the_same_bytes_and_message_as_prost(
             format in 1u64..u64::MAX,
             rows in prop::collection::vec(
-                // Zeros (left out of a sample) as often as not, of both signs.
+                // Zeros (left out of a sample), of both signs, in two draws of five.
                 (
                     any::<u64>(),
                     prop::collection::vec(

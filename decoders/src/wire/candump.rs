@@ -161,9 +161,9 @@ fn classic_data(text: &[u8]) -> Option<[u8; CanFrame::MAX_CLASSIC_LEN]> {
             &padded
         }
     };
-    let (first, second) = digits.split_at(8);
-    let first = four_hex_bytes(u64::from_le_bytes(first.try_into().ok()?))?;
-    let second = four_hex_bytes(u64::from_le_bytes(second.try_into().ok()?))?;
+    let digits = u128::from_le_bytes(*digits);
+    let first = four_hex_bytes(digits as u64)?;
+    let second = four_hex_bytes((digits >> 64) as u64)?;
     Some((u64::from(first) | u64::from(second) << 32).to_le_bytes())
 }
 
@@ -770,7 +770,7 @@ mod tests {
             pairs in 0usize..=8,
         ) {
             use super::super::slcan::{HEX_VALUE, NOT_HEX};
-            let mut text = near.clone();
+            let mut text = near;
             text.truncate(2 * pairs);
             text.resize(2 * pairs, b'7');
             let mut expected = Some([0u8; 8]);
