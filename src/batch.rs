@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use foldhash::HashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -76,20 +75,73 @@ impl Pending {
     }
 }
 
-/// The open packets, one per data format, and the bytes they hold together.
+/// The open packets, one per data format, and the bytes they hold together. Formats are the
+/// decode stage's dense indices (from 0, one per format it announced), so a packet is found
+/// through a slot per format: a hash map cost two lookups per row (`docs/performance.md`,
+/// "The seventh turn").
 #[derive(Debug, Default)]
 struct Held {
-    packets: HashMap<u32, Pending>,
+    /// The open packets with their formats, in no order.
+    open: Vec<(u32, Pending)>,
+    /// By format index: where its packet is in `open`, or [`NOT_OPEN`].
+    slots: Vec<u32>,
     bytes: usize,
-    /// Rows of each format's last packet, when it went out full: its next packet is made for
-    /// as many, and for a whole packet of bytes.
-    filled: HashMap<u32, usize>,
+    /// By format index: rows of the format's last packet, when it went out full; its next
+    /// packet is made for as many, and for a whole packet of bytes.
+    filled: Vec<Option<usize>>,
 }
 
+/// The slot of a format without an open packet.
+const NOT_OPEN: u32 = u32::MAX;
+
 impl Held {
+    /// Where the open packet of `format` is in `open`.
+    #[inline]
+    fn position(&self, format: u32) -> Option<usize> {
+        let slot = *self.slots.get(format as usize)?;
+        (slot != NOT_OPEN).then_some(slot as usize)
+    }
+
+    /// The open packet of `format`.
+    #[inline]
+    fn get(&self, format: u32) -> Option<&Pending> {
+        Some(&self.open[self.position(format)?].1)
+    }
+
+    /// The open packet of `format`, opened by `open` (given the rows of the format's last
+    /// packet when it went out full) if there is none.
+    #[inline]
+    fn get_or_open(
+        &mut self,
+        format: u32,
+        open: impl FnOnce(Option<usize>) -> Pending,
+    ) -> &mut Pending {
+        let position = match self.position(format) {
+            Some(position) => position,
+            None => {
+                let index = format as usize;
+                if index >= self.slots.len() {
+                    self.slots.resize(index + 1, NOT_OPEN);
+                }
+                let filled = self.filled.get(index).copied().flatten();
+                self.slots[index] = self.open.len() as u32;
+                self.open.push((format, open(filled)));
+                self.open.len() - 1
+            }
+        };
+        &mut self.open[position].1
+    }
+
     fn remove(&mut self, format: u32) -> Option<RowPacket> {
-        self.filled.remove(&format);
-        let pending = self.packets.remove(&format)?;
+        if let Some(rows) = self.filled.get_mut(format as usize) {
+            *rows = None;
+        }
+        let position = self.position(format)?;
+        self.slots[format as usize] = NOT_OPEN;
+        let (_, pending) = self.open.swap_remove(position);
+        if let Some((moved, _)) = self.open.get(position) {
+            self.slots[*moved as usize] = position as u32;
+        }
         self.bytes -= pending.held_bytes();
         Some(pending.packet)
     }
@@ -97,27 +149,39 @@ impl Held {
     /// [`Held::remove`] for a packet that went out because it was full.
     fn remove_full(&mut self, format: u32) -> Option<RowPacket> {
         let packet = self.remove(format)?;
-        self.filled.insert(format, packet.timestamps.len());
+        let index = format as usize;
+        if index >= self.filled.len() {
+            self.filled.resize(index + 1, None);
+        }
+        self.filled[index] = Some(packet.timestamps.len());
         Some(packet)
     }
 
     /// Every open packet, oldest first; none stays open.
     fn take_all(&mut self) -> Vec<RowPacket> {
-        let mut all: Vec<_> = self.packets.drain().map(|(_, p)| p).collect();
+        let mut all: Vec<Pending> = Vec::with_capacity(self.open.len());
+        for (format, pending) in self.open.drain(..) {
+            self.slots[format as usize] = NOT_OPEN;
+            all.push(pending);
+        }
         all.sort_by_key(|p| p.opened);
         self.bytes = 0;
         self.filled.clear();
         all.into_iter().map(|p| p.packet).collect()
     }
 
+    /// The open packets with their formats.
+    fn open_packets(&self) -> impl Iterator<Item = (u32, &Pending)> {
+        self.open.iter().map(|(format, pending)| (*format, pending))
+    }
+
     /// The packets at least `max_age` old at `now` (a moment a little ahead: the flush
     /// timer's lead), oldest first.
     fn take_due(&mut self, now: Instant, max_age: Duration) -> Vec<RowPacket> {
         let mut due: Vec<(Instant, u32)> = self
-            .packets
-            .iter()
+            .open_packets()
             .filter(|(_, p)| now.duration_since(p.opened) >= max_age)
-            .map(|(format, p)| (p.opened, *format))
+            .map(|(format, p)| (p.opened, format))
             .collect();
         due.sort_unstable();
         due.into_iter()
@@ -127,16 +191,15 @@ impl Held {
 
     /// When the oldest open packet is due.
     fn next_due(&self, max_age: Duration) -> Option<Instant> {
-        let opened = self.packets.values().map(|p| p.opened).min()?;
+        let opened = self.open_packets().map(|(_, p)| p.opened).min()?;
         Some(opened + max_age)
     }
 
     /// The format of the open packet holding the most bytes.
     fn largest(&self) -> Option<u32> {
-        self.packets
-            .iter()
+        self.open_packets()
             .max_by_key(|(_, p)| p.held_bytes())
-            .map(|(format, _)| *format)
+            .map(|(format, _)| format)
     }
 }
 
@@ -205,19 +268,13 @@ impl BatchStage {
             // At most this much: a packet may go out a row early, never over its size.
             let row_bytes = 8 + max_encoded_row_len(values.len());
             let full = held
-                .packets
-                .get(&header.format)
+                .get(header.format)
                 .is_some_and(|p| p.packet.encoded_len() + row_bytes > self.max_packet_bytes);
             if full && let Some(packet) = held.remove_full(header.format) {
                 output.send(Batch::Rows(packet)).await?;
             }
-            let filled = &held.filled;
-            let entry = held.packets.entry(header.format).or_insert_with(|| {
-                let (rows, capacity) = packet_size_guess(
-                    filled.get(&header.format).copied(),
-                    self.max_packet_bytes,
-                    row_bytes,
-                );
+            let entry = held.get_or_open(header.format, |filled| {
+                let (rows, capacity) = packet_size_guess(filled, self.max_packet_bytes, row_bytes);
                 Pending {
                     packet: RowPacket {
                         format: header.format,

@@ -93,6 +93,8 @@ pub struct ReplaySource {
 #[derive(Debug)]
 struct Clock {
     last_ns: u64,
+    /// `max_gap` in nanoseconds (saturated), for the per-frame check.
+    max_gap_ns: u64,
     skipped_ns: i128,
     jumps: u64,
 }
@@ -115,6 +117,7 @@ impl ReplaySource {
         let mut frames = 0u64;
         let mut clock = Clock {
             last_ns: self.origin_ns,
+            max_gap_ns: u64::try_from(self.max_gap.as_nanos()).unwrap_or(u64::MAX),
             skipped_ns: 0,
             jumps: 0,
         };
@@ -207,11 +210,12 @@ impl ReplaySource {
 
     /// Notes a jump of the capture time beyond `max_gap` (logged) so pacing skips it.
     fn follow_jumps(&self, time_ns: u64, clock: &mut Clock) {
-        let jump = i128::from(time_ns) - i128::from(clock.last_ns);
-        clock.last_ns = time_ns;
-        if jump.unsigned_abs() <= self.max_gap.as_nanos() {
+        let last_ns = std::mem::replace(&mut clock.last_ns, time_ns);
+        // Every frame passes here: the common case in u64, without the 128-bit arithmetic.
+        if time_ns.abs_diff(last_ns) <= clock.max_gap_ns {
             return;
         }
+        let jump = i128::from(time_ns) - i128::from(last_ns);
         clock.skipped_ns += jump;
         clock.jumps += 1;
         if clock.jumps <= LOGGED_JUMPS {
