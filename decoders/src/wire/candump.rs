@@ -65,10 +65,12 @@ pub fn parse_line(line: &[u8]) -> Result<CandumpLine<'_>, DecodeError> {
 /// for anything else, valid or not: [`parse_any`] then parses it or says what is wrong, so the
 /// two agree on every line this one accepts (a test beside them checks that).
 fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = match line {
+        [line @ .., b'\r', b'\n'] | [line @ .., b'\n' | b'\r'] => line,
+        _ => line,
+    };
     let rest = line.strip_prefix(b"(")?;
-    let (secs, fraction, digits, rest) = match rest {
+    let (time_ns, rest) = match rest {
         // The shape of every candump log of this century: ten digits, a dot, six digits.
         [
             s0,
@@ -92,27 +94,25 @@ fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
             b' ',
             ..,
         ] => {
+            // The last two digits of the seconds and the six of the fraction make one word,
+            // so the sixteen digits are two steps and the microseconds need no scaling.
             let high = eight_digits([*s0, *s1, *s2, *s3, *s4, *s5, *s6, *s7])?;
-            let low = eight_digits([b'0', b'0', b'0', b'0', b'0', b'0', *s8, *s9])?;
-            let fraction = eight_digits([b'0', b'0', *f0, *f1, *f2, *f3, *f4, *f5])?;
-            (high * 100 + low, fraction, 6, &rest[19..])
+            let low = eight_digits([*s8, *s9, *f0, *f1, *f2, *f3, *f4, *f5])?;
+            // Below 10^16 microseconds, whose nanoseconds fit a `u64`: nothing to check.
+            ((high * 100_000_000 + low) * 1000, &rest[19..])
         }
         _ => {
             let (secs, _, rest) = plain_decimal(rest, 19)?;
             let rest = rest.strip_prefix(b".")?;
             let (fraction, digits, rest) = plain_decimal(rest, 9)?;
-            (secs, fraction, digits, rest.strip_prefix(b") ")?)
+            let time_ns = secs
+                .checked_mul(NS_PER_SEC)?
+                .checked_add(fraction * 10u64.pow(9 - digits as u32))?;
+            (time_ns, rest.strip_prefix(b") ")?)
         }
     };
-    let time_ns = secs
-        .checked_mul(NS_PER_SEC)?
-        .checked_add(fraction * 10u64.pow(9 - digits as u32))?;
-    let space = rest.iter().position(|&b| b == b' ')?;
-    let (iface, rest) = rest.split_at(space);
-    if iface.is_empty() || !iface.iter().all(u8::is_ascii_graphic) {
-        return None;
-    }
-    let (id, flags, data_text) = match &rest[1..] {
+    let (iface, rest) = interface(rest)?;
+    let (id, flags, data_text) = match rest {
         [a, b, c, b'#', data @ ..] => {
             let raw = hex_value(&[*a, *b, *c], 0).ok()?;
             (CanId::standard(raw)?, CanFlags::empty(), data)
@@ -147,9 +147,47 @@ fn parse_plain(line: &[u8]) -> Option<CandumpLine<'_>> {
     })
 }
 
+/// The interface name and what follows the one space after it; `None` unless the name is
+/// printable ASCII, at least one byte. A name shorter than eight bytes (`can0`, `vcan1`) is
+/// found in one word: a byte loop for the space and another for the check cost more than
+/// the rest of the line's parse but the data.
+#[inline]
+fn interface(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    if let Some(word) = text.first_chunk::<8>() {
+        let odd = not_graphic(u64::from_le_bytes(*word));
+        if odd != 0 {
+            // The first byte that is not printable ends the name, so it must be the space.
+            let len = (odd.trailing_zeros() / 8) as usize;
+            return (len > 0 && word[len] == b' ').then(|| (&text[..len], &text[len + 1..]));
+        }
+    }
+    let space = text.iter().position(|&b| b == b' ')?;
+    let (iface, rest) = text.split_at(space);
+    (!iface.is_empty() && iface.iter().all(u8::is_ascii_graphic)).then(|| (iface, &rest[1..]))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `bytes` that is within `low..=high`, for bytes below 0x80:
+/// for those no sum carries into the next byte, so each byte's high bit says whether it is at
+/// least `low`, and whether it is above `high`.
+fn within(bytes: u64, low: u8, high: u8) -> u64 {
+    // Wrapping, as a byte of 0x80 or more in the top byte would overflow: such a word's
+    // result is not used (see `not_hex`).
+    let at_least = bytes.wrapping_add(ONES * u64::from(0x80 - low));
+    let above = bytes.wrapping_add(ONES * u64::from(0x7F - high));
+    at_least & !above & HIGH_BITS
+}
+
+/// The high bit of each byte that is not printable ASCII (`u8::is_ascii_graphic`).
+fn not_graphic(bytes: u64) -> u64 {
+    !within(bytes & !HIGH_BITS, b'!', b'~') & HIGH_BITS | bytes & HIGH_BITS
+}
+
 /// The bytes spelt by `text`, an even number of hex digits (either case), at most 16; the
 /// bytes past its end are zero. `None` if any is not a hex digit.
-#[inline]
+#[inline(always)]
 fn classic_data(text: &[u8]) -> Option<[u8; CanFrame::MAX_CLASSIC_LEN]> {
     // '0' pads are digits too, so every length takes the same two 8-digit steps; a whole
     // 8-byte frame (nearly every frame) is read where it lies, without the copy.
@@ -162,39 +200,34 @@ fn classic_data(text: &[u8]) -> Option<[u8; CanFrame::MAX_CLASSIC_LEN]> {
         }
     };
     let digits = u128::from_le_bytes(*digits);
-    let first = four_hex_bytes(digits as u64)?;
-    let second = four_hex_bytes((digits >> 64) as u64)?;
-    Some((u64::from(first) | u64::from(second) << 32).to_le_bytes())
+    let (first, second) = (digits as u64, (digits >> 64) as u64);
+    // One branch for both words: a bad digit is rare, and the check is cheaper than a jump.
+    if not_hex(first) | not_hex(second) != 0 {
+        return None;
+    }
+    Some((u64::from(four_hex_bytes(first)) | u64::from(four_hex_bytes(second)) << 32).to_le_bytes())
 }
 
-/// Eight hex digits (the first in the lowest byte) as the four bytes they spell, the first in
-/// the lowest byte; `None` if any is not a hex digit. Eight at once in one word: a table
-/// lookup and a check per digit was 5 % of a max-speed replay's instructions.
-fn four_hex_bytes(digits: u64) -> Option<u32> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+/// The high bit of each byte that is not a hex digit (either case).
+fn not_hex(digits: u64) -> u64 {
     const CASE_BITS: u64 = ONES * 0x20;
+    // A byte of 0x80 or more may carry into its neighbour's tests below, but is reported by
+    // its own high bit, and one bad byte is enough. Setting 0x20 folds 'A'..='F' onto
+    // 'a'..='f' (and leaves the digits as they are).
+    let letters = within(digits | CASE_BITS, b'a', b'f');
+    (digits | !(within(digits, b'0', b'9') | letters)) & HIGH_BITS
+}
+
+/// Eight hex digits (the first in the lowest byte; [`not_hex`] found none bad) as the four
+/// bytes they spell, the first in the lowest byte. Eight at once in one word: a table lookup
+/// and a check per digit was 5 % of a max-speed replay's instructions.
+fn four_hex_bytes(digits: u64) -> u32 {
     const LOW_NIBBLES: u64 = ONES * 0x0F;
-    if digits & HIGH_BITS != 0 {
-        return None;
-    }
-    // For bytes below 0x80 no sum below carries into the next byte: a byte's high bit says
-    // whether it is at least `low`, and whether it is above `high`.
-    let between = |bytes: u64, low: u8, high: u8| {
-        let at_least = bytes + ONES * u64::from(0x80 - low);
-        let above = bytes + ONES * u64::from(0x7F - high);
-        at_least & !above & HIGH_BITS
-    };
-    // Setting 0x20 folds 'A'..='F' onto 'a'..='f' (and leaves the digits as they are).
-    let letters = between(digits | CASE_BITS, b'a', b'f');
-    if between(digits, b'0', b'9') | letters != HIGH_BITS {
-        return None;
-    }
     // A letter (bit 6 set) is its low four bits plus 9; a digit its low four bits.
     let nibbles = (digits & LOW_NIBBLES) + (digits >> 6 & ONES) * 9;
     let pairs = (nibbles << 4 | nibbles >> 8) & 0x00FF_00FF_00FF_00FF;
     let quads = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF;
-    Some((quads | quads >> 16) as u32)
+    (quads | quads >> 16) as u32
 }
 
 /// Eight ASCII decimal digits as a number, all at once in one 64-bit word; `None` if any
@@ -782,6 +815,29 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(classic_data(&text), expected);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_interface_word_agrees_with_the_byte_loops(
+            // Printable bytes and their neighbours, so a bad or missing space is tried at every
+            // position of the word and past it.
+            text in proptest::collection::vec(
+                proptest::prop_oneof![
+                    6 => proptest::sample::select(b"can0vcan1_-.!~".to_vec()),
+                    2 => proptest::sample::select(b" ".to_vec()),
+                    1 => proptest::sample::select(b"\t\x00\x1f\x20\x7f\x80\xa0\xa1\xc3\xfe\xff".to_vec()),
+                ],
+                0..=12,
+            ),
+        ) {
+            let expected = text.iter().position(|&b| b == b' ').and_then(|space| {
+                let (iface, rest) = text.split_at(space);
+                (!iface.is_empty() && iface.iter().all(u8::is_ascii_graphic))
+                    .then(|| (iface, &rest[1..]))
+            });
+            proptest::prop_assert_eq!(interface(&text), expected);
         }
     }
 
