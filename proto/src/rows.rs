@@ -1,6 +1,6 @@
 //! Incremental protobuf encoding of `RowDataPacket`s: each row is encoded once, when it
-//! arrives, into the bytes of the packet's `rows` field, so flushing a packet is a copy rather
-//! than a rebuild. The bytes decode to exactly the message prost would build (checked against
+//! arrives, into the bytes of the packet's `rows` field, so a finished packet is its leading
+//! fields ([`row_data_head`]) followed by those bytes as they are. The bytes decode to exactly the message prost would build (checked against
 //! prost in the tests), every sample a double with status VALID (rule 32).
 //!
 //! Wire layout (field numbers from `open_data.proto`):
@@ -64,9 +64,18 @@ pub fn max_encoded_row_len(count: usize) -> usize {
 /// The `RowDataPacket` bytes for `data_format`, `timestamps` and rows encoded by
 /// [`encode_row`] (one per timestamp).
 pub fn row_data_content(data_format: u64, timestamps: &[u64], encoded_rows: &[u8]) -> Vec<u8> {
+    let mut out = row_data_head(data_format, timestamps, encoded_rows.len());
+    out.extend_from_slice(encoded_rows);
+    out
+}
+
+/// The bytes of a `RowDataPacket` before its rows: the data format and the timestamps. Sent
+/// followed by the rows encoded by [`encode_row`], they are the packet, the rows not copied;
+/// the buffer has room for `rows_len` more bytes, for a caller that appends them.
+pub fn row_data_head(data_format: u64, timestamps: &[u64], rows_len: usize) -> Vec<u8> {
     let format_len = 1 + varint_len(data_format);
     let stamps_len = timestamps.len() * 8;
-    let mut out = Vec::with_capacity(2 + format_len + 1 + 10 + stamps_len + encoded_rows.len());
+    let mut out = Vec::with_capacity(2 + format_len + 1 + 10 + stamps_len + rows_len);
     out.push(TAG_FORMAT);
     push_varint(format_len as u64, &mut out);
     out.push(TAG_FORMAT_ID);
@@ -78,7 +87,6 @@ pub fn row_data_content(data_format: u64, timestamps: &[u64], encoded_rows: &[u8
             out.extend_from_slice(&time.to_le_bytes());
         }
     }
-    out.extend_from_slice(encoded_rows);
     out
 }
 

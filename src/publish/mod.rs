@@ -25,9 +25,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use open_streaming::open_data::MarkerPacket;
-use open_streaming::rows::row_data_content;
+use open_streaming::rows::row_data_head;
 
 use crate::pipeline::edge::{Batch, LapEvent, Queue, RowPacket};
+use crate::spool::Payload;
 use crate::telemetry::Metrics;
 use configuration::configuration_packet;
 use producer::{MAIN_STREAM, PacketKind, Producer, PublishError};
@@ -412,7 +413,17 @@ impl PublishStage {
             packet.timestamps.first().copied().unwrap_or_default(),
             packet.timestamps.last().copied().unwrap_or_default(),
         );
-        let content = row_data_content(data_format, &packet.timestamps, &packet.encoded_rows);
+        // The rows go out from the buffer the batch stage encoded them into, which is held
+        // until the server's OK; the queues bound packets by their length, so a buffer made
+        // for far more than it holds is cut to size first (in place: no copy).
+        let mut rows = packet.encoded_rows;
+        if rows.capacity() - rows.len() > rows.len() / 8 {
+            rows.shrink_to_fit();
+        }
+        let content = Payload::new(
+            row_data_head(data_format, &packet.timestamps, 0).into(),
+            rows.into(),
+        );
         self.producer
             .write_encoded(
                 &self.streams[stream],

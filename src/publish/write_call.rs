@@ -1,10 +1,10 @@
 //! The `WriteDataPacket` call, its request sent from the packet's own buffer. tonic's codec
 //! encodes every request into a buffer of its own, which copied each packet's content (up to
 //! `batch.max_packet_bytes`) once more on its way out, into freshly allocated memory
-//! (`docs/performance.md`). Here the request goes out as three pieces: the fields before the
-//! content, the content itself (the spool record's bytes, shared, not copied) and the fields
-//! after it, which together are exactly prost's encoding of the request (a test checks this
-//! byte for byte). The answer is read by tonic's own response decoder, so statuses, trailers
+//! (`docs/performance.md`). Here the request goes out in pieces: the fields before the
+//! content, the content itself (the spool record's one or two pieces, shared, not copied) and
+//! the fields after it, which together are exactly prost's encoding of the request (a test
+//! checks this byte for byte). The answer is read by tonic's own response decoder, so statuses, trailers
 //! and transport errors mean what they mean for every other call.
 
 use std::convert::Infallible;
@@ -31,19 +31,41 @@ const DETAIL_FIELD: u32 = 1;
 const MESSAGE_FIELD: u32 = 1;
 const CONTENT_FIELD: u32 = 4;
 
+/// A `WriteDataPacket` request whose `Packet.content` goes on past the message's own
+/// `content` with `content_rest`: a packet spooled in two pieces goes out as it lies.
+#[derive(Debug)]
+pub(super) struct PacketWrite {
+    pub(super) request: WriteDataPacketRequest,
+    pub(super) content_rest: Bytes,
+}
+
+impl From<WriteDataPacketRequest> for PacketWrite {
+    fn from(request: WriteDataPacketRequest) -> Self {
+        Self {
+            request,
+            content_rest: Bytes::new(),
+        }
+    }
+}
+
 /// The request as the pieces that go out: the gRPC message prefix and every byte before
-/// the content, the content, and every byte after it.
+/// the content, the content in its two pieces, and every byte after it.
 #[derive(Debug)]
 pub(super) struct RequestPieces {
-    pieces: [Bytes; 3],
+    pieces: [Bytes; 4],
 }
 
 impl RequestPieces {
-    /// The pieces of `request`, whose content is taken, not copied. `None` without a packet.
-    pub(super) fn new(request: WriteDataPacketRequest) -> Option<Self> {
+    /// The pieces of `write`, whose content is taken, not copied. `None` without a packet.
+    pub(super) fn new(write: PacketWrite) -> Option<Self> {
+        let PacketWrite {
+            request,
+            content_rest,
+        } = write;
         let mut details = request.detail?;
         let mut packet = details.message.take()?;
         let content = std::mem::take(&mut packet.content);
+        let content_len = content.len() + content_rest.len();
         let id = std::mem::take(&mut packet.id);
         // The packet's fields before the content (1–3), then after it (5); the details'
         // fields after the packet (2–4).
@@ -54,10 +76,10 @@ impl RequestPieces {
         }
         .encode_to_vec();
         let after_packet = details.encode_to_vec();
-        let content_field = if content.is_empty() {
+        let content_field = if content_len == 0 {
             0
         } else {
-            key_len(CONTENT_FIELD) + encoded_len_varint(content.len() as u64) + content.len()
+            key_len(CONTENT_FIELD) + encoded_len_varint(content_len as u64) + content_len
         };
         let packet_len = before.len() + content_field + after_content.len();
         let details_len = key_len(MESSAGE_FIELD)
@@ -75,15 +97,15 @@ impl RequestPieces {
         encode_key(MESSAGE_FIELD, WireType::LengthDelimited, &mut head);
         encode_varint(packet_len as u64, &mut head);
         head.put_slice(&before);
-        if !content.is_empty() {
+        if content_len != 0 {
             encode_key(CONTENT_FIELD, WireType::LengthDelimited, &mut head);
-            encode_varint(content.len() as u64, &mut head);
+            encode_varint(content_len as u64, &mut head);
         }
         let mut tail = BytesMut::with_capacity(after_content.len() + after_packet.len());
         tail.put_slice(&after_content);
         tail.put_slice(&after_packet);
         Some(Self {
-            pieces: [head.freeze(), content, tail.freeze()],
+            pieces: [head.freeze(), content, content_rest, tail.freeze()],
         })
     }
 
@@ -103,11 +125,11 @@ impl RequestPieces {
 /// `max_bytes`. The server's OK is `Ok(())`.
 pub(super) async fn write_data_packet(
     mut channel: Channel,
-    request: WriteDataPacketRequest,
+    write: PacketWrite,
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<(), Status> {
-    let pieces = RequestPieces::new(request)
+    let pieces = RequestPieces::new(write)
         .ok_or_else(|| Status::internal("WriteDataPacket without a packet"))?;
     if pieces.request_len() > max_bytes {
         return Err(Status::out_of_range(format!(
@@ -221,7 +243,31 @@ mod tests {
         ) {
             let request = request(content, id, &kind, &key, essential, &source, &stream);
             let expected = request.encode_to_vec();
-            let pieces = RequestPieces::new(request).expect("a packet");
+            let pieces = RequestPieces::new(request.into()).expect("a packet");
+            let mut framed = vec![0];
+            framed.extend_from_slice(&(expected.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&expected);
+            prop_assert_eq!(pieces.request_len(), expected.len());
+            prop_assert_eq!(pieces.concatenated(), framed);
+        }
+    }
+
+    proptest! {
+        /// A content in two pieces goes out as the request with the whole content would.
+        #[test]
+        fn a_content_in_two_pieces_is_the_request_with_the_whole_content(
+            content in prop::collection::vec(any::<u8>(), 0..300),
+            cut in any::<prop::sample::Index>(),
+            id in prop_oneof![Just(0u64), any::<u64>()],
+        ) {
+            let cut = cut.index(content.len() + 1);
+            let whole = request(content.clone(), id, "RowData", "k", true, "src", "can0");
+            let expected = whole.encode_to_vec();
+            let write = PacketWrite {
+                request: request(content[..cut].to_vec(), id, "RowData", "k", true, "src", "can0"),
+                content_rest: Bytes::copy_from_slice(&content[cut..]),
+            };
+            let pieces = RequestPieces::new(write).expect("a packet");
             let mut framed = vec![0];
             framed.extend_from_slice(&(expected.len() as u32).to_be_bytes());
             framed.extend_from_slice(&expected);
@@ -241,7 +287,7 @@ mod tests {
         {
             packet.content = content.clone();
         }
-        let pieces = RequestPieces::new(request).expect("a packet");
+        let pieces = RequestPieces::new(request.into()).expect("a packet");
         assert_eq!(pieces.pieces[1].as_ptr(), content.as_ptr());
         assert_eq!(pieces.pieces[1].len(), 4096);
     }
@@ -282,12 +328,12 @@ mod tests {
             )
         };
         let (lenient, channel) = server(false).await;
-        write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
+        write_data_packet(channel, packet().into(), Duration::from_secs(5), 1 << 20)
             .await
             .expect("a lenient server takes it");
         assert_eq!(lenient.stats().packets, 1, "{:?}", lenient.stats());
         let (strict, channel) = server(true).await;
-        let status = write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
+        let status = write_data_packet(channel, packet().into(), Duration::from_secs(5), 1 << 20)
             .await
             .expect_err("a strict server refuses it");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -319,7 +365,7 @@ mod tests {
         });
         let started = std::time::Instant::now();
         let request = request(vec![1; 100], 1, "RowData", "k", false, "src", "");
-        let call = write_data_packet(channel, request, Duration::from_millis(300), 1 << 20);
+        let call = write_data_packet(channel, request.into(), Duration::from_millis(300), 1 << 20);
         let status = tokio::time::timeout(Duration::from_secs(10), call)
             .await
             .expect("the call ends by its timeout")
@@ -338,7 +384,7 @@ mod tests {
     async fn a_request_over_the_limit_is_refused_unsent() {
         let (listener, channel) = listener_and_channel().await;
         let request = request(vec![1; 2000], 1, "RowData", "k", false, "src", "");
-        let status = write_data_packet(channel, request, Duration::from_secs(1), 1000)
+        let status = write_data_packet(channel, request.into(), Duration::from_secs(1), 1000)
             .await
             .expect_err("too large");
         assert_eq!(status.code(), Code::OutOfRange, "{status:?}");

@@ -222,7 +222,7 @@ impl Producer {
                     kind: kind.code(),
                     packet_id: id,
                     session: self.current.index,
-                    payload: Bytes::from(content.clone()),
+                    payload: Bytes::from(content.clone()).into(),
                     ..SpoolRecord::default()
                 };
                 id += 1;

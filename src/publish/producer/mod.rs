@@ -26,7 +26,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use prost::Message;
 use tokio::time::Instant;
 
@@ -44,7 +43,7 @@ pub use super::session::{
 };
 mod continuity;
 
-use crate::spool::{SessionRecord, Spool, SpoolConfig, SpoolRecord};
+use crate::spool::{Payload, SessionRecord, Spool, SpoolConfig, SpoolRecord};
 use continuity::open_spool;
 
 /// Longest wait between two attempts to reach an absent server while packets wait.
@@ -395,7 +394,7 @@ impl Producer {
         kind: PacketKind,
         content: &M,
     ) -> Result<(), PublishError> {
-        self.write_encoded(stream, kind, content.encode_to_vec(), 0, (0, 0))
+        self.write_encoded(stream, kind, content.encode_to_vec().into(), 0, (0, 0))
             .await
     }
 
@@ -405,7 +404,7 @@ impl Producer {
         &mut self,
         stream: &str,
         kind: PacketKind,
-        content: Vec<u8>,
+        content: Payload,
         samples: u32,
         (first_time_ns, last_time_ns): (u64, u64),
     ) -> Result<(), PublishError> {
@@ -426,7 +425,7 @@ impl Producer {
             first_time_ns,
             last_time_ns,
             session: self.current.index,
-            payload: Bytes::from(content),
+            payload: content,
         });
         Ok(())
     }
