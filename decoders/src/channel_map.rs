@@ -234,6 +234,10 @@ struct MessagePlan {
     /// Every signal lies in the first 8 bytes (and there is no multiplexing): an 8-byte
     /// frame is read as one word for all of them.
     first_word: bool,
+    /// When, in addition, every signal is an integer that [`BitLayout::is_word_field`]: their
+    /// layouts alone, packed, so that the commonest frame decodes with no branch per signal.
+    /// Empty otherwise (a float or unsigned 64-bit signal takes the `first_word` path).
+    word_fields: Vec<BitLayout>,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +415,17 @@ impl ChannelMap {
         let plan = &self.messages[plan_index];
         let data = frame.data();
         let short = data.len() < plan.size;
+        if let (false, Ok(word)) = (plan.word_fields.is_empty(), <[u8; 8]>::try_from(data)) {
+            let words = [u64::from_le_bytes(word), u64::from_be_bytes(word)];
+            out.begin_row(time_ns, plan.full_format);
+            out.extend_values(
+                plan.word_fields
+                    .iter()
+                    .map(|layout| layout.physical_in_first_word(&words)),
+            );
+            let samples = plan.word_fields.len();
+            return CanOutcome::Decoded { samples, short };
+        }
         if let (true, Ok(word)) = (plan.first_word, <[u8; 8]>::try_from(data)) {
             let (little, big) = (u64::from_le_bytes(word), u64::from_be_bytes(word));
             out.begin_row(time_ns, plan.full_format);
@@ -517,6 +532,11 @@ impl ChannelMap {
         let first_word = !multiplexed
             && !signals.is_empty()
             && signals.iter().all(|signal| signal.layout.in_first_word());
+        let word_fields = if first_word && signals.iter().all(|s| s.layout.is_word_field()) {
+            signals.iter().map(|signal| signal.layout).collect()
+        } else {
+            Vec::new()
+        };
         self.messages.push(MessagePlan {
             size: usize::from(message.size),
             signals,
@@ -524,6 +544,7 @@ impl ChannelMap {
             multiplexed,
             all_fit,
             first_word,
+            word_fields,
         });
         // Pseudo ids above 0x7FF without the extended flag never occur on a bus: not indexed.
         if message.id.is_extended() {
