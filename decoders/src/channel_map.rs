@@ -234,10 +234,13 @@ struct MessagePlan {
     /// Every signal lies in the first 8 bytes (and there is no multiplexing): an 8-byte
     /// frame is read as one word for all of them.
     first_word: bool,
-    /// When, in addition, every signal is an integer that [`BitLayout::is_word_field`]: their
-    /// layouts alone, packed, so that the commonest frame decodes with no branch per signal.
-    /// Empty otherwise (a float or unsigned 64-bit signal takes the `first_word` path).
+    /// When, in addition, every signal is an integer that [`BitLayout::is_word_field`] and all
+    /// share one byte order: their layouts alone, packed, so that the commonest frame decodes
+    /// with no branch per signal. Empty otherwise (a float, an unsigned 64-bit signal or mixed
+    /// byte orders take the `first_word` path).
     word_fields: Vec<BitLayout>,
+    /// The byte order `word_fields` share: the big-endian read of the payload (Motorola).
+    big_word: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -416,12 +419,16 @@ impl ChannelMap {
         let data = frame.data();
         let short = data.len() < plan.size;
         if let (false, Ok(word)) = (plan.word_fields.is_empty(), <[u8; 8]>::try_from(data)) {
-            let words = [u64::from_le_bytes(word), u64::from_be_bytes(word)];
+            let word = if plan.big_word {
+                u64::from_be_bytes(word)
+            } else {
+                u64::from_le_bytes(word)
+            };
             out.begin_row(time_ns, plan.full_format);
             out.extend_values(
                 plan.word_fields
                     .iter()
-                    .map(|layout| layout.physical_in_first_word(&words)),
+                    .map(|layout| layout.physical_in_word(word)),
             );
             let samples = plan.word_fields.len();
             return CanOutcome::Decoded { samples, short };
@@ -532,7 +539,13 @@ impl ChannelMap {
         let first_word = !multiplexed
             && !signals.is_empty()
             && signals.iter().all(|signal| signal.layout.in_first_word());
-        let word_fields = if first_word && signals.iter().all(|s| s.layout.is_word_field()) {
+        let big_word = signals
+            .first()
+            .is_some_and(|signal| signal.layout.reads_big_word());
+        let word_fields = if first_word
+            && signals.iter().all(|signal| {
+                signal.layout.is_word_field() && signal.layout.reads_big_word() == big_word
+            }) {
             signals.iter().map(|signal| signal.layout).collect()
         } else {
             Vec::new()
@@ -545,6 +558,7 @@ impl ChannelMap {
             all_fit,
             first_word,
             word_fields,
+            big_word,
         });
         // Pseudo ids above 0x7FF without the extended flag never occur on a bus: not indexed.
         if message.id.is_extended() {

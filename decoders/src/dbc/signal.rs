@@ -78,7 +78,7 @@ pub struct BitLayout {
     /// `64 - length`, so sign extension is two shifts with no branch on the width.
     sign_shift: u32,
     /// The word-field form of an integer signal in the first 8 bytes (see
-    /// [`Self::is_word_field`]): raw = `(words[word].rotate_left(rotate) & keep) as i64 >>
+    /// [`Self::is_word_field`]): raw = `(words[big_word].rotate_left(rotate) & keep) as i64 >>
     /// field_shift`. The rotate brings the most significant bit to bit 63 when signed, or to
     /// bit 62 when unsigned with bit 63 masked off, so the one arithmetic shift drops the bits
     /// below the signal and extends its sign or zeros. A rotate, not a left shift, so that
@@ -87,8 +87,8 @@ pub struct BitLayout {
     keep: u64,
     rotate: u8,
     field_shift: u8,
-    /// 0 for the little-endian word (Intel), 1 for the big-endian one (Motorola).
-    word: u8,
+    /// The big-endian word (Motorola) rather than the little-endian one (Intel).
+    big_word: bool,
 }
 
 impl BitLayout {
@@ -111,9 +111,9 @@ impl BitLayout {
             }
         };
         let first_byte = start / 8;
-        let (word, lsb) = match byte_order {
-            ByteOrder::LittleEndian => (0, lsb_pos),
-            ByteOrder::BigEndian => (1, 63usize.wrapping_sub(lsb_pos)),
+        let (big_word, lsb) = match byte_order {
+            ByteOrder::LittleEndian => (false, lsb_pos),
+            ByteOrder::BigEndian => (true, 63usize.wrapping_sub(lsb_pos)),
         };
         let (top, keep): (usize, u64) = if signed {
             (63, u64::MAX)
@@ -140,7 +140,7 @@ impl BitLayout {
             keep,
             rotate: ((top + 64).wrapping_sub(msb) % 64) as u8,
             field_shift: ((top + 1).saturating_sub(len.min(64))) as u8,
-            word,
+            big_word,
         }
     }
 
@@ -245,10 +245,23 @@ impl BitLayout {
     /// layout.
     #[inline]
     pub fn physical_in_first_word(&self, words: &[u64; 2]) -> f64 {
-        let word = words[usize::from(self.word & 1)];
+        self.physical_in_word(words[usize::from(self.big_word)])
+    }
+
+    /// [`Self::physical_in_first_word`] given only the word this layout reads
+    /// ([`Self::reads_big_word`]), so that a message whose signals share a byte order picks
+    /// the word once per frame rather than once per signal.
+    #[inline]
+    pub fn physical_in_word(&self, word: u64) -> f64 {
         let raw =
             ((word.rotate_left(u32::from(self.rotate)) & self.keep) as i64) >> self.field_shift;
         raw as f64 * self.scale + self.offset
+    }
+
+    /// Whether [`Self::physical_in_word`] takes the big-endian word (Motorola) rather than the
+    /// little-endian one (Intel).
+    pub fn reads_big_word(&self) -> bool {
+        self.big_word
     }
 
     /// The physical value, or `None` if the signal does not fit in `data`.
