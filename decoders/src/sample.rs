@@ -37,6 +37,7 @@ impl RowBatch {
     }
 
     /// Starts a row; push its values with [`RowBatch::push_value`].
+    #[inline]
     pub fn begin_row(&mut self, time_ns: u64, format: u32) {
         let first = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
         self.headers.push(RowHeader {
