@@ -78,6 +78,10 @@ impl DecodeStage {
         let mut announced: Vec<bool> = Vec::new();
         let mut reloads = self.reloads.take();
         let mut compound_seen = CompoundStats::default();
+        // Values per frame in the last batch, in eighths: a batch's values are reserved at
+        // once, a little over the last batch's width, since growing them by doubling copied
+        // them (`docs/performance.md`, "The seventh turn").
+        let mut width_eighths: usize = 8 * 8;
         self.metrics
             .live_values
             .reset(&self.map, tokio::time::Instant::now());
@@ -106,13 +110,16 @@ impl DecodeStage {
             };
             let mut decoded = Decoded {
                 new_formats: Vec::new(),
-                rows: RowBatch::with_capacity(frames.len(), 8),
+                rows: RowBatch::with_capacity(frames.len(), width_eighths.div_ceil(8) + 1),
                 received: tokio::time::Instant::now(),
                 reconfigure,
                 laps: Vec::new(),
             };
             self.decode_batch(&frames.can, &mut decoded.rows);
             self.decode_native(&frames.native, &mut decoded.rows);
+            if !frames.is_empty() {
+                width_eighths = decoded.rows.sample_count() * 8 / frames.len();
+            }
             if let Some(laps) = self.laps.as_mut() {
                 laps.observe(&self.map, &decoded.rows, &mut decoded.laps);
             }
