@@ -25,10 +25,16 @@ pub fn encode_row(values: &[f64], out: &mut Vec<u8>) {
     let list_len: usize = values.iter().map(|v| 2 + sample_len(*v)).sum();
     let row_len = 1 + varint_len(list_len as u64) + list_len;
     out.reserve(1 + varint_len(row_len as u64) + row_len);
-    out.push(TAG_ROW);
-    push_varint(row_len as u64, out);
-    out.push(TAG_DOUBLE_LIST);
-    push_varint(list_len as u64, out);
+    if row_len < 0x80 {
+        // Both lengths fit one varint byte (rows of up to 9 values): the four header bytes in
+        // one append, not four pushes with a capacity check each.
+        out.extend_from_slice(&[TAG_ROW, row_len as u8, TAG_DOUBLE_LIST, list_len as u8]);
+    } else {
+        out.push(TAG_ROW);
+        push_varint(row_len as u64, out);
+        out.push(TAG_DOUBLE_LIST);
+        push_varint(list_len as u64, out);
+    }
     // Each sample goes in as one slice: pushing its bytes one by one cost a capacity check
     // each, which was most of the encoding time (`docs/performance.md`).
     let mut sample = [0u8; 13];
