@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use decoders::channel_map::{
     ChannelMap, ChannelMapError, DefinitionUse, IniUse, Selection, UnmatchedPattern,
 };
-use decoders::dbc::{DbcSource, DbcWarning, parse_dbc_set};
+use decoders::dbc::{DbcSource, DbcWarning, Parsed, parse_dbc_set};
 use decoders::frame::{FrameDefinition, StreamFramer};
 use decoders::ini::IniFile;
 
@@ -42,20 +42,29 @@ impl Config {
             .iter()
             .map(|profile| (format!("profile {}", profile.name), profile.dbc.to_owned()))
             .collect();
+        // Each file's own parse (read for its imports), by position in `files`.
+        let mut alone: Vec<Option<Parsed>> = vec![None; files.len()];
         let errors: Vec<ConfigError> = self
             .car
             .dbc
             .iter()
-            .filter_map(|path| load_with_imports(path, &mut files, 0).err())
+            .filter_map(|path| load_with_imports(path, &mut files, &mut alone, 0).err())
             .collect();
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let sources: Vec<DbcSource<'_>> = files
-            .iter()
-            .map(|(name, text)| DbcSource { name, text })
-            .collect();
-        let parsed = parse_dbc_set(&sources).map_err(ConfigError::from)?;
+        let parsed = match (files.len(), alone.pop()) {
+            // One file is its own set: parsed once, not again (the Civic's DBC was a third of a
+            // one-frame replay's start-up instructions).
+            (1, Some(Some(parsed))) => parsed,
+            _ => {
+                let sources: Vec<DbcSource<'_>> = files
+                    .iter()
+                    .map(|(name, text)| DbcSource { name, text })
+                    .collect();
+                parse_dbc_set(&sources).map_err(ConfigError::from)?
+            }
+        };
         let definitions = self.load_definitions()?;
         let uses: Vec<DefinitionUse<'_>> = definitions
             .iter()
@@ -377,6 +386,7 @@ const MAX_IMPORT_DEPTH: usize = 4;
 fn load_with_imports(
     path: &Path,
     files: &mut Vec<(String, String)>,
+    alone: &mut Vec<Option<Parsed>>,
     depth: usize,
 ) -> Result<(), ConfigError> {
     let name = path.display().to_string();
@@ -390,9 +400,10 @@ fn load_with_imports(
     let parsed = decoders::dbc::parse_dbc(&name, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for import in &parsed.imports {
-        load_with_imports(&base.join(import), files, depth + 1)?;
+        load_with_imports(&base.join(import), files, alone, depth + 1)?;
     }
     files.push((name, text));
+    alone.push(Some(parsed));
     Ok(())
 }
 

@@ -21,6 +21,7 @@
 //! `DataPacketDetails.session_key`; `Packet.id` increases per packet within a session and is
 //! kept on a resend; type strings come from [`PacketKind`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
@@ -218,7 +219,9 @@ impl Producer {
             last_sample_ns: None,
         };
         let current = fresh();
-        let new_current = fresh();
+        // A second copy of the car's configuration only when sessions left in the spool are
+        // finished first under the first.
+        let new_current = (!previous.is_empty()).then(fresh);
         let mut producer = Self {
             current,
             open: false,
@@ -233,7 +236,9 @@ impl Producer {
         for session in previous {
             producer.finish_previous(session).await?;
         }
-        producer.current = new_current;
+        if let Some(new_current) = new_current {
+            producer.current = new_current;
+        }
         producer.open = false;
         Ok(producer)
     }
@@ -337,7 +342,8 @@ impl Producer {
         let parts = self.configuration_parts(&configuration);
         for stream in self.all_streams() {
             for part in &parts {
-                self.write(&stream, PacketKind::Configuration, part).await?;
+                self.write(&stream, PacketKind::Configuration, part.as_ref())
+                    .await?;
             }
         }
         self.current.configuration = configuration;
@@ -345,12 +351,19 @@ impl Producer {
     }
 
     /// `configuration` as sent: in parts when it is too large for one packet and the server
-    /// reads parts (rule 20).
-    fn configuration_parts(&self, configuration: &ConfigurationPacket) -> Vec<ConfigurationPacket> {
+    /// reads parts (rule 20), else itself, not a copy (a car's whole configuration: cloning
+    /// and dropping it was a tenth of a one-frame replay's instructions).
+    fn configuration_parts<'a>(
+        &self,
+        configuration: &'a ConfigurationPacket,
+    ) -> Vec<Cow<'a, ConfigurationPacket>> {
         if self.config.split_configuration {
             super::configuration::configuration_parts(configuration)
+                .into_iter()
+                .map(Cow::Owned)
+                .collect()
         } else {
-            vec![configuration.clone()]
+            vec![Cow::Borrowed(configuration)]
         }
     }
 
