@@ -243,6 +243,26 @@ struct MessagePlan {
     big_word: bool,
 }
 
+impl MessagePlan {
+    /// Appends the row of an 8-byte payload whose signals are all word fields (see
+    /// `word_fields`); returns its sample count.
+    #[inline]
+    fn push_word_row(&self, time_ns: u64, payload: [u8; 8], out: &mut RowBatch) -> usize {
+        let word = if self.big_word {
+            u64::from_be_bytes(payload)
+        } else {
+            u64::from_le_bytes(payload)
+        };
+        out.begin_row(time_ns, self.full_format);
+        out.extend_values(
+            self.word_fields
+                .iter()
+                .map(|layout| layout.physical_in_word(word)),
+        );
+        self.word_fields.len()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct SignalPlan {
     layout: BitLayout,
@@ -442,18 +462,7 @@ impl ChannelMap {
             return None;
         }
         let word: [u8; 8] = frame.data().try_into().ok()?;
-        let word = if plan.big_word {
-            u64::from_be_bytes(word)
-        } else {
-            u64::from_le_bytes(word)
-        };
-        out.begin_row(time_ns, plan.full_format);
-        out.extend_values(
-            plan.word_fields
-                .iter()
-                .map(|layout| layout.physical_in_word(word)),
-        );
-        let samples = plan.word_fields.len();
+        let samples = plan.push_word_row(time_ns, word, out);
         Some(CanOutcome::Decoded {
             samples,
             short: 8 < plan.size,
@@ -477,18 +486,7 @@ impl ChannelMap {
         let short = data.len() < plan.size;
         if let (false, Ok(word)) = (plan.word_fields.is_empty(), <[u8; 8]>::try_from(data)) {
             // Word fields reach here only for extended ids or when compound messages are on.
-            let word = if plan.big_word {
-                u64::from_be_bytes(word)
-            } else {
-                u64::from_le_bytes(word)
-            };
-            out.begin_row(time_ns, plan.full_format);
-            out.extend_values(
-                plan.word_fields
-                    .iter()
-                    .map(|layout| layout.physical_in_word(word)),
-            );
-            let samples = plan.word_fields.len();
+            let samples = plan.push_word_row(time_ns, word, out);
             return CanOutcome::Decoded { samples, short };
         }
         if let (true, Ok(word)) = (plan.first_word, <[u8; 8]>::try_from(data)) {
