@@ -444,20 +444,17 @@ impl ChannelMap {
         frame: &CanFrame,
         out: &mut RowBatch,
     ) -> Option<CanOutcome> {
-        let no_data = crate::can::CanFlags::REMOTE.with(crate::can::CanFlags::ERROR);
-        if frame.flags.bits() & no_data.bits() != 0
+        if frame.is_remote()
+            || frame.flags.contains(crate::can::CanFlags::ERROR)
             || !self.compound.is_empty()
             || frame.id.is_extended()
         {
             return None;
         }
-        let slot = *self.standard.get(frame.id.id() as usize)?;
-        let Some(plan) = slot
-            .checked_sub(1)
-            .map(|index| &self.messages[index as usize])
-        else {
+        let Some(plan_index) = self.plan_index(frame.id) else {
             return Some(CanOutcome::Unknown);
         };
+        let plan = &self.messages[plan_index];
         if plan.word_fields.is_empty() {
             return None;
         }
@@ -535,6 +532,7 @@ impl ChannelMap {
         CanOutcome::Decoded { samples, short }
     }
 
+    #[inline]
     fn plan_index(&self, id: CanId) -> Option<usize> {
         let slot = if id.is_extended() {
             self.extended.get(&id.id()).copied().unwrap_or(0)

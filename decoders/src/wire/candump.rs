@@ -234,7 +234,6 @@ fn four_hex_bytes(digits: u64) -> u32 {
 /// byte is not a digit.
 fn eight_digits(digits: [u8; 8]) -> Option<u64> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     // The first digit is the lowest byte, and the most significant.
     let values = u64::from_le_bytes(digits).wrapping_sub(ZEROS);
     // A byte below '0' wraps to 0x80 or more; one above '9' reaches 0x80 once 0x76 is added.
