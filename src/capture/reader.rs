@@ -211,6 +211,9 @@ impl CaptureReader {
         out: &mut SourceBatch,
         metrics: &Metrics,
     ) -> Result<(), CaptureReadError> {
+        if !self.skipping_line && self.take_plain_lines(out, LINES_PER_CALL) > 0 {
+            return Ok(());
+        }
         let mut scanned = 0;
         let (end, whole) = loop {
             let pending = &self.buf[self.start..self.end];
@@ -240,13 +243,42 @@ impl CaptureReader {
         self.take_line(end, out, metrics);
         // Whole lines already buffered are taken in the same call: an await per line cost
         // more than parsing it (`docs/performance.md`).
-        for _ in 1..LINES_PER_CALL {
+        let mut taken = 1;
+        while taken < LINES_PER_CALL {
+            let plain = self.take_plain_lines(out, LINES_PER_CALL - taken);
+            taken += plain;
+            if plain > 0 {
+                continue;
+            }
             let Some(at) = memchr::memchr(b'\n', self.unread()) else {
                 break;
             };
             self.take_line(at + 1, out, metrics);
+            taken += 1;
         }
         Ok(())
+    }
+
+    /// Takes the buffered lines candump writes for classic data frames, at most `limit`,
+    /// each found and parsed in one pass ([`candump::parse_next_line`]); stops at the first
+    /// other line, or one not wholly buffered, which [`Self::take_line`] then takes. Returns
+    /// how many it took.
+    fn take_plain_lines(&mut self, out: &mut SourceBatch, limit: usize) -> usize {
+        let mut taken = 0;
+        while taken < limit {
+            let Some((parsed, used)) = candump::parse_next_line(&self.buf[self.start..self.end])
+            else {
+                break;
+            };
+            out.can.push(TimedFrame {
+                time_ns: parsed.time_ns,
+                frame: parsed.frame,
+            });
+            self.line_number += 1;
+            self.consume(used);
+            taken += 1;
+        }
+        taken
     }
 
     /// Parses the whole line of `end` bytes at the read position, then consumes it.
@@ -484,7 +516,65 @@ async fn read_into(
 
 #[cfg(test)]
 mod tests {
+    use decoders::CanFrame;
+
     use super::*;
+
+    /// Plain lines are taken in one pass, every other kind through the full grammar: a log of
+    /// all kinds mixed, longer than one read so lines are cut by the buffer's end, reads as
+    /// its lines parsed one by one, with every bad line counted.
+    #[tokio::test]
+    async fn a_mixed_log_reads_as_its_lines_parsed_one_by_one() {
+        let kinds: [&[u8]; 9] = [
+            b"(1436509052.249713) can0 1A4#FFF1000007FFF124\n",
+            b"(1436509052.249714) can0 12345678#0102\r\n",
+            b"(1436509052.000001) can1 123##10102030405060708090A0B0C\n",
+            b"(1436509052.000002) can0 123#R\n",
+            b"\n",
+            b"(1436509052.000003) can0 7FF#\n",
+            b"(1436509052.000004) can0 1A4#0G\n",
+            b"(1.5) vcan0 001#01.02\n",
+            b"(1436509052.000005) can0 20000004#0000100000000000\n",
+        ];
+        let mut text = Vec::new();
+        let mut lines = Vec::new();
+        for n in 0..3 * CHUNK / 40 {
+            // Co-prime steps, so each kind follows each other one.
+            let line = kinds[(n * 7 + n / 9) % kinds.len()];
+            text.extend_from_slice(line);
+            lines.push(line);
+        }
+        text.extend_from_slice(b"(1436509052.000006) can0 1A4#01");
+        lines.push(b"(1436509052.000006) can0 1A4#01");
+        let mut expected = Vec::new();
+        let mut bad = 0u64;
+        for line in &lines {
+            match candump::parse_line(line) {
+                Ok(parsed) => expected.push((parsed.time_ns, parsed.frame)),
+                Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                Err(_) => bad += 1,
+            }
+        }
+        assert!(bad > 0 && expected.len() > 2 * CHUNK / 50);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("mixed.log");
+        std::fs::write(&path, &text).expect("write");
+        let metrics = Metrics::default();
+        let mut reader = CaptureReader::open(&path).await.expect("open");
+        let mut batch = SourceBatch::default();
+        while reader
+            .read_frames(&mut batch, &metrics)
+            .await
+            .expect("read")
+        {}
+        let read: Vec<(u64, CanFrame)> = batch.can.iter().map(|t| (t.time_ns, t.frame)).collect();
+        assert_eq!(read.len(), expected.len());
+        assert!(read == expected, "the frames differ");
+        let errors: u64 = metrics.decode_errors().values().sum();
+        assert_eq!((errors, reader.rejected), (bad, bad));
+        assert_eq!(reader.line_number, lines.len() as u64);
+        assert_eq!(reader.offset(), text.len() as u64);
+    }
 
     /// A path that opens but cannot be read (a folder: `read` fails with EISDIR) fails on the
     /// first read on the blocking pool, with an error naming it, not a panic or an empty replay.
