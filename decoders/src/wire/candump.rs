@@ -189,7 +189,7 @@ fn plain_head(line: &[u8]) -> Option<(PlainHead<'_>, &[u8])> {
 /// The line of `head` whose data is spelt by all of `data_text`.
 #[inline(always)]
 fn plain_frame<'a>(head: PlainHead<'a>, data_text: &[u8]) -> Option<CandumpLine<'a>> {
-    if data_text.len() % 2 != 0 || data_text.len() > 2 * CanFrame::MAX_CLASSIC_LEN {
+    if !data_text.len().is_multiple_of(2) || data_text.len() > 2 * CanFrame::MAX_CLASSIC_LEN {
         return None;
     }
     let data = classic_data(data_text)?;
