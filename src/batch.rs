@@ -271,9 +271,9 @@ impl BatchStage {
     /// Puts the rows of `decoded` into their formats' packets, and onto `outgoing`, in the
     /// order they are to be handed on, what they close: packets before a session boundary
     /// (and the boundary), packets that are full, and the largest packets while the held
-    /// bytes are over their bound. Without an await in the loop its state stays in registers,
-    /// not in the stage's future: a third of the stage's instructions (`docs/performance.md`).
-    /// What goes onto `outgoing` was held a moment before, so the memory bound holds.
+    /// bytes are over their bound. Without an await in the loop its state need not live in
+    /// the stage's future (`docs/performance.md`, "The eighth turn"). What goes onto
+    /// `outgoing` was held a moment before, so the memory bound holds.
     fn take_rows(
         &self,
         decoded: &Decoded,
