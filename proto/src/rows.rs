@@ -20,21 +20,37 @@ const TAG_DOUBLE_SAMPLE: u8 = 1 << 3 | 2;
 const TAG_VALUE: u8 = 1 << 3 | 1;
 const TAG_STATUS: u8 = 2 << 3;
 
+/// Values in a row whose two lengths fit one varint byte each however many values are zero:
+/// 9 samples of 13 bytes make a list of 117 and a row of 119, below 128.
+const ONE_BYTE_LENGTHS: usize = 9;
+
 /// Appends one `SampleRow` of `values` (with its field-3 tag and length) to `out`.
 pub fn encode_row(values: &[f64], out: &mut Vec<u8>) {
+    if values.len() <= ONE_BYTE_LENGTHS {
+        // The header goes in with its lengths zero, and they are written once the samples
+        // are in: one pass over the values, not a first one to measure them.
+        let start = out.len();
+        out.reserve(4 + 13 * values.len());
+        out.extend_from_slice(&[TAG_ROW, 0, TAG_DOUBLE_LIST, 0]);
+        push_samples(values, out);
+        let list_len = out.len() - start - 4;
+        out[start + 1] = (list_len + 2) as u8;
+        out[start + 3] = list_len as u8;
+        return;
+    }
     let list_len: usize = values.iter().map(|v| 2 + sample_len(*v)).sum();
     let row_len = 1 + varint_len(list_len as u64) + list_len;
     out.reserve(1 + varint_len(row_len as u64) + row_len);
-    if row_len < 0x80 {
-        // Both lengths fit one varint byte (rows of up to 9 values): the four header bytes in
-        // one append, not four pushes with a capacity check each.
-        out.extend_from_slice(&[TAG_ROW, row_len as u8, TAG_DOUBLE_LIST, list_len as u8]);
-    } else {
-        out.push(TAG_ROW);
-        push_varint(row_len as u64, out);
-        out.push(TAG_DOUBLE_LIST);
-        push_varint(list_len as u64, out);
-    }
+    out.push(TAG_ROW);
+    push_varint(row_len as u64, out);
+    out.push(TAG_DOUBLE_LIST);
+    push_varint(list_len as u64, out);
+    push_samples(values, out);
+}
+
+/// Appends a `DoubleSample` (tag, length and body) for each of `values`.
+#[inline(always)]
+fn push_samples(values: &[f64], out: &mut Vec<u8>) {
     // Each sample goes in as one slice: pushing its bytes one by one cost a capacity check
     // each, which was most of the encoding time (`docs/performance.md`).
     let mut sample = [0u8; 13];
