@@ -78,6 +78,10 @@ pub fn encoded_row_len(values: &[f64]) -> usize {
 /// The most [`encode_row`] can append for `count` values (all non-zero), found without looking
 /// at them: the batch stage's size check, one pass over the values fewer per row.
 pub fn max_encoded_row_len(count: usize) -> usize {
+    if count <= ONE_BYTE_LENGTHS {
+        // Tag and one length byte for the row, and for its list.
+        return 4 + 13 * count;
+    }
     let list_len = count * 13;
     let row_len = 1 + varint_len(list_len as u64) + list_len;
     1 + varint_len(row_len as u64) + row_len
