@@ -253,8 +253,13 @@ impl Producer {
         self.stats.sessions_opened += 1;
         self.route_current(0);
         self.announce(&identity).await?;
-        let configuration = self.current.configuration.clone();
-        self.configure(configuration).await
+        // Sent from where it is kept, not from a copy (a car's whole configuration); put back
+        // whether or not it went out, so a later begin has it.
+        let mut configuration = std::mem::take(&mut self.current.configuration);
+        let sent = self.send_configuration(&mut configuration).await;
+        self.current.configuration = configuration;
+        sent?;
+        self.journal()
     }
 
     /// Whether a session is open (begun and not ended).
@@ -337,17 +342,27 @@ impl Producer {
             self.current.configuration = configuration;
             return Ok(());
         }
+        self.send_configuration(&mut configuration).await?;
+        self.current.configuration = configuration;
+        self.journal()
+    }
+
+    /// Sends `configuration` under a fresh `config_id` (rule 17) on the main stream and every
+    /// data stream.
+    async fn send_configuration(
+        &mut self,
+        configuration: &mut ConfigurationPacket,
+    ) -> Result<(), PublishError> {
         configuration.config_id =
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
-        let parts = self.configuration_parts(&configuration);
+        let parts = self.configuration_parts(configuration);
         for stream in self.all_streams() {
             for part in &parts {
                 self.write(&stream, PacketKind::Configuration, part.as_ref())
                     .await?;
             }
         }
-        self.current.configuration = configuration;
-        self.journal()
+        Ok(())
     }
 
     /// `configuration` as sent: in parts when it is too large for one packet and the server
