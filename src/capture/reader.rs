@@ -264,20 +264,22 @@ impl CaptureReader {
     /// other line, or one not wholly buffered, which [`Self::take_line`] then takes. Returns
     /// how many it took.
     fn take_plain_lines(&mut self, out: &mut SourceBatch, limit: usize) -> usize {
+        // The position is a local while lines are taken, the reader's fields set once after.
+        let mut at = self.start;
         let mut taken = 0;
         while taken < limit {
-            let Some((parsed, used)) = candump::parse_next_line(&self.buf[self.start..self.end])
-            else {
+            let Some((parsed, used)) = candump::parse_next_line(&self.buf[at..self.end]) else {
                 break;
             };
             out.can.push(TimedFrame {
                 time_ns: parsed.time_ns,
                 frame: parsed.frame,
             });
-            self.line_number += 1;
-            self.consume(used);
+            at += used;
             taken += 1;
         }
+        self.line_number += taken as u64;
+        self.consume(at - self.start);
         taken
     }
 
