@@ -209,7 +209,6 @@ impl BatchStage {
         let mut held = Held::default();
         let mut latest_ns: Option<u64> = None;
         let mut lead = TIMER_RESOLUTION;
-        let mut outgoing = Vec::new();
         loop {
             // The oldest pending packet is due `max_age` after its first row arrived; the timer
             // wakes `lead` before (the module docs).
@@ -220,7 +219,7 @@ impl BatchStage {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
                     Metrics::set(&self.metrics.queue_depths[Queue::Batch.index()], input.len() as u64);
-                    if self.take(decoded, &mut held, &mut latest_ns, &output, &mut outgoing).await.is_err() {
+                    if self.take(decoded, &mut held, &mut latest_ns, &output).await.is_err() {
                         return;
                     }
                 }
@@ -236,16 +235,12 @@ impl BatchStage {
         let _ = send_all(held.take_all(), &output).await;
     }
 
-    /// Takes one decoded batch: its configuration and formats are handed on first, then its
-    /// rows go into packets ([`Self::take_rows`]), then what that made due is handed on, in
-    /// order, and its laps last.
     async fn take(
         &self,
         mut decoded: Decoded,
         held: &mut Held,
         latest_ns: &mut Option<u64>,
         output: &mpsc::Sender<Batch>,
-        outgoing: &mut Vec<Batch>,
     ) -> Result<(), mpsc::error::SendError<Batch>> {
         if let Some(configuration) = decoded.reconfigure.take() {
             // Rows of the old map go out first: their format indices mean nothing after this.
@@ -256,31 +251,7 @@ impl BatchStage {
             let formats = std::mem::take(&mut decoded.new_formats);
             output.send(Batch::Formats(formats)).await?;
         }
-        self.take_rows(&decoded, held, latest_ns, outgoing);
-        for batch in outgoing.drain(..) {
-            output.send(batch).await?;
-        }
-        if !decoded.laps.is_empty() {
-            // A lap marker must lie in data already sent: everything pending goes first.
-            send_all(held.take_all(), output).await?;
-            output.send(Batch::Laps(decoded.laps.clone())).await?;
-        }
-        Ok(())
-    }
-
-    /// Puts the rows of `decoded` into their formats' packets, and onto `outgoing`, in the
-    /// order they are to be handed on, what they close: packets before a session boundary
-    /// (and the boundary), packets that are full, and the largest packets while the held
-    /// bytes are over their bound. Without an await in the loop its state need not live in
-    /// the stage's future (`docs/performance.md`, "The eighth turn"). What goes onto
-    /// `outgoing` was held a moment before, so the memory bound holds.
-    fn take_rows(
-        &self,
-        decoded: &Decoded,
-        held: &mut Held,
-        latest_ns: &mut Option<u64>,
-        outgoing: &mut Vec<Batch>,
-    ) {
+        let decoded = &decoded;
         for (header, values) in decoded.rows.rows() {
             let gap = match (self.session_gap, *latest_ns) {
                 (_, None) => true,
@@ -290,8 +261,8 @@ impl BatchStage {
                 (None, Some(_)) => false,
             };
             if gap {
-                outgoing.extend(held.take_all().into_iter().map(Batch::Rows));
-                outgoing.push(Batch::Boundary(header.time_ns));
+                send_all(held.take_all(), output).await?;
+                output.send(Batch::Boundary(header.time_ns)).await?;
             }
             *latest_ns = Some(latest_ns.map_or(header.time_ns, |t| t.max(header.time_ns)));
             // At most this much: a packet may go out a row early, never over its size.
@@ -300,7 +271,7 @@ impl BatchStage {
                 .get(header.format)
                 .is_some_and(|p| p.packet.encoded_len() + row_bytes > self.max_packet_bytes);
             if full && let Some(packet) = held.remove_full(header.format) {
-                outgoing.push(Batch::Rows(packet));
+                output.send(Batch::Rows(packet)).await?;
             }
             let entry = held.get_or_open(header.format, |filled| {
                 let (rows, capacity) = packet_size_guess(filled, self.max_packet_bytes, row_bytes);
@@ -323,9 +294,15 @@ impl BatchStage {
             while held.bytes > self.max_held_bytes
                 && let Some(packet) = held.largest().and_then(|format| held.remove(format))
             {
-                outgoing.push(Batch::Rows(packet));
+                output.send(Batch::Rows(packet)).await?;
             }
         }
+        if !decoded.laps.is_empty() {
+            // A lap marker must lie in data already sent: everything pending goes first.
+            send_all(held.take_all(), output).await?;
+            output.send(Batch::Laps(decoded.laps.clone())).await?;
+        }
+        Ok(())
     }
 }
 
