@@ -253,12 +253,22 @@ impl Producer {
         self.stats.sessions_opened += 1;
         self.route_current(0);
         self.announce(&identity).await?;
-        // Sent from where it is kept, not from a copy (a car's whole configuration); put back
-        // whether or not it went out, so a later begin has it.
-        let mut configuration = std::mem::take(&mut self.current.configuration);
-        let sent = self.send_configuration(&mut configuration).await;
-        self.current.configuration = configuration;
-        sent?;
+        // Sent from where it is kept, not from a copy (a car's whole configuration): it stays
+        // in place, since writing a packet may journal the session, configuration included.
+        self.current.configuration.config_id =
+            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
+        let parts: Vec<Vec<u8>> = self
+            .configuration_parts(&self.current.configuration)
+            .iter()
+            .map(|part| part.encode_to_vec())
+            .collect();
+        for stream in self.all_streams() {
+            for part in &parts {
+                let content = part.clone().into();
+                self.write_encoded(&stream, PacketKind::Configuration, content, 0, (0, 0))
+                    .await?;
+            }
+        }
         self.journal()
     }
 
