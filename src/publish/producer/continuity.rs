@@ -195,12 +195,12 @@ impl Producer {
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
         let streams = self.all_streams();
         let takeover_point = self.current.next_packet_id;
-        let new_session = new_session_packet(&identity).encode_to_vec();
-        let mut announced: Vec<(PacketKind, Vec<u8>)> = vec![(PacketKind::NewSession, new_session)];
+        let new_session = Bytes::from(new_session_packet(&identity).encode_to_vec());
+        let mut announced: Vec<(PacketKind, Bytes)> = vec![(PacketKind::NewSession, new_session)];
         announced.extend(
-            self.configuration_parts(&configuration)
-                .iter()
-                .map(|part| (PacketKind::Configuration, part.encode_to_vec())),
+            self.encoded_configuration(&configuration)
+                .into_iter()
+                .map(|part| (PacketKind::Configuration, part)),
         );
         let announcements = (streams.len() * announced.len()) as u64;
         let route = Route {
@@ -222,7 +222,7 @@ impl Producer {
                     kind: kind.code(),
                     packet_id: id,
                     session: self.current.index,
-                    payload: Bytes::from(content.clone()).into(),
+                    payload: content.clone().into(),
                     ..SpoolRecord::default()
                 };
                 id += 1;

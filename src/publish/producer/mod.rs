@@ -21,12 +21,12 @@
 //! `DataPacketDetails.session_key`; `Packet.id` increases per packet within a session and is
 //! kept on a resend; type strings come from [`PacketKind`].
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use prost::Message;
 use tokio::time::Instant;
 
@@ -257,18 +257,8 @@ impl Producer {
         // in place, since writing a packet may journal the session, configuration included.
         self.current.configuration.config_id =
             unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
-        let parts: Vec<Vec<u8>> = self
-            .configuration_parts(&self.current.configuration)
-            .iter()
-            .map(|part| part.encode_to_vec())
-            .collect();
-        for stream in self.all_streams() {
-            for part in &parts {
-                let content = part.clone().into();
-                self.write_encoded(&stream, PacketKind::Configuration, content, 0, (0, 0))
-                    .await?;
-            }
-        }
+        let parts = self.encoded_configuration(&self.current.configuration);
+        self.write_configuration(&parts).await?;
         self.journal()
     }
 
@@ -352,43 +342,44 @@ impl Producer {
             self.current.configuration = configuration;
             return Ok(());
         }
-        self.send_configuration(&mut configuration).await?;
+        configuration.config_id =
+            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
+        let parts = self.encoded_configuration(&configuration);
+        self.write_configuration(&parts).await?;
         self.current.configuration = configuration;
         self.journal()
     }
 
-    /// Sends `configuration` under a fresh `config_id` (rule 17) on the main stream and every
-    /// data stream.
-    async fn send_configuration(
-        &mut self,
-        configuration: &mut ConfigurationPacket,
-    ) -> Result<(), PublishError> {
-        configuration.config_id =
-            unique_config_id(self.config.key_generator.as_deref(), &self.calls).await?;
-        let parts = self.configuration_parts(configuration);
+    /// Writes a configuration's encoded parts ([`Self::encoded_configuration`]) on the main
+    /// stream and every data stream.
+    async fn write_configuration(&mut self, parts: &[Bytes]) -> Result<(), PublishError> {
         for stream in self.all_streams() {
-            for part in &parts {
-                self.write(&stream, PacketKind::Configuration, part.as_ref())
-                    .await?;
+            for part in parts {
+                self.write_encoded(
+                    &stream,
+                    PacketKind::Configuration,
+                    part.clone().into(),
+                    0,
+                    (0, 0),
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
-    /// `configuration` as sent: in parts when it is too large for one packet and the server
-    /// reads parts (rule 20), else itself, not a copy (a car's whole configuration: cloning
-    /// and dropping it was a tenth of a one-frame replay's instructions).
-    fn configuration_parts<'a>(
-        &self,
-        configuration: &'a ConfigurationPacket,
-    ) -> Vec<Cow<'a, ConfigurationPacket>> {
+    /// `configuration` encoded as sent: in parts when it is too large for one packet and the
+    /// server reads parts (rule 20), else whole. Encoded once for every stream, from the
+    /// configuration where it lies: a car's whole configuration is not cloned (cloning and
+    /// dropping it was a tenth of a one-frame replay's instructions).
+    fn encoded_configuration(&self, configuration: &ConfigurationPacket) -> Vec<Bytes> {
         if self.config.split_configuration {
             super::configuration::configuration_parts(configuration)
-                .into_iter()
-                .map(Cow::Owned)
+                .iter()
+                .map(|part| Bytes::from(part.encode_to_vec()))
                 .collect()
         } else {
-            vec![Cow::Borrowed(configuration)]
+            vec![Bytes::from(configuration.encode_to_vec())]
         }
     }
 
