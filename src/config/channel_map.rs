@@ -42,21 +42,22 @@ impl Config {
             .iter()
             .map(|profile| (format!("profile {}", profile.name), profile.dbc.to_owned()))
             .collect();
-        // Each file's own parse (read for its imports), by position in `files`.
-        let mut alone: Vec<Option<Parsed>> = vec![None; files.len()];
-        let errors: Vec<ConfigError> = self
-            .car
-            .dbc
-            .iter()
-            .filter_map(|path| load_with_imports(path, &mut files, &mut alone, 0).err())
-            .collect();
+        let mut errors: Vec<ConfigError> = Vec::new();
+        // The last car file's own parse (read for its imports).
+        let mut last_parsed: Option<Parsed> = None;
+        for path in &self.car.dbc {
+            match load_with_imports(path, &mut files, 0) {
+                Ok(parsed) => last_parsed = parsed.or(last_parsed),
+                Err(error) => errors.push(error),
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let parsed = match (files.len(), alone.pop()) {
+        let parsed = match (files.len(), last_parsed) {
             // One file is its own set: parsed once, not again (the Civic's DBC was a third of a
             // one-frame replay's start-up instructions).
-            (1, Some(Some(parsed))) => parsed,
+            (1, Some(parsed)) => parsed,
             _ => {
                 let sources: Vec<DbcSource<'_>> = files
                     .iter()
@@ -383,15 +384,16 @@ fn unknown_definition(name: &str, known: &[&str]) -> String {
 /// Imports nest at most this deep (opendbc stubs import one level).
 const MAX_IMPORT_DEPTH: usize = 4;
 
+/// Reads `path`, after its imports, into `files`; returns its own parse (`None` when it was
+/// already read or lies too deep).
 fn load_with_imports(
     path: &Path,
     files: &mut Vec<(String, String)>,
-    alone: &mut Vec<Option<Parsed>>,
     depth: usize,
-) -> Result<(), ConfigError> {
+) -> Result<Option<Parsed>, ConfigError> {
     let name = path.display().to_string();
     if files.iter().any(|(loaded, _)| *loaded == name) || depth > MAX_IMPORT_DEPTH {
-        return Ok(());
+        return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -400,11 +402,10 @@ fn load_with_imports(
     let parsed = decoders::dbc::parse_dbc(&name, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for import in &parsed.imports {
-        load_with_imports(&base.join(import), files, alone, depth + 1)?;
+        load_with_imports(&base.join(import), files, depth + 1)?;
     }
     files.push((name, text));
-    alone.push(Some(parsed));
-    Ok(())
+    Ok(Some(parsed))
 }
 
 #[cfg(test)]
