@@ -6,6 +6,9 @@
 //! seconds per million samples and peak RSS of the bridge process (each case's own), and publish latency
 //! p50/p99/max at a paced 1.1 million samples/s. `cargo test --benches` runs a tiny size once,
 //! so the benchmark cannot silently break; its figures mean nothing.
+//!
+//! Name cases after `--` to run only those: `cargo bench --bench pipeline -- paced` (the
+//! others are `fd` and `buses`).
 
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
@@ -39,6 +42,11 @@ struct Size {
 
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let wanted = |case: &str| named.is_empty() || named.iter().any(|name| name == case);
     let size = if full {
         Size {
             channels: 1024,
@@ -54,44 +62,9 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let fd_dbc = fd_dbc(dir.path(), size.channels);
-    let fd_capture = fd_capture(dir.path(), "fd.log", size.channels, size.seconds);
-    let paced_capture = fd_capture_slice(dir.path(), size.channels, size.paced_seconds);
-    let (bus_dbc, bus_captures) = bus_captures(dir.path(), size.seconds);
     let server = StreamApiProcess::start();
     let endpoint = server.endpoint();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-
-    let samples_per_second = (size.channels * 1000) as f64;
-    let speed = 1.1e6 / samples_per_second;
-    reset_peak_rss();
-    let paced = runtime.block_on(run(
-        dir.path(),
-        &fd_dbc,
-        &endpoint,
-        vec![paced_capture],
-        Pacing::Speed(speed),
-    ));
-    let paced_rss = peak_rss_mib();
-    reset_peak_rss();
-    let fd = runtime.block_on(run(
-        dir.path(),
-        &fd_dbc,
-        &endpoint,
-        vec![fd_capture],
-        Pacing::MaxSpeed,
-    ));
-    let fd_rss = peak_rss_mib();
-    reset_peak_rss();
-    let buses = runtime.block_on(run(
-        dir.path(),
-        &bus_dbc,
-        &endpoint,
-        bus_captures,
-        Pacing::MaxSpeed,
-    ));
-    let buses_rss = peak_rss_mib();
-    drop(server);
-
     println!(
         "\n== ecu-bridge end-to-end ({})",
         if full {
@@ -100,14 +73,72 @@ fn main() {
             "quick mode: figures not meaningful"
         }
     );
+
+    if wanted("paced") {
+        let capture = fd_capture_slice(dir.path(), size.channels, size.paced_seconds);
+        let samples_per_second = (size.channels * 1000) as f64;
+        let speed = 1.1e6 / samples_per_second;
+        reset_peak_rss();
+        let paced = runtime.block_on(run(
+            dir.path(),
+            &fd_dbc,
+            &endpoint,
+            vec![capture],
+            Pacing::Speed(speed),
+        ));
+        report_paced(&paced, size.channels, size.paced_seconds, speed);
+    }
+    if wanted("fd") {
+        let capture = fd_capture(dir.path(), "fd.log", size.channels, size.seconds);
+        reset_peak_rss();
+        let fd = runtime.block_on(run(
+            dir.path(),
+            &fd_dbc,
+            &endpoint,
+            vec![capture],
+            Pacing::MaxSpeed,
+        ));
+        report(
+            &format!(
+                "max speed, CAN FD, {} channels at 1 kHz, {} s",
+                size.channels, size.seconds
+            ),
+            &fd,
+            peak_rss_mib(),
+        );
+    }
+    if wanted("buses") {
+        let (bus_dbc, bus_captures) = bus_captures(dir.path(), size.seconds);
+        reset_peak_rss();
+        let buses = runtime.block_on(run(
+            dir.path(),
+            &bus_dbc,
+            &endpoint,
+            bus_captures,
+            Pacing::MaxSpeed,
+        ));
+        report(
+            &format!(
+                "max speed, 4 classic CAN buses at full load, {} s",
+                size.seconds
+            ),
+            &buses,
+            peak_rss_mib(),
+        );
+    }
+    drop(server);
+}
+
+/// Latency of the paced case, with its histogram around the 100 ms flush window.
+fn report_paced(paced: &Run, channels: usize, seconds: u64, speed: f64) {
+    let peak_rss = peak_rss_mib();
     println!(
-        "paced at {:.2} M samples/s ({} channels at 1 kHz × speed {speed:.3}, {} s):",
-        1.1, size.channels, size.paced_seconds
+        "paced at 1.10 M samples/s ({channels} channels at 1 kHz × speed {speed:.3}, {seconds} s):"
     );
     let latency = &paced.summary.metrics.publish_latency;
     let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     println!(
-        "  publish latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} packets; peak RSS {paced_rss:.1} MiB",
+        "  publish latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} packets; peak RSS {peak_rss:.1} MiB",
         ms(latency.quantile(0.5)),
         ms(latency.quantile(0.99)),
         ms(Some(latency.max())),
@@ -118,22 +149,19 @@ fn main() {
         "  handed on within the 100 ms window: {} packets, within it + 2 ms: {}",
         within[0], within[1]
     );
-    report(
-        &format!(
-            "max speed, CAN FD, {} channels at 1 kHz, {} s",
-            size.channels, size.seconds
-        ),
-        &fd,
-        fd_rss,
+    let edges: Vec<u64> = (97..=110).collect();
+    let below = latency.cumulative_counts(&edges);
+    let mut line = String::from("  packets per 1 ms bucket:");
+    let _ = write!(line, " <97: {}", below[0]);
+    for (edge, pair) in edges.iter().zip(below.windows(2)) {
+        let _ = write!(line, ", {edge}: {}", pair[1] - pair[0]);
+    }
+    let _ = write!(
+        line,
+        ", ≥110: {}",
+        below[below.len() - 1] - below[below.len() - 2]
     );
-    report(
-        &format!(
-            "max speed, 4 classic CAN buses at full load, {} s",
-            size.seconds
-        ),
-        &buses,
-        buses_rss,
-    );
+    println!("{line}");
 }
 
 struct Run {
