@@ -5,12 +5,14 @@
 //! Laps go out after every pending packet is flushed, so each marker follows its data.
 //!
 //! `max_age` is the latest a packet is handed on. The flush timer therefore wakes early by a
-//! lead, and flushes every packet due within the lead: tokio's timer resolution (1 ms, it
-//! rounds a deadline up) plus the time the previous flush took to hand its packets on, so the
-//! last of the packets due together (one per format opened by the same frames) is handed on
-//! by its deadline, not a tick and a queue later (`docs/performance.md`, paced latency). The
-//! lead is capped at a fiftieth of `max_age`, so back-pressure on the packet edge cannot make
-//! packets go out ever earlier.
+//! lead, and flushes every packet due within the lead. The lead is tokio's timer resolution
+//! (1 ms, it rounds a deadline up) plus the longest overshoot of the last 64 flushes: how long
+//! after its wake-up time a flush had handed its last packet on, which is the timer firing
+//! late and the packets due together (one per format opened by the same frames) waiting for
+//! the packet edge. So the last of them is handed on by its deadline even when the host's
+//! timer runs late, not a tick and a queue later (`docs/performance.md`, paced latency). The
+//! learned part is capped at a twentieth of `max_age`, so back-pressure on the packet edge
+//! cannot make packets go out ever earlier.
 //!
 //! Edge policy: both edges **block** when full. On input close every pending packet is flushed.
 //!
@@ -35,6 +37,39 @@ use crate::telemetry::Metrics;
 /// The timer's resolution: tokio fires a sleep on the first millisecond tick at or after its
 /// deadline.
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Flushes remembered to learn the timer's lead from.
+const LEAD_MEMORY: usize = 64;
+
+/// How early the flush timer wakes before the oldest packet is due (the module docs).
+#[derive(Debug)]
+struct FlushLead {
+    /// How long after its wake-up time each of the last flushes handed its last packet on.
+    overshoots: [Duration; LEAD_MEMORY],
+    next: usize,
+    cap: Duration,
+}
+
+impl FlushLead {
+    fn new(max_age: Duration) -> Self {
+        Self {
+            overshoots: [Duration::ZERO; LEAD_MEMORY],
+            next: 0,
+            cap: max_age / 20,
+        }
+    }
+
+    fn lead(&self) -> Duration {
+        let longest = self.overshoots.iter().max().copied().unwrap_or_default();
+        TIMER_RESOLUTION + longest.min(self.cap)
+    }
+
+    /// A flush meant to wake at `wake` had handed its packets on at `finished`.
+    fn observe(&mut self, wake: Instant, finished: Instant) {
+        self.overshoots[self.next] = finished.saturating_duration_since(wake);
+        self.next = (self.next + 1) % LEAD_MEMORY;
+    }
+}
 
 /// Sleeps until `due`, or for ever when nothing is pending.
 async fn sleep_until_due(due: Option<Instant>) {
@@ -208,13 +243,14 @@ impl BatchStage {
     pub async fn run(self, mut input: weighed::Receiver<Decoded>, output: mpsc::Sender<Batch>) {
         let mut held = Held::default();
         let mut latest_ns: Option<u64> = None;
-        let mut lead = TIMER_RESOLUTION;
+        let mut lead = FlushLead::new(self.max_age);
         loop {
             // The oldest pending packet is due `max_age` after its first row arrived; the timer
-            // wakes `lead` before (the module docs).
+            // wakes a lead before (the module docs).
+            let lead_now = lead.lead();
             let wake = held
                 .next_due(self.max_age)
-                .map(|due| due.checked_sub(lead).unwrap_or(due));
+                .map(|due| due.checked_sub(lead_now).unwrap_or(due));
             tokio::select! {
                 received = input.recv() => {
                     let Some(decoded) = received else { break };
@@ -225,10 +261,12 @@ impl BatchStage {
                 }
                 () = sleep_until_due(wake) => {
                     let woke = Instant::now();
-                    if send_all(held.take_due(woke + lead, self.max_age), &output).await.is_err() {
+                    if send_all(held.take_due(woke + lead_now, self.max_age), &output).await.is_err() {
                         return;
                     }
-                    lead = TIMER_RESOLUTION + woke.elapsed().min(self.max_age / 50);
+                    if let Some(wake) = wake {
+                        lead.observe(wake, Instant::now());
+                    }
                 }
             }
         }
@@ -562,17 +600,15 @@ mod tests {
         });
     }
 
-    /// Three formats opened by the same frames are due together; handing them on through a
-    /// one-packet edge whose reader takes 1 ms each makes the last one late by 2 ms. The next
-    /// flush wakes that much earlier, so all of its packets are handed on by their deadline.
-    #[test]
-    fn the_flush_timer_wakes_early_by_what_handing_on_took() {
+    /// Runs `groups` groups of three formats opened by the same frames (due together), 300 ms
+    /// apart, through a one-packet edge whose reader takes `reader_delay(packet index)` for
+    /// each packet; returns each packet's latency from its first row to the reader.
+    fn hand_on_latencies(groups: u64, reader_delay: fn(usize) -> Duration) -> Vec<Duration> {
         runtime().block_on(async {
-            let max_age = Duration::from_millis(100);
             let (in_tx, in_rx) = weighed::channel(4, usize::MAX);
             let (out_tx, mut out_rx) = mpsc::channel(1);
             let stage = BatchStage {
-                max_age,
+                max_age: Duration::from_millis(100),
                 max_packet_bytes: 1 << 20,
                 max_held_bytes: usize::MAX,
                 metrics: Arc::default(),
@@ -580,19 +616,19 @@ mod tests {
             };
             let task = tokio::spawn(stage.run(in_rx, out_tx));
             let reader = tokio::spawn(async move {
-                let mut handed_on = Vec::new();
+                let mut latencies = Vec::new();
                 while let Some(batch) = out_rx.recv().await {
                     if let Batch::Rows(packet) = batch {
-                        handed_on.push((packet.first_received, Instant::now()));
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        latencies.push(packet.first_received.elapsed());
+                        tokio::time::sleep(reader_delay(latencies.len() - 1)).await;
                     }
                 }
-                handed_on
+                latencies
             });
-            for time_ns in [0, 1_000_000_000] {
+            for group in 0..groups {
                 let mut rows = RowBatch::new();
                 for format in 0..3 {
-                    rows.begin_row(time_ns, format);
+                    rows.begin_row(group * 1_000_000_000, format);
                     rows.push_value(1.0);
                 }
                 in_tx.send(decoded(rows)).await.expect("send");
@@ -600,23 +636,65 @@ mod tests {
             }
             drop(in_tx);
             task.await.expect("stage ends");
-            let handed_on = reader.await.expect("reader");
-            let latencies: Vec<Duration> = handed_on
-                .iter()
-                .map(|(opened, handed)| handed.duration_since(*opened))
-                .collect();
-            let ms = Duration::from_millis;
-            assert_eq!(
-                latencies[..3],
-                [ms(99), ms(100), ms(101)],
-                "a 1 ms lead at first"
-            );
-            assert_eq!(
-                latencies[3..],
-                [ms(98), ms(99), ms(100)],
-                "then the 1 ms timer lead plus the 1 ms hand-over took"
-            );
+            reader.await.expect("reader")
+        })
+    }
+
+    /// Handing three packets on through a one-packet edge whose reader takes 1 ms each makes
+    /// the last one late by 2 ms. The next flush wakes that much earlier, so all of its packets
+    /// are handed on by their deadline.
+    #[test]
+    fn the_flush_timer_wakes_early_by_what_handing_on_took() {
+        let latencies = hand_on_latencies(2, |_| Duration::from_millis(1));
+        let ms = Duration::from_millis;
+        assert_eq!(
+            latencies[..3],
+            [ms(99), ms(100), ms(101)],
+            "a 1 ms lead at first"
+        );
+        assert_eq!(
+            latencies[3..],
+            [ms(98), ms(99), ms(100)],
+            "then the 1 ms timer lead plus the 1 ms overshoot"
+        );
+    }
+
+    /// One slow flush (a reader taking 3 ms a packet: handed on 3 ms after the wake-up) sets
+    /// the lead for the next 64 flushes, then it is forgotten.
+    #[test]
+    fn the_flush_lead_remembers_the_longest_overshoot_of_the_last_64_flushes() {
+        let latencies = hand_on_latencies(67, |packet| {
+            Duration::from_millis(if packet < 3 { 3 } else { 0 })
         });
+        let firsts: Vec<u128> = latencies
+            .chunks(3)
+            .map(|group| group[0].as_millis())
+            .collect();
+        assert_eq!(firsts.len(), 67);
+        assert_eq!(firsts[0], 99, "a 1 ms lead at first");
+        assert!(
+            firsts[1..=64].iter().all(|&ms| ms == 96),
+            "1 ms plus the 3 ms overshoot while remembered: {firsts:?}"
+        );
+        assert_eq!(firsts[65..], [99, 99], "then forgotten");
+        assert!(
+            latencies[3..]
+                .iter()
+                .all(|latency| *latency <= Duration::from_millis(100)),
+            "after the slow flush, every packet by its deadline: {latencies:?}"
+        );
+    }
+
+    /// A reader that stalls for 20 ms a packet cannot pull flushes earlier than a twentieth of
+    /// `max_age` (5 ms) besides the 1 ms timer lead.
+    #[test]
+    fn the_learned_flush_lead_is_capped_at_a_twentieth_of_max_age() {
+        let latencies = hand_on_latencies(3, |_| Duration::from_millis(20));
+        let firsts: Vec<u128> = latencies
+            .chunks(3)
+            .map(|group| group[0].as_millis())
+            .collect();
+        assert_eq!(firsts, [99, 94, 94]);
     }
 
     #[test]
