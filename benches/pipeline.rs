@@ -153,7 +153,8 @@ fn report_paced(paced: &Run, channels: usize, seconds: u64, speed: f64) {
     let below = latency.cumulative_counts(&edges);
     let mut line = String::from("  packets per 1 ms bucket:");
     let _ = write!(line, " <97: {}", below[0]);
-    for (edge, pair) in edges.iter().zip(below.windows(2)) {
+    // The last edge's window is everything from it on: printed below as such.
+    for (edge, pair) in edges.iter().zip(below.windows(2)).take(edges.len() - 1) {
         let _ = write!(line, ", {edge}: {}", pair[1] - pair[0]);
     }
     let _ = write!(
