@@ -48,6 +48,8 @@ struct FlushLead {
     overshoots: [Duration; LEAD_MEMORY],
     next: usize,
     cap: Duration,
+    /// The lead the overshoots give, kept so the stage's loop need not look at all of them.
+    lead: Duration,
 }
 
 impl FlushLead {
@@ -56,18 +58,20 @@ impl FlushLead {
             overshoots: [Duration::ZERO; LEAD_MEMORY],
             next: 0,
             cap: max_age / 20,
+            lead: TIMER_RESOLUTION,
         }
     }
 
     fn lead(&self) -> Duration {
-        let longest = self.overshoots.iter().max().copied().unwrap_or_default();
-        TIMER_RESOLUTION + longest.min(self.cap)
+        self.lead
     }
 
     /// A flush meant to wake at `wake` had handed its packets on at `finished`.
     fn observe(&mut self, wake: Instant, finished: Instant) {
         self.overshoots[self.next] = finished.saturating_duration_since(wake);
         self.next = (self.next + 1) % LEAD_MEMORY;
+        let longest = self.overshoots.iter().max().copied().unwrap_or_default();
+        self.lead = TIMER_RESOLUTION + longest.min(self.cap);
     }
 }
 
