@@ -273,6 +273,10 @@ impl Spool {
         }
         if let Err(error) = written {
             self.stats.write_failures += 1;
+            if self.give_back_acknowledged_segment() {
+                // Once only: the new segment holds no record, so it is never given back.
+                return self.append_batch_at(records, now);
+            }
             return Err(SpoolError::io(&path, error));
         }
         let end = first + records.len() as u64;
@@ -608,8 +612,31 @@ impl Spool {
         self.remove_segment(0);
     }
 
-    /// Deletes segment `position` and forgets acks inside its seq range.
+    /// After a failed write: if every record of the segment written was acknowledged, it is
+    /// deleted at once (not in the background) and true returned, so that on a full disk the
+    /// append can be tried again in a new segment, in the space this one gave back, rather
+    /// than wait for others to free some.
+    fn give_back_acknowledged_segment(&mut self) -> bool {
+        let acknowledged = self
+            .segments
+            .back()
+            .is_some_and(|s| s.records > 0 && s.pending() == 0);
+        if acknowledged {
+            self.writer = None;
+            self.delete_segment(self.segments.len() - 1, false);
+        }
+        acknowledged
+    }
+
+    /// Deletes segment `position` (its file by the sync thread, if there is one) and forgets
+    /// acks inside its seq range.
     fn remove_segment(&mut self, position: usize) {
+        self.delete_segment(position, true);
+    }
+
+    /// [`remove_segment`](Self::remove_segment), the file deleted on this thread unless
+    /// `in_background`.
+    fn delete_segment(&mut self, position: usize, in_background: bool) {
         let Some(meta) = self.segments.remove(position) else {
             return;
         };
@@ -620,7 +647,7 @@ impl Spool {
             remove: Some(path.clone()),
             ..SyncJob::default()
         };
-        let queued = meta.records > 0 && self.queue_in_background(job);
+        let queued = in_background && meta.records > 0 && self.queue_in_background(job);
         if !queued
             && let Err(error) = fs::remove_file(path)
             && error.kind() != io::ErrorKind::NotFound

@@ -2,14 +2,17 @@
 //! n / 4, as in `outage.rs`): a link slower than the car when the bridge is stopped (what the
 //! metrics call published is exactly what the server holds; the rest waits in the spool and the
 //! next start delivers it), and a spool whose file system is full (the bridge keeps publishing
-//! from memory and counts the failure). All on 127.0.0.1, the daemon in-process.
+//! from memory and counts the failure; the spool gives back the space of what was
+//! acknowledged). All on 127.0.0.1, the daemon in-process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ecu_bridge::config::Config;
 use ecu_bridge::daemon::RunError;
+use ecu_bridge::spool::{Spool, SpoolConfig, SpoolError, SpoolRecord};
 use ecu_bridge::telemetry::Metrics;
 use stream_api::inspect;
 
@@ -238,21 +241,86 @@ fn fill(path: &Path) {
     assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
 }
 
-/// The spool's folder is a 64 KiB tmpfs, full within a second. The bridge keeps publishing
-/// (the delivery holds the packets in memory), counts the failed writes, keeps the session's
-/// order when the server stalls meanwhile and space is freed (packets queued in memory are not
-/// overtaken by those the spool takes again), and every sample reaches the server.
+/// On a full file system the spool gives back what it holds: a segment whose every record
+/// was acknowledged is deleted at the failed write, and the record is written again into a
+/// new segment in the space freed, without waiting for anyone else to free some.
+#[test]
+fn a_full_disk_takes_the_spools_acknowledged_segment_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool_dir = dir.path().join("spool");
+    let _tmpfs = Tmpfs::mount(&spool_dir, 64 * 1024)
+        .expect("mount a 64 KiB tmpfs for the spool (the test runs as root)");
+    let record = |i: u64| SpoolRecord {
+        stream: String::new(),
+        kind: 0,
+        packet_id: i,
+        samples: 1,
+        first_time_ns: i,
+        last_time_ns: i,
+        session: 0,
+        payload: Bytes::from(vec![i as u8; 1000]).into(),
+    };
+    let (mut spool, _) = Spool::open(&spool_dir, SpoolConfig::default()).expect("spool");
+    let mut appended = Vec::new();
+    let full = loop {
+        match spool.append(&record(appended.len() as u64)) {
+            Ok(seq) => appended.push(seq),
+            Err(error) => break error,
+        }
+        assert!(appended.len() < 1_000, "a 64 KiB file system fills up");
+    };
+    assert!(matches!(full, SpoolError::Full { .. }), "{full}");
+    assert!(
+        appended.len() > 10,
+        "{} records before full",
+        appended.len()
+    );
+    assert_eq!(spool.stats().write_failures, 1);
+    // Still full while one record waits in the segment.
+    let last = appended.pop().expect("one appended");
+    for &seq in &appended {
+        assert!(spool.ack(seq));
+    }
+    let waiting = spool.append(&record(1_000));
+    assert!(
+        matches!(waiting, Err(SpoolError::Full { .. })),
+        "{waiting:?}"
+    );
+    assert_eq!(spool.stats().write_failures, 2);
+    // Once it is acknowledged, the segment makes room for the next record.
+    assert!(spool.ack(last));
+    let seq = spool
+        .append(&record(1_001))
+        .expect("appended in the space given back");
+    let stats = spool.stats();
+    assert_eq!(stats.write_failures, 3, "the failed write is still counted");
+    assert_eq!((stats.segments, stats.records_pending), (1, 1));
+    assert!(stats.bytes_on_disk < 2_000, "{} bytes", stats.bytes_on_disk);
+    spool.close().expect("closes");
+    let (spool, recovery) = Spool::open(&spool_dir, SpoolConfig::default()).expect("reopens");
+    assert_eq!(recovery.corrupt_records, 0);
+    let pending: Vec<u64> = spool.pending().map(|p| p.expect("readable").seq).collect();
+    assert_eq!(pending, vec![seq]);
+}
+
+/// The spool's folder is a 256 KiB tmpfs with 32 KiB left, full within a second. The bridge
+/// keeps publishing (the delivery holds the packets in memory), counts the failed writes,
+/// keeps the session's order when the server stalls meanwhile and space is freed (packets
+/// queued in memory are not overtaken by those the spool takes again), and every sample
+/// reaches the server. Once those in memory are delivered, the spool takes packets again: a
+/// last stall leaves them waiting on its disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_disk_keeps_publishing_from_memory() {
-    const FRAMES: u32 = 6_000;
+    const FRAMES: u32 = 6_400;
     let dir = tempfile::tempdir().expect("temp dir");
     // A real file system running out of space (ENOSPC in the middle of a segment), which needs
     // root; the spool's unit tests cover the unprivileged case with a /dev/full segment.
-    let _tmpfs = Tmpfs::mount(&dir.path().join("spool"), 64 * 1024)
-        .expect("mount a 64 KiB tmpfs for the spool (the test runs as root)");
-    // Another file takes half of it, and is removed while the server stalls.
+    let _tmpfs = Tmpfs::mount(&dir.path().join("spool"), 256 * 1024)
+        .expect("mount a 256 KiB tmpfs for the spool (the test runs as root)");
+    // Another file takes all but 32 KiB, and is removed while the server stalls: then there
+    // is room for every packet the rest of the run spools.
     let filler = dir.path().join("spool").join("filler");
-    std::fs::write(&filler, vec![0u8; 32 * 1024]).expect("filler");
+    std::fs::write(&filler, vec![0u8; 224 * 1024]).expect("filler");
     let record = dir.path().join("server.osrec");
     let stream_api = server("127.0.0.1:0", &record).await;
     let proxy = Proxy::start(stream_api.local_addr()).await.expect("proxy");
@@ -260,12 +328,11 @@ async fn a_full_spool_disk_keeps_publishing_from_memory() {
     let bridge = Bridge::start(config);
     let metrics = bridge.metrics.clone();
     let started = Instant::now();
-    // 2 000 frames/s: 40 samples a packet, about 1 KB, so the spool fills in about a second.
+    // 2 000 frames/s, 40 samples a packet: the spool fills in about a second.
     send_at(bridge.udp, 0, 3_000, 2).await;
     let failures = Metrics::get(&metrics.spool_write_failures);
     assert!(failures > 0, "the spool's disk is full after 1.5 s");
     let published_at_full = Metrics::get(&metrics.samples_published);
-    let spooled_at_full = Metrics::get(&metrics.spool_bytes);
     // The server stalls for a second: packets queue in memory. Half way, space is freed: the
     // spool takes packets again, after those held in memory.
     proxy.pause();
@@ -273,21 +340,40 @@ async fn a_full_spool_disk_keeps_publishing_from_memory() {
     std::fs::remove_file(&filler).expect("space freed");
     send_at(bridge.udp, 4_000, 5_000, 2).await;
     proxy.resume().await;
-    send_at(bridge.udp, 5_000, FRAMES, 2).await;
+    send_at(bridge.udp, 5_000, 6_000, 2).await;
+    // Every packet held in memory delivered: the next ones go to the spool, and wait there
+    // while the server stalls again.
+    until_published(&metrics, 6_000).await;
+    let failures_after_freeing = Metrics::get(&metrics.spool_write_failures);
+    let spooled_before = Metrics::get(&metrics.spool_bytes);
+    proxy.pause();
+    send_at(bridge.udp, 6_000, FRAMES, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spooled_stalled = loop {
+        let spooled = Metrics::get(&metrics.spool_bytes);
+        if spooled > spooled_before || Instant::now() > deadline {
+            break spooled;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    proxy.resume().await;
     until_published(&metrics, u64::from(FRAMES)).await;
     assert!(!bridge.run.is_finished(), "the daemon keeps running");
     let failures_at_end = Metrics::get(&metrics.spool_write_failures);
-    let spooled_at_end = Metrics::get(&metrics.spool_bytes);
     eprintln!(
-        "disk full: {failures} failed spool writes after 1.5 s ({published_at_full} published, \
-         {spooled_at_full} spool bytes), {failures_at_end} after {:.2?}, {FRAMES} published, \
-         {spooled_at_end} spool bytes",
+        "disk full: {failures} failed spool writes after 1.5 s ({published_at_full} published), \
+         {failures_after_freeing} once space was freed, {failures_at_end} after {:.2?}; \
+         spool bytes {spooled_before} before the last stall, {spooled_stalled} during it",
         started.elapsed()
     );
-    assert!(failures_at_end >= failures);
+    assert!(failures_after_freeing >= failures);
     assert!(
-        spooled_at_end > spooled_at_full,
+        spooled_stalled > spooled_before,
         "the spool takes packets again once space is freed"
+    );
+    assert_eq!(
+        failures_at_end, failures_after_freeing,
+        "no write fails with space to spare"
     );
     // Full again at the stop: ending the session cannot write the spool's session journal,
     // which must not keep it from ending.
