@@ -157,6 +157,27 @@ impl Bridge {
     }
 }
 
+/// Waits until no run holds the lock of the spool in `spool_dir`.
+pub(crate) async fn until_spool_unlocked(spool_dir: &Path) {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = spool_dir.join("lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("the spool's lock file");
+        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stopped run still holds the spool after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends frames `from..to` (counter in RPM) at 2 000 frames/s.
 pub(crate) async fn send(udp: SocketAddr, from: u32, to: u32) {
     send_at(udp, from, to, FRAMES_PER_TICK).await;
@@ -481,9 +502,9 @@ async fn what_waits_at_stop_is_delivered_into_its_session_by_the_next_start() {
     );
     let (found, _) = counters(&[&record]);
     assert!(!found.contains(&1_499), "not delivered yet");
-    // The stopped run's tasks are aborted when its future is dropped; let them go before the
-    // next run opens the same spool.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stopped run's tasks are aborted when its future is dropped, and drop the spool on
+    // their own time; the next run opens the same spool once they have.
+    until_spool_unlocked(&dir.path().join("spool")).await;
 
     let second = server(&address.to_string(), &record).await;
     let bridge = Bridge::start(config(dir.path(), &format!("http://{address}"), 20_000));
