@@ -55,9 +55,8 @@ fn dump(metrics: &Metrics) -> String {
 }
 
 /// Waits until `metrics` count `at_least` samples published. The limit only catches a hang:
-/// the second start of the slow-link test delivers about half a million frames, 3.3 s in a
-/// debug build on a quiet host and over 15 s with the host's two cores three times
-/// oversubscribed.
+/// the second start of the slow-link test delivers about 370 000 frames, 3.3 s in a debug
+/// build on a quiet host and 15.0 s with the host's two cores three times oversubscribed.
 async fn until_published(metrics: &Metrics, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Metrics::get(&metrics.samples_published) < at_least {
