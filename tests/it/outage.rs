@@ -158,24 +158,17 @@ impl Bridge {
 }
 
 /// Waits until no run holds the lock of the spool in `spool_dir`.
-pub(crate) async fn until_spool_unlocked(spool_dir: &Path) {
+async fn until_spool_unlocked(spool_dir: &Path) {
     use nix::fcntl::{Flock, FlockArg};
     let path = spool_dir.join("lock");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    until("a stopped run releases the spool", || {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .expect("the spool's lock file");
-        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a stopped run still holds the spool after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok()
+    })
+    .await;
 }
 
 /// Sends frames `from..to` (counter in RPM) at 2 000 frames/s.
@@ -250,7 +243,7 @@ fn assert_clean(record: &Path, expected: usize) {
     assert_eq!(sessions(record).len(), expected, "{}", recording.summary());
 }
 
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
