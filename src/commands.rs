@@ -78,9 +78,27 @@ pub struct ReplayArgs {
     /// Keep the embedded Stream API's recording in this file (default: none kept).
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// Worker threads of the runtime (1 or more; default: 1 with --max-speed, otherwise one
+    /// per core). One thread runs every stage: see docs/replay.md.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Capture files.
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
+}
+
+impl ReplayArgs {
+    /// The runtime's worker threads: `--threads`, else one with `--max-speed` (the stages then
+    /// hand their batches on without waking a second thread, which at full speed cost more CPU
+    /// than it saved in wall time: `docs/performance.md`, "The twelfth turn"), else `None`, one
+    /// per core as for `run`.
+    pub fn worker_threads(&self) -> Option<usize> {
+        match self.threads {
+            Some(threads) => Some(usize::from(threads)),
+            None if self.max_speed => Some(1),
+            None => None,
+        }
+    }
 }
 
 /// `ecu-bridge replay`: fails when nothing was published or too much input was rejected.

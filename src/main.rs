@@ -117,9 +117,34 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    run(Cli::parse()).await
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Replay(args) => args.worker_threads(),
+        _ => None,
+    };
+    match runtime(workers) {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The runtime for `workers` threads: one runs every task on this thread, more a work-stealing
+/// pool of that size, `None` one worker per core (or `TOKIO_WORKER_THREADS`).
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -164,5 +189,56 @@ async fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    use super::*;
+
+    /// The worker threads a replay with `flags` gets.
+    fn replay_threads(flags: &[&str]) -> Result<Option<usize>, clap::Error> {
+        let mut args = vec!["ecu-bridge", "replay", "--config", "car.toml"];
+        args.extend(flags);
+        args.push("drive.log");
+        match Cli::try_parse_from(args)?.command {
+            Command::Replay(replay) => Ok(replay.worker_threads()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_max_speed_replay_runs_on_one_thread_unless_told_otherwise() {
+        let threads = |flags: &[&str]| replay_threads(flags).expect("valid flags");
+        assert_eq!(threads(&["--max-speed"]), Some(1));
+        assert_eq!(threads(&["--max-speed", "--threads", "3"]), Some(3));
+        assert_eq!(threads(&["--speed", "2"]), None);
+        assert_eq!(threads(&["--threads", "1"]), Some(1));
+        let error = replay_threads(&["--threads", "0"]).expect_err("0 threads refused");
+        assert!(error.to_string().contains("--threads"), "{error}");
+    }
+
+    #[test]
+    fn one_worker_is_the_calling_thread_and_more_are_a_pool_of_that_size() {
+        let one = runtime(Some(1)).expect("runtime");
+        assert_eq!(one.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+        let caller = std::thread::current().id();
+        let ran_on = one.block_on(async {
+            tokio::spawn(async { std::thread::current().id() })
+                .await
+                .expect("task")
+        });
+        assert_eq!(ran_on, caller);
+
+        let three = runtime(Some(3)).expect("runtime");
+        assert_eq!(three.handle().runtime_flavor(), RuntimeFlavor::MultiThread);
+        assert_eq!(three.metrics().num_workers(), 3);
+        let per_core = runtime(None).expect("runtime");
+        assert_eq!(
+            per_core.handle().runtime_flavor(),
+            RuntimeFlavor::MultiThread
+        );
     }
 }

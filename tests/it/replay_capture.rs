@@ -471,3 +471,47 @@ fn progress_shows_on_a_terminal_and_not_in_a_pipe() {
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("frames/s"), "no progress in a pipe:\n{text}");
 }
+
+/// The number after `label` in `text`.
+fn count_after(text: &str, label: &str) -> u64 {
+    text.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no count after {label:?} in:\n{text}"))
+}
+
+#[test]
+fn a_max_speed_replay_publishes_every_sample_once_on_one_thread_or_on_several() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-car");
+    let (config, capture) = (root.join("bridge.toml"), root.join("drive.log"));
+    let mut recordings = Vec::new();
+    // One thread is a max-speed replay's default; `--threads 2` a work-stealing pool.
+    for threads in [None, Some("2")] {
+        let record = dir.path().join(format!("{}.osrec", threads.unwrap_or("1")));
+        let record_arg = record.to_str().expect("utf-8");
+        let mut args = vec!["replay", "--max-speed", "--record", record_arg];
+        if let Some(threads) = threads {
+            args.extend(["--threads", threads]);
+        }
+        args.push("--config");
+        let output = bridge(&args, &[&config, &capture]);
+        let text = stdout(&output);
+        assert!(output.status.success(), "{text}");
+        let decoded = count_after(&text, "rows, ");
+        let published = count_after(&text, "published ");
+        assert_eq!(published, decoded, "{text}");
+        let samples = inspect::read_recording(&record)
+            .expect("recording")
+            .samples();
+        let received: usize = samples.values().map(Vec::len).sum();
+        assert_eq!(received as u64, published, "threads {threads:?}: {text}");
+        recordings.push(samples);
+    }
+    assert!(recordings[0].len() > 10, "{:?}", recordings[0].keys());
+    assert_eq!(
+        recordings[0], recordings[1],
+        "the same samples on one thread and on two"
+    );
+}
