@@ -108,8 +108,8 @@ fn main() {
     match python_peer_missing() {
         Some(why) => println!("Python peer: not run ({why})"),
         None => {
-            let peer = run_python(root, &dbc, &capture);
-            peer.print("Python peer (cantools + grpcio)");
+            let (peer, versions) = run_python(root, &dbc, &capture);
+            peer.print(&format!("Python peer (cantools + grpcio; {versions})"));
             println!(
                 "ratios: wall {:.1}× faster, CPU {:.1}× less (bridge process; {:.1}× with its server), {:.1}× less peak RSS",
                 peer.wall.as_secs_f64() / bridge.wall.as_secs_f64(),
@@ -196,7 +196,8 @@ fn run_bridge(dir: &Path, dbc: &Path, capture: &Path) -> Measured {
     }
 }
 
-fn run_python(root: &Path, dbc: &Path, capture: &Path) -> Measured {
+/// The peer's run and the versions it ran on (`python=… cantools=…`, as it printed them).
+fn run_python(root: &Path, dbc: &Path, capture: &Path) -> (Measured, String) {
     let server = StreamApiProcess::start();
     let mut command = Command::new("python3");
     command
@@ -217,7 +218,16 @@ fn run_python(root: &Path, dbc: &Path, capture: &Path) -> Measured {
             .unwrap_or(0)
     };
     let (server_cpu, server_peak_rss_mib) = server_figures(server);
-    Measured {
+    let versions = output
+        .split_whitespace()
+        .filter(|word| {
+            ["python=", "cantools=", "grpcio=", "protobuf="]
+                .iter()
+                .any(|name| word.starts_with(name))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let measured = Measured {
         samples: field("samples="),
         frames: field("frames="),
         wall: run.wall,
@@ -225,7 +235,8 @@ fn run_python(root: &Path, dbc: &Path, capture: &Path) -> Measured {
         server_cpu,
         peak_rss_mib: run.peak_rss_mib,
         server_peak_rss_mib,
-    }
+    };
+    (measured, versions)
 }
 
 /// Why the Python peer cannot run here, if it cannot.

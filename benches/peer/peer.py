@@ -7,7 +7,8 @@ signal, one RowData packet per message per 1 000 rows, one unary WriteDataPacket
 The `replay_case` benchmark runs it against the same capture and server as ecu-bridge.
 
 Usage: peer.py --dbc CAR.dbc --capture drive.log --endpoint 127.0.0.1:PORT --proto-dir proto
-Prints one line: `samples=N frames=N packets=N`.
+Prints one line: `samples=N frames=N packets=N`, then the versions of Python and of the
+libraries it ran on (a peer's speed depends on them).
 """
 
 import argparse
@@ -19,6 +20,7 @@ import tempfile
 import uuid
 
 import cantools
+import google.protobuf as protobuf
 import grpc
 from grpc_tools import protoc
 
@@ -160,7 +162,10 @@ def run(args, api, api_grpc, data):
 
     write("EndOfSession", data.EndOfSessionPacket(data_source=source))
     sessions.EndSession(api.EndSessionRequest(data_source=source, session_key=key))
-    print(f"samples={samples} frames={frames} packets={packets}")
+    versions = " ".join(f"{name}={module.__version__}" for name, module in
+                        (("cantools", cantools), ("grpcio", grpc), ("protobuf", protobuf)))
+    print(f"samples={samples} frames={frames} packets={packets} "
+          f"python={sys.version.split()[0]} {versions}")
 
 
 if __name__ == "__main__":
