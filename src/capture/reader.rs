@@ -58,10 +58,15 @@ pub type NativeInputs = HashMap<String, NativeInput>;
 
 /// Malformed inputs logged individually before the rest are only counted.
 const LOGGED_BAD_INPUTS: u64 = 10;
-/// Bytes read from the file at a time: each read is a round trip to tokio's blocking pool,
-/// so 64 KiB reads made a replay of a 25 MB capture wait on 390 of them. The read goes straight
-/// into the reader's buffer, handed to the blocking thread and back ([`read_into`]).
-const CHUNK: usize = 1 << 18;
+/// Bytes read from the file at a time, once the reads have grown: each read is a round trip to
+/// tokio's blocking pool, so 64 KiB reads made a replay of a 25 MB capture wait on 390 of them,
+/// and 256 KiB reads cost 2 to 4 % more CPU than 1 MiB ones (`docs/performance.md`, "The
+/// twelfth turn"). The read goes straight into the reader's buffer, handed to the blocking
+/// thread and back ([`read_into`]).
+const CHUNK: usize = 1 << 20;
+/// The first read's size, doubled by each read up to [`CHUNK`]: a short capture is not given
+/// (and does not zero) a whole chunk of buffer.
+const FIRST_READ: usize = 1 << 16;
 /// A candump "line" longer than this is rejected whole, without being buffered: the reader
 /// skips to its end, so a file of one endless line costs bounded memory.
 const MAX_LINE: usize = 1 << 16;
@@ -77,6 +82,8 @@ pub struct CaptureReader {
     /// Read-ahead; `buf[start..end]` is not yet consumed. Bytes past `end` are spare room,
     /// zeroed once when the buffer grew, so a read does not clear them again.
     buf: Vec<u8>,
+    /// How much the next read asks for at least.
+    read_size: usize,
     start: usize,
     end: usize,
     /// File offset of `buf[start]`, for error reports.
@@ -121,7 +128,9 @@ impl CaptureReader {
             path: path.to_owned(),
             format: CaptureFormat::Candump,
             file: Arc::new(file),
-            buf: Vec::new(),
+            // Reserved, not touched: the reads' growth zeroes it bit by bit, without moving it.
+            buf: Vec::with_capacity(CHUNK),
+            read_size: FIRST_READ,
             start: 0,
             end: 0,
             offset: 0,
@@ -459,7 +468,8 @@ impl CaptureReader {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let room = CHUNK.max(need - self.end);
+            let room = self.read_size.max(need - self.end);
+            self.read_size = (self.read_size * 2).min(CHUNK);
             if self.buf.len() < self.end + room {
                 self.buf.resize(self.end + room, 0);
             }
