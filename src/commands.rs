@@ -89,9 +89,9 @@ pub struct ReplayArgs {
 
 impl ReplayArgs {
     /// The runtime's worker threads: `--threads`, else one with `--max-speed` (the stages then
-    /// hand their batches on without waking a second thread, which at full speed cost more CPU
-    /// than it saved in wall time: `docs/performance.md`, "The twelfth turn"), else `None`, one
-    /// per core as for `run`.
+    /// hand their batches on without waking a second thread; at full speed two workers cost
+    /// more CPU than they saved in wall time: `docs/performance.md`, "The twelfth turn"), else
+    /// `None`, one per core as for `run`.
     pub fn worker_threads(&self) -> Option<usize> {
         match self.threads {
             Some(threads) => Some(usize::from(threads)),
