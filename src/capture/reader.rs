@@ -128,8 +128,9 @@ impl CaptureReader {
             path: path.to_owned(),
             format: CaptureFormat::Candump,
             file: Arc::new(file),
-            // Reserved, not touched: the reads' growth zeroes it bit by bit, without moving it.
-            buf: Vec::with_capacity(CHUNK),
+            // Reserved, not touched: the reads' growth zeroes it step by step, without moving
+            // it. A whole read lands after the unread rest of a line, at most `MAX_LINE` long.
+            buf: Vec::with_capacity(CHUNK + MAX_LINE),
             read_size: FIRST_READ,
             start: 0,
             end: 0,
