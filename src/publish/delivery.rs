@@ -36,7 +36,7 @@ use crate::spool::{Pending, PendingRecord, Spool, SpoolRecord};
 pub const WINDOW: usize = 1;
 /// Bytes of just-appended records kept in memory so that sending them needs no disk read;
 /// beyond this (an outage, a slow link) they are read back from the spool.
-const RECENT_BYTES: usize = 4 << 20;
+pub(crate) const RECENT_BYTES: usize = 4 << 20;
 /// Records the spool could not take (disk full) kept in memory at most; beyond this the
 /// oldest are dropped and counted as lost.
 const VOLATILE_BYTES: usize = 8 << 20;

@@ -28,6 +28,11 @@ pub struct SpoolConfig {
     pub max_age: Option<Duration>,
     /// When data is fdatasync'ed.
     pub sync: SyncPolicy,
+    /// Write-behind: up to this many bytes of the newest records are held in memory and
+    /// written only if they are still unacknowledged when more arrive; 0 writes every record
+    /// before `append` returns. A killed process loses what is held, so only a spool no later
+    /// run resumes (a replay's temporary one) sets it.
+    pub write_behind_bytes: u64,
 }
 
 impl SpoolConfig {
@@ -64,6 +69,7 @@ impl Default for SpoolConfig {
             max_bytes: Self::DEFAULT_MAX_BYTES,
             max_age: Some(Self::DEFAULT_MAX_AGE),
             sync: SyncPolicy::Every(Self::DEFAULT_SYNC_INTERVAL),
+            write_behind_bytes: 0,
         }
     }
 }

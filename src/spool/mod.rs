@@ -18,6 +18,7 @@
 //! - Damaged bytes are skipped per record (resync on the record magic) and counted; the spool
 //!   never panics on file contents.
 
+mod behind;
 mod config;
 mod error;
 mod pending;
@@ -43,6 +44,7 @@ pub use record::{MAX_PAYLOAD, MAX_STREAM, Payload, SpoolRecord};
 pub use recover::Recovery;
 pub use state::{SessionRecord, SessionState};
 
+use behind::WriteBehind;
 use segment::{SEGMENT_HEADER_LEN, SegmentWriter, segment_path};
 use state::{ACKS_FILE, AckState, SESSIONS_FILE};
 use syncer::{SyncJob, SyncOutcome, Syncer};
@@ -138,6 +140,8 @@ pub struct Spool {
     acks: AckState,
     /// Acks changed since the acks file was last written.
     acks_dirty: bool,
+    /// Records taken but not written yet (`SpoolConfig::write_behind_bytes`).
+    behind: WriteBehind,
     next_seq: u64,
     sessions: BTreeMap<u32, SessionRecord>,
     /// Encode buffer reused by every append.
@@ -173,8 +177,9 @@ impl Spool {
         self.ack_at(seq, Now::read())
     }
 
-    /// The unacknowledged records, in seq order, streamed from disk. The iterator does not
-    /// borrow the spool: the caller may ack (and append) while delivering.
+    /// The unacknowledged records, in seq order, streamed from disk (then those held by
+    /// write-behind). The iterator does not borrow the spool: the caller may ack (and append)
+    /// while delivering.
     pub fn pending(&self) -> Pending {
         self.pending_from(0)
     }
@@ -187,7 +192,8 @@ impl Spool {
             .filter(|s| s.pending() > 0 && s.last_seq >= from)
             .map(|s| segment_path(&self.dir, s.first_seq))
             .collect();
-        Pending::new(segments, self.acks.clone(), from, self.next_seq)
+        let held = self.behind.clone().into_parts();
+        Pending::new(segments, held, self.acks.clone(), from, self.next_seq)
     }
 
     /// Records or replaces the session `session.index`, durably before returning.
@@ -209,17 +215,20 @@ impl Spool {
         self.sessions.values()
     }
 
-    /// Forces appended data and the ack state to stable storage now, whatever the interval
-    /// (under `SyncPolicy::Never` the ack state is only written), and applies `max_age`.
+    /// Writes what write-behind holds, forces appended data and the ack state to stable
+    /// storage now, whatever the interval (under `SyncPolicy::Never` the ack state is only
+    /// written), and applies `max_age`.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         let now = Now::read();
+        self.write_held(now)?;
         self.enforce_age(now.wall);
         let durable = self.config.sync != SyncPolicy::Never;
         self.sync_now(now, durable)
     }
 
-    /// Syncs (unless the policy is `Never`) and closes.
+    /// Writes what write-behind holds, syncs (unless the policy is `Never`) and closes.
     pub fn close(mut self) -> Result<(), SpoolError> {
+        self.write_held(Now::read())?;
         let durable = self.config.sync != SyncPolicy::Never;
         self.sync_now(Now::read(), durable)
     }
@@ -236,6 +245,13 @@ impl Spool {
             .iter()
             .find(|s| s.pending() > 0)
             .and_then(|s| s.min_time_ns);
+        for (_, record) in self.behind.unacknowledged(&self.acks) {
+            stats.records_pending += 1;
+            stats.samples_pending += u64::from(record.samples);
+            if stats.oldest_pending_time_ns.is_none() && record.first_time_ns != 0 {
+                stats.oldest_pending_time_ns = Some(record.first_time_ns);
+            }
+        }
         stats
     }
 
@@ -250,17 +266,63 @@ impl Spool {
         now: Now,
     ) -> Result<Range<u64>, SpoolError> {
         let total = self.check_batch(records)?;
+        let first = self.next_seq;
+        let end = first + records.len() as u64;
         if records.is_empty() {
-            return Ok(self.next_seq..self.next_seq);
+            return Ok(first..end);
         }
+        let limit = self.config.write_behind_bytes;
+        if total <= limit {
+            self.behind.push(first, records);
+            if self.behind.bytes() > limit
+                && let Err(error) = self.write_held(now)
+            {
+                self.behind.pop_newest(records.len());
+                return Err(error);
+            }
+        } else {
+            // What is held goes first: the disk keeps seq order.
+            self.write_held(now)?;
+            self.write_batch(first, records, total, now)?;
+        }
+        self.next_seq = end;
+        self.stats.appended += records.len() as u64;
+        Ok(first..end)
+    }
+
+    /// Writes every record write-behind holds, as one batch.
+    fn write_held(&mut self, now: Now) -> Result<(), SpoolError> {
+        if self.behind.is_empty() {
+            return Ok(());
+        }
+        let mut held = std::mem::take(&mut self.behind);
+        let total = held.bytes();
+        let (first, records) = held.as_batch();
+        let written = self.write_batch(first, records, total, now);
+        if written.is_ok() {
+            held.clear();
+        }
+        self.behind = held;
+        written
+    }
+
+    /// Writes `records`, whose seqs start at `first` (above every seq on disk), to the
+    /// active segment; all or none are written. Seqs already acknowledged (held records
+    /// acknowledged out of order) count as acknowledged in the segment.
+    fn write_batch(
+        &mut self,
+        first: u64,
+        records: &[SpoolRecord],
+        total: u64,
+        now: Now,
+    ) -> Result<(), SpoolError> {
         self.enforce_age(now.wall);
         self.make_room(total + SEGMENT_HEADER_LEN as u64);
-        let path = segment_path(&self.dir, self.active_first_seq());
+        let path = segment_path(&self.dir, self.active_first_seq(first));
         let mut writer = match self.writer.take() {
             Some(writer) => writer,
-            None => self.start_segment(&path, now)?,
+            None => self.start_segment(&path, first, now)?,
         };
-        let first = self.next_seq;
         // Each record's head, then its payload as it is: a packet's bytes are not copied.
         let mut parts = record::encode_parts(first, records, &mut self.buf);
         let written = writer.write_parts(&mut parts);
@@ -275,13 +337,15 @@ impl Spool {
             self.stats.write_failures += 1;
             if self.give_back_acknowledged_segment() {
                 // Once only: the new segment holds no record, so it is never given back.
-                return self.append_batch_at(records, now);
+                return self.write_batch(first, records, total, now);
             }
             return Err(SpoolError::io(&path, error));
         }
         let end = first + records.len() as u64;
+        let acknowledged = (first..end).filter(|&seq| self.acks.is_acked(seq)).count();
         if let Some(meta) = self.segments.back_mut() {
             meta.records += records.len() as u64;
+            meta.acked += acknowledged as u64;
             meta.last_seq = end - 1;
             meta.samples += records.iter().map(|r| u64::from(r.samples)).sum::<u64>();
             meta.bytes = bytes;
@@ -297,14 +361,12 @@ impl Spool {
             };
             meta.last_write = now.wall;
         }
-        self.next_seq = end;
-        self.stats.appended += records.len() as u64;
         if bytes >= self.config.segment_bytes {
             self.seal(now);
         } else {
             self.maybe_sync(now);
         }
-        Ok(first..end)
+        Ok(())
     }
 
     fn check_batch(&self, records: &[SpoolRecord]) -> Result<u64, SpoolError> {
@@ -325,19 +387,20 @@ impl Spool {
         Ok(total)
     }
 
-    /// First seq of the segment being written, or of the one about to be created.
-    fn active_first_seq(&self) -> u64 {
+    /// First seq of the segment being written, or of the one a batch from `first` creates.
+    fn active_first_seq(&self, first: u64) -> u64 {
         match (&self.writer, self.segments.back()) {
             (Some(_), Some(meta)) => meta.first_seq,
-            _ => self.next_seq,
+            _ => first,
         }
     }
 
-    /// Creates the segment starting at `next_seq`. Any file of that name holds no record:
-    /// every record ever appended has a smaller seq, so truncating it loses nothing.
+    /// Creates the segment starting at `first`. Any file of that name holds no record: every
+    /// record ever written has a smaller seq, so truncating it loses nothing.
     fn start_segment(
         &mut self,
         path: &Path,
+        first: u64,
         now: Now,
     ) -> Result<SegmentWriter<fs::File>, SpoolError> {
         let created = OpenOptions::new()
@@ -365,8 +428,8 @@ impl Spool {
             self.stats.write_failures += 1;
         }
         self.segments.push_back(SegmentMeta {
-            first_seq: self.next_seq,
-            last_seq: self.next_seq - 1,
+            first_seq: first,
+            last_seq: first - 1,
             records: 0,
             acked: 0,
             samples: 0,
@@ -378,6 +441,16 @@ impl Spool {
     }
 
     fn ack_at(&mut self, seq: u64, now: Now) -> bool {
+        if self.behind.holds(seq) {
+            if !self.acks.insert(seq) {
+                return false;
+            }
+            self.acks_dirty = true;
+            self.stats.acknowledged += 1;
+            self.behind.drop_acknowledged(&self.acks);
+            self.maybe_sync(now);
+            return true;
+        }
         let index = self.segments.partition_point(|s| s.first_seq <= seq);
         let Some(position) = index.checked_sub(1) else {
             return false;
@@ -655,7 +728,8 @@ impl Spool {
             self.stats.write_failures += 1;
         }
         if position == 0 {
-            let floor = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
+            let unwritten = self.behind.first_seq().unwrap_or(self.next_seq);
+            let floor = self.segments.front().map_or(unwritten, |s| s.first_seq);
             self.acks.advance_to(floor - 1);
         } else {
             let above = self.acks.above.split_off(&meta.first_seq);

@@ -1,6 +1,7 @@
 //! [`Pending`]: the unacknowledged records in seq order, streamed from the segment files
-//! one record at a time. It owns a snapshot (segment paths, acks, seq bounds) instead of
-//! borrowing the spool, so the caller can acknowledge while it delivers.
+//! one record at a time, then those write-behind held. It owns a snapshot (segment paths, the
+//! held records, acks, seq bounds) instead of borrowing the spool, so the caller can
+//! acknowledge while it delivers.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -36,17 +37,41 @@ pub struct Pending {
     /// Seqs at or above this were appended after the snapshot: not yielded.
     until: u64,
     current: Option<(PathBuf, SegmentScanner<File>)>,
+    /// The records held in memory when the snapshot was taken (above every seq on disk), and
+    /// the seq of the first.
+    held: VecDeque<SpoolRecord>,
+    held_seq: u64,
 }
 
 impl Pending {
-    pub(super) fn new(segments: VecDeque<PathBuf>, acks: AckState, from: u64, until: u64) -> Self {
+    pub(super) fn new(
+        segments: VecDeque<PathBuf>,
+        (held_seq, held): (u64, VecDeque<SpoolRecord>),
+        acks: AckState,
+        from: u64,
+        until: u64,
+    ) -> Self {
         Self {
             segments,
             acks,
             from,
             until,
             current: None,
+            held,
+            held_seq,
         }
+    }
+
+    /// The next held record to yield, once the segments are read.
+    fn next_held(&mut self) -> Option<PendingRecord> {
+        while let Some(record) = self.held.pop_front() {
+            let seq = self.held_seq;
+            self.held_seq += 1;
+            if seq >= self.from && seq < self.until && !self.acks.is_acked(seq) {
+                return Some(PendingRecord { seq, record });
+            }
+        }
+        None
     }
 
     fn open_next(&mut self) -> Option<Result<(), SpoolError>> {
@@ -74,7 +99,10 @@ impl Iterator for Pending {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let Some((path, scanner)) = self.current.as_mut() else {
-                match self.open_next()? {
+                let Some(opened) = self.open_next() else {
+                    return self.next_held().map(Ok);
+                };
+                match opened {
                     Ok(()) => continue,
                     Err(error) => return Some(Err(error)),
                 }

@@ -16,7 +16,7 @@ use super::segment::{
     segment_path,
 };
 use super::state::{self, ACKS_FILE, AckState, SESSIONS_FILE, SessionRecord};
-use super::{LOCK_FILE, Now, SegmentMeta, Spool, SpoolConfig, SpoolError, SpoolStats};
+use super::{LOCK_FILE, Now, SegmentMeta, Spool, SpoolConfig, SpoolError, SpoolStats, WriteBehind};
 
 /// What `Spool::open` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,6 +99,7 @@ pub(super) fn open(
         writer: None,
         acks,
         acks_dirty: true,
+        behind: WriteBehind::default(),
         next_seq,
         sessions,
         buf: Vec::new(),

@@ -19,7 +19,26 @@ fn small() -> SpoolConfig {
         max_bytes: 1 << 30,
         max_age: None,
         sync: SyncPolicy::Never,
+        write_behind_bytes: 0,
     }
+}
+
+/// [`small`] with write-behind holding two records (of 356 or 363 bytes) and not three.
+fn held_back() -> SpoolConfig {
+    SpoolConfig {
+        write_behind_bytes: 800,
+        ..small()
+    }
+}
+
+fn segment_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .expect("lists")
+        .filter(|entry| {
+            let name = entry.as_ref().expect("entry").file_name();
+            segment::parse_segment_name(&name.to_string_lossy()).is_some()
+        })
+        .count()
 }
 
 /// Record `i`: 300 payload bytes (a 1024-byte segment holds three), `i` samples.
@@ -485,10 +504,16 @@ proptest! {
     /// No loss, no duplicates, order kept: after any sequence of appends, acks and reopens,
     /// `pending` yields every appended record not acknowledged, exactly once, in seq order.
     /// After a crash, acks since the last sync may come back, and nothing else.
+    /// With write-behind, a crash loses the records held in memory (by design: only a spool
+    /// no later run resumes holds any), and nothing else.
     #[test]
-    fn pending_matches_a_simple_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn pending_matches_a_simple_model(
+        ops in prop::collection::vec(op(), 1..40),
+        write_behind in any::<bool>(),
+    ) {
         let dir = TempDir::new().expect("tempdir");
-        let (mut spool, _) = open(dir.path(), small());
+        let config = if write_behind { held_back() } else { small() };
+        let (mut spool, _) = open(dir.path(), config.clone());
         // seq -> record id, for appended and not (durably or volatilely) acknowledged.
         let mut outstanding = std::collections::BTreeMap::new();
         // Acks not yet synced: may reappear after a crash.
@@ -520,9 +545,15 @@ proptest! {
                         spool.close().expect("closes");
                         volatile.clear();
                     } else {
+                        let held: Vec<u64> =
+                            spool.behind.unacknowledged(&spool.acks).map(|(seq, _)| seq).collect();
+                        prop_assert!(write_behind || held.is_empty());
+                        for seq in held {
+                            outstanding.remove(&seq);
+                        }
                         drop(spool);
                     }
-                    let (reopened, recovery) = open(dir.path(), small());
+                    let (reopened, recovery) = open(dir.path(), config.clone());
                     spool = reopened;
                     prop_assert_eq!(recovery.corrupt_records, 0);
                     let pending: Vec<_> =
@@ -547,8 +578,110 @@ proptest! {
                     prop_assert_eq!(recovery.records_pending, outstanding.len() as u64);
                 }
             }
+            // Live, too: exactly the records appended and not acknowledged, in seq order.
+            let live: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
+            let expected: Vec<_> = outstanding
+                .iter()
+                .map(|(&seq, &id)| PendingRecord { seq, record: rec(id) })
+                .collect();
+            prop_assert_eq!(live, expected);
+            prop_assert_eq!(spool.stats().records_pending, outstanding.len() as u64);
         }
     }
+}
+
+#[test]
+fn write_behind_writes_nothing_the_server_takes_in_time() {
+    let dir = TempDir::new().expect("tempdir");
+    let (mut spool, _) = open(dir.path(), held_back());
+    for i in 1..=20 {
+        let seq = spool.append(&rec(i)).expect("appends");
+        assert_eq!(seq, i);
+        let stats = spool.stats();
+        assert_eq!((stats.records_pending, stats.samples_pending), (1, i));
+        assert_eq!(stats.oldest_pending_time_ns, Some(i * 1_000));
+        assert!(spool.ack(seq));
+        assert!(!spool.ack(seq), "second ack of the same seq");
+    }
+    let stats = spool.stats();
+    assert_eq!((stats.appended, stats.acknowledged), (20, 20));
+    assert_eq!((stats.records_pending, stats.bytes_on_disk), (0, 0));
+    assert_eq!(segment_files(dir.path()), 0, "no record reached the disk");
+    spool.close().expect("closes");
+    let (mut spool, recovery) = open(dir.path(), held_back());
+    assert_eq!(recovery.records_pending, 0);
+    assert_eq!(spool.append(&rec(21)).expect("appends"), 21, "seqs go on");
+}
+
+#[test]
+fn write_behind_past_its_bound_writes_in_order_and_pending_reads_disk_then_memory() {
+    let dir = TempDir::new().expect("tempdir");
+    let (mut spool, _) = open(dir.path(), held_back());
+    append_all(&mut spool, 1..=2);
+    assert_eq!(segment_files(dir.path()), 0, "two records fit");
+    assert!(
+        spool.ack(2),
+        "acknowledged while held, behind an unacknowledged one"
+    );
+    append_all(&mut spool, 3..=8);
+    assert!(spool.stats().bytes_on_disk > 0, "the bound was passed");
+    assert!(spool.ack(7));
+    let pending: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
+    let expected: Vec<_> = [1, 3, 4, 5, 6, 8]
+        .into_iter()
+        .map(|i| PendingRecord {
+            seq: i,
+            record: rec(i),
+        })
+        .collect();
+    assert_eq!(pending, expected);
+    assert_eq!(
+        spool
+            .pending_from(5)
+            .map(|p| p.expect("ok").seq)
+            .collect::<Vec<_>>(),
+        vec![5, 6, 8]
+    );
+    let stats = spool.stats();
+    assert_eq!(stats.records_pending, 6);
+    assert_eq!(stats.samples_pending, 1 + 3 + 4 + 5 + 6 + 8);
+    assert_eq!(stats.oldest_pending_time_ns, Some(1_000));
+    spool.close().expect("closes: what is held is written");
+    let (spool, recovery) = open(dir.path(), held_back());
+    assert_eq!(recovery.records_pending, 6);
+    assert_eq!(recovery.corrupt_records, 0);
+    assert_eq!(pending_seqs(&spool), vec![1, 3, 4, 5, 6, 8]);
+}
+
+#[test]
+fn write_behind_on_a_full_disk_refuses_the_append_and_keeps_what_it_held() {
+    let dir = TempDir::new().expect("tempdir");
+    let (mut spool, _) = open(dir.path(), held_back());
+    append_all(&mut spool, 1..=2);
+    std::os::unix::fs::symlink("/dev/full", segment_path(dir.path(), 1)).expect("symlinks");
+    match spool.append(&rec(3)) {
+        Err(SpoolError::Full { .. }) => {}
+        other => panic!("expected Full, got {other:?}"),
+    }
+    let stats = spool.stats();
+    assert_eq!((stats.appended, stats.write_failures), (2, 1));
+    assert_eq!(pending_seqs(&spool), vec![1, 2], "held records still wait");
+    fs::remove_file(segment_path(dir.path(), 1)).expect("space frees");
+    assert_eq!(
+        spool.append(&rec(3)).expect("appends"),
+        3,
+        "no seq consumed"
+    );
+    spool.close().expect("closes");
+    let (spool, _) = open(dir.path(), held_back());
+    let pending: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| (p.seq, p.record.packet_id))
+            .collect::<Vec<_>>(),
+        vec![(1, 1001), (2, 1002), (3, 1003)]
+    );
 }
 
 #[test]

@@ -299,13 +299,13 @@ async fn a_stream_api_restart_with_its_state_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_api_restart_during_a_paced_replay_loses_nothing() {
     // 7 000 frames at 1 kHz: seven seconds at --speed 1.
-    replay_through_a_server_restart(false, Pacing::Speed(1.0), 7_000, 500, None).await;
+    replay_through_a_server_restart(false, Pacing::Speed(1.0), 7_000, 500, None, Spool::Dir).await;
 }
 
 /// The same with `ecu-bridge stream-api` as a real process, SIGKILLed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_stream_api_process_during_a_paced_replay_loses_nothing() {
-    replay_through_a_server_restart(true, Pacing::Speed(1.0), 7_000, 500, None).await;
+    replay_through_a_server_restart(true, Pacing::Speed(1.0), 7_000, 500, None, Spool::Dir).await;
 }
 
 /// A replay at max speed holds its input while delivery is behind (`docs/delivery.md`); with
@@ -316,7 +316,28 @@ async fn a_sigkilled_stream_api_process_during_a_paced_replay_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_stream_api_process_during_a_max_speed_replay_loses_nothing() {
     let link = Some(2_000_000);
-    replay_through_a_server_restart(true, Pacing::MaxSpeed, 300_000, 20_000, link).await;
+    replay_through_a_server_restart(true, Pacing::MaxSpeed, 300_000, 20_000, link, Spool::Dir)
+        .await;
+}
+
+/// The same with the replay's temporary spool, which holds the newest packets in memory and
+/// writes them only once more than its write-behind bound waits: the outage passes that bound
+/// (the spool's gauge shows segment bytes), and still every frame arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_stream_api_process_during_a_max_speed_replay_with_a_temporary_spool_loses_nothing()
+ {
+    let link = Some(2_000_000);
+    let spool = Spool::Temporary;
+    replay_through_a_server_restart(true, Pacing::MaxSpeed, 300_000, 20_000, link, spool).await;
+}
+
+/// Where a replay keeps its spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spool {
+    /// The folder the configuration names.
+    Dir,
+    /// None named: a temporary folder, with write-behind.
+    Temporary,
 }
 
 /// Replays `frames` frames (a counter in each: its low 16 bits in RPM, its next 8 in COOLANT,
@@ -329,6 +350,7 @@ async fn replay_through_a_server_restart(
     frames: u32,
     published_first: u64,
     link_bytes_per_second: Option<u64>,
+    spool: Spool,
 ) {
     use decoders::wire::candump::write_line;
     use ecu_bridge::pipeline::sources;
@@ -375,7 +397,7 @@ async fn replay_through_a_server_restart(
         .as_ref()
         .map_or_else(|| format!("http://{address}"), |proxy| proxy.uri());
     let wide = frames > 1 << 16;
-    let config = if wide {
+    let mut config = if wide {
         let session = r#"identifier = "outage test""#;
         config_of(
             dir.path(),
@@ -387,6 +409,9 @@ async fn replay_through_a_server_restart(
     } else {
         config(dir.path(), &endpoint, 20_000)
     };
+    if spool == Spool::Temporary {
+        config.spool.dir = None;
+    }
     let samples_per_frame = if wide { 2 } else { 1 };
     let (map, _) = config.load_channel_map().expect("map");
     let inputs = Arc::new(sources::replay_inputs(&config, &map, None).expect("inputs"));
@@ -405,7 +430,14 @@ async fn replay_through_a_server_restart(
         Server::InProcess(handle) => handle.shutdown().await.expect("server stops"),
         Server::Process(mut child) => sigkill(&mut child),
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let outage = tokio::time::sleep(Duration::from_secs(5));
+    if spool == Spool::Temporary {
+        until("the outage passes the write-behind bound", || {
+            Metrics::get(&metrics.spool_bytes) > 0
+        })
+        .await;
+    }
+    outage.await;
     let second = if sigkilled {
         Server::Process(server_process(&record, &address).0)
     } else {

@@ -302,10 +302,13 @@ pub(super) fn open_spool(
                 .tempdir()
                 .map_err(|error| crate::spool::SpoolError::io(&std::env::temp_dir(), error))?;
             // The folder is removed at exit and no later run resumes it, so syncing it would
-            // only make the run wait for the disk.
+            // only make the run wait for the disk, and a packet needs writing only when the
+            // server has not taken it by the time twice what delivery queues in memory has
+            // followed it (an outage, a slow link): a healthy run writes nothing.
             let config = SpoolConfig {
                 max_bytes: 4 << 30,
                 sync: SyncPolicy::Never,
+                write_behind_bytes: 2 * crate::publish::delivery::RECENT_BYTES as u64,
                 ..SpoolConfig::default()
             };
             (temporary.path().to_owned(), config, Some(temporary))
