@@ -23,7 +23,7 @@ fn record(i: u64) -> SpoolRecord {
         first_time_ns: i,
         last_time_ns: i + 1,
         session: 0,
-        payload: Bytes::from(vec![i as u8; RECORD]).into(),
+        payload: Bytes::from(vec![i as u8; RECORD]),
     }
 }
 

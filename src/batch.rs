@@ -354,7 +354,9 @@ impl BatchStage {
 /// whole packet, which it will fill again; otherwise as many rows as fit (at most 1 024) and
 /// 32 KiB. A busy format's buffer is so spared the copies of growing to its full size every
 /// time; reserving the whole packet for a format that did not fill one held 200 × 256 KiB on
-/// four buses at max speed (`docs/performance.md`).
+/// four buses at max speed (`docs/performance.md`). A whole packet's buffer also holds the data
+/// format and timestamps the publish stage appends to the rows: a packet's rows leave room
+/// for them within `max_packet_bytes` (`RowPacket::encoded_len`).
 fn packet_size_guess(
     filled_rows: Option<usize>,
     max_packet_bytes: usize,

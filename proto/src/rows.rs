@@ -1,7 +1,10 @@
 //! Incremental protobuf encoding of `RowDataPacket`s: each row is encoded once, when it
-//! arrives, into the bytes of the packet's `rows` field, so a finished packet is its leading
-//! fields ([`row_data_head`]) followed by those bytes as they are. The bytes decode to exactly the message prost would build (checked against
-//! prost in the tests), every sample a double with status VALID (rule 32).
+//! arrives, into the bytes of the packet's `rows` field, so a finished packet is those bytes
+//! with its other fields, the data format and the timestamps, appended
+//! ([`push_row_data_tail`]), or the same fields in prost's order, before the rows
+//! ([`row_data_content`]). Protobuf parsers take fields in any order; both decode to exactly
+//! the message prost would build (checked against prost in the tests), every sample a double
+//! with status VALID (rule 32).
 //!
 //! Wire layout (field numbers from `open_data.proto`):
 //! `RowDataPacket { 1: SampleDataFormat { 1: uint64 id }, 2: packed fixed64 timestamps,
@@ -99,21 +102,39 @@ pub fn row_data_content(data_format: u64, timestamps: &[u64], encoded_rows: &[u8
 /// followed by the rows encoded by [`encode_row`], they are the packet, the rows not copied;
 /// the buffer has room for `rows_len` more bytes, for a caller that appends them.
 pub fn row_data_head(data_format: u64, timestamps: &[u64], rows_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(format_and_timestamps_len(data_format, timestamps) + rows_len);
+    push_format_and_timestamps(data_format, timestamps, &mut out);
+    out
+}
+
+/// Makes `rows` (rows encoded by [`encode_row`], one per timestamp) a whole `RowDataPacket`
+/// by appending its data format and timestamps: the rows, nearly all of its bytes, are neither
+/// copied nor sent as a piece of their own. The packet's fields are then in the order rows,
+/// data format, timestamps, which decodes as prost's order does.
+pub fn push_row_data_tail(data_format: u64, timestamps: &[u64], rows: &mut Vec<u8>) {
+    rows.reserve(format_and_timestamps_len(data_format, timestamps));
+    push_format_and_timestamps(data_format, timestamps, rows);
+}
+
+/// Bytes of the data format and timestamps fields, at most.
+fn format_and_timestamps_len(data_format: u64, timestamps: &[u64]) -> usize {
+    2 + 1 + varint_len(data_format) + 1 + 10 + timestamps.len() * 8
+}
+
+fn push_format_and_timestamps(data_format: u64, timestamps: &[u64], out: &mut Vec<u8>) {
     let format_len = 1 + varint_len(data_format);
-    let stamps_len = timestamps.len() * 8;
-    let mut out = Vec::with_capacity(2 + format_len + 1 + 10 + stamps_len + rows_len);
     out.push(TAG_FORMAT);
-    push_varint(format_len as u64, &mut out);
+    push_varint(format_len as u64, out);
     out.push(TAG_FORMAT_ID);
-    push_varint(data_format, &mut out);
+    push_varint(data_format, out);
     if !timestamps.is_empty() {
+        let stamps_len = timestamps.len() * 8;
         out.push(TAG_TIMESTAMPS);
-        push_varint(stamps_len as u64, &mut out);
+        push_varint(stamps_len as u64, out);
         for time in timestamps {
             out.extend_from_slice(&time.to_le_bytes());
         }
     }
-    out
 }
 
 /// Bytes of one `DoubleSample` body: value (tag + 8) unless zero, then status (tag + 1).
@@ -218,6 +239,19 @@ mod tests {
             // Byte for byte too: both write a NaN's bits as they are.
             prop_assert_eq!(&encoded, &expected.encode_to_vec());
             // Compare through prost's own encoding, so NaN payloads compare by bits.
+            prop_assert_eq!(decoded.encode_to_vec(), expected.encode_to_vec());
+
+            // The rows first, the other fields appended: the same message.
+            let mut rows_first = Vec::new();
+            for (_, values) in &rows {
+                encode_row(values, &mut rows_first);
+            }
+            let rows_len = rows_first.len();
+            let timestamps: Vec<u64> = rows.iter().map(|(t, _)| *t).collect();
+            push_row_data_tail(format, &timestamps, &mut rows_first);
+            prop_assert_eq!(rows_first.len(), encoded.len());
+            prop_assert_eq!(&rows_first[rows_len..], &encoded[..encoded.len() - rows_len]);
+            let decoded = RowDataPacket::decode(rows_first.as_slice()).expect("decodes");
             prop_assert_eq!(decoded.encode_to_vec(), expected.encode_to_vec());
         }
     }

@@ -29,7 +29,7 @@ use open_streaming::open_data::sample_data_format::Format;
 use open_streaming::open_data::{Packet, PeriodicDataPacket, RowDataPacket, SampleDataFormat};
 
 use super::session::{PacketKind, PublishError};
-use super::write_call::{PacketWrite, write_data_packet};
+use super::write_call::write_data_packet;
 use crate::spool::{Pending, PendingRecord, Spool, SpoolRecord};
 
 /// Calls in flight at once. One keeps the session's order (see the module docs).
@@ -351,11 +351,14 @@ impl Delivery {
 
     /// The request for `record` in its session's current route; `None` for an announcement
     /// the session that took over already made again.
-    fn request_for(&self, record: &SpoolRecord) -> Result<Option<PacketWrite>, PublishError> {
+    fn request_for(
+        &self,
+        record: &SpoolRecord,
+    ) -> Result<Option<WriteDataPacketRequest>, PublishError> {
         let kind = PacketKind::from_code(record.kind);
         let route = self.routes.get(&record.session);
         let session_key = route.map(|r| r.session_key.clone()).unwrap_or_default();
-        let [mut content, mut content_rest] = record.payload.clone().into_pieces();
+        let mut content = record.payload.clone();
         if let (Some(kind), Some(route)) = (kind, route) {
             if matches!(kind, PacketKind::NewSession | PacketKind::Configuration)
                 && record.packet_id < route.announced_again_before
@@ -363,15 +366,13 @@ impl Delivery {
                 return Ok(None);
             }
             if kind.carries_data_format() && !route.format_remap.is_empty() {
-                // Rare (a server that lost its formats): the packet in one piece, rebuilt.
-                let whole = record.payload.to_bytes();
-                content = remap_format(kind, &whole, &route.format_remap).map_err(|source| {
+                // Rare (a server that lost its formats): the packet rebuilt.
+                content = remap_format(kind, &content, &route.format_remap).map_err(|source| {
                     PublishError::Corrupt {
                         packet_id: record.packet_id,
                         source,
                     }
                 })?;
-                content_rest = Bytes::new();
             }
         }
         let kind = kind.unwrap_or(PacketKind::RowData);
@@ -388,20 +389,17 @@ impl Delivery {
             content,
             id,
         };
-        Ok(Some(PacketWrite {
-            request: WriteDataPacketRequest {
-                detail: Some(DataPacketDetails {
-                    message: Some(packet),
-                    data_source: self.data_source.clone(),
-                    stream: record.stream.clone(),
-                    session_key,
-                }),
-            },
-            content_rest,
+        Ok(Some(WriteDataPacketRequest {
+            detail: Some(DataPacketDetails {
+                message: Some(packet),
+                data_source: self.data_source.clone(),
+                stream: record.stream.clone(),
+                session_key,
+            }),
         }))
     }
 
-    fn start_call(&mut self, outgoing: Outgoing, request: PacketWrite) {
+    fn start_call(&mut self, outgoing: Outgoing, request: WriteDataPacketRequest) {
         let channel = self.channel.clone();
         let timeout = self.call_timeout;
         self.in_flight.spawn(async move {

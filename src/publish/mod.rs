@@ -25,10 +25,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use open_streaming::open_data::MarkerPacket;
-use open_streaming::rows::row_data_head;
+use open_streaming::rows::push_row_data_tail;
 
 use crate::pipeline::edge::{Batch, LapEvent, Queue, RowPacket};
-use crate::spool::Payload;
 use crate::telemetry::Metrics;
 use configuration::configuration_packet;
 use producer::{MAIN_STREAM, PacketKind, Producer, PublishError};
@@ -413,17 +412,16 @@ impl PublishStage {
             packet.timestamps.first().copied().unwrap_or_default(),
             packet.timestamps.last().copied().unwrap_or_default(),
         );
-        // The rows go out from the buffer the batch stage encoded them into, which is held
-        // until the server's OK; the queues bound packets by their length, so a buffer made
-        // for far more than it holds is cut to size first (in place: no copy).
-        let mut rows = packet.encoded_rows;
-        if rows.capacity() - rows.len() > rows.len() / 8 {
-            rows.shrink_to_fit();
+        // The packet is the buffer the batch stage encoded the rows into, with the data format
+        // and timestamps appended (a full packet's buffer has room for them: `src/batch.rs`),
+        // held until the server's OK. The queues bound packets by their length, so a buffer
+        // made for far more than it holds is cut to size first (in place: no copy).
+        let mut content = packet.encoded_rows;
+        push_row_data_tail(data_format, &packet.timestamps, &mut content);
+        if content.capacity() - content.len() > content.len() / 8 {
+            content.shrink_to_fit();
         }
-        let content = Payload::new(
-            row_data_head(data_format, &packet.timestamps, 0).into(),
-            rows.into(),
-        );
+        let content = bytes::Bytes::from(content);
         self.producer
             .write_encoded(
                 &self.streams[stream],

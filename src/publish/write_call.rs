@@ -2,8 +2,8 @@
 //! encodes every request into a buffer of its own, which copied each packet's content (up to
 //! `batch.max_packet_bytes`) once more on its way out, into freshly allocated memory
 //! (`docs/performance.md`). Here the request goes out in pieces: every field but the content,
-//! then the content itself (the spool record's one or two pieces, shared, not copied). The
-//! content is written last so that its last piece ends the request, and the HTTP/2 DATA frame
+//! then the content itself (the spool record's payload, shared, not copied). The content is
+//! written last so that it ends the request, and the HTTP/2 DATA frame
 //! that carries it ends the stream: no frame follows it, so the server is woken once less per
 //! packet. Protobuf parsers take fields in any order, so this is prost's encoding of the
 //! request with its fields reordered (tests decode it, and check the order). The answer is
@@ -34,41 +34,20 @@ const DETAIL_FIELD: u32 = 1;
 const MESSAGE_FIELD: u32 = 1;
 const CONTENT_FIELD: u32 = 4;
 
-/// A `WriteDataPacket` request whose `Packet.content` goes on past the message's own
-/// `content` with `content_rest`: a packet spooled in two pieces goes out as it lies.
-#[derive(Debug)]
-pub(super) struct PacketWrite {
-    pub(super) request: WriteDataPacketRequest,
-    pub(super) content_rest: Bytes,
-}
-
-impl From<WriteDataPacketRequest> for PacketWrite {
-    fn from(request: WriteDataPacketRequest) -> Self {
-        Self {
-            request,
-            content_rest: Bytes::new(),
-        }
-    }
-}
-
 /// The request as the pieces that go out: the gRPC message prefix and every field but the
-/// content, then the content in its two pieces.
+/// content, then the content.
 #[derive(Debug)]
 pub(super) struct RequestPieces {
-    pieces: [Bytes; 3],
+    pieces: [Bytes; 2],
 }
 
 impl RequestPieces {
-    /// The pieces of `write`, whose content is taken, not copied. `None` without a packet.
-    pub(super) fn new(write: PacketWrite) -> Option<Self> {
-        let PacketWrite {
-            request,
-            content_rest,
-        } = write;
+    /// The pieces of `request`, whose content is taken, not copied. `None` without a packet.
+    pub(super) fn new(request: WriteDataPacketRequest) -> Option<Self> {
         let mut details = request.detail?;
         let mut packet = details.message.take()?;
         let content = std::mem::take(&mut packet.content);
-        let content_len = content.len() + content_rest.len();
+        let content_len = content.len();
         // The details' fields but the packet (2–4), then the packet's but the content (1–3
         // and 5), then the content (4).
         let details_fields = details.encode_to_vec();
@@ -100,7 +79,7 @@ impl RequestPieces {
             encode_varint(content_len as u64, &mut head);
         }
         Some(Self {
-            pieces: [head.freeze(), content, content_rest],
+            pieces: [head.freeze(), content],
         })
     }
 
@@ -120,11 +99,11 @@ impl RequestPieces {
 /// `max_bytes`. The server's OK is `Ok(())`.
 pub(super) async fn write_data_packet(
     mut channel: Channel,
-    write: PacketWrite,
+    request: WriteDataPacketRequest,
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<(), Status> {
-    let pieces = RequestPieces::new(write)
+    let pieces = RequestPieces::new(request)
         .ok_or_else(|| Status::internal("WriteDataPacket without a packet"))?;
     if pieces.request_len() > max_bytes {
         return Err(Status::out_of_range(format!(
@@ -178,7 +157,7 @@ pub(super) async fn write_data_packet(
 /// as its last piece is taken: hyper then sends that piece's DATA frame with END_STREAM, not
 /// an empty frame after it.
 struct PiecesBody {
-    pieces: std::array::IntoIter<Bytes, 3>,
+    pieces: std::array::IntoIter<Bytes, 2>,
     remaining: u64,
 }
 
@@ -296,34 +275,11 @@ mod tests {
         ) {
             let request = request(content.clone(), id, &kind, &key, essential, &source, &stream);
             let expected = request.clone();
-            let pieces = RequestPieces::new(request.into()).expect("a packet");
+            let pieces = RequestPieces::new(request).expect("a packet");
             let framed = pieces.concatenated();
             prop_assert_eq!(pieces.request_len(), expected.encoded_len());
             let (decoded, content_at) = decoded(&framed);
             prop_assert_eq!(decoded, expected);
-            prop_assert_eq!(&framed[content_at..], &content[..]);
-        }
-    }
-
-    proptest! {
-        /// A content in two pieces goes out as the request with the whole content would.
-        #[test]
-        fn a_content_in_two_pieces_is_the_request_with_the_whole_content(
-            content in prop::collection::vec(any::<u8>(), 0..300),
-            cut in any::<prop::sample::Index>(),
-            id in prop_oneof![Just(0u64), any::<u64>()],
-        ) {
-            let cut = cut.index(content.len() + 1);
-            let whole = request(content.clone(), id, "RowData", "k", true, "src", "can0");
-            let write = PacketWrite {
-                request: request(content[..cut].to_vec(), id, "RowData", "k", true, "src", "can0"),
-                content_rest: Bytes::copy_from_slice(&content[cut..]),
-            };
-            let pieces = RequestPieces::new(write).expect("a packet");
-            let framed = pieces.concatenated();
-            prop_assert_eq!(pieces.request_len(), whole.encoded_len());
-            let (decoded, content_at) = decoded(&framed);
-            prop_assert_eq!(decoded, whole);
             prop_assert_eq!(&framed[content_at..], &content[..]);
         }
     }
@@ -339,7 +295,7 @@ mod tests {
         {
             packet.content = content.clone();
         }
-        let pieces = RequestPieces::new(request.into()).expect("a packet");
+        let pieces = RequestPieces::new(request).expect("a packet");
         assert_eq!(pieces.pieces[1].as_ptr(), content.as_ptr());
         assert_eq!(pieces.pieces[1].len(), 4096);
     }
@@ -349,11 +305,7 @@ mod tests {
     #[test]
     fn the_body_ends_with_its_last_piece() {
         let request = request(vec![5; 100], 3, "RowData", "k", false, "src", "");
-        let write = PacketWrite {
-            request,
-            content_rest: Bytes::from_static(&[6; 50]),
-        };
-        let pieces = RequestPieces::new(write).expect("a packet");
+        let pieces = RequestPieces::new(request).expect("a packet");
         let total = pieces.request_len() as u64 + 5;
         let mut body = PiecesBody::new(pieces);
         assert_eq!(body.size_hint().exact(), Some(total));
@@ -366,8 +318,8 @@ mod tests {
             };
             lens.push(frame.into_data().expect("data").len());
         }
-        assert_eq!(lens.len(), 3, "{lens:?}");
-        assert_eq!(&lens[1..], &[100, 50]);
+        assert_eq!(lens.len(), 2, "{lens:?}");
+        assert_eq!(lens[1], 100);
         assert_eq!(lens.iter().sum::<usize>() as u64, total);
         assert!(matches!(
             Pin::new(&mut body).poll_frame(&mut cx),
@@ -411,12 +363,12 @@ mod tests {
             )
         };
         let (lenient, channel) = server(false).await;
-        write_data_packet(channel, packet().into(), Duration::from_secs(5), 1 << 20)
+        write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
             .await
             .expect("a lenient server takes it");
         assert_eq!(lenient.stats().packets, 1, "{:?}", lenient.stats());
         let (strict, channel) = server(true).await;
-        let status = write_data_packet(channel, packet().into(), Duration::from_secs(5), 1 << 20)
+        let status = write_data_packet(channel, packet(), Duration::from_secs(5), 1 << 20)
             .await
             .expect_err("a strict server refuses it");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -448,7 +400,7 @@ mod tests {
         });
         let started = std::time::Instant::now();
         let request = request(vec![1; 100], 1, "RowData", "k", false, "src", "");
-        let call = write_data_packet(channel, request.into(), Duration::from_millis(300), 1 << 20);
+        let call = write_data_packet(channel, request, Duration::from_millis(300), 1 << 20);
         let status = tokio::time::timeout(Duration::from_secs(10), call)
             .await
             .expect("the call ends by its timeout")
@@ -467,7 +419,7 @@ mod tests {
     async fn a_request_over_the_limit_is_refused_unsent() {
         let (listener, channel) = listener_and_channel().await;
         let request = request(vec![1; 2000], 1, "RowData", "k", false, "src", "");
-        let status = write_data_packet(channel, request.into(), Duration::from_secs(1), 1000)
+        let status = write_data_packet(channel, request, Duration::from_secs(1), 1000)
             .await
             .expect_err("too large");
         assert_eq!(status.code(), Code::OutOfRange, "{status:?}");

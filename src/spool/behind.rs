@@ -109,7 +109,7 @@ mod tests {
             first_time_ns: 1,
             last_time_ns: 1,
             session: 0,
-            payload: Bytes::from(vec![byte; 10]).into(),
+            payload: Bytes::from(vec![byte; 10]),
         }
     }
 

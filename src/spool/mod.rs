@@ -40,7 +40,7 @@ use std::time::{Instant, SystemTime};
 pub use config::{SpoolConfig, SyncPolicy};
 pub use error::SpoolError;
 pub use pending::{Pending, PendingRecord};
-pub use record::{MAX_PAYLOAD, MAX_STREAM, Payload, SpoolRecord};
+pub use record::{MAX_PAYLOAD, MAX_STREAM, SpoolRecord};
 pub use recover::Recovery;
 pub use state::{SessionRecord, SessionState};
 

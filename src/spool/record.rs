@@ -61,79 +61,8 @@ pub struct SpoolRecord {
     /// Index into the session journal, naming the session the packet belongs to.
     pub session: u32,
     /// The encoded packet.
-    pub payload: Payload,
+    pub payload: Bytes,
 }
-
-/// A record's packet bytes, in one piece or two: the publisher hands a row packet's leading
-/// fields and its rows as they were built, so the rows (nearly all of its bytes) are not
-/// copied into one buffer (`docs/performance.md`, "The seventh turn"). Two payloads are equal
-/// when their bytes are, however they are cut.
-#[derive(Debug, Clone, Default)]
-pub struct Payload {
-    head: Bytes,
-    rest: Bytes,
-}
-
-impl Payload {
-    /// The bytes of `head` followed by those of `rest`.
-    pub fn new(head: Bytes, rest: Bytes) -> Self {
-        Self { head, rest }
-    }
-
-    /// Bytes in all.
-    pub fn len(&self) -> usize {
-        self.head.len() + self.rest.len()
-    }
-
-    /// Whether there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The pieces, in order (the second may be empty).
-    pub fn pieces(&self) -> [&Bytes; 2] {
-        [&self.head, &self.rest]
-    }
-
-    /// The pieces, taken.
-    pub fn into_pieces(self) -> [Bytes; 2] {
-        [self.head, self.rest]
-    }
-
-    /// The bytes in one buffer: shared when in one piece, a copy when in two.
-    pub fn to_bytes(&self) -> Bytes {
-        if self.rest.is_empty() {
-            self.head.clone()
-        } else {
-            [&self.head[..], &self.rest[..]].concat().into()
-        }
-    }
-}
-
-impl From<Bytes> for Payload {
-    fn from(bytes: Bytes) -> Self {
-        Self::new(bytes, Bytes::new())
-    }
-}
-
-impl From<Vec<u8>> for Payload {
-    fn from(bytes: Vec<u8>) -> Self {
-        Bytes::from(bytes).into()
-    }
-}
-
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && self
-                .head
-                .iter()
-                .chain(self.rest.iter())
-                .eq(other.head.iter().chain(other.rest.iter()))
-    }
-}
-
-impl Eq for Payload {}
 
 impl SpoolRecord {
     /// Bytes this record takes in a segment.
@@ -158,9 +87,7 @@ pub(crate) enum Invalid {
 pub(crate) fn encode(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
     let start = out.len();
     encode_head(seq, record, out);
-    for piece in record.payload.pieces() {
-        out.extend_from_slice(piece);
-    }
+    out.extend_from_slice(&record.payload);
     debug_assert_eq!(out.len() - start, record.encoded_len());
 }
 
@@ -183,11 +110,7 @@ pub(crate) fn encode_head(seq: u64, record: &SpoolRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.last_time_ns.to_le_bytes());
     out.extend_from_slice(record.stream.as_bytes());
     let crc = crc32c::crc32c(&out[start + field::PAYLOAD_LEN.start..]);
-    let crc = record
-        .payload
-        .pieces()
-        .into_iter()
-        .fold(crc, |crc, piece| crc32c::crc32c_append(crc, piece));
+    let crc = crc32c::crc32c_append(crc, &record.payload);
     out[start + field::CRC.start..start + field::CRC.end].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -205,14 +128,12 @@ pub(crate) fn encode_parts<'a>(
         ends.push(heads.len());
     }
     let heads: &'a [u8] = heads;
-    let mut parts = Vec::with_capacity(3 * records.len());
+    let mut parts = Vec::with_capacity(2 * records.len());
     let mut start = 0;
     for (record, end) in records.iter().zip(ends) {
         parts.push(IoSlice::new(&heads[start..end]));
-        for piece in record.payload.pieces() {
-            if !piece.is_empty() {
-                parts.push(IoSlice::new(piece));
-            }
+        if !record.payload.is_empty() {
+            parts.push(IoSlice::new(&record.payload));
         }
         start = end;
     }
@@ -290,7 +211,7 @@ impl<'a> RecordView<'a> {
             first_time_ns: self.first_time_ns(),
             last_time_ns: self.last_time_ns(),
             session: u32_at(self.bytes, field::SESSION.start),
-            payload: Bytes::copy_from_slice(&self.bytes[stream_end..]).into(),
+            payload: Bytes::copy_from_slice(&self.bytes[stream_end..]),
         }
     }
 }
@@ -321,7 +242,7 @@ mod tests {
             first_time_ns: 1_000,
             last_time_ns: 2_000,
             session: 7,
-            payload: Bytes::from_static(b"\x0a\x03abc").into(),
+            payload: Bytes::from_static(b"\x0a\x03abc"),
         }
     }
 
@@ -349,37 +270,22 @@ mod tests {
         assert_eq!(view.to_record(), sample());
     }
 
-    /// A payload in two pieces is written, checksummed and read back as the same bytes in
-    /// one, wherever it is cut; the vectored parts are the whole record.
+    /// The vectored parts (each record's head, then its payload as it is) are the records.
     #[test]
-    fn a_payload_in_two_pieces_is_the_record_of_its_bytes() {
-        let bytes = b"\x0a\x03abc\x1a\x02\x0a\x00";
-        for cut in 0..=bytes.len() {
-            let mut split = sample();
-            split.payload = Payload::new(
-                Bytes::copy_from_slice(&bytes[..cut]),
-                Bytes::copy_from_slice(&bytes[cut..]),
-            );
-            let mut whole = sample();
-            whole.payload = Bytes::copy_from_slice(bytes).into();
-            assert_eq!(split, whole, "cut at {cut}");
-            assert_eq!(split.encoded_len(), whole.encoded_len());
-            let mut out = Vec::new();
-            encode(4, &split, &mut out);
-            let mut expected = Vec::new();
-            encode(4, &whole, &mut expected);
-            assert_eq!(out, expected, "cut at {cut}");
-            let view = RecordView::check(&out).expect("valid");
-            assert_eq!(view.to_record(), whole);
-            let mut heads = Vec::new();
-            let records = [split];
-            let parts = encode_parts(4, &records, &mut heads);
-            let written: Vec<u8> = parts.iter().flat_map(|part| part.iter().copied()).collect();
-            assert_eq!(written, expected, "cut at {cut}");
+    fn the_vectored_parts_are_the_records() {
+        let mut empty = sample();
+        empty.payload = Bytes::new();
+        let records = [sample(), empty, sample()];
+        let mut expected = Vec::new();
+        for (seq, record) in (4..).zip(&records) {
+            encode(seq, record, &mut expected);
         }
-        let mut other = sample();
-        other.payload = Payload::new(Bytes::from_static(b"\x0a\x03"), Bytes::from_static(b"abd"));
-        assert_ne!(other, sample());
+        let mut heads = Vec::new();
+        let parts = encode_parts(4, &records, &mut heads);
+        assert_eq!(parts.len(), 5, "no part for an empty payload");
+        let written: Vec<u8> = parts.iter().flat_map(|part| part.iter().copied()).collect();
+        assert_eq!(written, expected);
+        assert_eq!(parts[1].as_ptr(), records[0].payload.as_ptr(), "not copied");
     }
 
     #[test]

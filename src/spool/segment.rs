@@ -347,7 +347,7 @@ mod tests {
         let mut out = Vec::new();
         let rec = SpoolRecord {
             samples: seq as u32,
-            payload: Bytes::from(vec![seq as u8; size]).into(),
+            payload: Bytes::from(vec![seq as u8; size]),
             ..SpoolRecord::default()
         };
         encode(seq, &rec, &mut out);
@@ -418,7 +418,7 @@ mod tests {
         let records: Vec<SpoolRecord> = (1..=3u8)
             .map(|n| SpoolRecord {
                 samples: u32::from(n),
-                payload: Bytes::from(vec![n; 200]).into(),
+                payload: Bytes::from(vec![n; 200]),
                 ..SpoolRecord::default()
             })
             .collect();

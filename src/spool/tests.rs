@@ -55,7 +55,7 @@ fn rec(i: u64) -> SpoolRecord {
         first_time_ns: i * 1_000,
         last_time_ns: i * 1_000 + 999,
         session: (i % 3) as u32,
-        payload: Bytes::from(vec![i as u8; 300]).into(),
+        payload: Bytes::from(vec![i as u8; 300]),
     }
 }
 
@@ -413,7 +413,7 @@ fn oversized_records_are_refused_without_consuming_a_seq() {
         },
     );
     let big = SpoolRecord {
-        payload: Bytes::from(vec![0; 4096]).into(),
+        payload: Bytes::from(vec![0; 4096]),
         ..rec(1)
     };
     assert!(matches!(

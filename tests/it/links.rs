@@ -260,7 +260,7 @@ fn a_full_disk_takes_the_spools_acknowledged_segment_back() {
         first_time_ns: i,
         last_time_ns: i,
         session: 0,
-        payload: Bytes::from(vec![i as u8; 1000]).into(),
+        payload: Bytes::from(vec![i as u8; 1000]),
     };
     // No interval sync: its thread would rewrite the acks file on the full disk (another
     // failure to count) at times of its own.

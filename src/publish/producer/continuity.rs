@@ -222,7 +222,7 @@ impl Producer {
                     kind: kind.code(),
                     packet_id: id,
                     session: self.current.index,
-                    payload: content.clone().into(),
+                    payload: content.clone(),
                     ..SpoolRecord::default()
                 };
                 id += 1;

@@ -44,7 +44,7 @@ pub use super::session::{
 };
 mod continuity;
 
-use crate::spool::{Payload, SessionRecord, Spool, SpoolConfig, SpoolRecord};
+use crate::spool::{SessionRecord, Spool, SpoolConfig, SpoolRecord};
 use continuity::open_spool;
 
 /// Longest wait between two attempts to reach an absent server while packets wait.
@@ -355,14 +355,8 @@ impl Producer {
     async fn write_configuration(&mut self, parts: &[Bytes]) -> Result<(), PublishError> {
         for stream in self.all_streams() {
             for part in parts {
-                self.write_encoded(
-                    &stream,
-                    PacketKind::Configuration,
-                    part.clone().into(),
-                    0,
-                    (0, 0),
-                )
-                .await?;
+                self.write_encoded(&stream, PacketKind::Configuration, part.clone(), 0, (0, 0))
+                    .await?;
             }
         }
         Ok(())
@@ -433,7 +427,7 @@ impl Producer {
         &mut self,
         stream: &str,
         kind: PacketKind,
-        content: Payload,
+        content: Bytes,
         samples: u32,
         (first_time_ns, last_time_ns): (u64, u64),
     ) -> Result<(), PublishError> {
