@@ -533,6 +533,15 @@ mod tests {
                 last.timestamps.len() + last.timestamps.len() / 4
             );
         }
+        // The publish stage appends the data format and timestamps to the rows: a whole
+        // packet's buffer takes them without growing.
+        for packet in &packets[1..] {
+            let mut content = packet.encoded_rows.clone();
+            content.reserve_exact(MAX_BYTES - content.len());
+            open_streaming::rows::push_row_data_tail(u64::MAX, &packet.timestamps, &mut content);
+            assert!(content.len() <= MAX_BYTES, "{} bytes", content.len());
+            assert!(content.len() <= packet.encoded_len());
+        }
     }
 
     proptest! {
