@@ -67,9 +67,11 @@ impl WriteBehind {
         }
     }
 
-    /// The held records in one slice and the seq of the first, to be written.
-    pub(super) fn as_batch(&mut self) -> (u64, &[SpoolRecord]) {
-        (self.first_seq, self.records.make_contiguous())
+    /// The held records (their payloads shared) and the seq of the first, to be written.
+    /// They stay held until [`Self::clear`]: while they are written, the spool's
+    /// acknowledgement floor must still see them.
+    pub(super) fn to_batch(&self) -> (u64, Vec<SpoolRecord>) {
+        (self.first_seq, self.records.iter().cloned().collect())
     }
 
     /// Forgets every record (they were written).

@@ -290,20 +290,17 @@ impl Spool {
         Ok(first..end)
     }
 
-    /// Writes every record write-behind holds, as one batch.
+    /// Writes every record write-behind holds, as one batch. They stay held while they are
+    /// written: a segment deleted to make room for them sets the acknowledgement floor below
+    /// the first seq it still sees.
     fn write_held(&mut self, now: Now) -> Result<(), SpoolError> {
         if self.behind.is_empty() {
             return Ok(());
         }
-        let mut held = std::mem::take(&mut self.behind);
-        let total = held.bytes();
-        let (first, records) = held.as_batch();
-        let written = self.write_batch(first, records, total, now);
-        if written.is_ok() {
-            held.clear();
-        }
-        self.behind = held;
-        written
+        let (first, records) = self.behind.to_batch();
+        self.write_batch(first, &records, self.behind.bytes(), now)?;
+        self.behind.clear();
+        Ok(())
     }
 
     /// Writes `records`, whose seqs start at `first` (above every seq on disk), to the

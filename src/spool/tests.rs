@@ -654,6 +654,32 @@ fn write_behind_past_its_bound_writes_in_order_and_pending_reads_disk_then_memor
 }
 
 #[test]
+fn write_behind_making_room_for_what_it_held_keeps_every_held_record_pending() {
+    // One segment of records 1–3, all acknowledged and still open; writing 4–6 then needs its
+    // room under `max_bytes`, so that segment is deleted first: the acknowledgement floor it
+    // leaves must stop below the held records.
+    let config = SpoolConfig {
+        segment_bytes: 2048,
+        max_bytes: 2048,
+        ..held_back()
+    };
+    let dir = TempDir::new().expect("tempdir");
+    let (mut spool, _) = open(dir.path(), config.clone());
+    append_all(&mut spool, 1..=3);
+    assert_eq!(segment_files(dir.path()), 1);
+    for seq in 1..=3 {
+        assert!(spool.ack(seq));
+    }
+    append_all(&mut spool, 4..=6);
+    assert_eq!(spool.stats().dropped_records, 0, "only acknowledged records went");
+    assert_eq!(pending_seqs(&spool), vec![4, 5, 6]);
+    assert_eq!(spool.stats().records_pending, 3);
+    spool.close().expect("closes");
+    let (spool, _) = open(dir.path(), config);
+    assert_eq!(pending_seqs(&spool), vec![4, 5, 6]);
+}
+
+#[test]
 fn write_behind_on_a_full_disk_refuses_the_append_and_keeps_what_it_held() {
     let dir = TempDir::new().expect("tempdir");
     let (mut spool, _) = open(dir.path(), held_back());
