@@ -671,7 +671,11 @@ fn write_behind_making_room_for_what_it_held_keeps_every_held_record_pending() {
         assert!(spool.ack(seq));
     }
     append_all(&mut spool, 4..=6);
-    assert_eq!(spool.stats().dropped_records, 0, "only acknowledged records went");
+    assert_eq!(
+        spool.stats().dropped_records,
+        0,
+        "only acknowledged records went"
+    );
     assert_eq!(pending_seqs(&spool), vec![4, 5, 6]);
     assert_eq!(spool.stats().records_pending, 3);
     spool.close().expect("closes");
