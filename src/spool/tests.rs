@@ -67,6 +67,19 @@ fn pending_seqs(spool: &Spool) -> Vec<u64> {
     spool.pending().map(|p| p.expect("readable").seq).collect()
 }
 
+/// Asserts that `pending` yields exactly records `rec(seq)` at `seqs`, in order.
+fn assert_pending_records(spool: &Spool, seqs: &[u64]) {
+    let pending: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
+    let expected: Vec<_> = seqs
+        .iter()
+        .map(|&seq| PendingRecord {
+            seq,
+            record: rec(seq),
+        })
+        .collect();
+    assert_eq!(pending, expected);
+}
+
 fn append_all(spool: &mut Spool, ids: impl IntoIterator<Item = u64>) -> Vec<u64> {
     ids.into_iter()
         .map(|i| spool.append(&rec(i)).expect("appends"))
@@ -94,15 +107,7 @@ fn append_ack_reopen_round_trip() {
     assert_eq!(recovery.oldest_time_ns, Some(4_000));
     assert_eq!(recovery.newest_time_ns, Some(10_999));
     assert_eq!((recovery.corrupt_records, recovery.truncated_bytes), (0, 0));
-    let pending: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
-    let expected: Vec<_> = [4, 5, 6, 8, 9, 10]
-        .into_iter()
-        .map(|i| PendingRecord {
-            seq: i,
-            record: rec(i),
-        })
-        .collect();
-    assert_eq!(pending, expected);
+    assert_pending_records(&spool, &[4, 5, 6, 8, 9, 10]);
     let from_8: Vec<_> = spool.pending_from(8).map(|p| p.expect("ok").seq).collect();
     assert_eq!(from_8, vec![8, 9, 10]);
     // Segment [1,2,3] was fully acknowledged and deleted.
@@ -673,15 +678,7 @@ fn write_behind_past_its_bound_writes_in_order_and_pending_reads_disk_then_memor
     append_all(&mut spool, 3..=8);
     assert!(spool.stats().bytes_on_disk > 0, "the bound was passed");
     assert!(spool.ack(7));
-    let pending: Vec<_> = spool.pending().map(|p| p.expect("readable")).collect();
-    let expected: Vec<_> = [1, 3, 4, 5, 6, 8]
-        .into_iter()
-        .map(|i| PendingRecord {
-            seq: i,
-            record: rec(i),
-        })
-        .collect();
-    assert_eq!(pending, expected);
+    assert_pending_records(&spool, &[1, 3, 4, 5, 6, 8]);
     assert_eq!(
         spool
             .pending_from(5)
