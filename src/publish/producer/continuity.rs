@@ -241,7 +241,13 @@ impl Producer {
     }
 
     /// Records the session in the spool's journal (key, streams, what re-announcing needs).
+    /// Not for a temporary spool: it is removed at exit and no later run resumes it, so its
+    /// journal would never be read (and writing it re-encoded the whole configuration each
+    /// time).
     pub(super) fn journal(&mut self) -> Result<(), PublishError> {
+        if self.temporary.is_some() {
+            return Ok(());
+        }
         let current = &self.current;
         let memo = SessionMemo {
             identifier: current.identity.identifier.clone(),

@@ -173,7 +173,7 @@ pub struct Producer {
     /// Whether a failed journal write was logged (logged once per run).
     journal_failure_logged: bool,
     /// Keeps a temporary spool folder alive; removed on drop.
-    _temporary: Option<tempfile::TempDir>,
+    temporary: Option<tempfile::TempDir>,
 }
 
 impl Producer {
@@ -231,7 +231,7 @@ impl Producer {
             outage: None,
             stats: ProducerStats::default(),
             journal_failure_logged: false,
-            _temporary: temporary,
+            temporary,
         };
         for session in previous {
             producer.finish_previous(session).await?;
