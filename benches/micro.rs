@@ -10,7 +10,7 @@ use decoders::can::{CanFlags, CanFrame, CanId};
 use decoders::channel_map::{ChannelMap, Selection};
 use decoders::dbc::parse_dbc;
 use decoders::wire::{candump, cannelloni, slcan};
-use open_streaming::rows::{encode_row, row_data_content};
+use open_streaming::rows::{encode_row, push_row_data_tail};
 
 /// An 8-signal message mixing layouts, as ECUs send them: Intel and Motorola, signed and
 /// unsigned, odd widths and positions.
@@ -117,7 +117,9 @@ fn batching_and_encoding(c: &mut Criterion) {
                 timestamps.push(header.time_ns);
                 encode_row(values, &mut encoded);
             }
-            row_data_content(42, &timestamps, &encoded).len()
+            // As the publish stage finishes a packet: the other fields appended to the rows.
+            push_row_data_tail(42, &timestamps, &mut encoded);
+            encoded.len()
         })
     });
     group.finish();

@@ -91,19 +91,13 @@ pub fn max_encoded_row_len(count: usize) -> usize {
 }
 
 /// The `RowDataPacket` bytes for `data_format`, `timestamps` and rows encoded by
-/// [`encode_row`] (one per timestamp).
+/// [`encode_row`] (one per timestamp), in prost's field order: a copy of the rows, for
+/// checks against prost (the publisher appends to the rows instead, [`push_row_data_tail`]).
 pub fn row_data_content(data_format: u64, timestamps: &[u64], encoded_rows: &[u8]) -> Vec<u8> {
-    let mut out = row_data_head(data_format, timestamps, encoded_rows.len());
-    out.extend_from_slice(encoded_rows);
-    out
-}
-
-/// The bytes of a `RowDataPacket` before its rows: the data format and the timestamps. Sent
-/// followed by the rows encoded by [`encode_row`], they are the packet, the rows not copied;
-/// the buffer has room for `rows_len` more bytes, for a caller that appends them.
-pub fn row_data_head(data_format: u64, timestamps: &[u64], rows_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(format_and_timestamps_len(data_format, timestamps) + rows_len);
+    let mut out =
+        Vec::with_capacity(format_and_timestamps_len(data_format, timestamps) + encoded_rows.len());
     push_format_and_timestamps(data_format, timestamps, &mut out);
+    out.extend_from_slice(encoded_rows);
     out
 }
 
