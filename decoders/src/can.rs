@@ -128,6 +128,31 @@ impl CanFrame {
         })
     }
 
+    /// A classic data frame of the first `len` of `data`, whose bytes after them are zero (as
+    /// [`CanFrame::new`] leaves them): the frame `new` makes of `&data[..len]`. `None` if
+    /// `len > 8`, the flags mark an FD frame, or a byte after `len` is not zero. The eight bytes go in whole: a text parser has
+    /// them as one word, and copying a slice of a length known only at run time cost a call.
+    #[inline]
+    pub fn classic(
+        id: CanId,
+        flags: CanFlags,
+        data: [u8; Self::MAX_CLASSIC_LEN],
+        len: usize,
+    ) -> Option<Self> {
+        let tail_is_zero = data.get(len..)?.iter().all(|&byte| byte == 0);
+        if !tail_is_zero || flags.contains(CanFlags::FD) {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX_FD_LEN];
+        bytes[..Self::MAX_CLASSIC_LEN].copy_from_slice(&data);
+        Some(Self {
+            id,
+            flags,
+            len: len as u8,
+            data: bytes,
+        })
+    }
+
     /// A remote frame asking for `dlc` bytes; `None` if `dlc > 8`.
     pub fn remote(id: CanId, dlc: u8) -> Option<Self> {
         (usize::from(dlc) <= Self::MAX_CLASSIC_LEN).then_some(Self {
@@ -204,5 +229,22 @@ mod tests {
         let rtr = CanFrame::remote(id, 8).expect("dlc 8");
         assert_eq!(rtr.len(), 8);
         assert!(rtr.data().is_empty());
+    }
+
+    #[test]
+    fn a_classic_frame_is_the_frame_new_makes_of_its_bytes() {
+        let id = CanId::standard(0x1A4).expect("in range");
+        let data = [1, 2, 3, 0, 0, 0, 0, 0];
+        for len in 3..=8 {
+            for flags in [CanFlags::empty(), CanFlags::ERROR] {
+                assert_eq!(
+                    CanFrame::classic(id, flags, data, len),
+                    CanFrame::new(id, flags, &data[..len]),
+                );
+            }
+        }
+        assert!(CanFrame::classic(id, CanFlags::empty(), data, 2).is_none());
+        assert!(CanFrame::classic(id, CanFlags::empty(), data, 9).is_none());
+        assert!(CanFrame::classic(id, CanFlags::FD, data, 8).is_none());
     }
 }

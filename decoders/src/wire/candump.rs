@@ -193,7 +193,8 @@ fn plain_frame<'a>(head: PlainHead<'a>, data_text: &[u8]) -> Option<CandumpLine<
         return None;
     }
     let data = classic_data(data_text)?;
-    let frame = CanFrame::new(head.id, head.flags, &data[..data_text.len() / 2])?;
+    // `classic_data` pads with '0' digits, so the bytes after the frame's are zero.
+    let frame = CanFrame::classic(head.id, head.flags, data, data_text.len() / 2)?;
     Some(CandumpLine {
         time_ns: head.time_ns,
         interface: head.interface,
