@@ -7,7 +7,9 @@
 //! `cargo bench --bench replay_case` prints, for each, wall time, CPU-seconds of the bridge and
 //! of its server, samples/s and the bridge's peak RSS, then the ratios. The bridge's CPU at max
 //! speed, without what a run pays once, is printed too: the difference to runs of the first
-//! half of the capture. The Python peer runs
+//! half of the capture. The two take turns, in rounds of three bridge runs and one peer run,
+//! and the CPU ratio is the peer's median over the bridge's, with each round's beside it. The
+//! Python peer runs
 //! when `python3` can import cantools, grpc and grpc_tools (`pip install cantools grpcio
 //! grpcio-tools`); otherwise the benchmark says it was not run. `cargo test --benches` runs
 //! the bridge once on one repetition of the drive so the benchmark cannot silently break (its
@@ -29,11 +31,14 @@ const DRIVE: &str = "fixtures/demo-car/drive.log";
 const DBC: &str = "fixtures/dbc/honda_civic_hatchback_ex_2017_can.dbc";
 /// Full size: 40 repetitions of the 40-second drive, 576 000 frames.
 const REPETITIONS: u32 = 40;
-/// Bridge runs at full size; the median by wall time is reported.
-const BRIDGE_RUNS: usize = 7;
-/// The Python peer's runs: its CPU moved from 7.1 to 9.0 s between single runs on one host
-/// (`docs/performance.md`, "The twelfth turn"), so the ratio is taken against its median run.
-const PEER_RUNS: usize = 3;
+/// Rounds at full size: each runs the bridge [`BRIDGE_RUNS_PER_ROUND`] times, then the Python
+/// peer once, so both meet the host in the same state. The host's speed drifts by several per
+/// cent within a minute (`docs/performance.md`), and a ratio of runs taken apart carried it.
+const ROUNDS: usize = 3;
+/// Bridge runs in each round; the median by wall time of all of them is reported.
+const BRIDGE_RUNS_PER_ROUND: usize = 3;
+/// Bridge runs of the first half of the capture, for the CPU at max speed.
+const HALF_RUNS: usize = 7;
 /// Each repetition starts this much after the previous one (the drive lasts 40 s).
 const DRIVE_SECONDS: u64 = 40;
 
@@ -56,9 +61,22 @@ fn main() {
     );
     // A bridge run lasts a tenth of a second, so one run says little on a shared machine: the
     // run of median wall time out of several is the figure, with the spread beside it.
-    let mut runs: Vec<Measured> = (0..if full { BRIDGE_RUNS } else { 1 })
-        .map(|_| run_bridge(dir.path(), &dbc, &capture))
-        .collect();
+    let peer_missing = full.then(python_peer_missing).flatten();
+    let with_peer = full && peer_missing.is_none();
+    let mut runs: Vec<Measured> = Vec::new();
+    // Each peer run with the median CPU of the bridge runs of its round.
+    let mut peers: Vec<(Measured, String, f64)> = Vec::new();
+    for _ in 0..if full { ROUNDS } else { 1 } {
+        let round: Vec<Measured> = (0..if full { BRIDGE_RUNS_PER_ROUND } else { 1 })
+            .map(|_| run_bridge(dir.path(), &dbc, &capture))
+            .collect();
+        let round_cpu = median_cpu(&round);
+        runs.extend(round);
+        if with_peer {
+            let (peer, versions) = run_python(root, &dbc, &capture);
+            peers.push((peer, versions, round_cpu));
+        }
+    }
     runs.sort_by_key(|run| run.wall);
     let spread = |pick: fn(&Measured) -> f64| {
         let values: Vec<f64> = runs.iter().map(pick).collect();
@@ -69,10 +87,10 @@ fn main() {
     let wall_spread = spread(|run| run.wall.as_secs_f64());
     let cpu_spread = spread(|run| run.cpu.as_secs_f64());
     let full_cpu = median_cpu(&runs);
+    let bridge_runs = runs.len();
     let bridge = runs.swap_remove(runs.len() / 2);
     bridge.print(&format!(
-        "ecu-bridge replay --max-speed (the median of {} runs by wall time; wall {wall_spread} s, CPU {cpu_spread} s over all)",
-        runs.len() + 1
+        "ecu-bridge replay --max-speed (the median of {bridge_runs} runs by wall time; wall {wall_spread} s, CPU {cpu_spread} s over all, median {full_cpu:.3} s)"
     ));
     assert!(bridge.samples > 0, "the bridge published nothing");
     let one_frame = first_line(&capture, dir.path());
@@ -94,7 +112,7 @@ fn main() {
     // session, end of session, the temporary spool): the difference to a run of the first half
     // of the capture, and the whole run less a one-frame run.
     let half = repeated_capture(&root.join(DRIVE), dir.path(), REPETITIONS / 2);
-    let half_runs: Vec<Measured> = (0..BRIDGE_RUNS)
+    let half_runs: Vec<Measured> = (0..HALF_RUNS)
         .map(|_| run_bridge(dir.path(), &dbc, &half))
         .collect();
     let half_cpu = median_cpu(&half_runs);
@@ -103,36 +121,40 @@ fn main() {
     let full_samples = bridge.samples;
     assert!(full_samples > half_samples, "the half capture is smaller");
     println!(
-        "bridge CPU at max speed: {:.4} CPU-s per million samples between the first half and the whole capture (medians of {BRIDGE_RUNS} runs each: {half_cpu:.3} s for {half_samples} samples, {full_cpu:.3} s for {full_samples}); {:.4} for the whole capture less a one-frame run's {:.1} ms",
+        "bridge CPU at max speed: {:.4} CPU-s per million samples between the first half and the whole capture (medians of {HALF_RUNS} and {bridge_runs} runs: {half_cpu:.3} s for {half_samples} samples, {full_cpu:.3} s for {full_samples}); {:.4} for the whole capture less a one-frame run's {:.1} ms",
         (full_cpu - half_cpu) / ((full_samples - half_samples) as f64 / 1e6),
         (full_cpu - one_frame_cpu) / (full_samples as f64 / 1e6),
         one_frame_cpu * 1e3,
     );
-    match python_peer_missing() {
-        Some(why) => println!("Python peer: not run ({why})"),
-        None => {
-            let mut peers: Vec<(Measured, String)> = (0..PEER_RUNS)
-                .map(|_| run_python(root, &dbc, &capture))
-                .collect();
-            peers.sort_by_key(|(run, _)| run.wall);
-            let cpu: Vec<String> = peers
-                .iter()
-                .map(|(run, _)| format!("{:.3}", run.cpu.as_secs_f64()))
-                .collect();
-            let (peer, versions) = peers.swap_remove(PEER_RUNS / 2);
-            peer.print(&format!(
-                "Python peer (cantools + grpcio; {versions}; the median of {PEER_RUNS} runs by wall time; CPU of all {PEER_RUNS} in wall order: {} s)",
-                cpu.join(", ")
-            ));
-            println!(
-                "ratios: wall {:.1}× faster, CPU {:.1}× less (bridge process; {:.1}× with its server), {:.1}× less peak RSS",
-                peer.wall.as_secs_f64() / bridge.wall.as_secs_f64(),
-                peer.cpu.as_secs_f64() / bridge.cpu.as_secs_f64(),
-                (peer.cpu + peer.server_cpu).as_secs_f64()
-                    / (bridge.cpu + bridge.server_cpu).as_secs_f64(),
-                peer.peak_rss_mib / bridge.peak_rss_mib,
-            );
-        }
+    if let Some(why) = peer_missing {
+        println!("Python peer: not run ({why})");
+    } else {
+        let by_round: Vec<String> = peers
+            .iter()
+            .map(|(peer, _, round_cpu)| format!("{:.1}×", peer.cpu.as_secs_f64() / round_cpu))
+            .collect();
+        let cpu: Vec<String> = peers
+            .iter()
+            .map(|(run, _, _)| format!("{:.3}", run.cpu.as_secs_f64()))
+            .collect();
+        let versions = peers.first().map(|(_, v, _)| v.clone()).unwrap_or_default();
+        let mut peer_runs: Vec<Measured> = peers.into_iter().map(|(run, _, _)| run).collect();
+        let peer_cpu = median_cpu(&peer_runs);
+        peer_runs.sort_by_key(|run| run.wall);
+        let peer = peer_runs.swap_remove(peer_runs.len() / 2);
+        peer.print(&format!(
+            "Python peer (cantools + grpcio; {versions}; one run a round, after the round's bridge runs; the median of {ROUNDS} by wall time; CPU of all {ROUNDS} in round order: {} s, median {peer_cpu:.3} s)",
+            cpu.join(", ")
+        ));
+        println!(
+            "ratios: CPU {:.1}× less (the peer's median over the bridge's, bridge process; {:.1}× with its server; each round's peer run against the median of the bridge runs before it: {}), wall {:.1}× faster, {:.1}× less peak RSS",
+            peer_cpu / full_cpu,
+            (peer.cpu + peer.server_cpu).as_secs_f64()
+                / (bridge.cpu + bridge.server_cpu).as_secs_f64(),
+            by_round.join(", "),
+            peer.wall.as_secs_f64() / bridge.wall.as_secs_f64(),
+            peer.peak_rss_mib / bridge.peak_rss_mib,
+        );
     }
     println!("load after: {}", load_average());
 }
