@@ -211,6 +211,33 @@ mod tests {
         assert_eq!(ours(300, &rows), prost_packet(300, &rows).encode_to_vec());
     }
 
+    #[test]
+    fn wide_rows_match_prost_at_every_length_boundary() {
+        // Rows of more than 9 values (measured before they are written) whose lists take 120
+        // to 135 bytes, so each length takes one or two varint bytes; and rows of 1 260 and
+        // 1 261 values, the widest whose lengths fit two bytes and one more.
+        let mut widths = Vec::new();
+        for nonzero in 0..=9usize {
+            for zeros in 0..=40usize {
+                let list_len = 13 * nonzero + 4 * zeros;
+                if nonzero + zeros > ONE_BYTE_LENGTHS && (120..=135).contains(&list_len) {
+                    widths.push((nonzero, zeros));
+                }
+            }
+        }
+        widths.extend([(1260, 0), (1261, 0), (1000, 261), (0, 1300)]);
+        for (nonzero, zeros) in widths {
+            let mut values = vec![1.25; nonzero];
+            values.extend(std::iter::repeat_n(0.0, zeros));
+            let rows = vec![(7, values)];
+            assert_eq!(
+                ours(9, &rows),
+                prost_packet(9, &rows).encode_to_vec(),
+                "{nonzero} values and {zeros} zeros"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn the_same_bytes_and_message_as_prost(
