@@ -78,6 +78,43 @@ fn transports(c: &mut Criterion) {
     group.bench_function("candump_line", |b| {
         b.iter(|| candump::parse_line(black_box(&line)).map(|l| l.frame))
     });
+    // The replay's path: lines parsed one after another from a read buffer, each line's end
+    // found by parsing it (`candump::parse_next_line`), frames of 8 bytes varying.
+    let mut log = Vec::new();
+    for n in 0..1000u64 {
+        let data = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+        let frame = CanFrame::new(id, CanFlags::empty(), &data).expect("frame");
+        let mut text = String::new();
+        candump::write_line(
+            1_436_509_052_249_713_000 + n * 1_000,
+            "can0",
+            &frame,
+            &mut text,
+        );
+        log.extend_from_slice(text.as_bytes());
+    }
+    let (mut at, mut lines) = (0, 0);
+    while let Some((_, used)) = candump::parse_next_line(&log[at..]) {
+        at += used;
+        lines += 1;
+    }
+    assert_eq!(
+        (lines, at),
+        (1000, log.len()),
+        "every line takes the replay's path"
+    );
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("candump_1000_lines_from_a_buffer", |b| {
+        b.iter(|| {
+            let (mut at, mut sum) = (0, 0u64);
+            while let Some((line, used)) = candump::parse_next_line(black_box(&log[at..])) {
+                sum = sum.wrapping_add(line.time_ns ^ u64::from(line.frame.data()[7]));
+                at += used;
+            }
+            sum
+        })
+    });
+    group.throughput(Throughput::Elements(1));
     group.bench_function("slcan_line", |b| {
         b.iter(|| slcan::parse_line(black_box(&slcan_line)).is_ok())
     });
