@@ -130,8 +130,9 @@ impl CanFrame {
 
     /// A classic data frame of the first `len` of `data`, whose bytes after them are zero (as
     /// [`CanFrame::new`] leaves them): the frame `new` makes of `&data[..len]`. `None` if
-    /// `len > 8`, the flags mark an FD frame, or a byte after `len` is not zero. The eight bytes go in whole: a text parser has
-    /// them as one word, and copying a slice of a length known only at run time cost a call.
+    /// `len > 8`, the flags mark an FD frame, or a byte after `len` is not zero. The eight
+    /// bytes go in whole: a text parser has them as one word, and copying a slice of a length
+    /// known only at run time cost a call.
     #[inline]
     pub fn classic(
         id: CanId,
