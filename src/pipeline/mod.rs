@@ -131,6 +131,13 @@ pub fn producer_config(config: &Config, endpoint: String) -> ProducerConfig {
 /// The flush window of a replay at max speed (see [`run_reloadable`]).
 const MAX_SPEED_FLUSH_AGE: Duration = Duration::from_secs(10);
 
+/// Items each edge holds at most in a replay at max speed (`batch.channel_capacity` when that
+/// is fewer). Its sources are capture files, which wait when an edge is full, so there is no
+/// burst to absorb; a deeper edge only spread the frames and rows over more memory, first
+/// touched and out of cache by the time the next stage read them: 4 rather than 64 took 6 %
+/// less CPU on the replay case (`docs/performance.md`, "The fourteenth turn").
+const MAX_SPEED_CHANNEL_CAPACITY: usize = 4;
+
 /// How this configuration's sessions are cut and named, with what the bridge knows added to
 /// the details (version, channel map, files).
 fn session_plan(
@@ -262,7 +269,15 @@ pub async fn run_reloadable(
         new_sessions,
     } = hooks;
     let started = std::time::Instant::now();
-    let capacity = config.batch.channel_capacity;
+    let max_speed = !sources.is_empty() && sources.iter().all(Source::is_max_speed_capture);
+    let capacity = if max_speed {
+        config
+            .batch
+            .channel_capacity
+            .min(MAX_SPEED_CHANNEL_CAPACITY)
+    } else {
+        config.batch.channel_capacity
+    };
     let (frames_tx, frames_rx) = weighed::channel(capacity, FRAMES_QUEUE_BYTES);
     let (rows_tx, rows_rx) = weighed::channel(capacity, ROWS_QUEUE_BYTES);
     let packets_waiting = (PUBLISH_QUEUE_BYTES / config.batch.max_packet_bytes.max(1)).max(2);
@@ -290,7 +305,6 @@ pub async fn run_reloadable(
         .as_ref()
         .map(|laps| LapDetector::new(laps.signal, &laps.parameter, &map));
 
-    let max_speed = !sources.is_empty() && sources.iter().all(Source::is_max_speed_capture);
     let mut stages = JoinSet::new();
     for source in sources {
         let name = source.name();
