@@ -6,10 +6,10 @@
 //! ```
 //!
 //! Every edge is a bounded channel of `batch.channel_capacity` items (at most 4 in a replay at
-//! max speed), built by [`crate::pipeline`], and bounded in bytes too: the [`SourceBatch`] and [`Decoded`] edges
-//! hold at most 4 MiB of frames or rows ([`crate::pipeline::weighed`]; a heavier item goes
-//! alone), the [`Batch`] edge at most 2 MiB of packets, whichever is fewer. When one is full
-//! (in items or in bytes):
+//! max speed), built by [`crate::pipeline`], and bounded in bytes too: the [`SourceBatch`] and
+//! [`Decoded`] edges hold at most 4 MiB of frames or rows ([`crate::pipeline::weighed`]; a
+//! heavier item goes alone), the [`Batch`] edge at most 2 MiB of packets, whichever is fewer.
+//! When one is full (in items or in bytes):
 //!
 //! | edge | sender | when full |
 //! |---|---|---|
