@@ -270,13 +270,11 @@ pub async fn run_reloadable(
     } = hooks;
     let started = std::time::Instant::now();
     let max_speed = !sources.is_empty() && sources.iter().all(Source::is_max_speed_capture);
+    let configured = config.batch.channel_capacity;
     let capacity = if max_speed {
-        config
-            .batch
-            .channel_capacity
-            .min(MAX_SPEED_CHANNEL_CAPACITY)
+        configured.min(MAX_SPEED_CHANNEL_CAPACITY)
     } else {
-        config.batch.channel_capacity
+        configured
     };
     let (frames_tx, frames_rx) = weighed::channel(capacity, FRAMES_QUEUE_BYTES);
     let (rows_tx, rows_rx) = weighed::channel(capacity, ROWS_QUEUE_BYTES);
